@@ -1,0 +1,331 @@
+"""`callrec.toml` + `CALLREC_*` environment overrides, validated before anything is touched.
+
+Every key has a type and, where it matters, a set of allowed values. A bad value raises `ConfigError`
+naming the key, the value and what is allowed; unknown keys are errors too, so a typo never silently
+falls back to a default. Environment: `CALLREC_<SECTION>_<KEY>` (e.g. `CALLREC_DATABASE_URL`,
+`CALLREC_API_PORT`), top-level keys as `CALLREC_<KEY>` (`CALLREC_STATE_DIR`), and PBX nodes by
+index: `CALLREC_PBX_0_PASSWORD`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        self.key, self.value, self.allowed = key, value, allowed
+        shown = "<hidden>" if _is_secret(key) else repr(value)
+        super().__init__(f"config: {key} = {shown} is invalid: expected {allowed}")
+
+
+SECRET_KEYS = ("password", "secret", "secret_key", "access_key", "url")
+
+
+def _is_secret(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in SECRET_KEYS
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = ""  # empty → embedded PostgreSQL in state_dir/pgdata
+    pool_min: int = 1
+    pool_max: int = 10
+
+
+@dataclass(frozen=True)
+class PbxConfig:
+    name: str
+    type: str  # freeswitch | asterisk
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 → 8021 (freeswitch) / 5038 (asterisk)
+    password: str = ""  # freeswitch ESL password
+    username: str = ""  # asterisk AMI user
+    secret: str = ""  # asterisk AMI secret
+    account: str = "main"
+    inbound_contexts: tuple[str, ...] = ()  # contexts whose calls are always inbound
+    record_dir: str = ""  # the spool as the PBX sees it (shared mount); empty → spool.dir
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (8021 if self.type == "freeswitch" else 5038)
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    dir: str = ""  # empty → state_dir/spool
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str = "local"  # local | s3
+    path: str = ""  # local: empty → state_dir/recordings
+    endpoint: str = ""
+    bucket: str = ""
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    recipients: tuple[str, ...] = ()  # age X25519 public recipients
+    signing_key_file: str = ""  # empty → state_dir/keys/signing.key
+    identity_file: str = ""  # only where playback / decrypt runs
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    bind: str = "127.0.0.1"
+    port: int = 8080
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class FinalizeConfig:
+    workers: int = 2
+    max_attempts: int = 20
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    purge_interval_minutes: int = 60
+
+
+@dataclass(frozen=True)
+class Config:
+    state_dir: str = "/var/lib/callrec"
+    log_level: str = "info"
+    node_id: str = ""  # this instance's name for leases and job claims; empty → hostname:pid
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    pbx: tuple[PbxConfig, ...] = ()
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    finalize: FinalizeConfig = field(default_factory=FinalizeConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+
+    # Paths with defaults derived from state_dir.
+    @property
+    def spool_dir(self) -> Path:
+        return Path(self.spool.dir or Path(self.state_dir) / "spool")
+
+    @property
+    def storage_path(self) -> Path:
+        return Path(self.storage.path or Path(self.state_dir) / "recordings")
+
+    @property
+    def signing_key_path(self) -> Path:
+        return Path(self.encryption.signing_key_file or Path(self.state_dir) / "keys" / "signing.key")
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return Path(self.state_dir) / "pgdata"
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as a dict with secrets masked, for logs and `/health`."""
+        return _redact(_to_dict(self))
+
+
+SECTIONS: dict[str, type] = {
+    "database": DatabaseConfig,
+    "spool": SpoolConfig,
+    "storage": StorageConfig,
+    "encryption": EncryptionConfig,
+    "api": ApiConfig,
+    "finalize": FinalizeConfig,
+    "retention": RetentionConfig,
+}
+
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "log_level": ("debug", "info", "warning", "error"),
+    "pbx.type": ("freeswitch", "asterisk"),
+    "storage.backend": ("local", "s3"),
+}
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if any), apply environment overrides, validate, return a `Config`."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError("--config", str(p), "an existing TOML file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError("--config", str(p), f"valid TOML ({e})") from None
+    _apply_env(raw, env)
+    return _build(raw)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    top = {f.name for f in fields(Config)} - set(SECTIONS) - {"pbx"}
+    for name, value in env.items():
+        if not name.startswith("CALLREC_") or name.startswith("CALLREC_TEST_"):
+            continue
+        rest = name[len("CALLREC_") :].lower()
+        if rest in top:
+            raw[rest] = value
+            continue
+        section, _, key = rest.partition("_")
+        if section in SECTIONS and key:
+            raw.setdefault(section, {})[key] = value
+        elif section == "pbx":
+            idx, _, key = key.partition("_")
+            if not idx.isdigit() or not key:
+                raise ConfigError(name, value, "CALLREC_PBX_<index>_<key>")
+            nodes = raw.setdefault("pbx", [])
+            while len(nodes) <= int(idx):
+                nodes.append({})
+            nodes[int(idx)][key] = value
+        # Other CALLREC_* variables (e.g. CALLREC_CONFIG) are not config keys.
+
+
+def _build(raw: dict[str, Any]) -> Config:
+    top_fields = {f.name: f for f in fields(Config)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in top_fields:
+            raise ConfigError(key, value, f"one of the known keys: {', '.join(sorted(top_fields))}")
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(key, value, "a table")
+            kwargs[key] = _build_section(SECTIONS[key], key, value)
+        elif key == "pbx":
+            if not isinstance(value, list):
+                raise ConfigError("pbx", value, "an array of tables ([[pbx]])")
+            kwargs["pbx"] = tuple(_build_pbx(i, v) for i, v in enumerate(value))
+        else:
+            kwargs[key] = _coerce(key, value, top_fields[key].type)
+    cfg = Config(**kwargs)
+    _validate(cfg)
+    return cfg
+
+
+def _build_section(cls: type, prefix: str, values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        full = f"{prefix}.{key}"
+        if key not in known:
+            raise ConfigError(full, value, f"one of the known keys: {', '.join(sorted(known))}")
+        out[key] = _coerce(full, value, known[key].type)
+    return cls(**out)
+
+
+def _build_pbx(i: int, value: Any) -> PbxConfig:
+    if not isinstance(value, dict):
+        raise ConfigError(f"pbx[{i}]", value, "a table")
+    for required in ("name", "type"):
+        if not value.get(required):
+            raise ConfigError(f"pbx[{i}].{required}", value.get(required), "a non-empty string")
+    return _build_section(PbxConfig, f"pbx[{i}]", value)
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if t == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ConfigError(key, value, "true or false")
+    if t == "int":
+        if isinstance(value, bool):
+            raise ConfigError(key, value, "an integer")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, value, "an integer") from None
+    if t == "float":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, value, "a number") from None
+    if t.startswith("tuple"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, value, "a list of strings")
+        return tuple(value)
+    if t == "str":
+        if not isinstance(value, str):
+            raise ConfigError(key, value, "a string")
+        return value
+    return value
+
+
+def _validate(cfg: Config) -> None:
+    def allowed(key: str, value: str) -> None:
+        options = ALLOWED[key]
+        if value not in options:
+            raise ConfigError(key, value, "one of " + ", ".join(options))
+
+    allowed("log_level", cfg.log_level)
+    if not cfg.state_dir:
+        raise ConfigError("state_dir", cfg.state_dir, "a directory path")
+    if cfg.database.url and not cfg.database.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("database.url", cfg.database.url, "a postgresql:// DSN, or unset for embedded PostgreSQL")
+    if not 1 <= cfg.database.pool_min <= cfg.database.pool_max:
+        raise ConfigError("database.pool_min", cfg.database.pool_min, "1 <= pool_min <= pool_max")
+    names = set()
+    for i, node in enumerate(cfg.pbx):
+        allowed("pbx.type", node.type)
+        if node.name in names:
+            raise ConfigError(f"pbx[{i}].name", node.name, "a name no other [[pbx]] node uses")
+        names.add(node.name)
+        if not 0 <= node.port <= 65535:
+            raise ConfigError(f"pbx[{i}].port", node.port, "a TCP port 1-65535")
+        if node.type == "asterisk" and not (node.username and node.secret):
+            raise ConfigError(f"pbx[{i}].username", node.username, "AMI username and secret for an asterisk node")
+        if node.type == "freeswitch" and not node.password:
+            raise ConfigError(f"pbx[{i}].password", "", "the ESL password for a freeswitch node")
+    allowed("storage.backend", cfg.storage.backend)
+    if cfg.storage.backend == "s3":
+        for key in ("endpoint", "bucket"):
+            if not getattr(cfg.storage, key):
+                raise ConfigError(f"storage.{key}", "", "a value when storage.backend = 's3'")
+    for i, r in enumerate(cfg.encryption.recipients):
+        if not r.startswith("age1"):
+            raise ConfigError(f"encryption.recipients[{i}]", r, "an age X25519 recipient (age1...)")
+    try:
+        ipaddress.ip_address(cfg.api.bind)
+    except ValueError:
+        if cfg.api.bind != "localhost":
+            raise ConfigError("api.bind", cfg.api.bind, "an IP address (default 127.0.0.1)") from None
+    if not 0 <= cfg.api.port <= 65535:
+        raise ConfigError("api.port", cfg.api.port, "a TCP port 0-65535 (0 = any free port)")
+    if cfg.finalize.workers < 1:
+        raise ConfigError("finalize.workers", cfg.finalize.workers, "an integer >= 1")
+
+
+def _to_dict(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: _to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, tuple):
+        return [_to_dict(v) for v in obj]
+    return obj
+
+
+def _redact(d: Any, key: str = "") -> Any:
+    if isinstance(d, dict):
+        return {k: _redact(v, k) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_redact(v, key) for v in d]
+    if key in SECRET_KEYS and d:
+        return "***"
+    return d

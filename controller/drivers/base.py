@@ -1,0 +1,86 @@
+"""The narrow interface between the recorder and a PBX link.
+
+A driver translates: PBX frames in → `controller.events` out; recorder commands in → PBX actions out.
+It never decides whether to record, which leg is the customer, or what a transfer means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from controller.events import AnyEvent, LiveChannel
+
+
+class PbxCommandError(RuntimeError):
+    """The PBX refused or failed a command (its reply is in the message)."""
+
+
+class PbxUnavailable(ConnectionError):
+    """No live link to the PBX right now; the recorder retries after the next LinkUp/Resync."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingRequest:
+    """Start recording `customer_leg` into the spool.
+
+    The driver must lay the audio out as customer LEFT / agent RIGHT (FreeSWITCH: RECORD_STEREO on
+    the customer leg; Asterisk: r()/t() leg files joined at finalize) and tag the recording with
+    `recording_id` so confirmations and a resync after restart can be matched back.
+    """
+
+    recording_id: str
+    call_id: str
+    customer_leg: str
+    spool_dir: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolFiles:
+    """Where the PBX writes the audio. Exactly one layout is used:
+    `stereo` (FreeSWITCH: one stereo WAV, customer left) or `rx` + `tx` (Asterisk MixMonitor legs:
+    rx = what the customer channel receives = the agent, tx = what it transmits = the customer)."""
+
+    stereo: str | None = None
+    rx: str | None = None
+    tx: str | None = None
+
+    def paths(self) -> list[str]:
+        return [p for p in (self.stereo, self.rx, self.tx) if p]
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("stereo", self.stereo), ("rx", self.rx), ("tx", self.tx)) if v}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, str]) -> SpoolFiles:
+        return cls(stereo=d.get("stereo"), rx=d.get("rx"), tx=d.get("tx"))
+
+
+class PbxDriver(Protocol):
+    name: str  # the configured node name, copied into every event's `pbx`
+    kind: str  # "freeswitch" | "asterisk"
+
+    def events(self) -> AsyncIterator[AnyEvent]:
+        """Normalized events, forever; LinkUp + Resync after each (re)connect."""
+        ...
+
+    async def start(self) -> None:
+        """Connect (and keep reconnecting with capped exponential backoff) in the background."""
+        ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start_recording(self, req: RecordingRequest) -> SpoolFiles: ...
+
+    async def pause_recording(self, leg: str, files: SpoolFiles) -> None: ...
+
+    async def resume_recording(self, leg: str, files: SpoolFiles) -> None: ...
+
+    async def stop_recording(self, leg: str, files: SpoolFiles) -> None: ...
+
+    async def live_channels(self) -> list[LiveChannel]: ...

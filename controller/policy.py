@@ -1,0 +1,231 @@
+"""Recording policy (pure): account settings, per-number overrides, dialplan override.
+
+`PolicySet.resolve()` answers, for one call, every effective setting and where it came from
+(`account`, `number:+E164`, `dialplan`), so the API and `callrec policy explain` can show an admin
+exactly why a call was or was not recorded. No I/O here: `storage.repo` loads a `PolicySet`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from controller.events import Direction
+from controller.numbering import InvalidNumber, NumberClass, NumberingPlan, normalize_e164
+
+
+class DialplanOverride(StrEnum):
+    FORCE = "force"
+    NEVER = "never"
+
+
+SETTING_FIELDS = (
+    "record_inbound",
+    "record_outbound",
+    "continue_on_external_transfer",
+    "agent_pause_allowed",
+    "dual_channel",
+    "retention_days",
+)
+BOOL_FIELDS = SETTING_FIELDS[:-1]
+
+
+class PolicyError(ValueError):
+    """A setting has a bad value, or a number/account reference is inconsistent. `field` names it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    record_inbound: bool = True
+    record_outbound: bool = True
+    continue_on_external_transfer: bool = True
+    agent_pause_allowed: bool = False
+    dual_channel: bool = True
+    retention_days: int = 183
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in SETTING_FIELDS}
+
+
+@dataclass(frozen=True)
+class NumberOverride:
+    """Only the fields a number sets; None = inherit from the account."""
+
+    record_inbound: bool | None = None
+    record_outbound: bool | None = None
+    continue_on_external_transfer: bool | None = None
+    agent_pause_allowed: bool | None = None
+    dual_channel: bool | None = None
+    retention_days: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in SETTING_FIELDS if getattr(self, f) is not None}
+
+    @property
+    def empty(self) -> bool:
+        return not self.as_dict()
+
+
+def validate_setting(name: str, value: Any) -> Any:
+    """Check one setting value; returns it or raises PolicyError naming the field."""
+    if name not in SETTING_FIELDS:
+        raise PolicyError(name, f"unknown setting (known: {', '.join(SETTING_FIELDS)})")
+    if name == "retention_days":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 36500:
+            raise PolicyError(name, f"must be a whole number of days from 1 to 36500, got {value!r}")
+    elif not isinstance(value, bool):
+        raise PolicyError(name, f"must be true or false, got {value!r}")
+    return value
+
+
+def settings_from_dict(d: dict[str, Any], *, base: AccountSettings | None = None) -> AccountSettings:
+    for k, v in d.items():
+        validate_setting(k, v)
+    return replace(base or AccountSettings(), **d)
+
+
+def override_from_dict(d: dict[str, Any]) -> NumberOverride:
+    clean = {k: validate_setting(k, v) for k, v in d.items() if v is not None}
+    return NumberOverride(**clean)
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    settings: AccountSettings = field(default_factory=AccountSettings)
+    numbering: NumberingPlan = field(default_factory=NumberingPlan)
+
+
+@dataclass(frozen=True)
+class TransferDecision:
+    target: str
+    target_class: NumberClass
+    stop_recording: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "target_class": self.target_class.value, "stop_recording": self.stop_recording}
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """The effective policy for one call."""
+
+    account_id: str
+    direction: Direction
+    number: str | None  # the account's number (E.164) the decision was keyed on
+    record: bool
+    settings: AccountSettings
+    sources: dict[str, str]
+    numbering: NumberingPlan
+
+    def classify(self, target: str) -> NumberClass:
+        return self.numbering.classify(target)
+
+    def should_stop_on_transfer(self, target: str) -> bool:
+        """Stop only on a transfer to an EXTERNAL number with continue_on_external_transfer off."""
+        return self.transfer(target).stop_recording
+
+    def transfer(self, target: str) -> TransferDecision:
+        cls = self.numbering.classify(target)
+        stop = cls is NumberClass.EXTERNAL and not self.settings.continue_on_external_transfer
+        return TransferDecision(target, cls, stop)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "record": self.record,
+            "account": self.account_id,
+            "direction": self.direction.value,
+            "number": self.number,
+            "sources": dict(self.sources),
+            "settings": self.settings.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """All accounts, their numbering plans and the number → (account, override) map."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    numbers: dict[str, tuple[str, NumberOverride]] = field(default_factory=dict)
+    default_country: str = "US"
+
+    def account_for(self, number: str | None, fallback: str) -> Account:
+        if number and number in self.numbers:
+            return self.accounts[self.numbers[number][0]]
+        return self.accounts.get(fallback) or Account(fallback)
+
+    def normalize(self, raw: str) -> str:
+        return normalize_e164(raw, self.default_country)
+
+    def resolve(
+        self,
+        *,
+        direction: Direction | str,
+        number: str | None,
+        dialplan: DialplanOverride | str | None = None,
+        account: str = "main",
+    ) -> PolicyDecision:
+        """Effective policy for a call.
+
+        `number` is the account's number for this call (inbound: the dialled DID; outbound: the
+        caller ID presented to the customer), raw or E.164; a number that is not a phone number
+        raises InvalidNumber. `account` is the fallback account when the number is unknown (the
+        PBX node's configured account, or the one our dialplan hook set).
+        """
+        direction = Direction(direction)
+        e164 = self.normalize(number) if number else None
+        acct = self.account_for(e164, account)
+        override = NumberOverride()
+        if e164 and e164 in self.numbers and self.numbers[e164][0] == acct.id:
+            override = self.numbers[e164][1]
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for name in SETTING_FIELDS:
+            ov = getattr(override, name)
+            if ov is not None:
+                values[name], sources[name] = ov, f"number:{e164}"
+            else:
+                values[name], sources[name] = getattr(acct.settings, name), "account"
+        effective = AccountSettings(**values)
+
+        if dialplan:
+            dp = DialplanOverride(dialplan)
+            record, sources["record"] = dp is DialplanOverride.FORCE, "dialplan"
+        elif direction is Direction.INBOUND:
+            record, sources["record"] = effective.record_inbound, sources["record_inbound"]
+        elif direction is Direction.OUTBOUND:
+            record, sources["record"] = effective.record_outbound, sources["record_outbound"]
+        else:
+            record, sources["record"] = False, f"direction:{direction.value}"
+        return PolicyDecision(acct.id, direction, e164, record, effective, sources, acct.numbering)
+
+
+def explain(decision: PolicyDecision, transfer_to: str | None = None) -> dict[str, Any]:
+    """The JSON `callrec policy explain` prints and the API embeds."""
+    out = decision.as_dict()
+    if transfer_to is not None:
+        out["transfer"] = decision.transfer(transfer_to).as_dict()
+    return out
+
+
+__all__ = [
+    "SETTING_FIELDS",
+    "Account",
+    "AccountSettings",
+    "DialplanOverride",
+    "InvalidNumber",
+    "NumberOverride",
+    "PolicyDecision",
+    "PolicyError",
+    "PolicySet",
+    "TransferDecision",
+    "explain",
+    "override_from_dict",
+    "settings_from_dict",
+    "validate_setting",
+]
