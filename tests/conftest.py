@@ -33,7 +33,9 @@ async def db_dsn() -> AsyncIterator[str]:
     try:
         admin = await asyncpg.connect(SERVER_DSN, timeout=5)
     except (OSError, asyncpg.PostgresError) as e:
-        pytest.fail(f"PostgreSQL test server not reachable at {SERVER_DSN}: {e} (start it or set CALLREC_TEST_DATABASE_URL)")
+        pytest.fail(
+            f"PostgreSQL test server not reachable at {SERVER_DSN}: {e} (start it or set CALLREC_TEST_DATABASE_URL)"
+        )
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
