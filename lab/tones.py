@@ -1,0 +1,176 @@
+"""Test audio for the simulators: one sine tone per party, 8 kHz 16-bit WAV, silence while masked.
+
+Both simulators (ESL and AMI) write the files a real PBX would write, so the finalize pipeline and
+the tests can check by FFT who is on which channel: customer 440 Hz, agent 880 Hz, transfer target
+660 Hz. A one-second period of every tone is cached (all three frequencies have a whole number of
+cycles per second at 8 kHz), so writing minutes of audio for thousands of simulated calls is a slice
+and a copy, not a sin() per sample.
+
+Files are written the way a PBX writes them: the header goes first with zero sizes, frames are
+appended, and the sizes are patched on close — a simulated crash leaves the same "size 0" WAV a real
+PBX leaves, which the service repairs at start.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 8000
+SAMPLE_WIDTH = 2
+AMPLITUDE = 8000  # about -12 dBFS: clearly audible, never clips when mixed
+
+CUSTOMER_HZ = 440
+AGENT_HZ = 880
+TARGET_HZ = 660
+PARTY_TONES = {"customer": CUSTOMER_HZ, "agent": AGENT_HZ, "target": TARGET_HZ}
+
+
+@lru_cache(maxsize=64)
+def _period(freq: int) -> np.ndarray:
+    """Two seconds of `freq` as int16 (one whole second is a seamless loop; two make slicing easy)."""
+    t = np.arange(2 * SAMPLE_RATE, dtype=np.float64) / SAMPLE_RATE
+    return (AMPLITUDE * np.sin(2 * np.pi * freq * t)).astype("<i2")
+
+
+def tone_samples(freq: int | None, start_sample: int, n: int) -> np.ndarray:
+    """`n` samples of `freq` (None or 0 = silence) continuing phase from absolute sample `start_sample`."""
+    if not freq:
+        return np.zeros(n, dtype="<i2")
+    period = _period(int(freq))
+    out = np.empty(n, dtype="<i2")
+    pos = 0
+    off = start_sample % SAMPLE_RATE
+    while pos < n:
+        take = min(n - pos, SAMPLE_RATE)
+        out[pos : pos + take] = period[off : off + take]
+        pos += take
+        off = (off + take) % SAMPLE_RATE
+    return out
+
+
+def ms_to_samples(ms: float) -> int:
+    return round(ms * SAMPLE_RATE / 1000)
+
+
+def _header(channels: int, data_bytes: int) -> bytes:
+    byte_rate = SAMPLE_RATE * channels * SAMPLE_WIDTH
+    riff_size = 36 + data_bytes if data_bytes else 0
+    return (
+        b"RIFF"
+        + struct.pack("<I", riff_size)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, SAMPLE_RATE, byte_rate, channels * SAMPLE_WIDTH, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
+
+
+class WavWriter:
+    """An 8 kHz 16-bit PCM WAV (mono or stereo) written incrementally.
+
+    `write(freqs, ms)` appends `ms` of audio with one tone per channel (None = silence on that channel).
+    Phase continues across calls, so consecutive spans join without clicks and FFTs stay clean.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], channels: int = 2) -> None:
+        if channels not in (1, 2):
+            raise ValueError("channels must be 1 or 2")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.channels = channels
+        self.samples = 0  # frames written so far
+        self._f = open(self.path, "wb")  # closed in close()
+        self._f.write(_header(channels, 0))
+        self._f.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+    @property
+    def duration_ms(self) -> float:
+        return self.samples * 1000 / SAMPLE_RATE
+
+    def write(self, freqs: tuple[int | None, ...] | list[int | None], ms: float) -> None:
+        n = ms_to_samples(ms)
+        self.write_samples(freqs, n)
+
+    def write_samples(self, freqs: tuple[int | None, ...] | list[int | None], n: int) -> None:
+        if self._f.closed or n <= 0:
+            return
+        if len(freqs) != self.channels:
+            raise ValueError(f"need {self.channels} frequencies, got {len(freqs)}")
+        if self.channels == 1:
+            data = tone_samples(freqs[0], self.samples, n)
+        else:
+            data = np.empty(2 * n, dtype="<i2")
+            data[0::2] = tone_samples(freqs[0], self.samples, n)
+            data[1::2] = tone_samples(freqs[1], self.samples, n)
+        self._f.write(data.tobytes())
+        self.samples += n
+
+    def flush(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+
+    def close(self) -> None:
+        """Patch the header sizes and close (what a PBX does when it stops recording)."""
+        if self._f.closed:
+            return
+        data_bytes = self.samples * self.channels * SAMPLE_WIDTH
+        self._f.seek(0)
+        self._f.write(_header(self.channels, data_bytes))
+        self._f.close()
+
+    def abandon(self) -> None:
+        """Close WITHOUT patching the header: the "crashed PBX" file with sizes 0."""
+        if not self._f.closed:
+            self._f.close()
+
+
+def read_wav(path: str | os.PathLike[str]) -> tuple[int, int, np.ndarray]:
+    """(sample_rate, channels, int16 frames shaped (n, channels)). Tolerates zero header sizes."""
+    raw = Path(path).read_bytes()
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file")
+    pos = 12
+    channels = rate = 0
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos : pos + 4], struct.unpack("<I", raw[pos + 4 : pos + 8])[0]
+        body = pos + 8
+        if cid == b"fmt ":
+            _, channels, rate = struct.unpack("<HHI", raw[body : body + 8])
+        elif cid == b"data":
+            end = len(raw) if size == 0 else min(len(raw), body + size)
+            pcm = np.frombuffer(raw[body:end][: (end - body) // (2 * channels) * 2 * channels], dtype="<i2")
+            return rate, channels, pcm.reshape(-1, channels)
+        pos = body + size + (size & 1)
+    raise ValueError(f"{path}: no data chunk")
+
+
+def dominant_hz(samples: np.ndarray, rate: int = SAMPLE_RATE, silence_rms: float = 100.0) -> float | None:
+    """The strongest frequency in `samples` (one channel), or None when it is silence."""
+    x = samples.astype(np.float64)
+    if x.size == 0 or float(np.sqrt(np.mean(x * x))) < silence_rms:
+        return None
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return float(np.fft.rfftfreq(x.size, 1 / rate)[int(np.argmax(spec))])
+
+
+def channel_timeline(path: str | os.PathLike[str], window_ms: int = 250) -> list[tuple[float | None, ...]]:
+    """Dominant frequency per channel per window (rounded to 10 Hz; None = silence)."""
+    rate, channels, frames = read_wav(path)
+    n = rate * window_ms // 1000
+    out = []
+    for i in range(0, len(frames) - n + 1, n):
+        row = []
+        for c in range(channels):
+            hz = dominant_hz(frames[i : i + n, c], rate)
+            row.append(None if hz is None else round(hz, -1))
+        out.append(tuple(row))
+    return out
