@@ -1,7 +1,8 @@
-"""Shared fixtures: a throw-away PostgreSQL database per test session on the real server.
+"""Shared fixtures: throw-away PostgreSQL databases on a real server.
 
-`CALLREC_TEST_DATABASE_URL` points at a server (default: the local one at 127.0.0.1:5432); a fresh
-database `callrec_test_<random>` is created, migrated, and dropped at the end of the session.
+The server is `CALLREC_TEST_DATABASE_URL`, else the local one at 127.0.0.1:5432, else (a fresh machine
+without one) the embedded PostgreSQL wheel. A database `callrec_test_<random>` is created, migrated
+and dropped at the end of the session.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -17,41 +17,56 @@ import pytest
 
 from storage import db
 
-SERVER_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-SHARED_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SERVER_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def _with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + name))
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
 
 
-@pytest.fixture(scope="session")
-async def db_dsn() -> AsyncIterator[str]:
-    """DSN of a migrated, throw-away database for this test session."""
-    name = f"callrec_test_{secrets.token_hex(4)}"
-    try:
-        admin = await asyncpg.connect(SERVER_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError) as e:
-        pytest.fail(
-            f"PostgreSQL test server not reachable at {SERVER_DSN}: {e} (start it or set CALLREC_TEST_DATABASE_URL)"
-        )
+async def _create_migrated(server: str, name: str) -> str:
+    admin = await asyncpg.connect(server)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = _with_database(SERVER_DSN, name)
+    dsn = _with_database(server, name)
     conn = await db.connect(dsn)
     try:
         await db.migrate(conn)
     finally:
         await conn.close()
-    yield dsn
-    admin = await asyncpg.connect(SERVER_DSN)
+    return dsn
+
+
+async def _drop(server: str, name: str) -> None:
+    admin = await asyncpg.connect(server)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """DSN of the PostgreSQL server (maintenance database) the tests create their databases on."""
+    try:
+        conn = await asyncpg.connect(SERVER_DSN, timeout=5)
+        await conn.close()
+        return SERVER_DSN
+    except (OSError, asyncpg.PostgresError) as e:
+        if os.environ.get("CALLREC_TEST_DATABASE_URL"):
+            pytest.fail(f"PostgreSQL test server not reachable at {SERVER_DSN}: {e}")
+    return db.start_embedded(tmp_path_factory.mktemp("pg") / "pgdata", database="postgres")
+
+
+@pytest.fixture(scope="session")
+async def db_dsn(server_dsn: str) -> AsyncIterator[str]:
+    """DSN of a migrated, throw-away database shared by this test session."""
+    name = f"callrec_test_{secrets.token_hex(4)}"
+    dsn = await _create_migrated(server_dsn, name)
+    yield dsn
+    await _drop(server_dsn, name)
 
 
 @pytest.fixture(scope="session")
@@ -62,17 +77,9 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def fresh_db(db_dsn: str) -> AsyncIterator[str]:
+async def fresh_db(server_dsn: str) -> AsyncIterator[str]:
     """A DSN of its own, freshly migrated, for tests that need an empty database."""
     name = f"callrec_t_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(SERVER_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = _with_database(SERVER_DSN, name)
-    conn = await db.connect(dsn)
-    await db.migrate(conn)
-    await conn.close()
+    dsn = await _create_migrated(server_dsn, name)
     yield dsn
-    admin = await asyncpg.connect(SERVER_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await _drop(server_dsn, name)
