@@ -1,0 +1,481 @@
+"""AMI events → normalized `controller.events` (pure: no I/O, no policy).
+
+Legs are Asterisk `Uniqueid`s, calls are `Linkedid`s (every leg of a call, transfer targets included,
+carries the first channel's Linkedid). Bridges are tracked only to tell who talks to whom: a
+BridgeUniqueid changes on every transfer, so nothing is keyed on it beyond the current membership.
+
+What Asterisk does NOT say, and how we cope (fixtures' NOTES §6):
+- `MixMonitorStart/Mute/Stop` carry no MixMonitorID and no file: the driver registers the recording it
+  starts on a channel (`note_recording`) and confirmations are matched by channel.
+- `MixMonitorStop` comes only for an explicit StopMixMonitor. A MixMonitor ends when its channel hangs
+  up, so a `Hangup` of a recorded channel yields `ChannelHungUp` and then `RecordingStopped(cause=
+  "hangup")`.
+- `Redirect` emits no transfer event; the customer's next `BridgeEnter` shows the new far end.
+- `IsExternal` says who started a transfer, not where it goes: the target number is passed on and
+  classified by the numbering plan upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from controller.drivers.ami_protocol import Headers, chan_variables, header, header_last, number
+from controller.drivers.base import SpoolFiles
+from controller.events import (
+    AnyEvent,
+    Bridged,
+    ChannelAnswered,
+    ChannelCreated,
+    ChannelHungUp,
+    LiveChannel,
+    PolicyHint,
+    RecordingPaused,
+    RecordingResumed,
+    RecordingStarted,
+    RecordingStopped,
+    TransferKind,
+    Transferred,
+    Unbridged,
+)
+
+log = logging.getLogger(__name__)
+
+# UserEvent names our dialplan hook emits (dialplan/asterisk/callrec.conf), and the lab's S6 name.
+POLICY_USEREVENT = "CallrecPolicy"
+LAB_POLICY_USEREVENT = "RecordingPolicy"
+# Body keys of CallrecPolicy → PolicyHint keys. Prefixed so they never clash with snapshot headers.
+POLICY_KEYS = {
+    "CallrecAccount": "account",
+    "CallrecAccountNumber": "account_number",
+    "CallrecDirection": "direction",
+    "CallrecRecord": "record",
+    "CallrecAgent": "agent",
+    "CallrecRingGroup": "ring_group",
+}
+# Channel variables the driver sets on a recorded channel so a resync after a restart finds it.
+VAR_RECORDING = "CALLREC_RECORDING"  # our recording id
+VAR_FILES = "CALLREC_FILES"  # "<rx path>|<tx path>" as the CONTROLLER sees them
+VAR_MIXMON = "CALLREC_MIXMON"  # MixMonitor's i() variable: its MixMonitorID
+
+
+@dataclass
+class Channel:
+    uniqueid: str
+    name: str
+    linkedid: str
+    caller: str = ""
+    exten: str = ""
+    context: str = ""
+    dialed: str = ""  # the number a Dial/transfer used to reach this channel
+    answered: bool = False
+    bridge: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def number(self) -> str:
+        """Who this channel is, as a number: what was dialled to reach it, else its caller id."""
+        return self.dialed or self.caller
+
+
+@dataclass
+class RecordingTag:
+    recording_id: str
+    files: SpoolFiles
+    mixmon_id: str = ""
+    paused: bool = False
+
+
+def dial_string_number(dial_string: str) -> str:
+    """`2001`, `2001@ctx/n` (Local), `trunk/+1555...` (SIP), `+1555...@trunk` (PJSIP) → the number."""
+    s = dial_string.split("@", 1)[0] if "@" in dial_string else dial_string
+    return s.rsplit("/", 1)[-1].strip()
+
+
+def _exten(value: str) -> str:
+    return "" if value in ("s", "<unknown>") else value
+
+
+class AmiTranslator:
+    def __init__(self, pbx: str) -> None:
+        self.pbx = pbx
+        self.channels: dict[str, Channel] = {}
+        self.by_name: dict[str, str] = {}
+        self.bridges: dict[str, list[str]] = {}
+        self.recordings: dict[str, RecordingTag] = {}  # by leg (Uniqueid)
+
+    # ---- driver-side bookkeeping --------------------------------------------------------------
+
+    def note_recording(self, leg: str, tag: RecordingTag) -> None:
+        self.recordings[leg] = tag
+
+    def forget_recording(self, leg: str) -> RecordingTag | None:
+        return self.recordings.pop(leg, None)
+
+    def channel_name(self, leg: str) -> str | None:
+        ch = self.channels.get(leg)
+        return ch.name if ch else None
+
+    # ---- resync --------------------------------------------------------------------------------
+
+    def live_channel(self, msg: Headers) -> LiveChannel:
+        """One `CoreShowChannel` event → LiveChannel (bridged_to filled in by `reset_from`)."""
+        variables = chan_variables(msg)
+        files = variables.get(VAR_FILES.lower(), "")
+        return LiveChannel(
+            leg=header(msg, "Uniqueid"),
+            call_id=header(msg, "Linkedid") or header(msg, "Uniqueid"),
+            caller=number(header(msg, "CallerIDNum")),
+            callee=_exten(header(msg, "Exten")),
+            context=header(msg, "Context"),
+            answered=header(msg, "ChannelStateDesc") == "Up",
+            channel_name=header(msg, "Channel"),
+            variables=variables,
+            recording_paths=tuple(p for p in files.split("|") if p) if variables.get(VAR_RECORDING.lower()) else (),
+        )
+
+    def snapshot(self, listing: list[Headers]) -> tuple[LiveChannel, ...]:
+        """CoreShowChannel rows → LiveChannels with `bridged_to`, without touching our state."""
+        lives = [(self.live_channel(m), header(m, "BridgeId")) for m in listing]
+        members: dict[str, list[str]] = {}
+        for lc, bridge in lives:
+            if bridge and lc.leg:
+                members.setdefault(bridge, []).append(lc.leg)
+        out = []
+        for lc, bridge in lives:
+            others = [m for m in members.get(bridge, []) if m != lc.leg] if bridge else []
+            out.append(_with_bridge(lc, others[0] if others else None))
+        return tuple(out)
+
+    def reset_from(self, listing: list[Headers]) -> tuple[LiveChannel, ...]:
+        """Replace all state with what CoreShowChannels reported; return the snapshot for `Resync`.
+
+        Recordings we knew of survive only on channels that still exist; a recording found through
+        its channel variables (a restart) is adopted with the MixMonitorID from the i() variable."""
+        self.channels.clear()
+        self.by_name.clear()
+        self.bridges.clear()
+        bridge_of: dict[str, str] = {}
+        lives: list[LiveChannel] = []
+        for msg in listing:
+            lc = self.live_channel(msg)
+            if not lc.leg:
+                continue
+            lives.append(lc)
+            ch = Channel(
+                uniqueid=lc.leg,
+                name=lc.channel_name,
+                linkedid=lc.call_id,
+                caller=lc.caller,
+                exten=lc.callee,
+                context=lc.context,
+                answered=lc.answered,
+                variables=dict(lc.variables),
+            )
+            bridge = header(msg, "BridgeId")
+            if bridge:
+                ch.bridge = bridge
+                bridge_of[lc.leg] = bridge
+                self.bridges.setdefault(bridge, []).append(lc.leg)
+            self.channels[lc.leg] = ch
+            self.by_name[ch.name] = lc.leg
+        for leg in list(self.recordings):
+            if leg not in self.channels:
+                del self.recordings[leg]
+        for lc in lives:
+            rid = lc.variables.get(VAR_RECORDING.lower())
+            if rid and lc.leg not in self.recordings and len(lc.recording_paths) == 2:
+                rx, tx = lc.recording_paths
+                self.recordings[lc.leg] = RecordingTag(
+                    rid, SpoolFiles(rx=rx, tx=tx), mixmon_id=lc.variables.get(VAR_MIXMON.lower(), "")
+                )
+        out = []
+        for lc in lives:
+            bridge = bridge_of.get(lc.leg)
+            others = [m for m in self.bridges.get(bridge, []) if m != lc.leg] if bridge else []
+            out.append(_with_bridge(lc, others[0] if others else None))
+        return tuple(out)
+
+    # ---- events --------------------------------------------------------------------------------
+
+    def feed(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        name = header(msg, "Event")
+        handler = getattr(self, "_on_" + name, None)
+        if handler is None:
+            return []
+        out: list[AnyEvent] = handler(msg, ts, wall)
+        return out
+
+    def _track(self, msg: Headers) -> Channel | None:
+        """Create or refresh the channel an event's snapshot describes."""
+        uid = header(msg, "Uniqueid")
+        if not uid:
+            return None
+        ch = self.channels.get(uid)
+        if ch is None:
+            ch = Channel(uniqueid=uid, name=header(msg, "Channel"), linkedid=header(msg, "Linkedid") or uid)
+            self.channels[uid] = ch
+            self.by_name[ch.name] = uid
+        linkedid = header(msg, "Linkedid")
+        if linkedid:
+            ch.linkedid = linkedid
+        caller = number(header(msg, "CallerIDNum"))
+        if caller:
+            ch.caller = caller
+        ch.variables.update(chan_variables(msg))
+        return ch
+
+    def _on_Newchannel(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        if ch is None:
+            return []
+        ch.exten = _exten(header(msg, "Exten"))
+        ch.context = header(msg, "Context")
+        return [
+            ChannelCreated(
+                pbx=self.pbx,
+                ts=ts,
+                wall=wall,
+                leg=ch.uniqueid,
+                call_id=ch.linkedid,
+                caller=ch.caller,
+                callee=ch.exten,
+                context=ch.context,
+                channel_name=ch.name,
+                variables=dict(ch.variables),
+            )
+        ]
+
+    def _on_Newexten(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        if ch is not None and header(msg, "Context"):
+            ch.context = header(msg, "Context")
+            ch.exten = _exten(header(msg, "Exten")) or ch.exten
+        return []
+
+    def _on_VarSet(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        if ch is not None and header(msg, "Variable"):
+            ch.variables[header(msg, "Variable").lower()] = header(msg, "Value")
+        return []
+
+    def _on_Newstate(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        if ch is None or ch.answered or header(msg, "ChannelStateDesc") != "Up":
+            return []
+        ch.answered = True
+        return [ChannelAnswered(pbx=self.pbx, ts=ts, wall=wall, leg=ch.uniqueid, variables=dict(ch.variables))]
+
+    def _on_DialBegin(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        dest = self.channels.get(header(msg, "DestUniqueid"))
+        if dest is not None:
+            dialed = dial_string_number(header(msg, "DialString"))
+            if dialed:
+                dest.dialed = dialed
+        return []
+
+    def _on_UserEvent(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        kind = header_last(msg, "UserEvent")
+        leg = header(msg, "Uniqueid")
+        if not leg:
+            return []
+        self._track(msg)
+        values: dict[str, str] = {}
+        if kind == POLICY_USEREVENT:
+            for key, name in POLICY_KEYS.items():
+                value = header_last(msg, key).strip()
+                if value:
+                    values[name] = value.lower() if name in ("direction", "record") else value
+        elif kind == LAB_POLICY_USEREVENT:  # the capture lab's own hook (fixture S6): Policy record|skip
+            policy = header_last(msg, "Policy")
+            if policy in ("record", "skip"):
+                values["record"] = "force" if policy == "record" else "never"
+        else:
+            return []
+        return [PolicyHint(pbx=self.pbx, ts=ts, wall=wall, leg=leg, values=values)]
+
+    def _on_BridgeEnter(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        bridge = header(msg, "BridgeUniqueid")
+        if ch is None or not bridge:
+            return []
+        if ch.bridge and ch.bridge != bridge:
+            self._leave(ch)
+        members = self.bridges.setdefault(bridge, [])
+        out: list[AnyEvent] = []
+        for other in members:
+            o = self.channels.get(other)
+            if o is None or other == ch.uniqueid:
+                continue
+            out.append(
+                Bridged(
+                    pbx=self.pbx,
+                    ts=ts,
+                    wall=wall,
+                    leg_a=other,
+                    leg_b=ch.uniqueid,
+                    number_a=o.number,
+                    number_b=ch.number,
+                )
+            )
+        if ch.uniqueid not in members:
+            members.append(ch.uniqueid)
+        ch.bridge = bridge
+        return out
+
+    def _leave(self, ch: Channel) -> list[str]:
+        members = self.bridges.get(ch.bridge, [])
+        if ch.uniqueid in members:
+            members.remove(ch.uniqueid)
+        ch.bridge = ""
+        return list(members)
+
+    def _on_BridgeLeave(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        if ch is None or not ch.bridge:
+            return []
+        return [Unbridged(pbx=self.pbx, ts=ts, wall=wall, leg_a=ch.uniqueid, leg_b=other) for other in self._leave(ch)]
+
+    def _on_BridgeDestroy(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        self.bridges.pop(header(msg, "BridgeUniqueid"), None)
+        return []
+
+    def _on_BlindTransfer(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        if header(msg, "Result") != "Success":
+            return []
+        leg = header(msg, "TransfereeUniqueid")
+        target = header(msg, "Extension")
+        return [
+            Transferred(
+                pbx=self.pbx,
+                ts=ts,
+                wall=wall,
+                leg=leg,
+                kind=TransferKind.BLIND,
+                target=target,
+                transferer=header(msg, "TransfererUniqueid"),
+            )
+        ]
+
+    def _on_AttendedTransfer(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        if header(msg, "Result") != "Success":
+            return []
+        leg = header(msg, "TransfereeUniqueid")
+        transferers = {header(msg, "OrigTransfererUniqueid"), header(msg, "SecondTransfererUniqueid")}
+        target = number(header(msg, "TransferTargetCallerIDNum")) or _exten(header(msg, "SecondTransfererExten"))
+        if not target:  # Atxfer over AMI: the target is whoever the consultation reached
+            for bridge in (header(msg, "SecondBridgeUniqueid"), header(msg, "DestBridgeUniqueid")):
+                for member in self.bridges.get(bridge, []):
+                    ch = self.channels.get(member)
+                    if ch and member != leg and member not in transferers and ch.number:
+                        target = ch.number
+                        break
+                if target:
+                    break
+        return [
+            Transferred(
+                pbx=self.pbx,
+                ts=ts,
+                wall=wall,
+                leg=leg,
+                kind=TransferKind.ATTENDED,
+                target=target,
+                transferer=header(msg, "OrigTransfererUniqueid"),
+            )
+        ]
+
+    def _on_Hangup(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        uid = header(msg, "Uniqueid")
+        ch = self.channels.pop(uid, None)
+        if ch is None:
+            ch = Channel(uniqueid=uid, name=header(msg, "Channel"), linkedid=header(msg, "Linkedid"))
+        self.by_name.pop(ch.name, None)
+        if ch.bridge:
+            self._leave(ch)
+        out: list[AnyEvent] = [
+            ChannelHungUp(
+                pbx=self.pbx,
+                ts=ts,
+                wall=wall,
+                leg=uid,
+                cause=header(msg, "Cause-txt") or header(msg, "Cause"),
+                variables=dict(ch.variables),
+            )
+        ]
+        tag = self.recordings.pop(uid, None)
+        if tag is not None:
+            out.append(
+                RecordingStopped(
+                    pbx=self.pbx,
+                    ts=ts,
+                    wall=wall,
+                    leg=uid,
+                    path=tag.files.tx or "",
+                    cause="hangup",
+                    recording_id=tag.recording_id,
+                )
+            )
+        return out
+
+    def _on_MixMonitorStart(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        if ch is None:
+            return []
+        tag = self.recordings.get(ch.uniqueid)
+        path = tag.files.tx if tag and tag.files.tx else ch.variables.get("mixmonitor_filename", "")
+        return [
+            RecordingStarted(
+                pbx=self.pbx,
+                ts=ts,
+                wall=wall,
+                leg=ch.uniqueid,
+                path=path or "",
+                recording_id=tag.recording_id if tag else "",
+            )
+        ]
+
+    def _on_MixMonitorMute(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        if ch is None or header(msg, "Direction").lower() != "both":
+            return []  # muting one side only is not a pause of the recording
+        tag = self.recordings.get(ch.uniqueid)
+        rid = tag.recording_id if tag else ""
+        if header(msg, "State") in ("1", "yes", "true", "on"):
+            if tag:
+                tag.paused = True
+            return [RecordingPaused(pbx=self.pbx, ts=ts, wall=wall, leg=ch.uniqueid, recording_id=rid)]
+        if tag:
+            tag.paused = False
+        return [RecordingResumed(pbx=self.pbx, ts=ts, wall=wall, leg=ch.uniqueid, recording_id=rid)]
+
+    def _on_MixMonitorStop(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        if ch is None:
+            return []
+        tag = self.recordings.pop(ch.uniqueid, None)
+        return [
+            RecordingStopped(
+                pbx=self.pbx,
+                ts=ts,
+                wall=wall,
+                leg=ch.uniqueid,
+                path=(tag.files.tx or "") if tag else "",
+                cause="stop",
+                recording_id=tag.recording_id if tag else "",
+            )
+        ]
+
+
+def _with_bridge(lc: LiveChannel, other: str | None) -> LiveChannel:
+    return LiveChannel(
+        leg=lc.leg,
+        call_id=lc.call_id,
+        caller=lc.caller,
+        callee=lc.callee,
+        context=lc.context,
+        answered=lc.answered,
+        bridged_to=other,
+        channel_name=lc.channel_name,
+        variables=lc.variables,
+        recording_paths=lc.recording_paths,
+    )

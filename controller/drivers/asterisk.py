@@ -1,0 +1,348 @@
+"""Asterisk driver: AMI (panoramisk framing) → normalized events; recording commands → MixMonitor.
+
+Recording layout (fixtures' NOTES §6.1): MixMonitor on the CUSTOMER channel with separate leg files.
+Asterisk's `r()` file holds what the channel sends in (the customer's voice) and `t()` what is sent
+to it (the agent / transfer target). In our contract (`SpoolFiles`) `rx` is what the customer
+HEARS and `tx` what the customer SAYS, so `r()` writes `<id>-tx.wav` and `t()` writes `<id>-rx.wav`;
+finalize joins tx LEFT + rx RIGHT into one stereo file with the customer on the left.
+
+The recording is tagged on the channel with `CALLREC_RECORDING` (our id), `CALLREC_FILES` (the leg
+paths) and MixMonitor's `i(CALLREC_MIXMON)` (its MixMonitorID). With those three in manager.conf
+`channelvars`, `CoreShowChannels` after a (re)connect tells which channels are recording what, so a
+restart neither loses nor duplicates a recording.
+
+The link reconnects with capped exponential backoff. A refused login is logged ONCE as an error
+(repeats at debug level until it succeeds) and retried. After every login: `LinkUp`, then `Resync`
+(CoreShowChannels); events that arrive while the listing runs are held back until after `Resync`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from panoramisk.message import Message
+
+from controller.config import PbxConfig
+from controller.drivers.ami_protocol import AmiLinkLost, AmiProtocol, header
+from controller.drivers.ami_translate import VAR_FILES, VAR_MIXMON, VAR_RECORDING, AmiTranslator, RecordingTag
+from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles
+from controller.events import AnyEvent, LinkDown, LinkUp, LiveChannel, Resync
+
+log = logging.getLogger(__name__)
+
+
+class AmiAuthError(PbxCommandError):
+    """The AMI login was refused (wrong username/secret, or the user may not connect from here)."""
+
+
+def spool_relpath(recording_id: str, when: datetime, leg: str) -> str:
+    """<YYYY>/<MM>/<DD>/<recording_id>-<leg>.wav (leg = rx | tx)."""
+    return f"{when:%Y}/{when:%m}/{when:%d}/{recording_id}-{leg}.wav"
+
+
+class AsteriskDriver:
+    kind = "asterisk"
+
+    def __init__(
+        self,
+        name: str,
+        host: str = "127.0.0.1",
+        port: int = 5038,
+        username: str = "",
+        secret: str = "",
+        *,
+        record_dir: str = "",
+        events: str = "call,user",
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        action_timeout: float = 10.0,
+        ping_interval: float = 20.0,
+    ) -> None:
+        self.name = name
+        self.host, self.port = host, port
+        self.username, self._secret = username, secret
+        self.record_dir = record_dir  # the spool as Asterisk sees it; "" → same path as the controller's
+        self.events_filter = events
+        self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.action_timeout = action_timeout
+        self.ping_interval = ping_interval
+        self.translator = AmiTranslator(name)
+        self._queue: asyncio.Queue[AnyEvent] = asyncio.Queue()
+        self._protocol: AmiProtocol | None = None
+        self._connected = False
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._held: list[Message] | None = None  # events arriving during a resync
+        self._lost: asyncio.Future[Exception | None] | None = None
+        self._failure_logged: str | None = None
+        self.connects = 0  # successful logins so far (for tests and /health)
+
+    @classmethod
+    def from_config(cls, pbx: PbxConfig, spool_dir: str = "") -> AsteriskDriver:
+        return cls(
+            pbx.name,
+            pbx.host,
+            pbx.effective_port,
+            pbx.username,
+            pbx.secret,
+            record_dir=pbx.record_dir if pbx.record_dir and pbx.record_dir != spool_dir else "",
+        )
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._closing = False
+            self._task = asyncio.create_task(self._run(), name=f"ami-{self.name}")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._protocol is not None:
+            self._protocol.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._connected = False
+
+    async def events(self) -> AsyncIterator[AnyEvent]:  # type: ignore[override]
+        while True:
+            yield await self._queue.get()
+
+    def _emit(self, event: AnyEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def _stamp(self) -> tuple[float, float]:
+        return time.monotonic(), time.time()
+
+    def _fail(self, kind: str, message: str, delay: float) -> None:
+        """Log a connection problem once per kind of failure; repeats go to debug."""
+        if self._failure_logged != kind:
+            self._failure_logged = kind
+            log.error("asterisk %s: %s; retrying with backoff (next in %.1fs)", self.name, message, delay)
+        else:
+            log.debug("asterisk %s: %s; retry in %.1fs", self.name, message, delay)
+
+    async def _run(self) -> None:
+        delay = self.backoff_initial
+        while not self._closing:
+            try:
+                await self._session()
+                delay = self.backoff_initial
+                continue
+            except AmiAuthError as e:
+                self._fail("auth", f"AMI login as {self.username!r} refused ({e}); check manager.conf", delay)
+            except (OSError, AmiLinkLost, TimeoutError) as e:
+                self._fail("connect", f"cannot reach AMI at {self.host}:{self.port} ({e or type(e).__name__})", delay)
+            if self._closing:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.backoff_max)
+
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        lost: asyncio.Future[Exception | None] = loop.create_future()
+        reason = ""
+
+        def on_lost(exc: Exception | None) -> None:
+            if not lost.done():
+                lost.set_result(exc)
+
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(lambda: AmiProtocol(self._on_message, on_lost), self.host, self.port),
+            self.action_timeout,
+        )
+        assert isinstance(protocol, AmiProtocol)
+        try:
+            assert protocol.banner_seen is not None
+            await asyncio.wait_for(asyncio.shield(protocol.banner_seen), self.action_timeout)
+            self._held = []
+            reply = await self._send(
+                protocol,
+                {"Action": "Login", "Username": self.username, "Secret": self._secret, "Events": self.events_filter},
+            )
+            if not reply.success:
+                raise AmiAuthError(header(reply, "Message") or "authentication failed")
+            self._protocol, self._lost = protocol, lost
+            self._connected = True
+            self.connects += 1
+            if self._failure_logged:
+                log.info("asterisk %s: AMI link up again at %s:%d", self.name, self.host, self.port)
+            self._failure_logged = None
+            self._emit(LinkUp(self.name, *self._stamp()))
+            await self._resync(protocol)
+            pinger = asyncio.create_task(self._pinger(protocol))
+            try:
+                exc = await lost
+            finally:
+                pinger.cancel()
+            reason = str(exc) if exc else "connection closed"
+            log.warning("asterisk %s: AMI link lost (%s); reconnecting", self.name, reason)
+        finally:
+            if self._connected:
+                self._emit(LinkDown(self.name, *self._stamp(), reason=reason if lost.done() else "resync failed"))
+            self._held = None
+            self._connected = False
+            if self._protocol is protocol:
+                self._protocol = None
+            protocol.close()
+
+    async def _pinger(self, protocol: AmiProtocol) -> None:
+        """A half-open TCP link shows up only when something is sent; Ping keeps us honest."""
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                await self._send(protocol, {"Action": "Ping"})
+            except (AmiLinkLost, TimeoutError):
+                protocol.close()
+                return
+
+    async def _resync(self, protocol: AmiProtocol) -> None:
+        listing = await self._send(protocol, {"Action": "CoreShowChannels"}, as_list=True)
+        rows = [m for m in listing if header(m, "Event") == "CoreShowChannel"]
+        channels = self.translator.reset_from(rows)
+        self._emit(Resync(self.name, *self._stamp(), channels=channels))
+        held, self._held = self._held or [], None
+        for msg in held:
+            self._translate(msg)
+
+    def _on_message(self, msg: Message) -> None:
+        if self._held is not None:
+            self._held.append(msg)
+            return
+        self._translate(msg)
+
+    def _translate(self, msg: Message) -> None:
+        try:
+            events = self.translator.feed(msg, *self._stamp())
+        except Exception:  # a malformed event must not kill the link
+            log.exception("asterisk %s: cannot translate AMI event %r", self.name, header(msg, "Event"))
+            return
+        for ev in events:
+            self._emit(ev)
+
+    async def _send(self, protocol: AmiProtocol, action: dict[str, Any], as_list: bool | None = None) -> Any:
+        if protocol.closed:
+            raise AmiLinkLost("AMI link is closed")
+        fut = protocol.send(action, as_list=as_list)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self.action_timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise
+
+    async def action(self, action: dict[str, Any], as_list: bool | None = None) -> Any:
+        """Send one AMI action on the live link; PbxUnavailable when there is none."""
+        protocol = self._protocol
+        if protocol is None or not self._connected:
+            raise PbxUnavailable(f"asterisk {self.name}: no AMI link")
+        try:
+            return await self._send(protocol, action, as_list)
+        except (AmiLinkLost, TimeoutError) as e:
+            raise PbxUnavailable(f"asterisk {self.name}: {action.get('Action')} got no reply ({e})") from e
+
+    async def _checked(self, action: dict[str, Any]) -> Message:
+        reply = await self.action(action)
+        if not reply.success:
+            raise PbxCommandError(f"asterisk {self.name}: {action['Action']} failed: {header(reply, 'Message')}")
+        return reply
+
+    # ---- recording commands ---------------------------------------------------------------------
+
+    def _channel(self, leg: str) -> str:
+        name = self.translator.channel_name(leg)
+        if not name:
+            raise PbxCommandError(f"asterisk {self.name}: no live channel with Uniqueid {leg}")
+        return name
+
+    def _pbx_path(self, controller_path: str, spool_dir: str) -> str:
+        if not self.record_dir:
+            return controller_path
+        return os.path.join(self.record_dir, os.path.relpath(controller_path, spool_dir))
+
+    async def start_recording(self, req: RecordingRequest) -> SpoolFiles:
+        channel = self._channel(req.customer_leg)
+        now = datetime.now(UTC)
+        files = SpoolFiles(
+            rx=os.path.join(req.spool_dir, spool_relpath(req.recording_id, now, "rx")),
+            tx=os.path.join(req.spool_dir, spool_relpath(req.recording_id, now, "tx")),
+        )
+        assert files.rx and files.tx
+        if not self.record_dir:  # same host: make the day folder (Asterisk does not create it)
+            os.makedirs(os.path.dirname(files.rx), exist_ok=True)
+        rx_pbx = self._pbx_path(files.rx, req.spool_dir)
+        tx_pbx = self._pbx_path(files.tx, req.spool_dir)
+        await self._checked(
+            {"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": req.recording_id}
+        )
+        await self._checked(
+            {"Action": "Setvar", "Channel": channel, "Variable": VAR_FILES, "Value": f"{files.rx}|{files.tx}"}
+        )
+        tag = RecordingTag(req.recording_id, files)
+        self.translator.note_recording(req.customer_leg, tag)  # before the action: MixMonitorStart may come first
+        try:
+            reply = await self._checked(
+                {
+                    "Action": "MixMonitor",
+                    "Channel": channel,
+                    # r() = what the customer says → our tx; t() = what the customer hears → our rx
+                    "Options": f"i({VAR_MIXMON})r({tx_pbx})t({rx_pbx})",
+                }
+            )
+        except BaseException:
+            self.translator.forget_recording(req.customer_leg)
+            raise
+        tag.mixmon_id = header(reply, "MixMonitorID")
+        return files
+
+    def _mixmon_id(self, leg: str) -> str:
+        tag = self.translator.recordings.get(leg)
+        if tag is not None and tag.mixmon_id:
+            return tag.mixmon_id
+        ch = self.translator.channels.get(leg)
+        return ch.variables.get(VAR_MIXMON.lower(), "") if ch else ""
+
+    async def _mute(self, leg: str, state: int) -> None:
+        action = {"Action": "MixMonitorMute", "Channel": self._channel(leg), "Direction": "both", "State": str(state)}
+        mixmon = self._mixmon_id(leg)
+        if mixmon:
+            action["MixMonitorID"] = mixmon
+        await self._checked(action)
+
+    async def pause_recording(self, leg: str, files: SpoolFiles) -> None:
+        await self._mute(leg, 1)
+
+    async def resume_recording(self, leg: str, files: SpoolFiles) -> None:
+        await self._mute(leg, 0)
+
+    async def stop_recording(self, leg: str, files: SpoolFiles) -> None:
+        """StopMixMonitor; a channel already gone means the recording already ended with it."""
+        channel = self.translator.channel_name(leg)
+        if not channel:
+            return
+        action = {"Action": "StopMixMonitor", "Channel": channel}
+        mixmon = self._mixmon_id(leg)
+        if mixmon:
+            action["MixMonitorID"] = mixmon
+        reply = await self.action(action)
+        if not reply.success and "no such channel" not in header(reply, "Message").lower():
+            raise PbxCommandError(f"asterisk {self.name}: StopMixMonitor failed: {header(reply, 'Message')}")
+        if reply.success:
+            with contextlib.suppress(PbxCommandError, PbxUnavailable):
+                await self._checked({"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": ""})
+
+    async def live_channels(self) -> list[LiveChannel]:
+        listing = await self.action({"Action": "CoreShowChannels"}, as_list=True)
+        return list(self.translator.snapshot([m for m in listing if header(m, "Event") == "CoreShowChannel"]))
