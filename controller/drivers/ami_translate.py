@@ -74,8 +74,13 @@ class Channel:
 
     @property
     def number(self) -> str:
-        """Who this channel is, as a number: what was dialled to reach it, else its caller id."""
-        return self.dialed or self.caller
+        """Who this channel is, as a number: what was dialled to reach it, else its caller id; a Local
+        channel that Asterisk created itself (Atxfer consultation) is known by the extension it runs."""
+        if self.dialed:
+            return self.dialed
+        if self.name.startswith("Local/") and self.exten:
+            return self.exten
+        return self.caller
 
 
 @dataclass
@@ -255,8 +260,9 @@ class AmiTranslator:
 
     def _on_VarSet(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         ch = self._track(msg)
-        if ch is not None and header(msg, "Variable"):
-            ch.variables[header(msg, "Variable").lower()] = header(msg, "Value")
+        name = header(msg, "Variable").lower()
+        if ch is not None and (name.startswith("callrec_") or name == "mixmonitor_filename"):
+            ch.variables[name] = header(msg, "Value")
         return []
 
     def _on_Newstate(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
