@@ -96,6 +96,9 @@ class FinalizeConfig:
     max_attempts: int = 20
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
+    file_stable_seconds: float = 2.0  # a spool file untouched this long is closed by the PBX
+    poll_interval_seconds: float = 5.0  # job poll when no NOTIFY callrec_finalize arrives
+    lease_seconds: int = 600  # a claimed job is re-claimable after this (crashed instance)
 
 
 @dataclass(frozen=True)

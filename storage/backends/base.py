@@ -1,0 +1,108 @@
+"""The storage backend interface: where encrypted recordings and their signed manifests live.
+
+Backends are synchronous (file and HTTP I/O); async callers run them with `asyncio.to_thread`. Every
+write is atomic: an object is either absent or complete, so a crash or a full disk never leaves a
+half-written object that a row could point at.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+AUDIO_SUFFIX = ".wav.age"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class BackendError(OSError):
+    """The store refused or failed an operation (down, full, no permission): the caller retries."""
+
+
+class ObjectMissing(BackendError):
+    """The object does not exist in the store."""
+
+
+def object_keys(recording_id: str, started_at: datetime) -> tuple[str, str]:
+    """Date-sharded keys (UTC start date) for the encrypted audio and its manifest."""
+    d = started_at.astimezone(UTC) if started_at.tzinfo else started_at
+    shard = f"{d:%Y/%m/%d}"
+    return f"{shard}/{recording_id}{AUDIO_SUFFIX}", f"{shard}/{recording_id}{MANIFEST_SUFFIX}"
+
+
+def manifest_key_for(audio_key: str) -> str:
+    if not audio_key.endswith(AUDIO_SUFFIX):
+        raise ValueError(f"not an audio object key: {audio_key}")
+    return audio_key[: -len(AUDIO_SUFFIX)] + MANIFEST_SUFFIX
+
+
+class Backend(ABC):
+    name: str
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """A URI naming the object (stored in recordings.object_uri)."""
+
+    @abstractmethod
+    def key_from_uri(self, uri: str) -> str: ...
+
+    @abstractmethod
+    def put_file(self, key: str, src: Path) -> None:
+        """Store `src` under `key` atomically (replacing any previous object of that key)."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A readable binary stream of the object; raises ObjectMissing."""
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open_read(key) as f:
+            return f.read()
+
+    def get_file(self, key: str, dst: Path, chunk: int = 1 << 20) -> None:
+        with self.open_read(key) as f, open(dst, "wb") as out:
+            while b := f.read(chunk):
+                out.write(b)
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def size(self, key: str) -> int: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing object is not an error (purge is retried)."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str = "") -> Iterator[str]: ...
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise BackendError if the store is not usable right now (for /health and retries)."""
+
+
+def open_backend(storage: object, default_path: Path) -> Backend:
+    """The backend named by a `StorageConfig` (`default_path` = the local root when none is set)."""
+    kind = getattr(storage, "backend", "local")
+    if kind == "local":
+        from storage.backends.local import LocalBackend
+
+        return LocalBackend(getattr(storage, "path", "") or default_path)
+    if kind == "s3":
+        from storage.backends.s3 import S3Backend
+
+        return S3Backend(
+            bucket=getattr(storage, "bucket", ""),
+            endpoint=getattr(storage, "endpoint", ""),
+            region=getattr(storage, "region", ""),
+            access_key=getattr(storage, "access_key", ""),
+            secret_key=getattr(storage, "secret_key", ""),
+            prefix=getattr(storage, "prefix", ""),
+        )
+    raise ValueError(f"unknown storage backend {kind!r}")

@@ -1,0 +1,115 @@
+"""Local directory backend (the default): date-sharded files, written atomically with fsync + rename."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from storage.backends.base import Backend, BackendError, ObjectMissing
+
+_COPY_CHUNK = 1 << 20
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).absolute()
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if self.root.resolve() not in p.parents:
+            raise ValueError(f"object key escapes the storage root: {key!r}")
+        return p
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def key_from_uri(self, uri: str) -> str:
+        parts = urlsplit(uri)
+        if parts.scheme != "file":
+            raise ValueError(f"not a local object URI: {uri}")
+        return Path(unquote(parts.path)).relative_to(self.root.resolve()).as_posix()
+
+    def _partial(self, final: Path) -> Path:
+        # Deterministic name: a retry after a crash overwrites the leftover instead of adding another.
+        return final.with_name("." + final.name + ".partial")
+
+    def _write(self, key: str, fill) -> None:  # type: ignore[no-untyped-def]
+        final = self._path(key)
+        part = self._partial(final)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open(part, "wb") as out:
+                fill(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(part, final)
+            _fsync_dir(final.parent)
+        except OSError as e:
+            part.unlink(missing_ok=True)
+            raise BackendError(e.errno or errno.EIO, f"local store {self.root}: cannot write {key}: {e}") from e
+
+    def put_file(self, key: str, src: Path) -> None:
+        def fill(out: BinaryIO) -> None:
+            with open(src, "rb") as f:
+                shutil.copyfileobj(f, out, _COPY_CHUNK)
+
+        self._write(key, fill)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._write(key, lambda out: out.write(data))
+
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        try:
+            return open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise ObjectMissing(errno.ENOENT, f"no object {key} in {self.root}") from None
+        except OSError as e:
+            raise BackendError(e.errno or errno.EIO, f"local store {self.root}: cannot read {key}: {e}") from e
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise ObjectMissing(errno.ENOENT, f"no object {key} in {self.root}") from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as e:
+            raise BackendError(e.errno or errno.EIO, f"local store {self.root}: cannot delete {key}: {e}") from e
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for dirpath, _, files in os.walk(self.root):
+            for name in sorted(files):
+                key = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    yield key
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BackendError(e.errno or errno.EIO, f"local store {self.root}: {e}") from e
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise BackendError(errno.EACCES, f"local store {self.root}: not writable")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,214 @@
+"""age encryption (pyrage, streaming) to X25519 recipients, and Ed25519 manifest signatures.
+
+The recording service holds only PUBLIC age recipients; decryption needs the identity file, which
+lives only where playback or `callrec decrypt` runs. Key ids are recipient fingerprints so rows say
+which key can open them and keys can rotate (old recordings keep their old key id).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import pyrage
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pyrage import x25519
+
+
+class EncryptionConfigError(ValueError):
+    """The configured recipients cannot be used: nothing must be stored (and never in plaintext)."""
+
+
+class KeyFileError(ValueError):
+    """An identity or signing key file is missing, unreadable or malformed."""
+
+
+class WrongKeyError(ValueError):
+    """The identity given is not one of the recipients the file was encrypted to."""
+
+
+def key_id(recipient: str) -> str:
+    """Stable fingerprint of an age recipient: what rows store in `key_ids`."""
+    return "age:" + hashlib.sha256(recipient.strip().encode()).hexdigest()[:16]
+
+
+def parse_recipients(values: tuple[str, ...] | list[str]) -> list[x25519.Recipient]:
+    """Parse every configured recipient; any bad one is an error (we never encrypt to a subset)."""
+    if not values:
+        raise EncryptionConfigError("encryption: no recipients configured (encryption.recipients is empty)")
+    out = []
+    for v in values:
+        try:
+            out.append(x25519.Recipient.from_str(v.strip()))
+        except (pyrage.RecipientError, ValueError) as e:
+            shown = v if len(v) < 80 else v[:77] + "..."
+            raise EncryptionConfigError(f"encryption: invalid age recipient {shown!r}: {e}") from None
+    return out
+
+
+def load_identities(path: str | Path) -> list[x25519.Identity]:
+    """The X25519 identities of an age identity file (as `age-keygen` writes it)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise KeyFileError(f"identity file {p}: {e.strerror or e}") from None
+    ids = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            try:
+                ids.append(x25519.Identity.from_str(line))
+            except (pyrage.IdentityError, ValueError) as e:
+                raise KeyFileError(f"identity file {p}: not an age X25519 identity ({e})") from None
+    if not ids:
+        raise KeyFileError(f"identity file {p}: contains no identity")
+    return ids
+
+
+def identity_key_ids(identities: list[x25519.Identity]) -> list[str]:
+    return [key_id(str(i.to_public())) for i in identities]
+
+
+class _HashingReader:
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.h, self.size = f, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        b = self.f.read(n)
+        self.h.update(b)
+        self.size += len(b)
+        return b
+
+
+class _HashingWriter:
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.h, self.size = f, hashlib.sha256(), 0
+
+    def write(self, b: bytes) -> int:
+        self.h.update(b)
+        self.size += len(b)
+        return self.f.write(b)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+@dataclass(frozen=True)
+class EncryptResult:
+    plain_sha256: str
+    plain_size: int
+    cipher_sha256: str
+    cipher_size: int
+    key_ids: tuple[str, ...]
+
+
+def encrypt_file(src: Path, dst: Path, recipients: list[x25519.Recipient]) -> EncryptResult:
+    """Encrypt `src` into `dst` in one streaming pass, hashing plaintext and ciphertext on the way.
+
+    Written to `dst.part`, fsynced, then renamed: a crash never leaves a truncated `dst`.
+    """
+    part = dst.with_name(dst.name + ".part")
+    try:
+        with open(src, "rb") as fin, open(part, "wb") as fout:
+            r, w = _HashingReader(fin), _HashingWriter(fout)
+            pyrage.encrypt_io(r, w, recipients)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(part, dst)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return EncryptResult(r.h.hexdigest(), r.size, w.h.hexdigest(), w.size, tuple(key_id(str(x)) for x in recipients))
+
+
+def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: list[x25519.Identity]) -> str:
+    """Decrypt `src` into `dst`; returns the SHA-256 of the plaintext written."""
+    w = _HashingWriter(dst)
+    try:
+        pyrage.decrypt_io(src, w, identities)
+    except pyrage.DecryptError as e:
+        if "no matching keys" in str(e).lower() or "no identity matched" in str(e).lower():
+            raise WrongKeyError(f"none of identities {identity_key_ids(identities)} can open this file") from None
+        raise
+    return w.h.hexdigest()
+
+
+# ---- Ed25519 signing ---------------------------------------------------------------------------
+
+
+def generate_signing_key(path: Path) -> Ed25519PrivateKey:
+    """Create a PKCS#8 PEM Ed25519 key, mode 0600 from the first byte (never world-readable)."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_secret_file(path, pem)
+    return key
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_signing_key(path: str | Path) -> Ed25519PrivateKey:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"signing key {p}: {e.strerror or e}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError as e:
+        raise KeyFileError(f"signing key {p}: not a PEM private key ({e})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"signing key {p}: not an Ed25519 key")
+    return key
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    """An Ed25519 public key from a PEM public key file, or derived from a PEM private key file."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"signing key {p}: {e.strerror or e}") from None
+    if b"PRIVATE KEY" in data:
+        return load_signing_key(p).public_key()
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as e:
+        raise KeyFileError(f"public key {p}: not a PEM public key ({e})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"public key {p}: not an Ed25519 key")
+    return key
+
+
+def public_key_pem(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def signing_key_id(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def sign(key: Ed25519PrivateKey, data: bytes) -> str:
+    return base64.b64encode(key.sign(data)).decode()
+
+
+def signature_valid(key: Ed25519PublicKey, data: bytes, signature_b64: str) -> bool:
+    try:
+        key.verify(base64.b64decode(signature_b64, validate=True), data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,556 @@
+"""The finalize job: spool WAV(s) → stereo/mono → repair → SHA-256 → age → signed manifest → store.
+
+Idempotent and resumable: `finalize_jobs.step` records the last completed step, and each step's
+results are committed together with the step change, so a crash between any two steps resumes at
+the right one. Objects have deterministic keys (date shard + recording id), so a step that is redone
+overwrites instead of adding a second object. Jobs are claimed with FOR UPDATE SKIP LOCKED plus a
+lease, so several instances share one database without handling a recording twice.
+
+Failures: a transient one (store down, disk full, DB blip) is retried with capped exponential backoff
+while the spool keeps the plaintext; a permanent one (bad recipients, unreadable audio, missing spool
+file) fails the job with the reason at once — and nothing is ever stored unencrypted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import secrets
+import signal
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from controller.config import Config
+from controller.metrics import Metrics
+from storage import audio, crypto, manifest
+from storage.backends.base import Backend, BackendError, object_keys, open_backend
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "callrec_finalize"
+STEPS = ("wait_closed", "prepare", "encrypt", "manifest", "upload", "commit", "cleanup")
+WORK_DIR_NAME = ".callrec-work"
+TEST_HOOK_ENV = "CALLREC_TEST_FINALIZE_HOOK"  # tests only: "crash:after:upload", "fsize:before:upload:4096"
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (bad config, unusable audio): fail the job with this reason now."""
+
+
+class _LostClaim(Exception):
+    """Our lease expired and another worker took the job over: stop without touching it."""
+
+
+class _Reschedule(Exception):
+    """Not an error: come back later (the PBX is still writing the file)."""
+
+    def __init__(self, delay: float, why: str) -> None:
+        super().__init__(why)
+        self.delay = delay
+
+
+@dataclass
+class FinalizeStatus:
+    """For /health and metrics: is finalize keeping up, and why not."""
+
+    backlog: int
+    retrying: int
+    failed: int
+    oldest_pending_seconds: float
+    last_error: str
+    last_error_at: float | None
+    config_error: str
+    stored_total: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.config_error and self.retrying == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+def work_dir(config: Config) -> Path:
+    """Intermediate files (joined WAV, ciphertext) live inside the spool: plaintext never leaves it."""
+    return config.spool_dir / WORK_DIR_NAME
+
+
+def ensure_signing_key(config: Config) -> Path:
+    """The signing key; created (0600) on first use at the DEFAULT path only — a configured path that
+    does not exist is an error, never silently replaced by a fresh key."""
+    path = config.signing_key_path
+    if not path.exists() and not config.encryption.signing_key_file:
+        with contextlib.suppress(FileExistsError):
+            crypto.generate_signing_key(path)
+            log.warning("created signing key %s (configure encryption.signing_key_file to use your own)", path)
+    return path
+
+
+def _hook(when: str, step: str) -> None:
+    spec = os.environ.get(TEST_HOOK_ENV, "")
+    if not spec:
+        return
+    parts = spec.split(":")
+    if parts[1:3] != [when, step]:
+        return
+    if parts[0] == "crash":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif parts[0] == "fsize":  # simulate a full disk: writes beyond N bytes fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        limit = int(parts[3])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+class FinalizeWorker:
+    """Claims and runs finalize jobs. `run()` until cancelled; `run_once()`/`drain()` for tests and CLI."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: Config,
+        metrics: Metrics | None = None,
+        node_id: str = "",
+        *,
+        backend: Backend | None = None,
+    ) -> None:
+        self.pool, self.config = pool, config
+        self.metrics = metrics or Metrics()
+        self.node_id = node_id or config.node_id or f"{os.uname().nodename}:{os.getpid()}"
+        self.claim_token = f"{self.node_id}/{os.getpid()}/{secrets.token_hex(3)}"
+        self.backend = backend or open_backend(config.storage, config.storage_path)
+        self.work = work_dir(config)
+        self.fc = config.finalize
+        self._wake = asyncio.Event()
+        self._last_error = ""
+        self._last_error_at: float | None = None
+        self._stored = 0
+        m = self.metrics
+        m.describe("callrec_finalize_stored_total", "counter", "Recordings finalized and stored")
+        m.describe("callrec_finalize_failed_total", "counter", "Finalize jobs failed for good, by reason")
+        m.describe("callrec_finalize_retries_total", "counter", "Finalize attempts that will be retried")
+        m.describe("callrec_finalize_backlog", "gauge", "Finalize jobs pending or running")
+        m.describe("callrec_finalize_failed", "gauge", "Finalize jobs in state failed")
+        m.describe("callrec_finalize_config_error", "gauge", "1 when encryption config makes storing impossible")
+
+    # ---- loop -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Process jobs until cancelled: wakes on NOTIFY callrec_finalize or every poll interval."""
+        await self.release_stale_claims()
+        listener = await self.pool.acquire()
+        try:
+            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            loops = [asyncio.create_task(self._loop(i)) for i in range(self.fc.workers)]
+            try:
+                await asyncio.gather(*loops)
+            finally:
+                for t in loops:
+                    t.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await self.pool.release(listener)
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self, n: int) -> None:
+        while True:
+            try:
+                done = await self.run_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                self._note_error(f"database: {e}")
+                done = None
+            if done is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.fc.poll_interval_seconds)
+                self._wake.clear()
+
+    async def drain(self, *, max_jobs: int = 10_000) -> int:
+        """Run due jobs until none is due; returns how many were handled."""
+        n = 0
+        while n < max_jobs and await self.run_once() is not None:
+            n += 1
+        return n
+
+    async def release_stale_claims(self) -> int:
+        """Claims left by an earlier process of this node (killed mid-job) are released at once."""
+        res = await self.pool.execute(
+            "UPDATE finalize_jobs SET claimed_until = NULL, claimed_by = '', state = 'pending', updated_at = now()"
+            " WHERE state = 'running' AND claimed_by LIKE $1 || '/%' AND claimed_by <> $2",
+            self.node_id,
+            self.claim_token,
+        )
+        return int(res.split()[-1])
+
+    # ---- one job --------------------------------------------------------------------------------
+
+    async def run_once(self) -> str | None:
+        """Claim one due job and take it as far as it can go; returns its recording id or None."""
+        job = await self.pool.fetchrow(
+            """
+            WITH due AS (
+                SELECT recording_id FROM finalize_jobs
+                WHERE state IN ('pending', 'running') AND next_attempt_at <= now()
+                  AND (claimed_until IS NULL OR claimed_until < now())
+                ORDER BY next_attempt_at
+                FOR UPDATE SKIP LOCKED
+                LIMIT 1)
+            UPDATE finalize_jobs f
+               SET state = 'running', claimed_by = $1, claimed_until = now() + make_interval(secs => $2),
+                   updated_at = now()
+              FROM due WHERE f.recording_id = due.recording_id
+            RETURNING f.*
+            """,
+            self.claim_token,
+            float(self.fc.lease_seconds),
+        )
+        if job is None:
+            return None
+        rid = str(job["recording_id"])
+        step = job["step"]
+        try:
+            while step != "done":
+                row = await self._row(rid)
+                if row is None:  # recording deleted meanwhile (purge/cascade): nothing to do
+                    return rid
+                _hook("before", step)
+                nxt, updates = await self._do(step, row)
+                _hook("after", step)
+                await self._advance(rid, step, nxt, updates)
+                step = nxt
+        except _LostClaim:
+            log.warning("finalize %s: claim lost to another worker", rid)
+        except _Reschedule as r:
+            await self.pool.execute(
+                "UPDATE finalize_jobs SET state = 'pending', claimed_by = '', claimed_until = NULL,"
+                " next_attempt_at = now() + make_interval(secs => $2), last_error = $3, updated_at = now()"
+                " WHERE recording_id = $1 AND claimed_by = $4",
+                job["recording_id"],
+                r.delay,
+                f"waiting: {r}",
+                self.claim_token,
+            )
+        except PermanentError as e:
+            await self._fail(job, step, str(e))
+        except Exception as e:  # transient: store down, disk full, DB blip, ...
+            await self._retry(job, step, f"{type(e).__name__}: {e}")
+        await self._refresh_gauges()
+        return rid
+
+    async def _row(self, rid: str) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(
+            "SELECT r.*, c.pbx_call_id FROM recordings r LEFT JOIN calls c ON c.id = r.call_id WHERE r.id = $1",
+            rid,
+        )
+
+    async def _advance(self, rid: str, step: str, nxt: str, updates: dict[str, Any]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if updates.get("_events"):
+                for kind, detail in updates.pop("_events"):
+                    await conn.execute(
+                        "INSERT INTO recording_events (recording_id, kind, actor, detail)"
+                        " VALUES ($1, $2, 'finalize', $3)",
+                        rid,
+                        kind,
+                        detail,
+                    )
+            if updates:
+                cols = list(updates)
+                sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+                await conn.execute(
+                    f"UPDATE recordings SET {sets}, updated_at = now() WHERE id = $1", rid, *updates.values()
+                )
+            done = nxt == "done"
+            res = await conn.execute(
+                "UPDATE finalize_jobs SET step = $2, state = CASE WHEN $3 THEN 'done' ELSE state END,"
+                " claimed_until = CASE WHEN $3 THEN NULL ELSE now() + make_interval(secs => $5) END,"
+                " last_error = CASE WHEN $3 THEN '' ELSE last_error END, updated_at = now()"
+                " WHERE recording_id = $1 AND claimed_by = $4 AND step = $6",
+                rid,
+                nxt,
+                done,
+                self.claim_token,
+                float(self.fc.lease_seconds),
+                step,
+            )
+            if res.split()[-1] != "1":  # our lease expired and someone else took the job: stop quietly
+                raise _LostClaim(rid)
+        if step == "commit":
+            self._stored += 1
+            self.metrics.inc("callrec_finalize_stored_total")
+            log.info("recording %s stored", rid)
+
+    async def _retry(self, job: asyncpg.Record, step: str, error: str) -> None:
+        attempts = job["attempts"] + 1
+        self._note_error(f"{job['recording_id']} at {step}: {error}")
+        if attempts >= self.fc.max_attempts:
+            await self._fail(job, step, f"gave up after {attempts} attempts: {error}", attempts=attempts)
+            return
+        delay = min(self.fc.retry_base_seconds * 2 ** (attempts - 1), self.fc.retry_max_seconds)
+        self.metrics.inc("callrec_finalize_retries_total", step=step)
+        log.warning(
+            "finalize %s failed at %s (attempt %d, retry in %.0fs): %s",
+            job["recording_id"],
+            step,
+            attempts,
+            delay,
+            error,
+        )
+        await self.pool.execute(
+            "UPDATE finalize_jobs SET state = 'pending', attempts = $2, last_error = $3, claimed_by = '',"
+            " claimed_until = NULL, next_attempt_at = now() + make_interval(secs => $4), updated_at = now()"
+            " WHERE recording_id = $1",
+            job["recording_id"],
+            attempts,
+            f"{step}: {error}",
+            float(delay),
+        )
+
+    async def _fail(self, job: asyncpg.Record, step: str, error: str, *, attempts: int | None = None) -> None:
+        self._note_error(f"{job['recording_id']} at {step}: {error}")
+        reason = error.split(":", 1)[0] if ":" in error else step
+        self.metrics.inc("callrec_finalize_failed_total", reason=reason)
+        log.error("finalize %s FAILED at %s (spool files kept): %s", job["recording_id"], step, error)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE finalize_jobs SET state = 'failed', attempts = $2, last_error = $3, claimed_by = '',"
+                " claimed_until = NULL, updated_at = now() WHERE recording_id = $1",
+                job["recording_id"],
+                attempts if attempts is not None else job["attempts"] + 1,
+                error,
+            )
+            await conn.execute(
+                "UPDATE recordings SET state = 'failed', error = $2, updated_at = now()"
+                " WHERE id = $1 AND state <> 'stored'",
+                job["recording_id"],
+                error,
+            )
+
+    def _note_error(self, error: str) -> None:
+        self._last_error, self._last_error_at = error, time.time()
+
+    # ---- steps ----------------------------------------------------------------------------------
+
+    async def _do(self, step: str, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
+        if row["state"] == "stored" and step not in ("commit", "cleanup"):
+            return "cleanup", {}  # already stored (e.g. imported, or a duplicate job)
+        fn = getattr(self, f"_step_{step}")
+        return await fn(row)
+
+    def _spool(self, row: asyncpg.Record) -> dict[str, Path]:
+        return {k: Path(v) for k, v in (row["spool_files"] or {}).items() if v}
+
+    def _audio_path(self, row: asyncpg.Record) -> Path:
+        files = self._spool(row)
+        if "stereo" in files and row["dual_channel"]:
+            return files["stereo"]  # FreeSWITCH stereo is stored as is (after header repair)
+        return self.work / f"{row['id']}.wav"
+
+    def _cipher_path(self, row: asyncpg.Record) -> Path:
+        return self.work / f"{row['id']}.wav.age"
+
+    async def _step_wait_closed(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
+        if row["state"] in ("recording", "paused"):
+            raise _Reschedule(self.fc.poll_interval_seconds, "recording still open in the journal")
+        files = self._spool(row)
+        if not files:
+            raise PermanentError("spool: the recording has no spool files in its journal row")
+        present = {k: p for k, p in files.items() if p.exists()}
+        if not present:
+            raise PermanentError("spool: file(s) missing: " + ", ".join(str(p) for p in files.values()))
+        newest = max(p.stat().st_mtime for p in present.values())
+        age = time.time() - newest
+        if age < self.fc.file_stable_seconds:
+            raise _Reschedule(self.fc.file_stable_seconds - age + 0.05, "PBX still writing the spool file")
+        return "prepare", {}
+
+    async def _step_prepare(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
+        files = self._spool(row)
+        events: list[tuple[str, dict[str, Any]]] = []
+        self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        out = self._audio_path(row)
+
+        def work() -> None:
+            try:
+                if "stereo" in files:
+                    info = audio.repair_wav(files["stereo"])
+                    if info.repaired:
+                        events.append(("wav_repaired", {"file": str(files["stereo"])}))
+                    if not row["dual_channel"]:
+                        if info.channels == 1:
+                            raise audio.AudioError(f"{files['stereo'].name}: mono spool file, expected stereo")
+                        audio.mix_stereo_to_mono(files["stereo"], out)
+                    return
+                legs = {k: files.get(k) for k in (audio.CUSTOMER_LEG, audio.AGENT_LEG)}
+                present = {k: p for k, p in legs.items() if p is not None and p.exists()}
+                for k, p in legs.items():
+                    if k not in present:
+                        events.append(("leg_missing", {"leg": k, "file": str(p) if p else None}))
+                for p in present.values():
+                    if audio.repair_wav(p).repaired:
+                        events.append(("wav_repaired", {"file": str(p)}))
+                audio.join_legs(
+                    present.get(audio.CUSTOMER_LEG), present.get(audio.AGENT_LEG), out, stereo=bool(row["dual_channel"])
+                )
+            except audio.AudioError as e:
+                raise PermanentError(f"audio: {e}") from e
+
+        await asyncio.to_thread(work)
+        return "encrypt", {"_events": events} if events else {}
+
+    async def _step_encrypt(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
+        try:
+            recipients = crypto.parse_recipients(self.config.encryption.recipients)
+        except crypto.EncryptionConfigError as e:
+            raise PermanentError(str(e)) from e
+        src = self._audio_path(row)
+        if not src.exists():
+            return "prepare", {}  # work file lost (e.g. spool volume restored): redo it
+        try:
+            info = audio.inspect_wav(src)
+        except audio.AudioError as e:
+            raise PermanentError(f"audio: {e}") from e
+        self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        enc = await asyncio.to_thread(crypto.encrypt_file, src, self._cipher_path(row), recipients)
+        return "manifest", {
+            "audio_sha256": enc.plain_sha256,
+            "ciphertext_sha256": enc.cipher_sha256,
+            "object_size": enc.cipher_size,
+            "key_ids": list(enc.key_ids),
+            "duration_ms": info.duration_ms,
+        }
+
+    async def _step_manifest(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
+        cipher = self._cipher_path(row)
+        src = self._audio_path(row)
+        if not cipher.exists() or not src.exists() or not row["ciphertext_sha256"]:
+            return "encrypt", {}
+        try:
+            key = crypto.load_signing_key(ensure_signing_key(self.config))
+        except crypto.KeyFileError as e:
+            raise PermanentError(f"signing: {e}") from e
+        info = audio.inspect_wav(src)
+        warnings = await self.pool.fetch(
+            "SELECT kind, detail FROM recording_events WHERE recording_id = $1 AND actor = 'finalize'"
+            " AND kind IN ('wav_repaired', 'leg_missing', 'orphaned') ORDER BY id",
+            row["id"],
+        )
+        audio_key, _ = object_keys(str(row["id"]), row["started_at"])
+        enc = crypto.EncryptResult(
+            row["audio_sha256"], src.stat().st_size, row["ciphertext_sha256"], row["object_size"], tuple(row["key_ids"])
+        )
+        m = manifest.build(
+            dict(row),
+            pbx_call_id=row["pbx_call_id"] or "",
+            audio={
+                "format": "wav",
+                "channels": info.channels,
+                "rate": info.rate,
+                "sample_width": info.sample_width,
+                "duration_ms": info.duration_ms,
+                "size": enc.plain_size,
+                "sha256": enc.plain_sha256,
+                "layout": "customer_left_agent_right" if info.channels == 2 else "mono_mix",
+            },
+            enc=enc,
+            object_key=audio_key,
+            signing_key_id=crypto.signing_key_id(key.public_key()),
+            warnings=[f"{w['kind']}: {w['detail']}" for w in warnings],
+        )
+        return "upload", {"manifest": m, "manifest_signature": manifest.sign(m, key)}
+
+    async def _step_upload(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
+        cipher = self._cipher_path(row)
+        if not cipher.exists() or row["manifest"] is None:
+            return "encrypt", {}
+        audio_key, manifest_key = object_keys(str(row["id"]), row["started_at"])
+        doc = manifest.document(row["manifest"], row["manifest_signature"])
+
+        def put() -> None:
+            self.backend.put_file(audio_key, cipher)
+            self.backend.put_bytes(manifest_key, doc)
+
+        try:
+            await asyncio.to_thread(put)
+        except BackendError:
+            raise
+        except OSError as e:
+            raise BackendError(e.errno or 5, f"storage write failed: {e}") from e
+        return "commit", {}
+
+    async def _step_commit(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
+        audio_key, _ = object_keys(str(row["id"]), row["started_at"])
+        return "cleanup", {
+            "state": "stored",
+            "error": "",
+            "object_uri": self.backend.uri(audio_key),
+            "stored_at": datetime.now().astimezone(),
+        }
+
+    async def _step_cleanup(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
+        if row["state"] != "stored":
+            return "wait_closed", {}  # never delete plaintext that is not safely stored
+
+        def rm() -> None:
+            for p in self._spool(row).values():
+                p.unlink(missing_ok=True)
+            for p in (self.work / f"{row['id']}.wav", self._cipher_path(row)):
+                p.unlink(missing_ok=True)
+                p.with_name(p.name + ".part").unlink(missing_ok=True)
+
+        await asyncio.to_thread(rm)
+        return "done", {}
+
+    # ---- status ---------------------------------------------------------------------------------
+
+    def config_error(self) -> str:
+        try:
+            crypto.parse_recipients(self.config.encryption.recipients)
+        except crypto.EncryptionConfigError as e:
+            return str(e)
+        return ""
+
+    async def status(self) -> FinalizeStatus:
+        r = await self.pool.fetchrow(
+            "SELECT count(*) FILTER (WHERE state IN ('pending', 'running')) AS backlog,"
+            " count(*) FILTER (WHERE state IN ('pending', 'running') AND attempts > 0) AS retrying,"
+            " count(*) FILTER (WHERE state = 'failed') AS failed,"
+            " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE state IN ('pending', 'running'))), 0)"
+            " AS oldest FROM finalize_jobs"
+        )
+        st = FinalizeStatus(
+            backlog=r["backlog"],
+            retrying=r["retrying"],
+            failed=r["failed"],
+            oldest_pending_seconds=float(r["oldest"]),
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+            config_error=self.config_error(),
+            stored_total=self._stored,
+        )
+        self._set_gauges(st.backlog, st.failed, bool(st.config_error))
+        return st
+
+    async def _refresh_gauges(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.status()
+
+    def _set_gauges(self, backlog: int, failed: int, config_error: bool) -> None:
+        self.metrics.set("callrec_finalize_backlog", backlog)
+        self.metrics.set("callrec_finalize_failed", failed)
+        self.metrics.set("callrec_finalize_config_error", 1 if config_error else 0)
