@@ -1,0 +1,121 @@
+"""Live calls: list, detail, the SSE change stream, pause/resume.
+
+Thin over `LiveCallSource` (the recorder): this module only filters by the caller's scope, maps the
+recorder's refusals to HTTP, and writes the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from aiohttp import web
+
+from controller.api.auth import principal
+from controller.api.errors import ApiError, not_found
+from controller.api.scopes import sees_call
+from controller.api.state import api_state
+from controller.live import Actor, CallNotFound, LiveCallSource, PauseRefused
+from storage import audit
+
+SSE_KEEPALIVE_S = 15.0
+
+
+def _live(request: web.Request) -> LiveCallSource:
+    live: LiveCallSource | None = api_state(request).live
+    if live is None:
+        raise ApiError(503, "live_unavailable", "this instance does not track live calls")
+    return live
+
+
+def _visible_call(request: web.Request, call_id: str) -> dict[str, Any]:
+    call = _live(request).live_call(call_id)
+    if call is None or not sees_call(principal(request), call):
+        raise not_found("live call")
+    return call
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    p = principal(request)
+    calls = [c for c in _live(request).live_calls() if sees_call(p, c)]
+    return web.json_response({"calls": calls}, dumps=_dumps)
+
+
+async def get_call(request: web.Request) -> web.Response:
+    return web.json_response(_visible_call(request, request.match_info["call_id"]), dumps=_dumps)
+
+
+async def pause(request: web.Request) -> web.Response:
+    return await _pause_resume(request, "pause")
+
+
+async def resume(request: web.Request) -> web.Response:
+    return await _pause_resume(request, "resume")
+
+
+async def _pause_resume(request: web.Request, action: str) -> web.Response:
+    p = principal(request)
+    call_id = request.match_info["call_id"]
+    _visible_call(request, call_id)
+    live = _live(request)
+    actor = Actor(p.name, p.role, p.agent_ext)
+    try:
+        view = await (live.pause(call_id, actor) if action == "pause" else live.resume(call_id, actor))
+    except CallNotFound:
+        raise not_found("live call") from None
+    except PauseRefused as e:
+        raise ApiError(403 if e.reason != "state" else 409, f"{action}_refused", str(e), reason=e.reason) from None
+    await audit.record(
+        api_state(request).pool,
+        actor=f"user:{p.name}",
+        action=f"call.{action}",
+        target=f"call:{call_id}",
+        remote=request.remote or "",
+        detail={"recording": (view.get("recording") or {}).get("id")},
+    )
+    return web.json_response(view, dumps=_dumps)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: a `snapshot` of visible calls, then `call.updated` / `call.ended`."""
+    p = principal(request)
+    live = _live(request)
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await resp.prepare(request)
+    queue = live.subscribe()
+    streams: set[asyncio.Task[Any]] = api_state(request).sse_tasks
+    task = asyncio.current_task()
+    assert task is not None
+    streams.add(task)
+    try:
+        snapshot = [c for c in live.live_calls() if sees_call(p, c)]
+        await resp.write(_sse("snapshot", {"calls": snapshot}))
+        while True:
+            try:
+                change = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_S)
+            except TimeoutError:
+                await resp.write(b": keepalive\n\n")
+                continue
+            call = change.get("call") or {}
+            if sees_call(p, call):
+                await resp.write(_sse(str(change.get("type", "call.updated")), change))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        streams.discard(task)
+        live.unsubscribe(queue)
+    with contextlib.suppress(ConnectionResetError, RuntimeError):
+        await resp.write_eof()
+    return resp
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str, separators=(",", ":"))

@@ -1,0 +1,464 @@
+"""The OpenAPI 3.1 description of every route (served at /api/v1/openapi.json).
+
+Written by hand next to the routes it describes; tests/api run schemathesis against it, so a route
+that drifts from its description fails the build.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.policy import SETTING_FIELDS
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}},
+        }
+    },
+}
+_SETTINGS_PROPS: dict[str, Any] = {
+    f: ({"type": "integer", "minimum": 1, "maximum": 36500} if f == "retention_days" else {"type": "boolean"})
+    for f in SETTING_FIELDS
+}
+_OBJ: dict[str, Any] = {"type": "object"}
+_NULLABLE_STR = {"type": ["string", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _ERROR,
+    "Me": {
+        "type": "object",
+        "required": ["name", "role", "listen_scope", "download_scope"],
+        "properties": {
+            "name": {"type": "string"},
+            "role": {"enum": ["admin", "supervisor", "agent"]},
+            "agent_ext": {"type": "string"},
+            "listen_scope": {"type": "string"},
+            "download_scope": {"type": "string"},
+            "view_scope": {"type": "string"},
+        },
+    },
+    "Timeline": {
+        "type": "object",
+        "properties": {
+            "segments": {"type": "array", "items": _OBJ},
+            "pauses": {"type": "array", "items": _OBJ},
+            "transfers": {"type": "array", "items": _OBJ},
+            "stop": {"type": ["object", "null"]},
+        },
+    },
+    "LiveCall": {
+        "type": "object",
+        "required": ["id", "recording"],
+        "properties": {
+            "id": {"type": "string"},
+            "pbx": {"type": "string"},
+            "direction": {"type": "string"},
+            "customer_number": {"type": "string"},
+            "account_number": {"type": "string"},
+            "agent": {"type": "string"},
+            "ring_group": {"type": "string"},
+            "started_at": _NULLABLE_STR,
+            "answered_at": _NULLABLE_STR,
+            "recording": {
+                "type": "object",
+                "properties": {
+                    "id": _NULLABLE_STR,
+                    "state": {"enum": ["recording", "paused", "not_recording", "stopped"]},
+                    "decision": _OBJ,
+                },
+            },
+            "timeline": {"$ref": "#/components/schemas/Timeline"},
+        },
+    },
+    "RecordingSummary": {
+        "type": "object",
+        "required": ["id", "state", "direction", "started_at", "permissions"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "call_id": _NULLABLE_STR,
+            "pbx": {"type": "string"},
+            "account_id": _NULLABLE_STR,
+            "direction": {"type": "string"},
+            "customer_number": {"type": "string"},
+            "account_number": {"type": "string"},
+            "agent": {"type": "string"},
+            "agents": {"type": "array", "items": {"type": "string"}},
+            "ring_groups": {"type": "array", "items": {"type": "string"}},
+            "state": {"enum": ["recording", "paused", "stopped", "stored", "failed", "orphaned"]},
+            "error": {"type": "string"},
+            "started_at": {"type": "string"},
+            "stopped_at": _NULLABLE_STR,
+            "stop_reason": {"type": "string"},
+            "duration_ms": {"type": ["integer", "null"]},
+            "retention_until": {"type": "string"},
+            "legal_hold": {"type": "boolean"},
+            "permissions": {
+                "type": "object",
+                "required": ["listen", "download"],
+                "properties": {"listen": {"type": "boolean"}, "download": {"type": "boolean"}},
+            },
+        },
+    },
+    "RecordingDetail": {
+        "allOf": [
+            {"$ref": "#/components/schemas/RecordingSummary"},
+            {
+                "type": "object",
+                "required": ["policy", "timeline", "events", "manifest_verification"],
+                "properties": {
+                    "policy": _OBJ,
+                    "timeline": _OBJ,
+                    "events": {"type": "array", "items": _OBJ},
+                    "manifest_verification": {
+                        "type": "object",
+                        "required": ["status"],
+                        "properties": {"status": {"type": "string"}},
+                    },
+                    "audio_sha256": _NULLABLE_STR,
+                },
+            },
+        ]
+    },
+    "AccountSettings": {
+        "type": "object",
+        "required": ["account", "settings"],
+        "properties": {
+            "account": {"type": "string"},
+            "settings": {"type": "object", "properties": _SETTINGS_PROPS, "required": list(SETTING_FIELDS)},
+        },
+    },
+    "SettingsChange": {"type": "object", "properties": _SETTINGS_PROPS, "additionalProperties": False},
+    "NumberOverride": {
+        "type": "object",
+        "required": ["number", "account", "override", "effective", "sources"],
+        "properties": {
+            "number": {"type": "string"},
+            "account": {"type": "string"},
+            "override": {"type": "object", "properties": _SETTINGS_PROPS},
+            "effective": {"type": "object", "properties": _SETTINGS_PROPS},
+            "sources": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "NumberOverrideChange": {
+        "type": "object",
+        "properties": {
+            "account": {"type": "string"},
+            "override": {
+                "type": "object",
+                "properties": {k: {"type": [v["type"], "null"]} for k, v in _SETTINGS_PROPS.items()},
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["id", "at", "actor", "action"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": {"type": "string"},
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "target": {"type": "string"},
+            "remote": {"type": "string"},
+            "detail": _OBJ,
+        },
+    },
+}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Bad parameter",
+        401: "Missing or bad token",
+        403: "Not allowed",
+        404: "Not found (or outside your scope)",
+        409: "Wrong state",
+        413: "Body too large",
+        416: "Range not satisfiable",
+        422: "Invalid body",
+        502: "Stored audio unreadable",
+        503: "Unavailable",
+    }
+    return {str(c): _json(_ref("Error"), text[c]) for c in codes}
+
+
+def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _p(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema or {"type": "string"},
+        "description": description,
+    }
+
+
+_CALL_ID = _p("call_id", "Live call id")
+_REC_ID = _p("rec_id", "Recording id (UUID)", {"type": "string", "format": "uuid"})
+_ACCOUNT = _p("account_id", "Account id", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"})
+_NUMBER = _p("number", "Phone number (E.164, e.g. +15551234567; URL-encode the +)")
+_AUTH = [{"bearer": []}]
+_AUTHED_ERRORS = (401,)
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    params: list[Any] | None = None,
+    body: Any = None,
+    tag: str,
+    public: bool = False,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    op["security"] = [] if public else _AUTH
+    return op
+
+
+def _pause_op(action: str) -> dict[str, Any]:
+    return _op(
+        f"{action.capitalize()} the call's recording (agent: own call when policy allows; supervisor/admin: in scope)",
+        {"200": _json(_ref("LiveCall")), **_errors(401, 403, 404, 409, 503)},
+        params=[_CALL_ID],
+        tag="calls",
+    )
+
+
+def build_spec() -> dict[str, Any]:
+    audio_ok = {
+        "description": "WAV audio (customer left, agent right)",
+        "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}},
+    }
+    paths: dict[str, Any] = {
+        "/health": {
+            "get": _op(
+                "Component health: 200 only when all is well",
+                {"200": _json(_OBJ, "Healthy"), "503": _json(_OBJ, "A component is failing")},
+                tag="service",
+                public=True,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                {"200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                tag="service",
+                public=True,
+            )
+        },
+        "/api/v1/openapi.json": {"get": _op("This document", {"200": _json(_OBJ)}, tag="service", public=True)},
+        "/api/v1/me": {"get": _op("Who the token belongs to", {"200": _json(_ref("Me")), **_errors(401)}, tag="auth")},
+        "/api/v1/session": {
+            "post": _op(
+                "Set the page's HttpOnly session cookie from the bearer token",
+                {"200": _json(_ref("Me")), **_errors(401)},
+                tag="auth",
+            ),
+            "delete": _op("Clear the session cookie", {"204": {"description": "Cleared"}, **_errors(401)}, tag="auth"),
+        },
+        "/api/v1/calls": {
+            "get": _op(
+                "Live calls you may see, with recording state, policy decision and timeline so far",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["calls"],
+                            "properties": {"calls": {"type": "array", "items": _ref("LiveCall")}},
+                        }
+                    ),
+                    **_errors(401, 503),
+                },
+                tag="calls",
+            )
+        },
+        "/api/v1/calls/{call_id}": {
+            "get": _op(
+                "One live call",
+                {"200": _json(_ref("LiveCall")), **_errors(401, 404, 503)},
+                params=[_CALL_ID],
+                tag="calls",
+            )
+        },
+        "/api/v1/calls/{call_id}/recording/pause": {"post": _pause_op("pause")},
+        "/api/v1/calls/{call_id}/recording/resume": {"post": _pause_op("resume")},
+        "/api/v1/events": {
+            "get": _op(
+                "Server-sent events: `snapshot`, then `call.updated` / `call.ended`",
+                {
+                    "200": {
+                        "description": "text/event-stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401, 503),
+                },
+                tag="calls",
+            )
+        },
+        "/api/v1/recordings": {
+            "get": _op(
+                "Search recordings you may see, newest first (keyset pagination)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["recordings", "next_cursor"],
+                            "properties": {
+                                "recordings": {"type": "array", "items": _ref("RecordingSummary")},
+                                "next_cursor": _NULLABLE_STR,
+                            },
+                        }
+                    ),
+                    **_errors(400, 401),
+                },
+                params=[
+                    _q("from", {"type": "string", "format": "date-time"}, "Started at or after (ISO 8601)"),
+                    _q("to", {"type": "string", "format": "date-time"}, "Started before (ISO 8601)"),
+                    _q("number", {"type": "string"}, "Customer or account number"),
+                    _q("agent", {"type": "string"}, "Agent extension on any segment"),
+                    _q("direction", {"enum": ["inbound", "outbound", "internal", "unknown"]}, "Call direction"),
+                    _q(
+                        "state",
+                        {"enum": ["recording", "paused", "stopped", "stored", "failed", "orphaned"]},
+                        "Recording state",
+                    ),
+                    _q("account", {"type": "string"}, "Account id"),
+                    _q("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size (default 50)"),
+                ],
+                tag="recordings",
+            )
+        },
+        "/api/v1/recordings/{rec_id}": {
+            "get": _op(
+                "Recording metadata, timeline, policy explanation, events, manifest verification",
+                {"200": _json(_ref("RecordingDetail")), **_errors(401, 404)},
+                params=[_REC_ID],
+                tag="recordings",
+            )
+        },
+        "/api/v1/recordings/{rec_id}/audio": {
+            "get": _op(
+                "Decrypted WAV (HTTP Range supported); `download=1` needs download permission. Audit-logged.",
+                {"200": audio_ok, "206": audio_ok, **_errors(400, 401, 403, 404, 409, 416, 502, 503)},
+                params=[
+                    _REC_ID,
+                    _q("download", {"enum": ["0", "1", "true", "false"]}, "1 = download (attachment)"),
+                    {
+                        "name": "Range",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "bytes=start-end",
+                    },
+                ],
+                tag="recordings",
+            )
+        },
+        "/api/v1/recordings/{rec_id}/waveform": {
+            "get": _op(
+                "Peak amplitude per lane (customer left, agent right) for the player; needs listen permission",
+                {"200": _json(_OBJ), **_errors(400, 401, 403, 404, 409, 502, 503)},
+                params=[
+                    _REC_ID,
+                    _q("buckets", {"type": "integer", "minimum": 10, "maximum": 4000}, "Number of slices"),
+                ],
+                tag="recordings",
+            )
+        },
+        "/api/v1/accounts/{account_id}/settings": {
+            "get": _op(
+                "Account settings (admin, supervisor)",
+                {"200": _json(_ref("AccountSettings")), **_errors(400, 401, 403, 404)},
+                params=[_ACCOUNT],
+                tag="settings",
+            ),
+            "put": _op(
+                "Change account settings (admin); any subset of the fields; creates the account if new",
+                {"200": _json(_ref("AccountSettings")), **_errors(400, 401, 403, 413, 422)},
+                params=[_ACCOUNT],
+                body=_ref("SettingsChange"),
+                tag="settings",
+            ),
+        },
+        "/api/v1/numbers/{number}/override": {
+            "get": _op(
+                "A number's override and effective settings (admin, supervisor)",
+                {"200": _json(_ref("NumberOverride")), **_errors(400, 401, 403, 404)},
+                params=[_NUMBER],
+                tag="settings",
+            ),
+            "put": _op(
+                "Set a number's override (admin); null/absent fields inherit; a new number needs `account`",
+                {"200": _json(_ref("NumberOverride")), **_errors(400, 401, 403, 413, 422)},
+                params=[_NUMBER],
+                body=_ref("NumberOverrideChange"),
+                tag="settings",
+            ),
+            "delete": _op(
+                "Clear a number's override (admin)",
+                {"204": {"description": "Cleared"}, **_errors(400, 401, 403, 404)},
+                params=[_NUMBER],
+                tag="settings",
+            ),
+        },
+        "/api/v1/audit": {
+            "get": _op(
+                "Audit log, newest first (admin)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["entries", "next_before"],
+                            "properties": {
+                                "entries": {"type": "array", "items": _ref("AuditEntry")},
+                                "next_before": {"type": ["integer", "null"]},
+                            },
+                        }
+                    ),
+                    **_errors(400, 401, 403),
+                },
+                params=[
+                    _q("actor", {"type": "string"}, "e.g. user:alice"),
+                    _q("action", {"type": "string"}, "e.g. recording.listen"),
+                    _q("target", {"type": "string"}, "e.g. recording:<id>"),
+                    _q("before", {"type": "integer", "minimum": 0}, "next_before of the previous page"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size (default 100)"),
+                ],
+                tag="audit",
+            )
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "callrec supervisor API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "callrec users add prints one"}
+            },
+        },
+        "security": _AUTH,
+    }

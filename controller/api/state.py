@@ -1,0 +1,36 @@
+"""What every handler reaches through the application: collaborators and small shared state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from controller.config import Config
+from controller.live import LiveCallSource
+from controller.metrics import Metrics
+
+
+@dataclass
+class ApiState:
+    config: Config
+    pool: asyncpg.Pool
+    live: LiveCallSource | None
+    metrics: Metrics
+    health_checks: Mapping[str, Callable[[], Any]]
+    audio: Callable[[Mapping[str, Any]], Any]
+    manifest_verifier: Callable[[Mapping[str, Any]], Any] | None
+    openapi: dict[str, Any]
+    state_counts_at: float = -1e9
+    sse_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+STATE = web.AppKey("callrec_api", ApiState)
+
+
+def api_state(request: web.Request) -> ApiState:
+    return request.app[STATE]
