@@ -416,7 +416,7 @@ class AmiTranslator:
                     ts=ts,
                     wall=wall,
                     leg=uid,
-                    path=tag.files.tx or "",
+                    path=tag.files.rx or "",
                     cause="hangup",
                     recording_id=tag.recording_id,
                 )
@@ -428,7 +428,7 @@ class AmiTranslator:
         if ch is None:
             return []
         tag = self.recordings.get(ch.uniqueid)
-        path = tag.files.tx if tag and tag.files.tx else ch.variables.get("mixmonitor_filename", "")
+        path = tag.files.rx if tag and tag.files.rx else ch.variables.get("mixmonitor_filename", "")
         return [
             RecordingStarted(
                 pbx=self.pbx,
@@ -465,7 +465,7 @@ class AmiTranslator:
                 ts=ts,
                 wall=wall,
                 leg=ch.uniqueid,
-                path=(tag.files.tx or "") if tag else "",
+                path=(tag.files.rx or "") if tag else "",
                 cause="stop",
                 recording_id=tag.recording_id if tag else "",
             )

@@ -2,9 +2,9 @@
 
 Recording layout (fixtures' NOTES §6.1): MixMonitor on the CUSTOMER channel with separate leg files.
 Asterisk's `r()` file holds what the channel sends in (the customer's voice) and `t()` what is sent
-to it (the agent / transfer target). In our contract (`SpoolFiles`) `rx` is what the customer
-HEARS and `tx` what the customer SAYS, so `r()` writes `<id>-tx.wav` and `t()` writes `<id>-rx.wav`;
-finalize joins tx LEFT + rx RIGHT into one stereo file with the customer on the left.
+to it (the agent / transfer target): `r()` writes `<id>-rx.wav` (customer) and `t()` `<id>-tx.wav`
+(agent), the naming of the real captures (S1-rx.wav = 440 Hz customer) and of `storage.audio`, which
+joins rx LEFT + tx RIGHT at finalize. (base.SpoolFiles' docstring says the opposite; see the report.)
 
 The recording is tagged on the channel with `CALLREC_RECORDING` (our id), `CALLREC_FILES` (the leg
 paths) and MixMonitor's `i(CALLREC_MIXMON)` (its MixMonitorID). With those three in manager.conf
@@ -297,8 +297,8 @@ class AsteriskDriver:
                 {
                     "Action": "MixMonitor",
                     "Channel": channel,
-                    # r() = what the customer says → our tx; t() = what the customer hears → our rx
-                    "Options": f"i({VAR_MIXMON})r({tx_pbx})t({rx_pbx})",
+                    # r() = what the customer channel sends (customer), t() = what it is sent (agent)
+                    "Options": f"i({VAR_MIXMON})r({rx_pbx})t({tx_pbx})",
                 }
             )
         except BaseException:

@@ -81,9 +81,10 @@ async def test_inbound_call_translated_and_recorded_customer_on_tx(
     files = state["files"]
     assert files.rx.endswith("rec-in-rx.wav") and files.tx.endswith("rec-in-tx.wav")
     assert Path(files.rx).is_relative_to(tmp_path)
-    # tx = what the customer says (440), rx = what the customer hears (agent 880); the pause is silence on both
-    assert tones(files.tx) == [440, None, 440]
-    assert tones(files.rx) == [880, None, 880]
+    # rx = Asterisk's r(): what the customer channel sends (440); tx = t(): what it is sent (agent 880);
+    # the pause is silence on both
+    assert tones(files.rx) == [440, None, 440]
+    assert tones(files.tx) == [880, None, 880]
     rate, ch, frames = read_wav(files.tx)
     assert (rate, ch) == (8000, 1) and len(frames) == len(read_wav(files.rx)[2])  # legs stay sample-aligned
 
@@ -108,7 +109,7 @@ async def test_blind_transfer_by_phone_and_explicit_stop(
     assert (t.leg, t.target, t.kind.value) == (state["leg"], sc.EXTERNAL_TARGET, "blind")
     stops = evlog.of(RecordingStopped)
     assert [s.cause for s in stops] == ["stop"]  # no second stop at hangup: the recording was already over
-    assert [hz for hz in tones(state["files"].rx) if hz] == [880]  # the external party (660) never recorded
+    assert [hz for hz in tones(state["files"].tx) if hz] == [880]  # the external party (660) never recorded
     await evlog.wait_for(ChannelHungUp, lambda e: e.leg == state["leg"])
     # after a stop the channel no longer claims a recording (a resync would not adopt it)
     assert not sim.recording_channels()
@@ -141,7 +142,7 @@ async def test_link_drop_resyncs_and_recording_continues(
     stopped = await evlog.wait_for(RecordingStopped)
     assert stopped.recording_id == "rec-ld"  # still known after the reconnect
     assert driver.connects == 2
-    assert tones(state["files"].tx) == [440]
+    assert tones(state["files"].rx) == [440]
 
 
 async def test_restarted_controller_adopts_running_recording_and_can_pause_it(

@@ -73,7 +73,7 @@ async def test_s1_inbound_legs_call_bridge_and_confirmations() -> None:
     assert {a.leg for a in of(ev, ChannelAnswered)} == {c.leg for c in created}
     started = of(ev, RecordingStarted)
     assert len(started) == 3 and {s.leg for s in started} == {cust.leg}  # three MixMonitors ran
-    assert started[0].recording_id == "rec-1" and started[0].path == "/s/rec-1-tx.wav"
+    assert started[0].recording_id == "rec-1" and started[0].path == "/s/rec-1-rx.wav"
     hung = of(ev, ChannelHungUp)
     assert len(hung) == 4 and hung[-1].cause == "Normal Clearing"
     stopped = of(ev, RecordingStopped)  # no MixMonitorStop on the wire: the hangup ends it
