@@ -33,6 +33,10 @@ class WrongKeyError(ValueError):
     """The identity given is not one of the recipients the file was encrypted to."""
 
 
+class CorruptCiphertext(ValueError):
+    """The age file fails authentication or parsing: its bytes were altered or truncated."""
+
+
 def key_id(recipient: str) -> str:
     """Stable fingerprint of an age recipient: what rows store in `key_ids`."""
     return "age:" + hashlib.sha256(recipient.strip().encode()).hexdigest()[:16]
@@ -136,7 +140,11 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: list[x25519.Identit
     except pyrage.DecryptError as e:
         if "no matching keys" in str(e).lower() or "no identity matched" in str(e).lower():
             raise WrongKeyError(f"none of identities {identity_key_ids(identities)} can open this file") from None
-        raise
+        raise CorruptCiphertext(str(e).splitlines()[0]) from None
+    except OSError as e:
+        if e.errno is not None:  # a real I/O error of the reader or writer
+            raise
+        raise CorruptCiphertext(str(e).splitlines()[0]) from None  # pyrage's STREAM authentication failure
     return w.h.hexdigest()
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pyrage import DecryptError, x25519
+from pyrage import x25519
 
 from storage import crypto
 
@@ -184,7 +184,7 @@ def check_object(
             )
             cipher_hash.drain()
             plain = None
-        except DecryptError as e:
+        except crypto.CorruptCiphertext as e:
             result.failed("decrypt", TAMPERED_AUDIO, f"ciphertext fails authentication ({e}): stored object altered")
             cipher_hash.drain()
             plain = None
@@ -248,3 +248,98 @@ class _NullWriter:
 
     def flush(self) -> None:
         pass
+
+
+# ---- whole-recording verification ---------------------------------------------------------------
+
+
+def verify_files(
+    audio: BinaryIO,
+    manifest_doc: bytes | None,
+    trusted: Ed25519PublicKey,
+    identities: list[x25519.Identity] | None = None,
+    *,
+    row: Mapping[str, Any] | None = None,
+    name: str = "",
+) -> VerifyResult:
+    """Verify an encrypted object against its signed manifest document (a file, an archive member, or
+    what a backend returns). Blocking: run in a thread from async code."""
+    result = VerifyResult(recording_id=name or (str(row["id"]) if row else ""))
+    if manifest_doc is None:
+        result.failed("manifest", MISSING_OBJECT, "the manifest object is missing")
+        return result
+    try:
+        m, sig = parse_document(manifest_doc)
+    except ValueError as e:
+        result.failed("manifest", TAMPERED_MANIFEST, f"manifest is unreadable: {e} (manifest was altered)")
+        return result
+    result.recording_id = str(m.get("recording_id") or result.recording_id)
+    check_signature(result, m, sig, trusted)
+    check_object(result, m, audio, identities)
+    if row is not None:
+        check_row(result, m, row)
+        if row.get("manifest") is not None and canonical(row["manifest"]) != canonical(m):
+            result.failed("database row", ROW_MISMATCH, "the database copy of the manifest differs from the stored one")
+    return result
+
+
+def verify_stored(
+    backend: Any,
+    row: Mapping[str, Any],
+    trusted: Ed25519PublicKey,
+    identities: list[x25519.Identity] | None = None,
+) -> VerifyResult:
+    """Verify a stored recording (its `recordings` row) in its backend. Blocking."""
+    from storage.backends.base import ObjectMissing, manifest_key_for
+
+    rid = str(row["id"])
+    if row.get("state") != "stored" or not row.get("object_uri"):
+        result = VerifyResult(recording_id=rid)
+        result.failed("state", MISSING_OBJECT, f"recording is not stored (state {row.get('state')!r})")
+        return result
+    audio_key = backend.key_from_uri(row["object_uri"])
+    try:
+        doc: bytes | None = backend.get_bytes(manifest_key_for(audio_key))
+    except ObjectMissing:
+        doc = None
+    try:
+        with backend.open_read(audio_key) as f:
+            return verify_files(f, doc, trusted, identities, row=row, name=rid)
+    except ObjectMissing:
+        result = VerifyResult(recording_id=rid)
+        result.failed("object", MISSING_OBJECT, f"encrypted object {row['object_uri']} is missing from the store")
+        return result
+
+
+async def verify_recording(
+    pool_or_row: Any,
+    config: Any,
+    recording_id: str | None = None,
+    *,
+    backend: Any = None,
+    identities: list[x25519.Identity] | None = None,
+    trusted: Ed25519PublicKey | None = None,
+    decrypt: bool = True,
+) -> VerifyResult:
+    """Verify one stored recording: signature, ciphertext hash, and (when an identity file is
+    configured or given) decryption and the audio hash. `pool_or_row` is an asyncpg pool (with
+    `recording_id`) or a `recordings` row. The API shows `result.as_dict()`."""
+    import asyncio
+
+    from storage.backends.base import open_backend
+
+    row: Mapping[str, Any]
+    if not hasattr(pool_or_row, "fetchrow"):  # a row (dict or asyncpg Record), not a pool
+        row = dict(pool_or_row)
+    else:
+        rec = await pool_or_row.fetchrow("SELECT * FROM recordings WHERE id = $1", recording_id)
+        if rec is None:
+            result = VerifyResult(recording_id=str(recording_id))
+            result.failed("row", MISSING_OBJECT, "no such recording")
+            return result
+        row = dict(rec)
+    backend = backend or open_backend(config.storage, config.storage_path)
+    trusted = trusted or crypto.load_public_key(config.signing_key_path)
+    if identities is None and decrypt and config.encryption.identity_file:
+        identities = crypto.load_identities(config.encryption.identity_file)
+    return await asyncio.to_thread(verify_stored, backend, row, trusted, identities if decrypt else None)

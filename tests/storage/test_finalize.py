@@ -1,5 +1,7 @@
 """Finalize end to end against the real database, real files and the real `age` CLI."""
 
+# ruff: noqa: ASYNC240
+
 from __future__ import annotations
 
 import hashlib
@@ -82,7 +84,7 @@ async def test_real_asterisk_legs_are_joined_customer_left(dbpool: asyncpg.Pool,
     assert row["state"] == "stored", row["error"]
     assert row["duration_ms"] == 6020
     out = tmp_path / "out.wav"
-    enc = Path(cfg.storage.path) / [o for o in objects(cfg) if o.endswith(".age")][0]
+    enc = Path(cfg.storage.path) / next(o for o in objects(cfg) if o.endswith(".age"))
     assert age_decrypt(keys.identity_file, enc, out).returncode == 0
     samples, rate = read_wav(out)
     assert samples.shape[1] == 2

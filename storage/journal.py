@@ -1,0 +1,251 @@
+"""The recording journal: every write the recorder makes to calls / recordings / recording_events /
+finalize_jobs, in one place, so the contract (common brief, "Journal") is enforced by one module.
+
+A row exists from the moment the start command is sent; the stop moves it to 'stopped' and enqueues
+the finalize job in the SAME transaction (then NOTIFY callrec_finalize), and only from an open state,
+so a recording is closed exactly once even when two controllers (a killed one and its successor)
+race for it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+OPEN_STATES = ("recording", "paused")
+
+
+def _ts(wall: float) -> datetime:
+    return datetime.fromtimestamp(wall, UTC)
+
+
+@dataclass(frozen=True)
+class CallRow:
+    id: str
+    pbx: str
+    pbx_call_id: str
+    account_id: str
+    direction: str
+    customer_number: str
+    account_number: str
+    agent: str
+    ring_group: str
+    started_wall: float
+    answered_wall: float | None
+
+
+@dataclass(frozen=True)
+class RecordingRow:
+    id: str
+    pbx: str
+    pbx_kind: str
+    customer_leg: str
+    account_id: str
+    direction: str
+    customer_number: str
+    account_number: str
+    agent: str
+    policy: dict[str, Any]
+    dual_channel: bool
+    spool_files: dict[str, str]
+    timeline: dict[str, Any]
+    started_wall: float
+    retention_days: int
+
+
+async def upsert_call(conn: asyncpg.Connection | asyncpg.Pool, call: CallRow) -> str:
+    """Insert the call (or return the id of the row the same PBX call already has)."""
+    return str(
+        await conn.fetchval(
+            """
+            INSERT INTO calls (id, pbx, pbx_call_id, account_id, direction, customer_number, account_number,
+                               agent, ring_group, started_at, answered_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (pbx, pbx_call_id) DO UPDATE
+                SET agent = EXCLUDED.agent, answered_at = COALESCE(calls.answered_at, EXCLUDED.answered_at)
+            RETURNING id
+            """,
+            call.id,
+            call.pbx,
+            call.pbx_call_id,
+            call.account_id,
+            call.direction,
+            call.customer_number,
+            call.account_number,
+            call.agent,
+            call.ring_group,
+            _ts(call.started_wall),
+            _ts(call.answered_wall) if call.answered_wall else None,
+        )
+    )
+
+
+async def open_recording(pool: asyncpg.Pool, call: CallRow, rec: RecordingRow) -> str:
+    """calls row + recordings row (state 'recording') + the 'start' event, in one transaction.
+    Returns the calls.id actually used."""
+    async with pool.acquire() as conn, conn.transaction():
+        call_id = await upsert_call(conn, call)
+        started = _ts(rec.started_wall)
+        await conn.execute(
+            """
+            INSERT INTO recordings (id, call_id, pbx, pbx_kind, customer_leg, account_id, direction,
+                customer_number, account_number, agent, agents, ring_groups, state, policy, dual_channel,
+                spool_files, timeline, started_at, retention_until)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'recording', $13, $14, $15, $16, $17, $18)
+            """,
+            rec.id,
+            call_id,
+            rec.pbx,
+            rec.pbx_kind,
+            rec.customer_leg,
+            rec.account_id,
+            rec.direction,
+            rec.customer_number,
+            rec.account_number,
+            rec.agent,
+            [rec.agent] if rec.agent else [],
+            [call.ring_group] if call.ring_group else [],
+            rec.policy,
+            rec.dual_channel,
+            rec.spool_files,
+            rec.timeline,
+            started,
+            started + timedelta(days=rec.retention_days),
+        )
+        await conn.execute(
+            "INSERT INTO recording_events (recording_id, kind, at, offset_ms, actor, detail)"
+            " VALUES ($1, 'start', $2, 0, 'policy', $3)",
+            rec.id,
+            started,
+            {"policy": rec.policy, "spool_files": rec.spool_files},
+        )
+    return call_id
+
+
+async def record_event(
+    pool: asyncpg.Pool,
+    recording_id: str,
+    kind: str,
+    *,
+    wall: float,
+    offset_ms: int,
+    actor: str,
+    detail: dict[str, Any],
+    timeline: dict[str, Any],
+    state: str | None = None,
+    agents: list[str] | None = None,
+) -> None:
+    """One timeline change (pause, resume, segment, transfer): the event row + the timeline so far
+    (so a controller that adopts the recording after a restart continues the same timeline)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO recording_events (recording_id, kind, at, offset_ms, actor, detail) VALUES ($1,$2,$3,$4,$5,$6)",
+            recording_id,
+            kind,
+            _ts(wall),
+            offset_ms,
+            actor,
+            detail,
+        )
+        await conn.execute(
+            """
+            UPDATE recordings SET timeline = $2, state = COALESCE($3, state),
+                agents = COALESCE($4, agents), updated_at = now()
+            WHERE id = $1 AND state IN ('recording', 'paused')
+            """,
+            recording_id,
+            timeline,
+            state,
+            agents,
+        )
+
+
+async def stop_recording(
+    pool: asyncpg.Pool,
+    recording_id: str,
+    *,
+    wall: float,
+    reason: str,
+    timeline: dict[str, Any],
+    actor: str = "pbx",
+) -> bool:
+    """Close the recording once: state 'stopped' + the 'stop' event + the finalize job, one transaction,
+    then NOTIFY callrec_finalize. Returns False when it was already closed (nothing written)."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                """
+                UPDATE recordings SET state = 'stopped', stopped_at = $2, stop_reason = $3, timeline = $4,
+                    duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM ($2 - started_at)) * 1000)::bigint),
+                    updated_at = now()
+                WHERE id = $1 AND state IN ('recording', 'paused')
+                RETURNING id
+                """,
+                recording_id,
+                _ts(wall),
+                reason,
+                timeline,
+            )
+            if row is None:
+                return False
+            stop = timeline.get("stop") or {}
+            await conn.execute(
+                "INSERT INTO recording_events (recording_id, kind, at, offset_ms, actor, detail)"
+                " VALUES ($1, 'stop', $2, $3, $4, $5)",
+                recording_id,
+                _ts(wall),
+                int(stop.get("at_ms") or 0),
+                actor,
+                {"reason": reason},
+            )
+            await conn.execute(
+                "INSERT INTO finalize_jobs (recording_id) VALUES ($1) ON CONFLICT (recording_id) DO NOTHING",
+                recording_id,
+            )
+        await conn.execute("NOTIFY callrec_finalize")
+    return True
+
+
+async def fail_recording(pool: asyncpg.Pool, recording_id: str, *, wall: float, error: str) -> None:
+    """The PBX refused the start: visibly failed with the reason, never silently gone."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE recordings SET state = 'failed', error = $2, stopped_at = $3, stop_reason = 'pbx', updated_at = now()"
+            " WHERE id = $1 AND state IN ('recording', 'paused')",
+            recording_id,
+            error,
+            _ts(wall),
+        )
+        await conn.execute(
+            "INSERT INTO recording_events (recording_id, kind, at, actor, detail) VALUES ($1, 'error', $2, 'pbx', $3)",
+            recording_id,
+            _ts(wall),
+            {"error": error},
+        )
+
+
+async def end_call(pool: asyncpg.Pool, call_id: str, *, wall: float, reason: str) -> None:
+    await pool.execute(
+        "UPDATE calls SET state = 'ended', ended_at = $2, end_reason = $3 WHERE id = $1 AND state = 'live'",
+        call_id,
+        _ts(wall),
+        reason,
+    )
+
+
+async def open_recordings(pool: asyncpg.Pool, pbx: str) -> list[asyncpg.Record]:
+    """Recordings this node still has open (recording / paused): adopted or closed after a resync."""
+    return await pool.fetch(
+        """
+        SELECT r.*, EXTRACT(EPOCH FROM r.started_at) AS started_epoch, c.ring_group AS call_ring_group,
+               c.started_at AS call_started_at, c.answered_at AS call_answered_at
+        FROM recordings r LEFT JOIN calls c ON c.id = r.call_id
+        WHERE r.pbx = $1 AND r.state IN ('recording', 'paused')
+        ORDER BY r.started_at
+        """,
+        pbx,
+    )
