@@ -30,7 +30,7 @@ MAX_LIMIT = 500
 
 def _param_time(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         t = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
@@ -43,7 +43,7 @@ def _param_time(request: web.Request, name: str) -> datetime | None:
 
 def _param_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
     raw = request.query.get(name)
-    if not raw:
+    if raw is None:
         return None
     if raw not in choices:
         raise ApiError(400, "invalid_parameter", f"{name}: one of {', '.join(choices)}, got {raw!r}", field=name)
@@ -52,7 +52,7 @@ def _param_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> 
 
 def param_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -137,10 +137,10 @@ async def _verify(request: web.Request, rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bool_param(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "").lower()
-    if raw in ("", "0", "false", "no"):
+    raw = request.query.get(name)
+    if raw in (None, "0", "false"):
         return False
-    if raw in ("1", "true", "yes"):
+    if raw in ("1", "true"):
         return True
     raise ApiError(400, "invalid_parameter", f"{name}: 1 or 0, got {raw!r}", field=name)
 
