@@ -178,7 +178,9 @@ class AmiSimulator:
         secret: str = "callrec-secret",
         channelvars: tuple[str, ...] = DEFAULT_CHANNELVARS,
         time_scale: float = 0.0,
+        settle_timeout: float = 5.0,
     ) -> None:
+        self.settle_timeout = settle_timeout
         self.host, self.port = host, port
         self.username, self.secret = username, secret
         self.channelvars = channelvars
@@ -838,14 +840,29 @@ class AmiSimulator:
         call.parties["agent"] = party
         call.pending_atxfer = None
 
+    async def _until(self, cond: Callable[[], bool]) -> bool:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.settle_timeout
+        while not cond():
+            if loop.time() >= end:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
     async def play(
         self,
         scenario: sc.Scenario,
         on_step: Callable[[sc.Step], Awaitable[None]] | None = None,
-    ) -> None:
-        """Play one scenario. `on_step(step)` is awaited after the simulator did its part of each step:
-        the harness performs Pause/Resume through the controller, restarts the controller on
-        ControllerRestart, and waits for the recording to start after Answer."""
+        *,
+        settle: bool = True,
+    ) -> SimCall:
+        """Play one scenario; returns the call (its `first_customer` is the recorded channel).
+
+        `on_step(step)` is awaited after the simulator did its part of each step: the harness performs
+        Pause/Resume through the controller and restarts it on ControllerRestart. With `settle`, the
+        simulator waits (up to settle_timeout) after the answer for the recording the scenario
+        expects, and after a transfer that should stop it for the stop — as a real PBX's call would
+        not outrun a controller that reacts in milliseconds — so the files are deterministic."""
         call: SimCall | None = None
         for step in scenario.steps:
             if isinstance(step, sc.PlaceCall):
@@ -856,6 +873,8 @@ class AmiSimulator:
                 await self.elapse(step.ms)
             elif isinstance(step, sc.Answer):
                 self._answer(call)
+                if settle and scenario.expect.recorded:
+                    await self._until(lambda c=call: bool(c.customer.monitors))  # type: ignore[misc]
             elif isinstance(step, sc.Talk):
                 await self.elapse(step.ms)
             elif isinstance(step, sc.Transfer):
@@ -868,6 +887,8 @@ class AmiSimulator:
                     await self._atxfer_consult(call, party, step.ring_ms)
                     await self.elapse(step.consult_ms)
                     self._complete_atxfer(call)
+                if settle and scenario.expect.ends_at_transfer:
+                    await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
             elif isinstance(step, sc.Hangup):
                 who = {"customer": call.customer, "agent": call.agent, "target": call.agent}[step.party]
                 self._hangup_call(call, who)
@@ -877,6 +898,8 @@ class AmiSimulator:
                 self.drop_connections()
             if on_step is not None:
                 await on_step(step)
+        assert call is not None
+        return call
 
 
 @dataclass

@@ -69,7 +69,7 @@ async def test_inbound_call_translated_and_recorded_customer_on_tx(
 ) -> None:
     await evlog.wait_for(Resync)
     state, on_step = await record_on_answer(sim, driver, evlog, tmp_path, "rec-in")
-    await sim.play(sc.get("pause_resume"), on_step)
+    await sim.play(sc.get("pause_resume"), on_step, settle=False)
     await evlog.wait_for(RecordingStopped)
     hint = evlog.of(PolicyHint)[0]
     assert hint.values == {"account": "main", "account_number": sc.DID, "direction": "inbound"}
@@ -102,7 +102,7 @@ async def test_blind_transfer_by_phone_and_explicit_stop(
             await driver.stop_recording(state["leg"], state["files"])  # as the stop-on-external rule does
             await evlog.wait_for(RecordingStopped)
 
-    await sim.play(scenario, steps)
+    await sim.play(scenario, steps, settle=False)
     from controller.events import Transferred
 
     (t,) = evlog.of(Transferred)
@@ -138,7 +138,7 @@ async def test_link_drop_resyncs_and_recording_continues(
             assert live.recording_paths == (state["files"].rx, state["files"].tx)
             assert live.bridged_to and live.answered
 
-    await sim.play(sc.get("link_drop"), steps)
+    await sim.play(sc.get("link_drop"), steps, settle=False)
     stopped = await evlog.wait_for(RecordingStopped)
     assert stopped.recording_id == "rec-ld"  # still known after the reconnect
     assert driver.connects == 2
@@ -170,7 +170,7 @@ async def test_restarted_controller_adopts_running_recording_and_can_pause_it(
             await fresh.resume_recording(state["leg"], state["files"])
 
     try:
-        await sim.play(sc.get("controller_restart"), steps)
+        await sim.play(sc.get("controller_restart"), steps, settle=False)
         stopped = await holder["log"].wait_for(RecordingStopped)
         assert stopped.recording_id == "rec-rs"
         assert len(sim.actions_seen) and sum(1 for a in sim.actions_seen if a["action"] == ["MixMonitor"]) == 1
