@@ -1,0 +1,119 @@
+"""Helpers for the docker-lab checks: the repo paths, the compose file, an Asterisk config reader."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = REPO / "lab" / "docker"
+SOFTPHONE = REPO / "lab" / "softphone"
+
+
+def load_phones() -> ModuleType:
+    """lab/softphone/phones.py is a standalone script (it runs in the softphone container)."""
+    if "lab_phones" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("lab_phones", SOFTPHONE / "phones.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["lab_phones"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["lab_phones"]
+
+
+@pytest.fixture(scope="session")
+def phones() -> ModuleType:
+    return load_phones()
+
+
+@pytest.fixture(scope="session")
+def compose() -> dict:
+    return yaml.safe_load((LAB / "docker-compose.yml").read_text())
+
+
+@dataclass
+class AstSection:
+    name: str
+    templates: list[str]
+    is_template: bool
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, key: str) -> str | None:
+        values = [v for k, v in self.items if k == key]
+        return values[-1] if values else None
+
+
+@dataclass
+class AstConfig:
+    sections: list[AstSection]
+    includes: list[str]
+
+    def named(self, name: str) -> list[AstSection]:
+        return [s for s in self.sections if s.name == name]
+
+
+_SECTION = re.compile(r"^\[([^\]]+)\](?:\(([^)]*)\))?\s*$")
+_ITEM = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(=>|=)\s*(.*)$")
+
+
+def parse_asterisk(path: Path) -> AstConfig:
+    """Asterisk's INI dialect: [name](template,!), key = value / key => value, ; comments, #include.
+
+    Strict: any line that is none of those fails, so a typo cannot hide in a lab config.
+    """
+    sections: list[AstSection] = []
+    includes: list[str] = []
+    for n, raw in enumerate(path.read_text().splitlines(), 1):
+        line = re.sub(r"(?<!\\);.*$", "", raw).strip()
+        if not line:
+            continue
+        if line.startswith(("#include", "#tryinclude")):
+            includes.append(line.split(None, 1)[1].strip().strip('"'))
+            continue
+        m = _SECTION.match(line)
+        if m:
+            opts = [o.strip() for o in (m.group(2) or "").split(",") if o.strip()]
+            sections.append(AstSection(m.group(1), [o for o in opts if o != "!"], "!" in opts))
+            continue
+        m = _ITEM.match(line)
+        if not m:
+            raise AssertionError(f"{path.name}:{n}: not an Asterisk config line: {raw!r}")
+        if not sections:
+            raise AssertionError(f"{path.name}:{n}: setting outside any [section]: {raw!r}")
+        sections[-1].items.append((m.group(1), m.group(3).strip()))
+    return AstConfig(sections, includes)
+
+
+def asterisk_pattern_matches(pattern: str, number: str) -> bool:
+    """Asterisk extension matching: literal, or `_` with X Z N [..] . ! (what our lab dialplan uses)."""
+    if not pattern.startswith("_"):
+        return pattern == number
+    rx = ""
+    i, p = 0, pattern[1:]
+    while i < len(p):
+        c = p[i]
+        if c == "X":
+            rx += "[0-9]"
+        elif c == "Z":
+            rx += "[1-9]"
+        elif c == "N":
+            rx += "[2-9]"
+        elif c == "[":
+            j = p.index("]", i)
+            rx += "[" + p[i + 1 : j] + "]"
+            i = j
+        elif c == ".":
+            rx += ".+"
+        elif c == "!":
+            rx += ".*"
+        else:
+            rx += re.escape(c)
+        i += 1
+    return re.fullmatch(rx, number) is not None
