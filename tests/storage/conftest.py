@@ -89,9 +89,14 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 def make_config(tmp: Path, keys: Keys, **over: Any) -> Config:
     storage = over.pop("storage", StorageConfig(backend="local", path=str(tmp / "store")))
     recipients = over.pop("recipients", (keys.recipient,))
-    fin = FinalizeConfig(
-        workers=1, max_attempts=5, retry_base_seconds=0.0, retry_max_seconds=0.0, file_stable_seconds=0.0, **over
-    )
+    fin_args: dict[str, Any] = {
+        "workers": 1,
+        "max_attempts": 5,
+        "retry_base_seconds": 60.0,  # a retry is never due within one drain(); tests make it due by SQL
+        "retry_max_seconds": 60.0,
+        "file_stable_seconds": 0.0,
+    }
+    fin = FinalizeConfig(**(fin_args | over))
     return Config(
         state_dir=str(tmp / "state"),
         node_id="test-node",
@@ -189,3 +194,62 @@ def age_decrypt(identity: Path, src: Path, dst: Path) -> subprocess.CompletedPro
 
 def manifest_of(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+class MotoServer:
+    """A real S3 server process (moto in server mode) on 127.0.0.1; stop()/start() simulate an outage."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import shutil
+        import sys
+        import time
+        import urllib.request
+
+        exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+        self.proc = subprocess.Popen(
+            [exe, "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1).read()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()  # our own child, by its pid
+            self.proc.wait(10)
+            self.proc = None
+
+    def create_bucket(self, name: str) -> None:
+        import boto3
+
+        boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+        ).create_bucket(Bucket=name)
+
+    def storage(self, bucket: str) -> StorageConfig:
+        return StorageConfig(
+            backend="s3", endpoint=self.endpoint, bucket=bucket, access_key="k", secret_key="s", prefix="rec"
+        )
+
+
+@pytest.fixture(scope="session")
+def moto() -> Any:
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()

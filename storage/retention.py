@@ -1,0 +1,152 @@
+"""Retention purge: delete recordings past their retention date (object, manifest, row), never under legal hold.
+
+The retention date is fixed on the row when the recording is created, so a later settings change only
+affects new recordings. Each purge leaves an append-only audit_log entry (what, when, which object,
+which hashes) — the row is gone, the evidence that it existed and was deleted on schedule is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from controller.config import Config
+from controller.metrics import Metrics
+from storage.backends.base import Backend, BackendError, manifest_key_for, open_backend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PurgeReport:
+    dry_run: bool
+    candidates: list[str] = field(default_factory=list)
+    purged: list[str] = field(default_factory=list)
+    held: int = 0  # expired but under legal hold
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def purge_expired(
+    pool: asyncpg.Pool,
+    backend: Backend,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    actor: str = "retention",
+    progress: Callable[[int, int], None] | None = None,
+) -> PurgeReport:
+    """Purge every stored recording whose retention date has passed and that is not on legal hold."""
+    now = now or datetime.now(UTC)
+    report = PurgeReport(dry_run=dry_run)
+    rows = await pool.fetch(
+        "SELECT id FROM recordings WHERE retention_until < $1 AND NOT legal_hold AND state = 'stored'"
+        " ORDER BY retention_until",
+        now,
+    )
+    report.held = await pool.fetchval("SELECT count(*) FROM recordings WHERE retention_until < $1 AND legal_hold", now)
+    report.candidates = [str(r["id"]) for r in rows]
+    if dry_run:
+        return report
+    total = len(rows)
+    for i, r in enumerate(rows, 1):
+        try:
+            if await _purge_one(pool, backend, r["id"], now, actor):
+                report.purged.append(str(r["id"]))
+        except (BackendError, OSError, asyncpg.PostgresError) as e:
+            report.errors.append(f"{r['id']}: {e}")
+            log.warning("purge of %s failed (will retry next run): %s", r["id"], e)
+        if progress:
+            progress(i, total)
+    return report
+
+
+async def _purge_one(pool: asyncpg.Pool, backend: Backend, rid: Any, now: datetime, actor: str) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        # Lock the row, then re-check: a legal hold set a moment ago must win over this purge.
+        row = await conn.fetchrow(
+            "SELECT * FROM recordings WHERE id = $1 AND retention_until < $2 AND NOT legal_hold FOR UPDATE", rid, now
+        )
+        if row is None:
+            return False
+        if row["object_uri"]:
+            key = backend.key_from_uri(row["object_uri"])
+
+            def rm() -> None:
+                backend.delete(key)
+                backend.delete(manifest_key_for(key))
+
+            await asyncio.to_thread(rm)
+        await conn.execute("DELETE FROM recordings WHERE id = $1", rid)
+        await conn.execute(
+            "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, 'recording.purge', $2, $3)",
+            actor,
+            str(rid),
+            {
+                "object_uri": row["object_uri"],
+                "retention_until": row["retention_until"].isoformat(),
+                "started_at": row["started_at"].isoformat(),
+                "audio_sha256": row["audio_sha256"],
+                "ciphertext_sha256": row["ciphertext_sha256"],
+                "account": row["account_id"],
+            },
+        )
+    log.info("purged recording %s (retention until %s)", rid, row["retention_until"])
+    return True
+
+
+class RetentionScheduler:
+    """Runs `purge_expired` on an apscheduler interval (retention.purge_interval_minutes)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        config: Config,
+        metrics: Metrics | None = None,
+        *,
+        backend: Backend | None = None,
+        interval_seconds: float | None = None,
+    ) -> None:
+        self.pool, self.config = pool, config
+        self.metrics = metrics or Metrics()
+        self.backend = backend or open_backend(config.storage, config.storage_path)
+        self.interval = interval_seconds or config.retention.purge_interval_minutes * 60.0
+        self.last_report: PurgeReport | None = None
+        self._scheduler: Any = None
+        self.metrics.describe("callrec_retention_purged_total", "counter", "Recordings deleted by retention")
+        self.metrics.describe("callrec_retention_held", "gauge", "Expired recordings kept by a legal hold")
+
+    def start(self, *, first_run_in: float = 5.0) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_job(
+            self.run_now,
+            "interval",
+            seconds=self.interval,
+            next_run_time=datetime.now(UTC) + timedelta(seconds=first_run_in),
+            max_instances=1,
+            coalesce=True,
+            id="callrec-retention-purge",
+        )
+        self._scheduler.start()
+
+    async def run_now(self) -> PurgeReport:
+        report = await purge_expired(self.pool, self.backend)
+        self.last_report = report
+        self.metrics.inc("callrec_retention_purged_total", len(report.purged))
+        self.metrics.set("callrec_retention_held", report.held)
+        return report
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
