@@ -152,12 +152,21 @@ class WavStream:
         self.data_size = 0
 
     async def open(self) -> WavStream:
-        async for chunk in self._chunks:
-            self.head += chunk
-            if self._parse():
-                return self
-            if len(self.head) > 1 << 20:
-                break
+        try:
+            async for chunk in self._chunks:
+                self.head += chunk
+                if self._parse():
+                    return self
+                if len(self.head) > 1 << 20:
+                    break
+        except ApiError:
+            raise
+        except pyrage.DecryptError as e:
+            raise ApiError(
+                502, "decrypt_failed", f"the playback identity cannot decrypt this recording ({e})"
+            ) from None
+        except OSError as e:
+            raise ApiError(503, "object_unreadable", f"the stored audio cannot be read: {e}") from None
         raise ApiError(502, "corrupt_audio", "the stored audio is not a readable WAV file")
 
     def _parse(self) -> bool:

@@ -123,8 +123,10 @@ async def detail(request: web.Request) -> web.Response:
 
 async def _verify(request: web.Request, rec: dict[str, Any]) -> dict[str, Any]:
     verifier = api_state(request).manifest_verifier
-    if rec["state"] != "stored" or not rec.get("manifest"):
+    if rec["state"] != "stored":
         return {"status": "not_stored"}
+    if not rec.get("manifest"):
+        return {"status": "no_manifest", "reason": "the stored row carries no signed manifest"}
     if verifier is None:
         return {"status": "not_checked", "reason": "no verification key configured"}
     try:

@@ -251,7 +251,9 @@ async def test_detail_explains_policy_and_timeline(world: World) -> None:
     assert body["policy"]["sources"]["record"] == "account"
     assert body["timeline"]["pauses"] == [{"start_ms": 1000, "end_ms": 1500, "by": "agent:2001"}]
     assert [e["kind"] for e in body["events"]] == ["start", "pause", "resume"]
-    assert body["manifest_verification"]["status"] == "not_stored"  # test rows carry no manifest
+    assert body["manifest_verification"]["status"] == "no_manifest"  # test rows carry no manifest
+    live = await world.request("GET", f"/api/v1/recordings/{world.recordings['live']}", "sup_sales")
+    assert (await live.json())["manifest_verification"]["status"] == "not_stored"
     assert "object_uri" not in body  # storage layout is for admins only
 
 
@@ -262,3 +264,26 @@ async def test_metrics_expose_live_calls_and_states(world: World) -> None:
     assert f"callrec_calls_live {len(world.live.calls)}" in text
     assert 'callrec_recordings{state="stored"}' in text
     assert 'callrec_api_requests_total{route="/metrics"' in text or "callrec_api_requests_total" in text
+
+
+async def test_wrong_key_or_missing_object_is_a_clear_error_not_a_500(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pyrage
+
+    from tests.api.conftest import write_call_wav
+
+    other = pyrage.x25519.Identity.generate()
+    obj = world.config.storage_path / "2026" / "11" / "21" / "other-key.wav.age"
+    obj.write_bytes(pyrage.encrypt(write_call_wav(tmp_path / "x.wav"), [other.to_public()]))
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    wrong = await insert_recording(
+        world.pool, state="stored", agents=["2001"], ring_groups=[], started_at=t, object_uri=obj.as_uri()
+    )
+    gone = await insert_recording(
+        world.pool, state="stored", agents=["2001"], ring_groups=[], started_at=t,
+        object_uri=(obj.parent / "missing.wav.age").as_uri(),
+    )  # fmt: skip
+    r = await world.request("GET", f"/api/v1/recordings/{wrong}/audio", "admin")
+    assert r.status == 502 and (await r.json())["error"]["code"] == "decrypt_failed"
+    r = await world.request("GET", f"/api/v1/recordings/{gone}/audio", "admin")
+    assert r.status == 503 and (await r.json())["error"]["code"] == "object_missing"
+    await world.pool.execute("DELETE FROM recordings WHERE id = ANY($1::uuid[])", [uuid.UUID(wrong), uuid.UUID(gone)])
