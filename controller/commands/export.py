@@ -1,0 +1,62 @@
+"""`callrec export --from --to [--number] [--agent] -o FILE.tar`: a still-encrypted backup archive."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from controller.commands._common import config_from_args, open_pool
+from controller.commands._storage_cli import fail, parse_date, progress_bar
+from storage import archive, crypto
+from storage.backends.base import BackendError, open_backend
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="bundle stored recordings (encrypted) with manifests into a tar archive")
+    p.add_argument("--from", dest="start", type=parse_date, required=True, help="first day (YYYY-MM-DD, UTC)")
+    p.add_argument("--to", dest="end", type=parse_date, required=True, help="last day, inclusive")
+    p.add_argument("--number", default="", help="only calls with this customer or account number")
+    p.add_argument("--agent", default="", help="only calls this agent took part in")
+    p.add_argument("-o", "--output", required=True, help="archive file to write (FILE.tar)")
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    update, close = progress_bar("exporting")
+
+    async def go() -> int:
+        async with open_pool(cfg) as pool:
+            rows = await archive.select_for_export(
+                pool, start=args.start, end=args.end, number=args.number, agent=args.agent
+            )
+            try:
+                pub = crypto.load_public_key(cfg.signing_key_path)
+            except crypto.KeyFileError:
+                pub = None
+            filters = {"from": str(args.start), "to": str(args.end), "number": args.number, "agent": args.agent}
+            n = await asyncio.to_thread(
+                archive.export_archive,
+                rows,
+                open_backend(cfg.storage, cfg.storage_path),
+                Path(args.output),
+                public_key=pub,
+                filters=filters,
+                progress=update,
+            )
+            await pool.execute(
+                "INSERT INTO audit_log (actor, action, target, detail) VALUES ('cli', 'recording.export', $1, $2)",
+                args.output,
+                {**filters, "count": n},
+            )
+            return n
+
+    try:
+        n = asyncio.run(go())
+    except (BackendError, OSError) as e:
+        return fail(f"export failed, no archive written: {e}")
+    finally:
+        close()
+    print(f"{args.output}: {n} recording(s), still encrypted, with signed manifests")
+    return 0

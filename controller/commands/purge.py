@@ -1,0 +1,46 @@
+"""`callrec purge [--dry-run]`: delete recordings past their retention date (legal hold blocks it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from controller.commands._common import config_from_args, open_pool
+from controller.commands._storage_cli import progress_bar
+from storage.backends.base import open_backend
+from storage.retention import PurgeReport, purge_expired
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("purge", help="delete recordings whose retention date has passed")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    p.set_defaults(handler=_purge)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    update, close = progress_bar("purging", unit="rec")
+
+    async def go() -> PurgeReport:
+        async with open_pool(cfg) as pool:
+            return await purge_expired(
+                pool,
+                open_backend(cfg.storage, cfg.storage_path),
+                dry_run=args.dry_run,
+                actor="cli:purge",
+                progress=update,
+            )
+
+    try:
+        report = asyncio.run(go())
+    finally:
+        close()
+    if args.dry_run:
+        for rid in report.candidates:
+            print(f"would purge {rid}")
+        print(f"{len(report.candidates)} recording(s) past retention; {report.held} kept by legal hold (dry run)")
+        return 0
+    print(f"purged {len(report.purged)} recording(s); {report.held} kept by legal hold; {len(report.errors)} error(s)")
+    for e in report.errors:
+        print(f"  error: {e}")
+    return 1 if report.errors else 0
