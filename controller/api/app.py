@@ -19,6 +19,7 @@ from controller.api import audit_log, auth, calls, health, recordings, settings
 from controller.api.audio import AudioOpener, backend_age_opener
 from controller.api.errors import Handler, error_middleware
 from controller.api.health import HealthCheck
+from controller.api.live_index import LiveIndex
 from controller.api.openapi import build_spec
 from controller.api.state import STATE, ApiState
 from controller.api.verify import signature_verifier
@@ -77,6 +78,7 @@ def create_app(
         audio=audio or backend_age_opener(config),
         manifest_verifier=manifest_verifier or signature_verifier(config.signing_key_path),
         openapi=build_spec(),
+        live_index=LiveIndex(live) if live is not None else None,
     )
     app.on_shutdown.append(_close_streams)
 
@@ -144,6 +146,8 @@ async def _metrics_middleware(request: web.Request, handler: Handler) -> web.Str
 
 async def _close_streams(app: web.Application) -> None:
     """End open SSE streams so shutdown does not wait for clients to hang up."""
+    if app[STATE].live_index is not None:
+        app[STATE].live_index.close()
     tasks: set[asyncio.Task[Any]] = app[STATE].sse_tasks
     for t in list(tasks):
         t.cancel()

@@ -38,9 +38,10 @@ def _visible_call(request: web.Request, call_id: str) -> dict[str, Any]:
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    p = principal(request)
-    calls = [c for c in _live(request).live_calls() if sees_call(p, c)]
-    return web.json_response({"calls": calls}, dumps=_dumps)
+    _live(request)
+    index = api_state(request).live_index
+    assert index is not None
+    return web.Response(body=index.calls_json(principal(request).view), content_type="application/json")
 
 
 async def get_call(request: web.Request) -> web.Response:

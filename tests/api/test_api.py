@@ -287,3 +287,19 @@ async def test_wrong_key_or_missing_object_is_a_clear_error_not_a_500(world: Wor
     r = await world.request("GET", f"/api/v1/recordings/{gone}/audio", "admin")
     assert r.status == 503 and (await r.json())["error"]["code"] == "object_missing"
     await world.pool.execute("DELETE FROM recordings WHERE id = ANY($1::uuid[])", [uuid.UUID(wrong), uuid.UUID(gone)])
+
+
+async def test_live_list_stays_exact_when_changes_overflow_the_queue(world: World) -> None:
+    reset_live(world.live)
+    await world.request("GET", "/api/v1/calls", "admin")
+    burst = [f"burst-{i}" for i in range(150)]  # more changes than the subscriber queue holds
+    for cid in burst:
+        world.live.put(call_view(cid, agent="2001", ring_group="sales"))
+    for cid in burst[:40]:
+        world.live.end(cid)
+    r = await world.request("GET", "/api/v1/calls", "sup_sales")
+    assert {c["id"] for c in (await r.json())["calls"]} == {"call_sales", *burst[40:]}
+    for cid in burst[40:]:
+        world.live.end(cid)
+    r = await world.request("GET", "/api/v1/calls", "admin")
+    assert {c["id"] for c in (await r.json())["calls"]} == {"call_sales", "call_support", "call_direct"}
