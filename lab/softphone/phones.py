@@ -259,25 +259,51 @@ def start(out: Path, binary: str = "", timeout: float = 10.0) -> dict[str, int]:
     return pids
 
 
+def _gone(pid: int) -> bool:
+    """True once `pid` has exited (reaping it when it is our own child, so no zombie lingers)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass  # started by another process (the CLI): the phone was re-parented, kill(0) tells
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _signal_all(pids: set[int], sig: int, wait: float) -> set[int]:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + wait
+    while pids and time.monotonic() < deadline:
+        pids = {pid for pid in pids if not _gone(pid)}
+        if pids:
+            time.sleep(0.05)
+    return pids
+
+
 def stop(out: Path) -> list[str]:
-    """SIGTERM the phones started by `start` (by pid; never by name)."""
+    """Stop the phones started by `start`, by pid (never by name), and wait until they are gone.
+
+    baresip un-registers on the first SIGTERM (which waits for the registrar's answer); a second
+    SIGTERM makes it quit at once, as Ctrl-C twice does; SIGKILL is the last resort.
+    """
     path = out / "pids.json"
     if not path.exists():
         return []
-    stopped = []
-    for user, pid in json.loads(path.read_text()).items():
-        try:
-            os.kill(pid, signal.SIGTERM)
-            stopped.append(user)
-        except ProcessLookupError:
-            pass
-    for pid in json.loads(path.read_text()).values():
-        for _ in range(50):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+    pids: dict[str, int] = json.loads(path.read_text())
+    running = {pid for pid in pids.values() if not _gone(pid)}
+    stopped = [user for user, pid in pids.items() if pid in running]
+    running = _signal_all(running, signal.SIGTERM, 3.0)
+    running = _signal_all(running, signal.SIGTERM, 3.0)
+    running = _signal_all(running, signal.SIGKILL, 5.0)
+    if running:
+        raise PhoneError(f"phones did not exit: pids {sorted(running)}")
     path.unlink()
     return stopped
 

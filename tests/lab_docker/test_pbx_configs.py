@@ -1,0 +1,217 @@
+"""The lab PBX configs parse, agree with the phones and callrec, and leave no port clash.
+
+FreeSWITCH XML is parsed as XML; Asterisk configs with a strict reader of Asterisk's INI dialect
+(and asterisklint on the dialplan). Cross-checks read the real files on both sides, so renaming a
+user, a password or a port in one place without the other fails here, not in a lab run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from controller.config import load_config
+
+from .conftest import LAB, REPO, asterisk_pattern_matches, parse_asterisk
+
+FS_CONF = LAB / "freeswitch" / "conf"
+AST_CONF = LAB / "asterisk" / "conf"
+SCENARIO_NUMBERS = ("2001", "3001", "9001", "9005551234", "1001")  # dialled by place-calls / transfer targets
+
+
+def fs_xml(rel: str) -> ET.Element:
+    return ET.parse(FS_CONF / rel).getroot()
+
+
+def fs_vars() -> dict[str, str]:
+    out = {}
+    for pi in fs_xml("vars.xml").iter("X-PRE-PROCESS"):
+        if pi.get("cmd") == "set":
+            k, _, v = pi.get("data", "").partition("=")
+            out[k] = v
+    return out
+
+
+def expand(value: str) -> str:
+    return re.sub(r"\$\$\{(\w+)\}", lambda m: fs_vars()[m.group(1)], value)
+
+
+def test_every_freeswitch_file_is_well_formed_xml() -> None:
+    files = list(FS_CONF.rglob("*.xml"))
+    assert len(files) >= 8
+    for f in files:
+        ET.parse(f)  # raises with file and line on a syntax error
+    root = fs_xml("freeswitch.xml")
+    assert root.tag == "document" and root.get("type") == "freeswitch/xml"
+    assert {s.get("name") for s in root.iter("section")} == {"configuration", "dialplan", "directory"}
+
+
+def test_freeswitch_profile_is_loopback_with_digest_auth(phones: ModuleType) -> None:
+    profile = fs_xml("autoload_configs/sofia.conf.xml").find("profiles/profile[@name='lab']")
+    params = {p.get("name"): expand(p.get("value", "")) for p in profile.iter("param")}
+    assert params["sip-ip"] == params["rtp-ip"] == "127.0.0.1"
+    assert params["auth-calls"] == "true"
+    assert int(params["sip-port"]) == phones.PBXES["freeswitch"].sip_port
+
+
+def test_freeswitch_users_match_the_phones(phones: ModuleType) -> None:
+    domain = fs_xml("directory/lab.xml").find("domain")
+    assert expand(domain.get("name")) == "127.0.0.1"
+    users = {u.get("id"): u.find("params/param[@name='password']").get("value") for u in domain.iter("user")}
+    assert users == phones.PBXES["freeswitch"].passwords
+    context = domain.find("variables/variable[@name='user_context']").get("value")
+    dialplan = fs_xml("dialplan/lab.xml")
+    assert dialplan.find(f"context[@name='{context}']") is not None, f"user_context {context} has no context"
+
+
+def test_freeswitch_dialplan_routes_every_scenario_number() -> None:
+    context = fs_xml("dialplan/lab.xml").find("context[@name='sip']")
+    for number in SCENARIO_NUMBERS:
+        bridges = []
+        for ext in context.findall("extension"):
+            conds = ext.findall("condition")
+            dest = [c for c in conds if c.get("field") == "destination_number"]
+            if len(conds) == 1 and dest and re.search(dest[0].get("expression"), number):
+                bridges += [a.get("data") for a in ext.iter("action") if a.get("application") == "bridge"]
+        assert bridges, f"FreeSWITCH lab: nothing bridges {number}"
+        assert re.sub(r"^\{[^}]*\}", "", bridges[0]).startswith("user/"), bridges[0]
+
+
+def test_freeswitch_dialplan_tags_lab_calls_for_callrec_before_the_hook() -> None:
+    """The lab's inbound/outbound routes set what callrec needs, inline, ahead of the hook include."""
+    text = (FS_CONF / "dialplan" / "lab.xml").read_text()
+    hook = text.index('data="/etc/callrec/dialplan/*.xml"')
+    for direction in ("inbound", "outbound"):
+        pos = text.index(f'data="callrec_direction={direction}" inline="true"')
+        assert pos < hook, f"the {direction} tag must come before the hook include"
+
+
+def test_asterisk_configs_parse() -> None:
+    for f in AST_CONF.glob("*.conf"):
+        parse_asterisk(f)
+
+
+def test_asterisk_pjsip_and_sip_users_match_the_phones(phones: ModuleType) -> None:
+    pbx = phones.PBXES["asterisk"]
+    pj = parse_asterisk(AST_CONF / "pjsip.conf")
+    transport = pj.named("transport-udp")[0]
+    assert transport.get("bind") == f"127.0.0.1:{pbx.sip_port}"
+    templates = {s.name: s for s in pj.sections if s.is_template}
+    for user, password in pbx.passwords.items():
+        kinds = {}
+        for s in pj.named(user):
+            merged = dict(item for t in s.templates for item in templates[t].items) | dict(s.items)
+            kinds[merged["type"]] = merged
+        assert set(kinds) == {"endpoint", "auth", "aor"}, f"pjsip user {user}: {set(kinds)}"
+        assert kinds["auth"]["username"] == user and kinds["auth"]["password"] == password
+        assert kinds["endpoint"]["context"] == "lab-sip" and kinds["endpoint"]["allow_transfer"] == "yes"
+    chan_sip = parse_asterisk(AST_CONF / "sip.conf")
+    general = chan_sip.named("general")[0]
+    assert general.get("udpbindaddr") == f"127.0.0.1:{pbx.sip_port}"
+    assert {s.name: s.get("secret") for s in chan_sip.sections if s.name in pbx.passwords} == pbx.passwords
+
+
+def test_asterisk_loads_exactly_one_sip_channel_driver() -> None:
+    noload = {v for k, v in parse_asterisk(AST_CONF / "modules.conf").named("modules")[0].items if k == "noload"}
+    assert ("chan_sip.so" in noload) != ("chan_pjsip.so" in noload), "both SIP drivers would bind 5060"
+    tech = parse_asterisk(AST_CONF / "extensions.conf").named("globals")[0].get("LAB_TECH")
+    assert tech == ("PJSIP" if "chan_sip.so" in noload else "SIP")
+
+
+def test_asterisk_dialplan_routes_every_scenario_number() -> None:
+    lab = parse_asterisk(AST_CONF / "extensions.conf").named("lab-sip")[0]
+    patterns = {v.split(",")[0] for k, v in lab.items if k == "exten"}
+    for number in SCENARIO_NUMBERS:
+        assert any(asterisk_pattern_matches(p, number) for p in patterns), f"Asterisk lab: nothing routes {number}"
+
+
+def test_asterisk_manager_is_loopback_only_and_includes_our_user_snippet() -> None:
+    manager = parse_asterisk(AST_CONF / "manager.conf")
+    general = manager.named("general")[0]
+    assert general.get("enabled") == "yes" and general.get("bindaddr") == "127.0.0.1"
+    assert "/etc/callrec/asterisk_conf/*.conf" in manager.includes
+
+
+@pytest.mark.skipif(
+    shutil.which("asterisklint") is None and not (REPO / ".venv/bin/asterisklint").exists(),
+    reason="asterisklint not installed",
+)
+def test_asterisklint_accepts_the_lab_dialplan_with_our_hook(tmp_path: Path) -> None:
+    """Lint the lab dialplan as Asterisk would load it: with dialplan/asterisk/ at the mount point."""
+    lint = shutil.which("asterisklint") or str(REPO / ".venv/bin/asterisklint")
+    text = (AST_CONF / "extensions.conf").read_text()
+    hooks = sorted((REPO / "dialplan" / "asterisk").glob("*.conf"))
+    include = "\n".join(f'#include "{h}"' for h in hooks)
+    (tmp_path / "extensions.conf").write_text(text.replace('#include "/etc/callrec/dialplan/*.conf"', include))
+    res = subprocess.run([lint, "dialplan-check", "extensions.conf"], cwd=tmp_path, capture_output=True, text=True)
+    problems = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+    assert res.returncode == 0 and not problems, "\n".join(problems)
+
+
+def test_no_port_clash_in_the_shared_network_namespace(phones: ModuleType) -> None:
+    """Every service binds 127.0.0.1 of ONE namespace; baresip also binds TLS on sip_listen+1."""
+    cfg = load_config(LAB / "callrec.toml", env={})
+    switch = {
+        p.get("name"): int(p.get("value"))
+        for p in fs_xml("autoload_configs/switch.conf.xml").iter("param")
+        if p.get("name", "").startswith("rtp-")
+    }
+    rtp = parse_asterisk(AST_CONF / "rtp.conf").named("general")[0]
+    used: dict[str, set[int]] = {
+        "freeswitch sip": {phones.PBXES["freeswitch"].sip_port},
+        "asterisk sip": {phones.PBXES["asterisk"].sip_port},
+        "ESL/AMI": {n.effective_port for n in cfg.pbx},
+        "postgres": {5432},
+        "callrec api": {cfg.api.port},
+        "freeswitch rtp": set(range(switch["rtp-start-port"], switch["rtp-end-port"] + 1)),
+        "asterisk rtp": set(range(int(rtp.get("rtpstart")), int(rtp.get("rtpend")) + 1)),
+    }
+    for pbx in phones.PBXES:
+        manifest_phones = [
+            phones.phone_layout(phones.PBXES[pbx], i, p, "127.0.0.1") for i, p in enumerate(phones.PHONES)
+        ]
+        for p in manifest_phones:
+            sip = int(str(p["sip_listen"]).rsplit(":", 1)[1])
+            lo, hi = (int(x) for x in str(p["rtp_ports"]).split("-"))
+            used[f"{pbx} phone {p['user']}"] = {sip, sip + 1, int(p["ctrl_port"]), *range(lo, hi + 1)}
+    owners: dict[int, str] = {}
+    for who, ports in used.items():
+        for port in ports:
+            assert port not in owners, f"port {port}: {owners[port]} and {who}"
+            owners[port] = who
+
+
+def _hook_files(folder: str, pattern: str) -> list[Path]:
+    return sorted((REPO / folder).glob(pattern))
+
+
+def test_event_socket_hook_matches_the_lab_callrec_config() -> None:
+    cfg = load_config(LAB / "callrec.toml", env={})
+    fs = next(n for n in cfg.pbx if n.type == "freeswitch")
+    found = []
+    for f in _hook_files("freeswitch_conf", "*.xml"):
+        for conf in ET.parse(f).getroot().iter("configuration"):
+            if conf.get("name") == "event_socket.conf":
+                found.append({p.get("name"): p.get("value") for p in conf.iter("param")})
+    if not found:
+        pytest.skip("freeswitch_conf/ has no event_socket.conf yet (written by the FreeSWITCH hooks work)")
+    (params,) = found
+    assert params.get("listen-ip") == fs.host
+    assert int(params.get("listen-port", "8021")) == fs.effective_port
+    assert params.get("password") == fs.password, "callrec.toml's ESL password differs from freeswitch_conf/"
+
+
+def test_manager_hook_matches_the_lab_callrec_config() -> None:
+    cfg = load_config(LAB / "callrec.toml", env={})
+    ast = next(n for n in cfg.pbx if n.type == "asterisk")
+    users = [s for f in _hook_files("asterisk_conf", "*.conf") for s in parse_asterisk(f).sections if s.get("secret")]
+    if not users:
+        pytest.skip("asterisk_conf/ has no manager user yet (written by the Asterisk hooks work)")
+    (user,) = users
+    assert user.name == ast.username and user.get("secret") == ast.secret

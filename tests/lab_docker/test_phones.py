@@ -1,0 +1,189 @@
+"""lab/softphone/phones.py: rendered baresip files, and real baresip 1.0.0 phones on loopback.
+
+The baresip tests start the Debian `baresip` (apt-get install -y baresip-core) from the rendered
+config, drive it over ctrl_tcp and place one real SIP call phone-to-phone (no PBX here): each
+phone's sndfile dump must hold the OTHER party's tone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from lab.tones import dominant_hz, read_wav
+
+from .conftest import LAB, SOFTPHONE, parse_asterisk
+
+BARESIP = shutil.which("baresip")
+needs_baresip = pytest.mark.skipif(BARESIP is None, reason="baresip not installed (apt-get install -y baresip-core)")
+
+
+def config_map(path: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split(None, 1)
+            out.setdefault(key, []).append(value.strip())
+    return out
+
+
+@pytest.mark.parametrize("pbx", ["freeswitch", "asterisk"])
+def test_setup_renders_four_well_formed_phones(phones: ModuleType, pbx: str, tmp_path: Path) -> None:
+    manifest = phones.setup(pbx, tmp_path / "p")
+    spec = phones.PBXES[pbx]
+    assert [p["user"] for p in manifest["phones"]] == ["1001", "2001", "3001", "9001"]
+    tones = {p["user"]: p["tone_hz"] for p in manifest["phones"]}
+    assert tones == {"1001": 440, "2001": 880, "3001": 1000, "9001": 660}
+    for p in manifest["phones"]:
+        d = Path(p["dir"])
+        cfg = config_map(d / "config")
+        assert cfg["sip_listen"] == [p["sip_listen"]] and cfg["ctrl_tcp_listen"] == [f"127.0.0.1:{p['ctrl_port']}"]
+        source = cfg["audio_source"][0].split(",", 1)[1]
+        assert Path(source).is_absolute() and Path(source).exists()
+        assert Path(cfg["snd_path"][0]).is_absolute() and Path(cfg["snd_path"][0]).is_dir()
+        assert {"g711.so", "aufile.so"} <= set(cfg["module"]) and "ctrl_tcp.so" in cfg["module_app"]
+        (account,) = (d / "accounts").read_text().splitlines()
+        aor, *params = account.split(";", 1)[0], *account.split(">;", 1)[1].split(";")
+        assert aor == f"<sip:{p['user']}@127.0.0.1:{spec.sip_port}"
+        kv = dict(x.split("=", 1) for x in params)
+        assert kv["auth_pass"] == spec.passwords[p["user"]]
+        assert kv["answermode"] == ("auto" if p["user"] in ("2001", "3001") else "manual")
+        assert kv["audio_codecs"] == "PCMU"
+        rate, channels, frames = read_wav(source)
+        assert (rate, channels) == (8000, 1) and len(frames) >= 60 * 8000
+        assert round(dominant_hz(frames[:8000, 0])) == p["tone_hz"]
+    assert json.loads((tmp_path / "p" / "phones.json").read_text()) == manifest
+
+
+def test_rendered_accounts_match_the_lab_pbx_user_files(phones: ModuleType, tmp_path: Path) -> None:
+    """Compare with the PBX files themselves, not with phones.py's own table."""
+    import xml.etree.ElementTree as ET
+
+    def rendered(pbx: str) -> dict[str, str]:
+        m = phones.setup(pbx, tmp_path / pbx)
+        out = {}
+        for p in m["phones"]:
+            account = (Path(p["dir"]) / "accounts").read_text()
+            out[p["user"]] = account.split("auth_pass=", 1)[1].split(";", 1)[0]
+        return out
+
+    domain = ET.parse(LAB / "freeswitch/conf/directory/lab.xml").getroot().find("domain")
+    fs_users = {u.get("id"): u.find("params/param[@name='password']").get("value") for u in domain.iter("user")}
+    assert rendered("freeswitch") == fs_users
+    pj = parse_asterisk(LAB / "asterisk/conf/pjsip.conf")
+    ast_users = {s.name: s.get("password") for s in pj.sections if s.get("password")}
+    assert rendered("asterisk") == ast_users
+
+
+def test_netstring_frames_split_across_reads_are_reassembled(phones: ModuleType) -> None:
+    """baresip's events arrive as netstrings that TCP may cut anywhere; responses match by token."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def fake_baresip() -> None:
+        conn, _ = server.accept()
+        buf = b""
+        while not buf.endswith(b","):
+            buf += conn.recv(4096)
+        token = json.loads(buf.split(b":", 1)[1][:-1])["token"]
+        event = phones.netstring({"event": True, "type": "CALL_RINGING", "class": "call"})
+        reply = phones.netstring({"response": True, "ok": True, "data": "done", "token": token})
+        wire = event + reply
+        for i in range(0, len(wire), 7):  # 7-byte pieces: every frame boundary lands mid-read
+            conn.sendall(wire[i : i + 7])
+            time.sleep(0.002)
+        conn.close()
+
+    t = threading.Thread(target=fake_baresip)
+    t.start()
+    with phones.Phone("1001", "127.0.0.1", port) as phone:
+        assert phone.command("dial", "sip:2001@127.0.0.1:5080") == "done"
+        assert phone.wait_event(("CALL_RINGING",), timeout=1)["class"] == "call"
+    t.join()
+    server.close()
+
+
+def test_commands_without_setup_or_running_phone_fail_clearly(tmp_path: Path) -> None:
+    script = str(SOFTPHONE / "phones.py")
+    res = subprocess.run(
+        [sys.executable, script, "hangup", "2001", "--dir", str(tmp_path)], capture_output=True, text=True
+    )
+    assert res.returncode == 2 and "run `phones.py setup" in res.stderr
+    subprocess.run([sys.executable, script, "setup", "--pbx", "asterisk", "--dir", str(tmp_path)], check=True)
+    res = subprocess.run(
+        [sys.executable, script, "hangup", "2001", "--dir", str(tmp_path)], capture_output=True, text=True
+    )
+    assert res.returncode == 2 and "phone 2001 is not running" in res.stderr
+
+
+@pytest.fixture
+def running_phones(phones: ModuleType, tmp_path: Path):
+    """The FreeSWITCH phone set, started for real (ports 5110-5191, 4401-4409, RTP 12300-12379)."""
+    phones.setup("freeswitch", tmp_path / "phones")
+    pids = phones.start(tmp_path / "phones")
+    try:
+        yield tmp_path / "phones", pids
+    finally:
+        phones.stop(tmp_path / "phones")
+
+
+@needs_baresip
+def test_phones_start_answer_ctrl_tcp_and_stop(phones: ModuleType, running_phones: tuple[Path, dict]) -> None:
+    out, pids = running_phones
+    manifest = phones.load_manifest(out)
+    for p in manifest["phones"]:
+        with phones.connect(manifest, p["user"]) as phone:
+            info = phone.command("reginfo")
+            assert f"sip:{p['user']}@127.0.0.1:5080" in info  # the account from the rendered file
+    assert phones.stop(out) == ["1001", "2001", "3001", "9001"]
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            import os
+
+            os.kill(pid, 0)
+
+
+@needs_baresip
+def test_real_call_between_two_lab_phones_carries_each_partys_tone(
+    phones: ModuleType, running_phones: tuple[Path, dict]
+) -> None:
+    out, _ = running_phones
+    manifest = phones.load_manifest(out)
+    agent_contact = f"sip:2001@{phones.phone_entry(manifest, '2001')['sip_listen']}"
+    with phones.connect(manifest, "1001") as customer, phones.connect(manifest, "2001") as agent:
+        customer.command("dial", agent_contact)  # phone to phone: 2001 auto-answers
+        agent.wait_event(("CALL_ESTABLISHED",), timeout=10)
+        customer.wait_event(("CALL_ESTABLISHED",), timeout=10)
+        time.sleep(2.0)
+        customer.command("hangup")
+        agent.wait_event(("CALL_CLOSED",), timeout=10)
+    phones.stop(out)  # sndfile finalizes its WAV headers on exit
+    heard = {}
+    for user in ("1001", "2001"):
+        (dump,) = (out / user / "snd").glob("dump-*-dec.wav")
+        rate, _, frames = read_wav(dump)
+        heard[user] = round(dominant_hz(frames[rate // 2 : rate // 2 + rate, 0]) or 0)
+    assert heard == {"1001": 880, "2001": 440}, "customer must hear the agent (880) and the agent the customer (440)"
+
+
+@needs_baresip
+def test_place_calls_without_a_pbx_reports_unregistered_phones(running_phones: tuple[Path, dict]) -> None:
+    out, _ = running_phones
+    res = subprocess.run(
+        [sys.executable, str(SOFTPHONE / "phones.py"), "place-calls", "--dir", str(out), "--register-timeout", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 2
+    assert "not registered with the PBX" in res.stderr and "1001" in res.stderr
