@@ -618,8 +618,9 @@ class AmiSimulator:
             dial = agent_p.number
             call = SimCall(step.direction, customer=caller, agent=callee, parties=dict(parties))
         else:
-            callee = self.new_channel("SIP/trunk", cust_p.number, cust_p.name, "from-internal", "s", cust_p.tone_hz)
-            callee.linkedid = caller.linkedid
+            callee = self.new_channel(
+                "SIP/trunk", cust_p.number, cust_p.name, "from-internal", "s", cust_p.tone_hz, caller.linkedid
+            )
             dial = f"trunk/{cust_p.number}"
             call = SimCall(step.direction, customer=callee, agent=caller, parties=dict(parties))
         self._calls[caller.linkedid] = call

@@ -70,6 +70,7 @@ class Channel:
     dialed: str = ""  # the number a Dial/transfer used to reach this channel
     answered: bool = False
     bridge: str = ""
+    had_partner: bool = False
     variables: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -108,6 +109,9 @@ class AmiTranslator:
         self.by_name: dict[str, str] = {}
         self.bridges: dict[str, list[str]] = {}
         self.recordings: dict[str, RecordingTag] = {}  # by leg (Uniqueid)
+        self.held: list[AnyEvent] = []  # re-bridges waiting for a transfer event (see `feed`)
+        self.optimizing: set[str] = set()  # Local ;1 channels being optimized away
+        self.optimized_bridges: set[str] = set()  # bridges a Local ;1 just left during optimization
 
     # ---- driver-side bookkeeping --------------------------------------------------------------
 
@@ -209,7 +213,21 @@ class AmiTranslator:
         if handler is None:
             return []
         out: list[AnyEvent] = handler(msg, ts, wall)
-        return out
+        if not out or not self.held:
+            return out
+        # Asterisk moves the customer into the target's bridge a few ms BEFORE it sends the
+        # AttendedTransfer event (S4, S8c). A re-bridge is held back until the next normalized event:
+        # a transfer announcement goes first, so consumers see "transfer, then new partner" in the
+        # same order as for blind transfers. Timestamps stay those of the original frames.
+        held, self.held = self.held, []
+        if any(isinstance(e, Transferred) for e in out):
+            return out + held
+        return held + out
+
+    def flush(self) -> list[AnyEvent]:
+        """Release held re-bridges (the driver calls this when the link goes quiet)."""
+        held, self.held = self.held, []
+        return held
 
     def _track(self, msg: Headers) -> Channel | None:
         """Create or refresh the channel an event's snapshot describes."""
@@ -308,25 +326,47 @@ class AmiTranslator:
         if ch.bridge and ch.bridge != bridge:
             self._leave(ch)
         members = self.bridges.setdefault(bridge, [])
+        if bridge in self.optimized_bridges:
+            # Local channel optimization (S4): the channel behind a Local pair takes its place in the
+            # bridge. Same party on the line, so no new partner is announced.
+            self.optimized_bridges.discard(bridge)
+            for other in members:
+                o = self.channels.get(other)
+                if o is not None:
+                    o.had_partner = True
+            ch.had_partner = True
+            if ch.uniqueid not in members:
+                members.append(ch.uniqueid)
+            ch.bridge = bridge
+            return []
         out: list[AnyEvent] = []
+        rebridge = False
         for other in members:
             o = self.channels.get(other)
             if o is None or other == ch.uniqueid:
                 continue
+            rebridge = rebridge or ch.had_partner or o.had_partner
+            o.had_partner = True
+            # leg_a = the channel entering last: in a Dial, the caller's side (S1, S5, S7)
             out.append(
                 Bridged(
                     pbx=self.pbx,
                     ts=ts,
                     wall=wall,
-                    leg_a=other,
-                    leg_b=ch.uniqueid,
-                    number_a=o.number,
-                    number_b=ch.number,
+                    leg_a=ch.uniqueid,
+                    leg_b=other,
+                    number_a=ch.number,
+                    number_b=o.number,
                 )
             )
+        if out:
+            ch.had_partner = True
         if ch.uniqueid not in members:
             members.append(ch.uniqueid)
         ch.bridge = bridge
+        if rebridge:
+            self.held.extend(out)
+            return []
         return out
 
     def _leave(self, ch: Channel) -> list[str]:
@@ -336,10 +376,20 @@ class AmiTranslator:
         ch.bridge = ""
         return list(members)
 
+    def _on_LocalOptimizationBegin(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        self.optimizing.add(header(msg, "LocalOneUniqueid"))
+        return []
+
+    def _on_LocalOptimizationEnd(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        self.optimizing.discard(header(msg, "LocalOneUniqueid"))
+        return []
+
     def _on_BridgeLeave(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         ch = self._track(msg)
         if ch is None or not ch.bridge:
             return []
+        if ch.uniqueid in self.optimizing:
+            self.optimized_bridges.add(ch.bridge)
         return [Unbridged(pbx=self.pbx, ts=ts, wall=wall, leg_a=ch.uniqueid, leg_b=other) for other in self._leave(ch)]
 
     def _on_BridgeDestroy(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:

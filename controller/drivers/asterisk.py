@@ -83,16 +83,19 @@ class AsteriskDriver:
         self._lost: asyncio.Future[Exception | None] | None = None
         self._failure_logged: str | None = None
         self.connects = 0  # successful logins so far (for tests and /health)
+        self.hold_rebridge = 0.15  # seconds a re-bridge may wait for its transfer event
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    def from_config(cls, pbx: PbxConfig, spool_dir: str = "") -> AsteriskDriver:
+    def from_config(cls, pbx: PbxConfig) -> AsteriskDriver:
+        """The recorder already passes `record_dir or spool.dir` as RecordingRequest.spool_dir, so the
+        driver writes exactly there (no second path mapping)."""
         return cls(
             pbx.name,
             pbx.host,
             pbx.effective_port,
             pbx.username,
             pbx.secret,
-            record_dir=pbx.record_dir if pbx.record_dir and pbx.record_dir != spool_dir else "",
         )
 
     # ---- lifecycle ------------------------------------------------------------------------------
@@ -232,6 +235,13 @@ class AsteriskDriver:
             return
         for ev in events:
             self._emit(ev)
+        if self.translator.held and self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(self.hold_rebridge, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        for ev in self.translator.flush():
+            self._emit(ev)
 
     async def _send(self, protocol: AmiProtocol, action: dict[str, Any], as_list: bool | None = None) -> Any:
         if protocol.closed:
@@ -273,7 +283,24 @@ class AsteriskDriver:
         return os.path.join(self.record_dir, os.path.relpath(controller_path, spool_dir))
 
     async def start_recording(self, req: RecordingRequest) -> SpoolFiles:
+        """MixMonitor the customer channel. If our MixMonitor already runs there (a controller killed
+        between the PBX command and its journal row, then a resync), it is re-tagged and its files
+        returned instead of starting a second recording of the same call."""
         channel = self._channel(req.customer_leg)
+        running = self.translator.recordings.get(req.customer_leg)
+        if running is not None and running.files.rx and running.files.tx:
+            await self._checked(
+                {"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": req.recording_id}
+            )
+            log.warning(
+                "asterisk %s: channel %s already records (%s); reusing it for %s",
+                self.name,
+                channel,
+                running.recording_id,
+                req.recording_id,
+            )
+            running.recording_id = req.recording_id
+            return running.files
         now = datetime.now(UTC)
         files = SpoolFiles(
             rx=os.path.join(req.spool_dir, spool_relpath(req.recording_id, now, "rx")),
@@ -281,7 +308,8 @@ class AsteriskDriver:
         )
         assert files.rx and files.tx
         if not self.record_dir:  # same host: make the day folder (Asterisk does not create it)
-            os.makedirs(os.path.dirname(files.rx), exist_ok=True)
+            with contextlib.suppress(OSError):
+                os.makedirs(os.path.dirname(files.rx), exist_ok=True)
         rx_pbx = self._pbx_path(files.rx, req.spool_dir)
         tx_pbx = self._pbx_path(files.tx, req.spool_dir)
         await self._checked(

@@ -52,6 +52,7 @@ async def replay(name: str, tag_channel: str | None = None) -> tuple[AmiTranslat
                     m["Uniqueid"], RecordingTag("rec-1", SpoolFiles(rx="/s/rec-1-rx.wav", tx="/s/rec-1-tx.wav"))
                 )
         out.extend(tr.feed(m, float(i), 0.0))
+    out.extend(tr.flush())
     return tr, out
 
 
@@ -68,8 +69,8 @@ async def test_s1_inbound_legs_call_bridge_and_confirmations() -> None:
     agent = next(c for c in created if c.channel_name == "Local/2001@lab-agent-phone-00000022;1")
     assert cust.leg == "1795243452.70"
     bridged = of(ev, Bridged)
-    assert [(b.leg_a, b.leg_b) for b in bridged] == [(agent.leg, cust.leg)]
-    assert bridged[0].number_a == "2001"  # the agent, from the Dial string
+    assert [(b.leg_a, b.leg_b) for b in bridged] == [(cust.leg, agent.leg)]  # the caller's side first
+    assert bridged[0].number_b == "2001"  # the agent, from the Dial string
     assert {a.leg for a in of(ev, ChannelAnswered)} == {c.leg for c in created}
     started = of(ev, RecordingStarted)
     assert len(started) == 3 and {s.leg for s in started} == {cust.leg}  # three MixMonitors ran

@@ -1,0 +1,545 @@
+"""FreeSWITCH driver: ESL through `greenswitch`, translated into normalized events.
+
+greenswitch is a gevent library. It runs in ONE dedicated thread with its own gevent hub (gevent hubs
+are per thread) and nothing is monkey-patched, so the asyncio service is untouched: commands go in
+with `hub.loop.run_callback_threadsafe`, events and replies come out with `loop.call_soon_threadsafe`
+(which keeps their order).
+
+The driver translates and never decides (see `translate`). Recording commands use `api` (greenswitch
+merges an event body into its last header, which would garble `bgapi` results). The connection is
+supervised: wrong password, refused connection and a socket closed mid-frame each give one log line
+and a retry with capped exponential backoff; after every (re)connect a `LinkUp` and a `Resync`
+(from `show channels as json` + `show calls as json`) are emitted so the recorder can adopt or close
+recordings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles
+from controller.events import (
+    AnyEvent,
+    Bridged,
+    ChannelAnswered,
+    ChannelCreated,
+    ChannelHungUp,
+    LinkDown,
+    LinkUp,
+    LiveChannel,
+    PolicyHint,
+    RecordingStarted,
+    RecordingStopped,
+    Resync,
+    TransferKind,
+    Transferred,
+    Unbridged,
+)
+
+log = logging.getLogger("callrec.freeswitch")
+
+SUBSCRIBED = (
+    "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP_COMPLETE "
+    "RECORD_START RECORD_STOP CUSTOM callrec::policy"
+)
+VARIABLES_KEPT = (
+    "dialed_user",
+    "presence_id",
+    "sip_hangup_disposition",
+    "direction",
+    "transfer_history",
+    "endpoint_disposition",
+)
+RECORDING_ID_VAR = "callrec_recording_id"
+
+
+# ---- translation (pure) -------------------------------------------------------------------------
+
+
+def _user(value: str) -> str:
+    """`2001@127.0.0.1` / `sip:9001@host` → `2001` / `9001`."""
+    v = value.split(":", 1)[1] if value.startswith(("sip:", "sips:")) else value
+    return v.split("@", 1)[0]
+
+
+def _variables(h: dict[str, str]) -> dict[str, str]:
+    out = {k[9:]: v for k, v in h.items() if k.startswith("variable_callrec_")}
+    for name in VARIABLES_KEPT:
+        if h.get("variable_" + name):
+            out[name] = h["variable_" + name]
+    if "presence_id" in out and "dialed_user" not in out and h.get("Call-Direction") == "outbound":
+        out["dialed_user"] = _user(out["presence_id"])
+    return out
+
+
+class Translator:
+    """ESL event headers → normalized events. Holds only what translation needs (which transfer
+    history entries were already reported), never call state or policy."""
+
+    def __init__(self, pbx: str) -> None:
+        self.pbx = pbx
+        self._seen_history: dict[str, str] = {}
+
+    def __call__(self, h: dict[str, str], ts: float | None = None, wall: float | None = None) -> list[AnyEvent]:
+        ts = time.monotonic() if ts is None else ts
+        wall = time.time() if wall is None else wall
+        name = h.get("Event-Name", "")
+        uid = h.get("Unique-ID", "")
+        p = self.pbx
+        if name == "CHANNEL_CREATE":
+            originator = h.get("variable_originating_leg_uuid") or (
+                h.get("Other-Leg-Unique-ID") if h.get("Other-Type") == "originator" else None
+            )
+            return [
+                ChannelCreated(
+                    p,
+                    ts,
+                    wall,
+                    leg=uid,
+                    call_id=h.get("Channel-Call-UUID", uid),
+                    caller=h.get("Caller-Caller-ID-Number", ""),
+                    callee=h.get("Caller-Destination-Number", ""),
+                    context=h.get("Caller-Context", ""),
+                    channel_name=h.get("Channel-Name", ""),
+                    originator=originator or None,
+                    pbx_direction=h.get("Call-Direction", ""),
+                    variables=_variables(h),
+                )
+            ]
+        if name == "CHANNEL_ANSWER":
+            return [ChannelAnswered(p, ts, wall, leg=uid, variables=_variables(h))]
+        if name == "CUSTOM" and h.get("Event-Subclass") == "callrec::policy":
+            values: dict[str, str] = {}
+            for k, v in h.items():
+                key = k[9:] if k.startswith("variable_") else k
+                if key.startswith("callrec_") and v:
+                    values[key[8:]] = v
+            return [PolicyHint(p, ts, wall, leg=uid, values=values)]
+        if name == "CHANNEL_BRIDGE":
+            a, b = h.get("Bridge-A-Unique-ID", uid), h.get("Bridge-B-Unique-ID", h.get("Other-Leg-Unique-ID", ""))
+            out: list[AnyEvent] = []
+            hist = self._new_history(a, h.get("variable_transfer_history", ""))
+            if hist and ("att_xfer" in hist or "uuid_br" in hist):
+                out.append(Transferred(p, ts, wall, leg=a, kind=TransferKind.ATTENDED))
+            number_b = h.get("Other-Leg-Destination-Number", "") if h.get("Other-Leg-Unique-ID") == b else ""
+            out.append(Bridged(p, ts, wall, leg_a=a, leg_b=b, number_b=number_b))
+            return out
+        if name == "CHANNEL_UNBRIDGE":
+            a, b = h.get("Bridge-A-Unique-ID", uid), h.get("Bridge-B-Unique-ID", "")
+            out = []
+            hist = self._new_history(a, h.get("variable_transfer_history", ""))
+            if hist and "bl_xfer" in hist:
+                target = _user(h.get("variable_sip_refer_to", "")) or hist.rsplit("bl_xfer:", 1)[1].split("/", 1)[0]
+                out.append(Transferred(p, ts, wall, leg=a, kind=TransferKind.BLIND, target=target, transferer=b))
+            out.append(Unbridged(p, ts, wall, leg_a=a, leg_b=b))
+            return out
+        if name == "CHANNEL_HANGUP_COMPLETE":
+            out = []
+            disp = h.get("variable_endpoint_disposition", "")
+            xfer_to = h.get("variable_transfer_to", "")
+            if disp == "BLIND_TRANSFER" and xfer_to.startswith("blind:"):
+                target = h.get("variable_transfer_destination", "").removeprefix("blind:")
+                out.append(
+                    Transferred(p, ts, wall, leg=xfer_to[6:], kind=TransferKind.BLIND, target=target, transferer=uid)
+                )
+            elif xfer_to.startswith("att:") and h.get("Other-Leg-Unique-ID"):
+                out.append(
+                    Transferred(p, ts, wall, leg=h["Other-Leg-Unique-ID"], kind=TransferKind.ATTENDED, transferer=uid)
+                )
+            self._seen_history.pop(uid, None)
+            out.append(ChannelHungUp(p, ts, wall, leg=uid, cause=h.get("Hangup-Cause", ""), variables=_variables(h)))
+            return out
+        if name == "RECORD_START":
+            rid = h.get("Recording-Variable-" + RECORDING_ID_VAR) or h.get("variable_" + RECORDING_ID_VAR, "")
+            return [RecordingStarted(p, ts, wall, leg=uid, path=h.get("Record-File-Path", ""), recording_id=rid)]
+        if name == "RECORD_STOP":
+            rid = h.get("Recording-Variable-" + RECORDING_ID_VAR) or h.get("variable_" + RECORDING_ID_VAR, "")
+            cause = "channel_hangup" if h.get("Answer-State") == "hangup" else h.get("Record-Completion-Cause", "")
+            return [
+                RecordingStopped(
+                    p, ts, wall, leg=uid, path=h.get("Record-File-Path", ""), cause=cause, recording_id=rid
+                )
+            ]
+        return []
+
+    def _new_history(self, leg: str, hist: str) -> str:
+        """The transfer_history value if it changed since we last reported it for this leg."""
+        if not hist or self._seen_history.get(leg) == hist:
+            return ""
+        self._seen_history[leg] = hist
+        return hist.rsplit("|:", 1)[-1]
+
+
+def parse_show_json(body: str) -> list[dict[str, Any]]:
+    """`show channels as json` / `show calls as json` rows ([] for an empty list, in any of its forms)."""
+    body = body.strip()
+    if not body or body.startswith("-ERR") or body in ("0 total.", "+OK"):
+        return []
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []
+    return list(data.get("rows") or [])
+
+
+def live_channels_from(channels: list[dict[str, Any]], calls: list[dict[str, Any]]) -> list[LiveChannel]:
+    partner: dict[str, str] = {}
+    for c in calls:
+        if c.get("uuid") and c.get("b_uuid"):
+            partner[c["uuid"]], partner[c["b_uuid"]] = c["b_uuid"], c["uuid"]
+    out = []
+    for ch in channels:
+        uid = ch.get("uuid", "")
+        if not uid:
+            continue
+        variables = {"direction": ch.get("direction", "")}
+        if ch.get("presence_id") and ch.get("direction") == "outbound":
+            variables["dialed_user"] = _user(ch["presence_id"])
+        out.append(
+            LiveChannel(
+                leg=uid,
+                call_id=ch.get("call_uuid") or uid,
+                caller=ch.get("cid_num", ""),
+                callee=ch.get("dest", ""),
+                context=ch.get("context", ""),
+                answered=ch.get("callstate") in ("ACTIVE", "HELD", "EARLY") or uid in partner,
+                bridged_to=partner.get(uid),
+                channel_name=ch.get("name", ""),
+                variables=variables,
+            )
+        )
+    return out
+
+
+# ---- the gevent side ----------------------------------------------------------------------------
+
+
+def _greenswitch_connection(host: str, port: int, password: str, timeout: float) -> Any:
+    """An InboundESL whose reader survives a socket closed mid-frame (the stock one spins on EOF)."""
+    import greenswitch
+
+    class _Conn(greenswitch.InboundESL):  # type: ignore[misc]
+        @staticmethod
+        def _read_socket(sock: Any, length: int) -> str:
+            data = b""
+            while len(data) < length:
+                chunk = sock.read(length - len(data))
+                if not chunk:
+                    raise EOFError(f"socket closed mid-frame ({len(data)} of {length} body bytes)")
+                data += chunk
+            return data.decode("utf-8", "replace")
+
+        def receive_events(self) -> None:
+            buf = ""
+            while self._run:
+                try:
+                    line = self.sock_file.readline()
+                except Exception:
+                    line = b""
+                if not line:
+                    break
+                text = line.decode("utf-8", "replace")
+                if text == "\n":
+                    if not buf.strip():
+                        buf = ""
+                        continue
+                    event = greenswitch.esl.ESLEvent(buf)
+                    buf = ""
+                    try:
+                        self.handle_event(event)
+                    except EOFError as e:
+                        self.closed_reason = str(e)
+                        break
+                    continue
+                buf += text
+            if buf:
+                self.closed_reason = getattr(self, "closed_reason", "") or "socket closed mid-frame"
+            self._run = False
+            self.connected = False
+            for pending in self._commands_sent:
+                if not pending.ready():
+                    pending.set_exception(greenswitch.esl.NotConnectedError("connection lost"))
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+    return _Conn(host, port, password, timeout=timeout)
+
+
+class FreeSwitchDriver:
+    """A PbxDriver for one FreeSWITCH node (see controller.drivers.base.PbxDriver)."""
+
+    kind = "freeswitch"
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        password: str,
+        *,
+        record_dir: str,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 30.0,
+        command_timeout: float = 10.0,
+        on_link: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.host, self.port, self._password = host, port, password
+        self.record_dir = record_dir
+        self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.command_timeout = command_timeout
+        self.on_link = on_link
+        self._translate = Translator(name)
+        self._queue: asyncio.Queue[AnyEvent] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._hub: Any = None
+        self._hub_ready = threading.Event()
+        self._conn: Any = None
+        self._running = False
+        self._connected = False
+        self.connects = 0  # successful (re)connects, for tests and metrics
+
+    # ---- lifecycle ----
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._running = True
+        self._thread = threading.Thread(target=self._thread_main, name=f"esl-{self.name}", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(self._hub_ready.wait, 5)
+
+    async def close(self) -> None:
+        self._running = False
+        if self._hub is not None:
+            self._hub.loop.run_callback_threadsafe(self._shutdown_in_hub)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+        self._connected = False
+
+    async def events(self) -> AsyncIterator[AnyEvent]:
+        while True:
+            yield await self._queue.get()
+
+    def drop_link(self) -> None:
+        """Cut the socket (tests, and a stuck link); the supervisor reconnects."""
+        if self._hub is not None:
+            self._hub.loop.run_callback_threadsafe(self._drop_in_hub)
+
+    # ---- commands ----
+    async def api(self, command: str) -> str:
+        if not self._connected or self._hub is None or self._loop is None:
+            raise PbxUnavailable(f"{self.name}: not connected to FreeSWITCH")
+        fut: asyncio.Future[str] = self._loop.create_future()
+        self._hub.loop.run_callback_threadsafe(self._spawn_api, command, fut)
+        reply = await asyncio.wait_for(fut, self.command_timeout + 1)
+        if reply.startswith("-ERR") or reply.startswith("-USAGE"):
+            raise PbxCommandError(f"{self.name}: api {command.split(' ', 1)[0]}: {reply.strip()}")
+        return reply
+
+    def spool_path(self, recording_id: str, when: float | None = None) -> str:
+        d = datetime.fromtimestamp(when or time.time(), UTC)
+        return os.path.join(self.record_dir, f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{recording_id}.wav")
+
+    async def start_recording(self, req: RecordingRequest) -> SpoolFiles:
+        base = req.spool_dir or self.record_dir
+        d = datetime.now(UTC)
+        path = os.path.join(base, f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{req.recording_id}.wav")
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError:
+            pass  # the PBX may see the spool on another host; it creates the directories itself
+        tags = {RECORDING_ID_VAR: req.recording_id, "callrec_call_id": req.call_id, **req.tags}
+        # Customer leg's READ stream (its far end = the customer) is LEFT with RECORD_STEREO (fixtures).
+        vars_ = ",".join([f"{k}={v}" for k, v in tags.items()] + ["RECORD_STEREO=true", "record_sample_rate=8000"])
+        await self.api(f"uuid_setvar {req.customer_leg} {RECORDING_ID_VAR} {req.recording_id}")
+        await self.api(f"uuid_record {req.customer_leg} start {path} 0 {{{vars_}}}")
+        return SpoolFiles(stereo=path)
+
+    async def pause_recording(self, leg: str, files: SpoolFiles) -> None:
+        await self.api(f"uuid_record {leg} mask {files.stereo}")
+
+    async def resume_recording(self, leg: str, files: SpoolFiles) -> None:
+        await self.api(f"uuid_record {leg} unmask {files.stereo}")
+
+    async def stop_recording(self, leg: str, files: SpoolFiles) -> None:
+        await self.api(f"uuid_record {leg} stop {files.stereo}")
+
+    async def live_channels(self) -> list[LiveChannel]:
+        channels = parse_show_json(await self.api("show channels as json"))
+        calls = parse_show_json(await self.api("show calls as json"))
+        return live_channels_from(channels, calls)
+
+    # ---- hub thread ----
+    def _post(self, item: AnyEvent) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    def _thread_main(self) -> None:
+        import gevent
+
+        self._hub = gevent.get_hub()
+        self._hub_ready.set()
+        self._supervisor = gevent.spawn(self._supervise)
+        try:
+            self._supervisor.join()
+        finally:
+            self._hub.destroy(destroy_loop=True)
+
+    def _shutdown_in_hub(self) -> None:
+        self._drop_in_hub()
+        if getattr(self, "_supervisor", None) is not None:
+            self._supervisor.kill(block=False)
+
+    def _drop_in_hub(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn._run = False
+            try:
+                conn.sock.shutdown(2)
+            except OSError:
+                pass
+
+    def _spawn_api(self, command: str, fut: asyncio.Future[str]) -> None:
+        import gevent
+
+        gevent.spawn(self._api_in_hub, command, fut)
+
+    def _resolve(self, fut: asyncio.Future[str], value: str | None, exc: BaseException | None) -> None:
+        def done() -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(value or "")
+
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(done)
+
+    def _send(self, conn: Any, data: str) -> Any:
+        import gevent.event
+        import greenswitch
+
+        if not conn.connected:
+            raise greenswitch.esl.NotConnectedError()
+        result = gevent.event.AsyncResult()
+        conn._commands_sent.append(result)
+        conn.sock.sendall((data + "\n\n").encode())
+        return result.get(timeout=self.command_timeout)
+
+    def _api_in_hub(self, command: str, fut: asyncio.Future[str]) -> None:
+        conn = self._conn
+        try:
+            if conn is None:
+                raise PbxUnavailable(f"{self.name}: not connected")
+            resp = self._send(conn, "api " + command)
+            self._resolve(fut, getattr(resp, "data", "") or "", None)
+        except PbxUnavailable as e:
+            self._resolve(fut, None, e)
+        except Exception as e:
+            self._resolve(fut, None, PbxUnavailable(f"{self.name}: api {command.split(' ', 1)[0]} failed: {e!r}"))
+
+    def _supervise(self) -> None:
+        import gevent
+
+        backoff = self.backoff_initial
+        while self._running:
+            conn = None
+            up = False
+            reason = "shutdown"
+            try:
+                conn = _greenswitch_connection(self.host, self.port, self._password, timeout=5)
+                try:
+                    conn.connect()
+                except ValueError:
+                    raise ConnectionError("authentication failed (wrong ESL password?)") from None
+                conn.register_handle("*", self._on_event)
+                reply = self._send(conn, "event plain " + SUBSCRIBED)
+                if not str(getattr(reply, "data", "")).startswith("+OK"):
+                    raise ConnectionError(f"event subscription refused: {getattr(reply, 'data', '')}")
+                self._conn, self._connected, up = conn, True, True
+                self.connects += 1
+                backoff = self.backoff_initial
+                log.info("%s: connected to FreeSWITCH ESL at %s:%s", self.name, self.host, self.port)
+                now = time.time()
+                self._post(LinkUp(self.name, time.monotonic(), now))
+                if self.on_link:
+                    self.on_link(True)
+                channels = parse_show_json(self._send(conn, "api show channels as json").data or "")
+                calls = parse_show_json(self._send(conn, "api show calls as json").data or "")
+                self._post(
+                    Resync(
+                        self.name, time.monotonic(), time.time(), channels=tuple(live_channels_from(channels, calls))
+                    )
+                )
+                conn._receive_events_greenlet.join()
+                reason = getattr(conn, "closed_reason", "") or "connection closed by FreeSWITCH"
+                if self._running:
+                    log.warning("%s: ESL link lost: %s; reconnecting", self.name, reason)
+            except gevent.GreenletExit:
+                break
+            except Exception as e:
+                reason = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                if self._running:
+                    log.warning(
+                        "%s: cannot use FreeSWITCH ESL at %s:%s: %s; retrying in %.1fs",
+                        self.name,
+                        self.host,
+                        self.port,
+                        reason,
+                        backoff,
+                    )
+            finally:
+                self._connected = False
+                self._conn = None
+                if conn is not None:
+                    conn._run = False
+                    try:
+                        conn.sock.close()
+                    except Exception:
+                        pass
+                if up:
+                    self._post(LinkDown(self.name, time.monotonic(), time.time(), reason=reason))
+                    if self.on_link:
+                        self.on_link(False)
+            if not self._running:
+                break
+            gevent.sleep(backoff)
+            backoff = min(backoff * 2, self.backoff_max)
+
+    def _on_event(self, event: Any) -> None:
+        headers = {k: v for k, v in event.headers.items() if k}
+        if "Event-Name" not in headers:
+            return
+        try:
+            out = self._translate(headers)
+        except Exception:
+            log.exception("%s: cannot translate %s event", self.name, headers.get("Event-Name"))
+            return
+        for item in out:
+            self._post(item)
+
+
+def decode_event_plain(body: str) -> dict[str, str]:
+    """Headers of an `event plain` body (values are URL-encoded on the wire)."""
+    out: dict[str, str] = {}
+    for line in body.split("\n"):
+        if ": " in line:
+            k, v = line.split(": ", 1)
+            out[k] = unquote(v)
+    return out
