@@ -663,19 +663,21 @@ class AmiSimulator:
         self.enter(b, caller)
 
     def _hangup_call(self, call: SimCall, first: SimChannel) -> None:
+        """Real order (S7/S8): HangupRequest, BridgeLeave, SoftHangupRequest of the side that hangs up,
+        then the peer leaves, the bridge goes, the peer's Hangup, and the first side's Hangup."""
         self.event("HangupRequest", [*self.snap(first), ("Cause", "16")])
         b = first.bridge
+        if b is not None:
+            self.leave(first)
+        self.event("SoftHangupRequest", [*self.snap(first), ("Cause", "16")])
         others = [c for c in self.channels.values() if c.linkedid == call.customer.linkedid and c is not first]
-        for c in others:
-            self.event("SoftHangupRequest", [*self.snap(c), ("Cause", "16")])
         if b is not None:
             for c in list(b.members):
                 self.leave(c)
-        self.hangup(first)
+            self.destroy(b)
         for c in others:
             self.hangup(c)
-        if b is not None:
-            self.destroy(b)
+        self.hangup(first)
         self._calls.pop(call.customer.linkedid, None)
 
     def _cancel(self, call: SimCall) -> None:
@@ -707,6 +709,7 @@ class AmiSimulator:
         cust.exten = party.number
         self.dial_begin(cust, target, party.number if party.internal else f"trunk/{party.number}")
         self.set_state(target, 5)
+        self.event("DialState", [*self.snap(cust), *self.snap(target, "Dest"), ("DialStatus", "RINGING")])
         await self.elapse(ring_ms)
         self.set_state(target, 6)
         self.dial_end(cust, target, "ANSWER")
