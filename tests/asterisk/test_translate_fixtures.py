@@ -122,6 +122,10 @@ async def test_s4_attended_transfer_target_is_the_consulted_extension() -> None:
     partners = {b.leg_a if b.leg_b == cust.leg else b.leg_b for b in of(ev, Bridged) if cust.leg in (b.leg_a, b.leg_b)}
     names = {c.leg: c.channel_name for c in of(ev, ChannelCreated)}
     assert any("3001" in names.get(p, "") for p in partners)
+    # Asterisk bridges the consultation into the customer's bridge 1 ms BEFORE AttendedTransfer; the
+    # driver presents the transfer first, as for blind transfers
+    first_new = [b for b in of(ev, Bridged) if cust.leg in (b.leg_a, b.leg_b)][1]
+    assert ev.index(t) < ev.index(first_new)
 
 
 async def test_s5_outbound_dialled_leg_and_explicit_stop() -> None:
