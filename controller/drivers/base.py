@@ -40,8 +40,9 @@ class RecordingRequest:
 @dataclass(frozen=True, slots=True)
 class SpoolFiles:
     """Where the PBX writes the audio. Exactly one layout is used:
-    `stereo` (FreeSWITCH: one stereo WAV, customer left) or `rx` + `tx` (Asterisk MixMonitor legs:
-    rx = what the customer channel receives = the agent, tx = what it transmits = the customer)."""
+    `stereo` (FreeSWITCH: one stereo WAV, customer left) or `rx` + `tx` (Asterisk MixMonitor r()/t()
+    legs on the customer channel: rx = audio READ from the customer = the customer's voice, tx = audio
+    written to the customer = the agent; see the S1 capture, where S1-rx.wav is the 440 Hz customer)."""
 
     stereo: str | None = None
     rx: str | None = None
