@@ -63,14 +63,47 @@ _SECTION = re.compile(r"^\[([^\]]+)\](?:\(([^)]*)\))?\s*$")
 _ITEM = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(=>|=)\s*(.*)$")
 
 
-def parse_asterisk(path: Path) -> AstConfig:
+def container_to_repo(service: str, path: str) -> Path | None:
+    """The repository file behind a path inside a lab container (through the compose bind mounts)."""
+    compose = yaml.safe_load((LAB / "docker-compose.yml").read_text())
+    for v in compose["services"][service].get("volumes", []):
+        src, dst = v.split(":")[:2]
+        if src.startswith(".") and (path == dst or path.startswith(dst + "/")):
+            return (LAB / src).resolve() / path[len(dst) :].lstrip("/")
+    return None
+
+
+def asterisk_as_loaded(path: Path) -> AstConfig:
+    """A lab Asterisk file with its #includes resolved through the mounts and `[name](+)` merged in."""
+    lines = []
+    for raw in path.read_text().splitlines():
+        if raw.startswith("#include"):
+            target = container_to_repo("asterisk", raw.split(None, 1)[1].strip().strip('"'))
+            assert target is not None and target.exists(), f"{path.name}: {raw} is not a mounted repo file"
+            lines += target.read_text().splitlines()
+        else:
+            lines.append(raw)
+    parsed = parse_asterisk(path, "\n".join(lines))
+    merged: list[AstSection] = []
+    for s in parsed.sections:
+        if "+" in s.templates:
+            previous = [m for m in merged if m.name == s.name]
+            assert previous, f"{path.name}: [{s.name}](+) adds to a section that does not exist"
+            previous[-1].items += s.items
+        else:
+            merged.append(s)
+    return AstConfig(merged, [])
+
+
+def parse_asterisk(path: Path, text: str | None = None) -> AstConfig:
     """Asterisk's INI dialect: [name](template,!), key = value / key => value, ; comments, #include.
 
     Strict: any line that is none of those fails, so a typo cannot hide in a lab config.
     """
     sections: list[AstSection] = []
     includes: list[str] = []
-    for n, raw in enumerate(path.read_text().splitlines(), 1):
+    text = path.read_text() if text is None else text
+    for n, raw in enumerate(text.splitlines(), 1):
         line = re.sub(r"(?<!\\);.*$", "", raw).strip()
         if not line:
             continue

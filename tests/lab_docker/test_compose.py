@@ -61,16 +61,22 @@ def test_pbxes_use_prebuilt_images_and_mount_our_hooks(compose: dict) -> None:
 
 
 def test_hook_mounts_are_included_by_the_lab_pbx_configs(compose: dict) -> None:
-    """What we mount is really used: some lab config of that PBX includes files under the target."""
+    """What we mount is really used: a lab config of that PBX includes files from each hook mount,
+    and every include of a single file (no glob) names a file that exists in the repository."""
     for pbx in HOOKS:
         svc = compose["services"][pbx]
-        conf_text = "\n".join(
-            p.read_text() for p in (LAB / pbx / "conf").rglob("*") if p.is_file() and p.suffix in (".xml", ".conf")
-        )
+        includes = []
+        for conf in (LAB / pbx / "conf").rglob("*"):
+            if conf.suffix in (".xml", ".conf"):
+                includes += re.findall(r'(?:#include\s+"|cmd="include" data=")(/etc/callrec/[^"]+)"', conf.read_text())
         for src, dst in bind_mounts(svc):
             rel = str((LAB / src).resolve().relative_to(REPO))
             if rel in HOOKS[pbx]:
-                assert f'"{dst}/*.' in conf_text, f"{pbx}: nothing includes the hook mount {dst} ({rel})"
+                used = [i for i in includes if i.startswith(dst + "/")]
+                assert used, f"{pbx}: nothing includes the hook mount {dst} ({rel})"
+                for inc in used:
+                    if "*" not in inc:
+                        assert (LAB / src / inc[len(dst) + 1 :]).exists(), f"{pbx}: {inc} is not in {rel}/"
 
 
 def test_network_is_one_private_namespace_published_on_loopback_only(compose: dict) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from controller.config import load_config
 
-from .conftest import LAB, REPO, asterisk_pattern_matches, parse_asterisk
+from .conftest import LAB, REPO, asterisk_as_loaded, asterisk_pattern_matches, parse_asterisk
 
 FS_CONF = LAB / "freeswitch" / "conf"
 AST_CONF = LAB / "asterisk" / "conf"
@@ -131,11 +131,19 @@ def test_asterisk_dialplan_routes_every_scenario_number() -> None:
         assert any(asterisk_pattern_matches(p, number) for p in patterns), f"Asterisk lab: nothing routes {number}"
 
 
-def test_asterisk_manager_is_loopback_only_and_includes_our_user_snippet() -> None:
-    manager = parse_asterisk(AST_CONF / "manager.conf")
+def test_asterisk_manager_is_our_hook_on_loopback_with_the_lab_secret() -> None:
+    """manager.conf as Asterisk loads it: callrec's asterisk_conf/manager.conf plus the lab secret."""
+    if not (REPO / "asterisk_conf" / "manager.conf").exists():
+        pytest.skip("asterisk_conf/manager.conf not written yet (Asterisk hooks work)")
+    manager = asterisk_as_loaded(AST_CONF / "manager.conf")
     general = manager.named("general")[0]
     assert general.get("enabled") == "yes" and general.get("bindaddr") == "127.0.0.1"
-    assert "/etc/callrec/asterisk_conf/*.conf" in manager.includes
+    cfg = load_config(LAB / "callrec.toml", env={})
+    ast = next(n for n in cfg.pbx if n.type == "asterisk")
+    assert int(general.get("port") or 5038) == ast.effective_port
+    (user,) = manager.named(ast.username)
+    assert user.get("secret") == ast.secret, "callrec.toml's AMI secret differs from the one Asterisk loads"
+    assert user.get("permit") == "127.0.0.1/255.255.255.255"
 
 
 @pytest.mark.skipif(
@@ -146,9 +154,9 @@ def test_asterisklint_accepts_the_lab_dialplan_with_our_hook(tmp_path: Path) -> 
     """Lint the lab dialplan as Asterisk would load it: with dialplan/asterisk/ at the mount point."""
     lint = shutil.which("asterisklint") or str(REPO / ".venv/bin/asterisklint")
     text = (AST_CONF / "extensions.conf").read_text()
-    hooks = sorted((REPO / "dialplan" / "asterisk").glob("*.conf"))
-    include = "\n".join(f'#include "{h}"' for h in hooks)
-    (tmp_path / "extensions.conf").write_text(text.replace('#include "/etc/callrec/dialplan/*.conf"', include))
+    if not list((REPO / "dialplan" / "asterisk").glob("*.conf")):
+        pytest.skip("dialplan/asterisk/ not written yet (Asterisk hooks work)")
+    (tmp_path / "extensions.conf").write_text(text.replace("/etc/callrec/dialplan/", f"{REPO}/dialplan/asterisk/"))
     res = subprocess.run([lint, "dialplan-check", "extensions.conf"], cwd=tmp_path, capture_output=True, text=True)
     problems = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
     assert res.returncode == 0 and not problems, "\n".join(problems)
@@ -205,13 +213,3 @@ def test_event_socket_hook_matches_the_lab_callrec_config() -> None:
     assert params.get("listen-ip") == fs.host
     assert int(params.get("listen-port", "8021")) == fs.effective_port
     assert params.get("password") == fs.password, "callrec.toml's ESL password differs from freeswitch_conf/"
-
-
-def test_manager_hook_matches_the_lab_callrec_config() -> None:
-    cfg = load_config(LAB / "callrec.toml", env={})
-    ast = next(n for n in cfg.pbx if n.type == "asterisk")
-    users = [s for f in _hook_files("asterisk_conf", "*.conf") for s in parse_asterisk(f).sections if s.get("secret")]
-    if not users:
-        pytest.skip("asterisk_conf/ has no manager user yet (written by the Asterisk hooks work)")
-    (user,) = users
-    assert user.name == ast.username and user.get("secret") == ast.secret

@@ -8,6 +8,7 @@ phone's sndfile dump must hold the OTHER party's tone.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -149,8 +150,6 @@ def test_phones_start_answer_ctrl_tcp_and_stop(phones: ModuleType, running_phone
     assert phones.stop(out) == ["1001", "2001", "3001", "9001"]
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
-            import os
-
             os.kill(pid, 0)
 
 
@@ -178,12 +177,47 @@ def test_real_call_between_two_lab_phones_carries_each_partys_tone(
 
 
 @needs_baresip
-def test_place_calls_without_a_pbx_reports_unregistered_phones(running_phones: tuple[Path, dict]) -> None:
-    out, _ = running_phones
-    res = subprocess.run(
-        [sys.executable, str(SOFTPHONE / "phones.py"), "place-calls", "--dir", str(out), "--register-timeout", "1"],
-        capture_output=True,
-        text=True,
-    )
+def test_place_calls_without_a_pbx_reports_unregistered_phones(phones: ModuleType, tmp_path: Path) -> None:
+    """Phones pointed at an address where no PBX listens (127.0.0.2: loopback, nothing bound)."""
+    out = tmp_path / "nopbx"
+    phones.setup("freeswitch", out, pbx_host="127.0.0.2")
+    phones.start(out)
+    try:
+        res = subprocess.run(
+            [sys.executable, str(SOFTPHONE / "phones.py"), "place-calls", "--dir", str(out), "--register-timeout", "1"],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        phones.stop(out)
     assert res.returncode == 2
     assert "not registered with the PBX" in res.stderr and "1001" in res.stderr
+
+
+def _real_pbx(var: str) -> str | None:
+    return os.environ.get(var) or None
+
+
+@needs_baresip
+@pytest.mark.parametrize(
+    "pbx,var",
+    [
+        pytest.param("freeswitch", "CALLREC_TEST_PHONES_FREESWITCH", marks=pytest.mark.real_freeswitch),
+        pytest.param("asterisk", "CALLREC_TEST_PHONES_ASTERISK", marks=pytest.mark.real_asterisk),
+    ],
+)
+def test_place_calls_through_a_real_pbx(phones: ModuleType, tmp_path: Path, pbx: str, var: str) -> None:
+    """Opt-in: CALLREC_TEST_PHONES_<PBX>=<host> names a PBX that carries the lab's users and routes
+    (lab/docker/<pbx>/conf); inbound, outbound and the agent phone's blind transfer must all connect."""
+    host = _real_pbx(var)
+    if host is None:
+        pytest.skip(f"{var} not set (a {pbx} with the lab's users and routes)")
+    out = tmp_path / pbx
+    phones.setup(pbx, out, pbx_host=host)
+    phones.start(out)
+    try:
+        results = phones.place_calls(out, list(phones.SCENARIOS), talk=2.0)
+    finally:
+        phones.stop(out)
+    assert [r["scenario"] for r in results] == ["inbound", "outbound", "blind-transfer"]
+    assert all(r["ok"] for r in results), json.dumps(results, indent=2)
