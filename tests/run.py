@@ -2,7 +2,7 @@
 """Run the whole test suite: `python3 tests/run.py [pytest args]`.
 
 Creates/refreshes .venv with the test extras, installs the Debian tools the tests drive for real
-(`age`, headless `chromium`) when it can, then runs ruff and pytest. Without a PostgreSQL server at
+(`age`, headless `chromium`, `baresip`) when it can, then runs ruff and pytest. Without a PostgreSQL server at
 127.0.0.1:5432 (or CALLREC_TEST_DATABASE_URL) the tests use the embedded PostgreSQL wheel.
 """
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lab"))
 from bootstrap import ensure_venv, install_debian_packages  # noqa: E402
 
-DEBIAN_PACKAGES = {"age": "age", "chromium": "chromium"}
+DEBIAN_PACKAGES = {"age": "age", "chromium": "chromium", "baresip-core": "baresip"}
 
 
 def main() -> int:
