@@ -362,7 +362,7 @@ class FinalizeWorker:
         return self.work / f"{row['id']}.wav"
 
     def _cipher_path(self, row: asyncpg.Record) -> Path:
-        return self.work / f"{row['id']}.wav.age"
+        return (self.backend.staging_dir() or self.work) / f"{row['id']}.wav.age"
 
     async def _step_wait_closed(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
         if row["state"] in ("recording", "paused"):
@@ -425,8 +425,9 @@ class FinalizeWorker:
             info = audio.inspect_wav(src)
         except audio.AudioError as e:
             raise PermanentError(f"audio: {e}") from e
-        self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
-        enc = await asyncio.to_thread(crypto.encrypt_file, src, self._cipher_path(row), recipients)
+        cipher = self._cipher_path(row)
+        cipher.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        enc = await asyncio.to_thread(crypto.encrypt_file, src, cipher, recipients)
         return "manifest", {
             "audio_sha256": enc.plain_sha256,
             "ciphertext_sha256": enc.cipher_sha256,

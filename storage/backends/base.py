@@ -69,6 +69,11 @@ class Backend(ABC):
             while b := f.read(chunk):
                 out.write(b)
 
+    def staging_dir(self) -> Path | None:
+        """Where finalize should write ciphertext bound for this store, when the store can then adopt it
+        without a copy (local: a directory on the same filesystem, so `put_file` is a rename)."""
+        return None
+
     @abstractmethod
     def exists(self, key: str) -> bool: ...
 

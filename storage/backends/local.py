@@ -56,7 +56,35 @@ class LocalBackend(Backend):
             part.unlink(missing_ok=True)
             raise BackendError(e.errno or errno.EIO, f"local store {self.root}: cannot write {key}: {e}") from e
 
+    def staging_dir(self) -> Path:
+        return self.root / ".staging"
+
     def put_file(self, key: str, src: Path) -> None:
+        """Hard-link `src` into place when it is on the store's filesystem (no copy), else copy it."""
+        final = self._path(key)
+        part = self._partial(final)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            part.unlink(missing_ok=True)
+            os.link(src, part)
+        except OSError:
+            part.unlink(missing_ok=True)
+        else:
+            try:
+                fd = os.open(part, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(part, final)
+                # rename(2) is a no-op when both names already link the same inode (a redone upload)
+                part.unlink(missing_ok=True)
+                _fsync_dir(final.parent)
+                return
+            except OSError as e:
+                part.unlink(missing_ok=True)
+                raise BackendError(e.errno or errno.EIO, f"local store {self.root}: cannot write {key}: {e}") from e
+
         def fill(out: BinaryIO) -> None:
             with open(src, "rb") as f:
                 shutil.copyfileobj(f, out, _COPY_CHUNK)

@@ -152,10 +152,10 @@ async def test_disk_full_during_store_leaves_no_object_then_recovers(
     dbpool: asyncpg.Pool, fresh_db: str, keys: Keys, tmp_path: Path
 ) -> None:
     """RLIMIT_FSIZE makes every write past 64 KiB fail with EFBIG, like a full disk, inside the worker
-    process exactly when it starts writing to the store."""
+    process exactly when it starts writing ciphertext into the store's filesystem."""
     cfg = make_config(tmp_path, keys)
     rid, files = await insert_recording(dbpool, cfg, seconds=10.0)  # 160 KB of audio
-    code, out = run_worker(fresh_db, tmp_path, keys, hook="fsize:before:upload:65536")
+    code, out = run_worker(fresh_db, tmp_path, keys, hook="fsize:before:encrypt:65536")
     assert code == 0, out
     row = await dbpool.fetchrow("SELECT state FROM recordings WHERE id = $1", rid)
     job = await dbpool.fetchrow("SELECT * FROM finalize_jobs WHERE recording_id = $1", rid)
@@ -204,3 +204,40 @@ async def test_s3_backend_down_is_retried_and_stored_after_recovery(
         assert (await worker.status()).ok
     finally:
         server.stop()
+
+
+PUT_UNDER_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from storage.backends.local import LocalBackend
+from storage.backends.base import BackendError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))
+try:
+    LocalBackend(sys.argv[1]).put_file("2026/01/01/x.wav.age", Path(sys.argv[2]))
+except BackendError as e:
+    print("BackendError", e)
+    sys.exit(3)
+"""
+
+
+def test_local_backend_copy_on_a_full_disk_leaves_nothing(tmp_path: Path) -> None:
+    """The copy path (source on another filesystem, e.g. an import from /tmp): EFBIG mid-copy → no object."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs a second filesystem (/dev/shm) to force the copy path")
+    with tempfile.NamedTemporaryFile(dir=shm) as src:
+        src.write(os.urandom(300_000))
+        src.flush()
+        root = tmp_path / "store"
+        p = subprocess.run(
+            [sys.executable, "-c", PUT_UNDER_LIMIT, str(root), src.name], capture_output=True, text=True, timeout=60
+        )
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "too large" in p.stdout.lower()
+    assert [f for f in root.rglob("*") if f.is_file()] == [], "no object and no .partial left behind"
