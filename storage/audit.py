@@ -7,11 +7,11 @@ module only inserts and reads.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-_Conn = asyncpg.Connection | asyncpg.Pool
+_Conn: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 
 async def record(
@@ -41,7 +41,8 @@ async def read(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Newest first; page on with `before_id` = the last id seen."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     for column, value in (("actor", actor), ("action", action), ("target", target)):
         if value:
             args.append(value)

@@ -14,13 +14,13 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from controller.api.scopes import Scope
 
-_Conn = asyncpg.Connection | asyncpg.Pool
+_Conn: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 SUMMARY_COLUMNS = (
     "id, call_id, pbx, pbx_kind, account_id, direction, customer_number, account_number, agent, agents,"

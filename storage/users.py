@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from controller.api.scopes import ROLES, Principal, ScopeError, parse_scope
 
 TOKEN_PREFIX = "crk_"
-_Conn = asyncpg.Connection | asyncpg.Pool
+_Conn: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
 
 class UserError(ValueError):

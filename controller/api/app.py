@@ -146,8 +146,9 @@ async def _metrics_middleware(request: web.Request, handler: Handler) -> web.Str
 
 async def _close_streams(app: web.Application) -> None:
     """End open SSE streams so shutdown does not wait for clients to hang up."""
-    if app[STATE].live_index is not None:
-        app[STATE].live_index.close()
+    index = app[STATE].live_index
+    if index is not None:
+        index.close()
     tasks: set[asyncio.Task[Any]] = app[STATE].sse_tasks
     for t in list(tasks):
         t.cancel()
@@ -162,6 +163,4 @@ async def start_api(app: web.Application, bind: str = "127.0.0.1", port: int = 8
     await runner.setup()
     site = web.TCPSite(runner, bind, port)
     await site.start()
-    server = site._server
-    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else port
-    return runner, int(bound)
+    return runner, int(runner.addresses[0][1])

@@ -15,6 +15,7 @@ import struct
 import threading
 from array import array
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -48,7 +49,7 @@ def load_identities(identity_file: str | Path) -> list[pyrage.x25519.Identity]:
 
 
 async def decrypt_stream(
-    open_reader: Callable[[], BinaryIO], identities: list[Any], *, depth: int = 32
+    open_reader: Callable[[], AbstractContextManager[BinaryIO]], identities: list[Any], *, depth: int = 32
 ) -> AsyncIterator[bytes]:
     """Decrypt an age stream in a worker thread, yielding plaintext with bounded buffering.
 

@@ -61,6 +61,7 @@ SCHEMAS: dict[str, Any] = {
             "customer_number": {"type": "string"},
             "account_number": {"type": "string"},
             "agent": {"type": "string"},
+            "agents": {"type": "array", "items": {"type": "string"}},
             "ring_group": {"type": "string"},
             "started_at": _NULLABLE_STR,
             "answered_at": _NULLABLE_STR,
@@ -69,10 +70,10 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "id": _NULLABLE_STR,
                     "state": {"enum": ["recording", "paused", "not_recording", "stopped"]},
-                    "decision": _OBJ,
+                    "decision": {"type": ["object", "null"]},
                 },
             },
-            "timeline": {"$ref": "#/components/schemas/Timeline"},
+            "timeline": {"anyOf": [{"$ref": "#/components/schemas/Timeline"}, {"type": "null"}]},
         },
     },
     "RecordingSummary": {
@@ -214,7 +215,7 @@ _CALL_ID = _p("call_id", "Live call id")
 _REC_ID = _p("rec_id", "Recording id (UUID)", {"type": "string", "format": "uuid"})
 _ACCOUNT = _p("account_id", "Account id", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"})
 _NUMBER = _p("number", "Phone number (E.164, e.g. +15551234567; URL-encode the +)")
-_AUTH = [{"bearer": []}]
+_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 _AUTHED_ERRORS = (401,)
 
 
