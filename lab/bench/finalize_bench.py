@@ -107,6 +107,21 @@ def age_cli_seconds(src: Path, recipient: str, out: Path, runs: int = 3) -> floa
     return best
 
 
+def encrypt_io_seconds(src: Path, recipient: str, out: Path, runs: int = 3) -> float:
+    """pyrage.encrypt_io alone (no hashes, no fsync): the ceiling for anything built on pyrage."""
+    import pyrage
+    from pyrage import x25519
+
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        with open(src, "rb") as fin, open(out, "wb") as fout:
+            pyrage.encrypt_io(fin, fout, [x25519.Recipient.from_str(recipient)])
+        best = min(best, time.perf_counter() - t0)
+        out.unlink()
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, nargs="+", default=[60.0, 10.0])
@@ -154,7 +169,9 @@ def main() -> None:
                 ref = base / "ref.wav"
                 size = write_tone_wav(ref, [440, 880], minutes)
                 age_s = age_cli_seconds(ref, recipient, base / "ref.age")
+                io_s = encrypt_io_seconds(ref, recipient, base / "ref.age")
                 ref.unlink()
+                rows.append((minutes, "encrypt_io", size, age_s, {"seconds": io_s}))
                 for layout in ("freeswitch", "asterisk"):
                     best: dict[str, float] | None = None
                     for run in range(args.runs):
@@ -191,6 +208,12 @@ def main() -> None:
         f"{'RSS before':>10} {'peak RSS':>9}"
     )
     for minutes, layout, size, age_s, r in rows:
+        if layout == "encrypt_io":
+            print(
+                f"{minutes:>4.0f}m {'(pyrage encrypt_io alone)':<25} {age_s:>9.2f} {r['seconds']:>10.2f} "
+                f"{size / 1e6 / r['seconds']:>6.0f} {age_s / r['seconds']:>6.2f}"
+            )
+            continue
         print(
             f"{minutes:>4.0f}m {layout:<10} {size / 1e6:>7.1f} {age_s:>9.2f} {r['seconds']:>10.2f} "
             f"{size / 1e6 / r['seconds']:>6.0f} {age_s / r['seconds']:>6.2f} {r['rss_before_mb']:>8.0f}MB "

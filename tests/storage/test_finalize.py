@@ -92,3 +92,32 @@ async def test_real_asterisk_legs_are_joined_customer_left(dbpool: asyncpg.Pool,
     assert round(dominant_hz(samples[:, 1], rate)) == AGENT_HZ
     assert not Path(files["rx"]).exists() and not Path(files["tx"]).exists()
     assert list((cfg.spool_dir / ".callrec-work").iterdir()) == []
+
+
+async def test_run_wakes_on_notify_and_two_workers_store_each_recording_once(
+    dbpool: asyncpg.Pool, keys: Keys, tmp_path: Path
+) -> None:
+    import asyncio
+
+    # poll interval of an hour: only NOTIFY callrec_finalize can wake the loops
+    cfg = make_config(tmp_path, keys, workers=2, poll_interval_seconds=3600.0)
+    a = FinalizeWorker(dbpool, cfg, Metrics(), "node-a")
+    b = FinalizeWorker(dbpool, cfg, Metrics(), "node-b")
+    tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
+    try:
+        await asyncio.sleep(0.3)  # both are idle, listening
+        ids = [(await insert_recording(dbpool, cfg, seconds=1.0))[0] for _ in range(6)]
+        for _ in range(300):
+            n = await dbpool.fetchval("SELECT count(*) FROM recordings WHERE state = 'stored'")
+            if n == len(ids):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert await dbpool.fetchval("SELECT count(*) FROM recordings WHERE state = 'stored'") == 6
+    assert len([o for o in objects(cfg) if o.endswith(".wav.age")]) == 6
+    assert a._stored + b._stored == 6, "each recording stored by exactly one worker"
+    events = await dbpool.fetchval("SELECT count(*) FROM finalize_jobs WHERE state = 'done'")
+    assert events == 6
