@@ -109,7 +109,7 @@ def export_archive(
     progress: Progress | None = None,
 ) -> int:
     """Write the archive (to `out.part`, renamed when complete); returns the number of recordings."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     for r in rows:
         audio_key = backend.key_from_uri(r["object_uri"])
         entries.append(

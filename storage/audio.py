@@ -171,38 +171,110 @@ def _mono_leg(path: Path | None) -> tuple[Path | None, WavInfo | None]:
     return path, info
 
 
+def _joined_data(
+    cpath: Path | None, cinfo: WavInfo | None, apath: Path | None, ainfo: WavInfo | None, stereo: bool
+) -> Iterator[bytes]:
+    """PCM of the joined legs, chunk by chunk (customer LEFT, agent RIGHT; or their mono mix)."""
+    rate = max(i.rate for i in (cinfo, ainfo) if i)
+    width = max(i.sample_width for i in (cinfo, ainfo) if i)
+    cit = _read_frames(cpath, cinfo, CHUNK_FRAMES) if cpath and cinfo else iter(())
+    ait = _read_frames(apath, ainfo, CHUNK_FRAMES) if apath and ainfo else iter(())
+    while True:
+        craw, araw = next(cit, None), next(ait, None)
+        if craw is None and araw is None:
+            return
+        cseg = _segment(craw, cinfo) if craw is not None and cinfo else None
+        aseg = _segment(araw, ainfo) if araw is not None and ainfo else None
+        cseg = cseg.set_frame_rate(rate).set_sample_width(width) if cseg is not None else None
+        aseg = aseg.set_frame_rate(rate).set_sample_width(width) if aseg is not None else None
+        n = max(int(s.frame_count()) for s in (cseg, aseg) if s is not None)
+        cseg = _pad(cseg, n, rate, width)
+        aseg = _pad(aseg, n, rate, width)
+        yield AudioSegment.from_mono_audiosegments(cseg, aseg).raw_data if stereo else _mix(cseg, aseg)
+
+
+def wav_header(channels: int, rate: int, sample_width: int, data_size: int) -> bytes:
+    """The canonical 44-byte PCM WAV header."""
+    block = channels * sample_width
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + data_size,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        channels,
+        rate,
+        rate * block,
+        block,
+        sample_width * 8,
+        b"data",
+        data_size,
+    )
+
+
+@dataclass(frozen=True)
+class JoinedWav:
+    """The WAV that joining two Asterisk legs gives, produced on the fly (never written to disk).
+
+    Only when both legs share rate and sample width (always, for one MixMonitor): then its size is
+    known up front and the bytes are a pure function of the leg files, so a crash just recomputes it.
+    """
+
+    customer: Path | None
+    cinfo: WavInfo | None
+    agent: Path | None
+    ainfo: WavInfo | None
+    stereo: bool
+
+    @property
+    def info(self) -> WavInfo:
+        ref = self.cinfo or self.ainfo
+        assert ref is not None
+        frames = max(i.frames for i in (self.cinfo, self.ainfo) if i)
+        channels = 2 if self.stereo else 1
+        return WavInfo(channels, ref.rate, ref.sample_width, 44, frames * channels * ref.sample_width)
+
+    @property
+    def size(self) -> int:
+        return self.info.data_offset + self.info.data_size
+
+    def chunks(self) -> Iterator[bytes]:
+        i = self.info
+        yield wav_header(i.channels, i.rate, i.sample_width, i.data_size)
+        yield from _joined_data(self.customer, self.cinfo, self.agent, self.ainfo, self.stereo)
+
+
+def plan_join(customer: Path | None, agent: Path | None, *, stereo: bool = True) -> JoinedWav | None:
+    """Repair the legs and describe their join; None when the legs differ in format (then use `join_legs`)."""
+    cpath, cinfo = _mono_leg(customer)
+    apath, ainfo = _mono_leg(agent)
+    infos = [i for i in (cinfo, ainfo) if i]
+    if not infos:
+        raise AudioError("no leg file to join")
+    if len({(i.rate, i.sample_width) for i in infos}) != 1:
+        return None
+    return JoinedWav(cpath, cinfo, apath, ainfo, stereo)
+
+
 def join_legs(customer: Path | None, agent: Path | None, out: Path, *, stereo: bool = True) -> WavInfo:
-    """Asterisk r()/t() legs → one WAV: stereo customer LEFT / agent RIGHT, or a mono mix.
+    """Asterisk r()/t() legs → one WAV file: stereo customer LEFT / agent RIGHT, or a mono mix.
 
     Both legs start at the same instant (one MixMonitor), so aligning them is frame-for-frame from the
     start; the shorter leg (or a missing one) is padded with silence so nothing of the longer is lost.
+    Legs of different rates/widths are converted (pydub) to the higher of each.
     """
     cpath, cinfo = _mono_leg(customer)
     apath, ainfo = _mono_leg(agent)
-    ref = cinfo or ainfo
-    if ref is None:
+    if cinfo is None and ainfo is None:
         raise AudioError("no leg file to join")
     rate = max(i.rate for i in (cinfo, ainfo) if i)
     width = max(i.sample_width for i in (cinfo, ainfo) if i)
     writer = _WavOut(out, 2 if stereo else 1, rate, width)
     try:
-        cit = _read_frames(cpath, cinfo, CHUNK_FRAMES) if cpath and cinfo else iter(())
-        ait = _read_frames(apath, ainfo, CHUNK_FRAMES) if apath and ainfo else iter(())
-        while True:
-            craw, araw = next(cit, None), next(ait, None)
-            if craw is None and araw is None:
-                break
-            cseg = _segment(craw, cinfo) if craw is not None and cinfo else None
-            aseg = _segment(araw, ainfo) if araw is not None and ainfo else None
-            cseg = cseg.set_frame_rate(rate).set_sample_width(width) if cseg is not None else None
-            aseg = aseg.set_frame_rate(rate).set_sample_width(width) if aseg is not None else None
-            n = max(int(s.frame_count()) for s in (cseg, aseg) if s is not None)
-            cseg = _pad(cseg, n, rate, width)
-            aseg = _pad(aseg, n, rate, width)
-            if stereo:
-                writer.write(AudioSegment.from_mono_audiosegments(cseg, aseg).raw_data)
-            else:
-                writer.write(_mix(cseg, aseg))
+        for raw in _joined_data(cpath, cinfo, apath, ainfo, stereo):
+            writer.write(raw)
         writer.commit()
     except BaseException:
         writer.abort()

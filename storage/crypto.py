@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyrage
 from cryptography.exceptions import InvalidSignature
@@ -116,7 +119,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def encrypt_file(src: Path, dst: Path, recipients: list[x25519.Identity | x25519.Recipient]) -> EncryptResult:
+def encrypt_file(src: Path, dst: Path, recipients: list[x25519.Recipient]) -> EncryptResult:
     """Encrypt `src` into `dst` (streaming, constant memory), with SHA-256 of plaintext and ciphertext.
 
     The hashes run in worker threads next to the encryption (hashlib releases the GIL on large
@@ -124,25 +127,87 @@ def encrypt_file(src: Path, dst: Path, recipients: list[x25519.Identity | x25519
     costs little more than the encryption itself. Written to `dst.part` and renamed once durable: a
     crash never leaves a truncated `dst`. The source must not change meanwhile (checked).
     """
-    part = dst.with_name(dst.name + ".part")
     before = src.stat()
+
+    def check() -> None:
+        after = src.stat()
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise OSError(f"{src} changed while it was being encrypted")
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callrec-hash") as hasher:
+        plain = hasher.submit(_file_sha256, src)
+        with open(src, "rb") as fin:
+            return _encrypt(fin, dst, recipients, lambda: (plain.result(), before.st_size), check)
+
+
+def encrypt_chunks(chunks: Iterator[bytes], dst: Path, recipients: list[x25519.Recipient]) -> EncryptResult:
+    """Encrypt a stream of plaintext chunks (e.g. legs joined on the fly), hashing them on a side thread."""
+    h, size = hashlib.sha256(), 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callrec-hash") as hasher:
+
+        def hashed() -> Iterator[bytes]:
+            nonlocal size
+            pending: deque[Future[None]] = deque()
+            for c in chunks:
+                pending.append(hasher.submit(h.update, c))  # FIFO on one thread: in order, off the GIL
+                if len(pending) > 8:  # bounded: memory stays constant even if hashing falls behind
+                    pending.popleft().result()
+                size += len(c)
+                yield c
+
+        reader = io.BufferedReader(_ChunkReader(hashed()), buffer_size=1 << 20)
+
+        def digest() -> tuple[str, int]:
+            hasher.shutdown(wait=True)
+            return h.hexdigest(), size
+
+        return _encrypt(reader, dst, recipients, digest, lambda: None)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A raw stream over an iterator of bytes (wrapped in a BufferedReader, pyrage's 8 KiB reads stay in C)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._it, self._buf = chunks, memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            nxt = next(self._it, None)
+            if nxt is None:
+                return 0
+            self._buf = memoryview(nxt)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _encrypt(
+    reader: Any,
+    dst: Path,
+    recipients: list[x25519.Recipient],
+    plain_digest: Callable[[], tuple[str, int]],
+    check: Callable[[], None],
+) -> EncryptResult:
+    part = dst.with_name(dst.name + ".part")
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="callrec-hash") as pool:
         try:
-            plain_hash = pool.submit(_file_sha256, src)
-            with open(src, "rb") as fin, open(part, "wb") as fout:
-                pyrage.encrypt_io(fin, fout, recipients)
+            with open(part, "wb") as fout:
+                pyrage.encrypt_io(reader, fout, recipients)
             synced = pool.submit(_fsync, part)
             cipher_hash = pool.submit(_file_sha256, part)
             synced.result()
-            plain, cipher = plain_hash.result(), cipher_hash.result()
-            after = src.stat()
-            if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-                raise OSError(f"{src} changed while it was being encrypted")
+            plain, plain_size = plain_digest()
+            cipher = cipher_hash.result()
+            check()
             os.replace(part, dst)
         except BaseException:
             part.unlink(missing_ok=True)
             raise
-    return EncryptResult(plain, before.st_size, cipher, dst.stat().st_size, tuple(key_id(str(x)) for x in recipients))
+    return EncryptResult(plain, plain_size, cipher, dst.stat().st_size, tuple(key_id(str(x)) for x in recipients))
 
 
 def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: list[x25519.Identity]) -> str:

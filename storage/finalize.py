@@ -361,6 +361,22 @@ class FinalizeWorker:
             return files["stereo"]  # FreeSWITCH stereo is stored as is (after header repair)
         return self.work / f"{row['id']}.wav"
 
+    def _legs(self, row: asyncpg.Record) -> tuple[Path | None, Path | None]:
+        files = self._spool(row)
+        c, a = files.get(audio.CUSTOMER_LEG), files.get(audio.AGENT_LEG)
+        return (c if c and c.exists() else None), (a if a and a.exists() else None)
+
+    def _audio_source(self, row: asyncpg.Record) -> Path | audio.JoinedWav:
+        """What gets encrypted: the FreeSWITCH stereo file, Asterisk legs joined on the fly (no plaintext
+        copy on disk), or a work file (mono mix of a stereo file; legs of different formats)."""
+        if "stereo" in self._spool(row) or self._legs(row) == (None, None):
+            return self._audio_path(row)
+        try:
+            plan = audio.plan_join(*self._legs(row), stereo=bool(row["dual_channel"]))
+        except audio.AudioError as e:
+            raise PermanentError(f"audio: {e}") from e
+        return plan if plan is not None else self._audio_path(row)
+
     def _cipher_path(self, row: asyncpg.Record) -> Path:
         return (self.backend.staging_dir() or self.work) / f"{row['id']}.wav.age"
 
@@ -404,9 +420,10 @@ class FinalizeWorker:
                 for p in present.values():
                     if audio.repair_wav(p).repaired:
                         events.append(("wav_repaired", {"file": str(p)}))
-                audio.join_legs(
-                    present.get(audio.CUSTOMER_LEG), present.get(audio.AGENT_LEG), out, stereo=bool(row["dual_channel"])
-                )
+                customer, agent = present.get(audio.CUSTOMER_LEG), present.get(audio.AGENT_LEG)
+                if audio.plan_join(customer, agent, stereo=bool(row["dual_channel"])) is None:
+                    audio.join_legs(customer, agent, out, stereo=bool(row["dual_channel"]))
+                # else: the join is streamed into the encryptor at the next step
             except audio.AudioError as e:
                 raise PermanentError(f"audio: {e}") from e
 
@@ -418,16 +435,20 @@ class FinalizeWorker:
             recipients = crypto.parse_recipients(self.config.encryption.recipients)
         except crypto.EncryptionConfigError as e:
             raise PermanentError(str(e)) from e
-        src = self._audio_path(row)
-        if not src.exists():
-            return "prepare", {}  # work file lost (e.g. spool volume restored): redo it
-        try:
-            info = audio.inspect_wav(src)
-        except audio.AudioError as e:
-            raise PermanentError(f"audio: {e}") from e
+        src = await asyncio.to_thread(self._audio_source, row)
         cipher = self._cipher_path(row)
         cipher.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        enc = await asyncio.to_thread(crypto.encrypt_file, src, cipher, recipients)
+        if isinstance(src, audio.JoinedWav):
+            info = src.info
+            enc = await asyncio.to_thread(crypto.encrypt_chunks, src.chunks(), cipher, recipients)
+        else:
+            if not src.exists():
+                return "prepare", {}  # work file lost (e.g. spool volume restored): redo it
+            try:
+                info = audio.inspect_wav(src)
+            except audio.AudioError as e:
+                raise PermanentError(f"audio: {e}") from e
+            enc = await asyncio.to_thread(crypto.encrypt_file, src, cipher, recipients)
         return "manifest", {
             "audio_sha256": enc.plain_sha256,
             "ciphertext_sha256": enc.cipher_sha256,
@@ -438,14 +459,16 @@ class FinalizeWorker:
 
     async def _step_manifest(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
         cipher = self._cipher_path(row)
-        src = self._audio_path(row)
-        if not cipher.exists() or not src.exists() or not row["ciphertext_sha256"]:
+        src = await asyncio.to_thread(self._audio_source, row)
+        missing = isinstance(src, Path) and not src.exists()
+        if not cipher.exists() or missing or not row["ciphertext_sha256"]:
             return "encrypt", {}
         try:
             key = crypto.load_signing_key(ensure_signing_key(self.config))
         except crypto.KeyFileError as e:
             raise PermanentError(f"signing: {e}") from e
-        info = audio.inspect_wav(src)
+        info = src.info if isinstance(src, audio.JoinedWav) else audio.inspect_wav(src)
+        plain_size = src.size if isinstance(src, audio.JoinedWav) else src.stat().st_size
         warnings = await self.pool.fetch(
             "SELECT kind, detail FROM recording_events WHERE recording_id = $1 AND actor = 'finalize'"
             " AND kind IN ('wav_repaired', 'leg_missing', 'orphaned') ORDER BY id",
@@ -453,7 +476,7 @@ class FinalizeWorker:
         )
         audio_key, _ = object_keys(str(row["id"]), row["started_at"])
         enc = crypto.EncryptResult(
-            row["audio_sha256"], src.stat().st_size, row["ciphertext_sha256"], row["object_size"], tuple(row["key_ids"])
+            row["audio_sha256"], plain_size, row["ciphertext_sha256"], row["object_size"], tuple(row["key_ids"])
         )
         m = manifest.build(
             dict(row),

@@ -241,3 +241,22 @@ def test_local_backend_copy_on_a_full_disk_leaves_nothing(tmp_path: Path) -> Non
     assert p.returncode == 3, p.stdout + p.stderr
     assert "too large" in p.stdout.lower()
     assert [f for f in root.rglob("*") if f.is_file()] == [], "no object and no .partial left behind"
+
+
+def test_streamed_join_is_byte_identical_to_the_joined_file(tmp_path: Path) -> None:
+    """Finalize encrypts Asterisk legs joined on the fly; that stream must be exactly `join_legs`' WAV."""
+    import hashlib
+
+    from tests.storage.conftest import tone, write_wav
+
+    rx = write_wav(tmp_path / "rx.wav", tone(CUSTOMER_HZ, 20.0))
+    tx = write_wav(tmp_path / "tx.wav", tone(AGENT_HZ, 17.3))  # the agent leg closed earlier
+    for stereo in (True, False):
+        plan = audio.plan_join(rx, tx, stereo=stereo)
+        assert plan is not None
+        streamed = b"".join(plan.chunks())
+        audio.join_legs(rx, tx, tmp_path / "j.wav", stereo=stereo)
+        assert hashlib.sha256(streamed).digest() == hashlib.sha256((tmp_path / "j.wav").read_bytes()).digest()
+        assert len(streamed) == plan.size and plan.info.duration_ms == 20000
+    odd = write_wav(tmp_path / "tx16k.wav", tone(AGENT_HZ, 1.0, rate=16000), rate=16000)
+    assert audio.plan_join(rx, odd) is None, "legs of different rates go through the file-based join"
