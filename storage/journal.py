@@ -9,7 +9,6 @@ race for it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,7 +142,8 @@ async def record_event(
     (so a controller that adopts the recording after a restart continues the same timeline)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "INSERT INTO recording_events (recording_id, kind, at, offset_ms, actor, detail) VALUES ($1,$2,$3,$4,$5,$6)",
+            "INSERT INTO recording_events (recording_id, kind, at, offset_ms, actor, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
             recording_id,
             kind,
             _ts(wall),
@@ -214,8 +214,8 @@ async def fail_recording(pool: asyncpg.Pool, recording_id: str, *, wall: float, 
     """The PBX refused the start: visibly failed with the reason, never silently gone."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "UPDATE recordings SET state = 'failed', error = $2, stopped_at = $3, stop_reason = 'pbx', updated_at = now()"
-            " WHERE id = $1 AND state IN ('recording', 'paused')",
+            "UPDATE recordings SET state = 'failed', error = $2, stopped_at = $3, stop_reason = 'pbx',"
+            " updated_at = now() WHERE id = $1 AND state IN ('recording', 'paused')",
             recording_id,
             error,
             _ts(wall),

@@ -1,0 +1,576 @@
+"""The call state machine (pure): normalized events in, decisions for the recorder out.
+
+It follows every leg by its PBX id, groups legs into calls, works out which leg is the CUSTOMER
+(the external party, whose leg survives agent hand-offs and transfers), and keeps each recording's
+timeline: who is on the right channel when (segments), pauses, transfer markers and the stop reason.
+
+No I/O: the recorder feeds it events and acts on what `handle()` returns (`Decide` — resolve policy
+and maybe start; `Stop` — stop the recording now; `Changed` — journal a timeline change). The policy
+decision itself is the recorder's business; once a recording runs, the decision is handed back here
+(`recording_started`) so transfer classification stays pure.
+
+Why the rules are what they are (see the FreeSWITCH SIP captures):
+- Start only at bridge: starting on a ringing leg pre-answers it, and an unanswered call is never
+  recorded.
+- Any new bridge partner of the customer leg is a new segment; a phone's SIP REFER sends no transfer
+  event, so a transfer is "the customer leg got a new partner", refined by explicit `Transferred`
+  markers when the PBX gives them.
+- An external target with continue_on_external_transfer off stops the recording at the transfer; the
+  part before is kept.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.events import (
+    AnyEvent,
+    Bridged,
+    ChannelAnswered,
+    ChannelCreated,
+    ChannelHungUp,
+    Direction,
+    LiveChannel,
+    PolicyHint,
+    RecordingStopped,
+    Transferred,
+    Unbridged,
+)
+from controller.numbering import NumberClass, NumberingPlan, dial_string
+from controller.policy import PolicyDecision
+
+PARTY_VARIABLES = ("dialed_user", "callrec_agent")
+
+
+@dataclass
+class Leg:
+    id: str
+    call_id: str
+    caller: str = ""
+    callee: str = ""
+    context: str = ""
+    channel_name: str = ""
+    pbx_direction: str = ""
+    originator: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    answered: bool = False
+    bridged_to: str | None = None
+    hung_up: bool = False
+
+    @property
+    def party_number(self) -> str:
+        """The number of the phone on this leg (an originated leg to a registered phone shows the
+        contact user, `2001-0x…`; `dialed_user` names the extension)."""
+        for v in PARTY_VARIABLES:
+            if self.variables.get(v):
+                return self.variables[v]
+        if self.pbx_direction == "outbound" or self.originator:
+            return dial_string(self.callee)
+        return dial_string(self.caller)
+
+
+@dataclass
+class Timeline:
+    """A recording's timeline; offsets in ms from `start_wall` (the contract in the common brief)."""
+
+    start_wall: float
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    pauses: list[dict[str, Any]] = field(default_factory=list)
+    transfers: list[dict[str, Any]] = field(default_factory=list)
+    stop: dict[str, Any] | None = None
+
+    def offset(self, wall: float) -> int:
+        return max(0, round((wall - self.start_wall) * 1000))
+
+    def open_segment(self, party: str, cls: str, wall: float) -> None:
+        self.close_segment(wall)
+        self.segments.append({"party": party, "class": cls, "start_ms": self.offset(wall), "end_ms": None})
+
+    def close_segment(self, wall: float) -> None:
+        if self.segments and self.segments[-1]["end_ms"] is None:
+            self.segments[-1]["end_ms"] = self.offset(wall)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1]["end_ms"] is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "segments": [dict(s) for s in self.segments],
+            "pauses": [dict(p) for p in self.pauses],
+            "transfers": [dict(t) for t in self.transfers],
+            "stop": dict(self.stop) if self.stop else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], start_wall: float) -> Timeline:
+        return cls(
+            start_wall,
+            [dict(s) for s in d.get("segments") or []],
+            [dict(p) for p in d.get("pauses") or []],
+            [dict(t) for t in d.get("transfers") or []],
+            dict(d["stop"]) if d.get("stop") else None,
+        )
+
+
+@dataclass
+class ActiveRecording:
+    id: str
+    decision: PolicyDecision
+    timeline: Timeline
+    stopping: bool = False
+
+
+@dataclass
+class Call:
+    """One customer interaction, keyed by our own id; `customer_leg` is known once classified."""
+
+    id: str
+    pbx: str
+    first_leg: str
+    started_wall: float
+    customer_leg: str | None = None
+    agent_leg: str | None = None
+    direction: Direction = Direction.UNKNOWN
+    account: str = ""
+    account_number: str = ""
+    customer_number: str = ""
+    agent: str = ""
+    agents: list[str] = field(default_factory=list)
+    ring_group: str = ""
+    record_override: str | None = None
+    answered_wall: float | None = None
+    decided: bool = False
+    recording: ActiveRecording | None = None
+    ended: bool = False
+    end_reason: str = ""
+    pending_transfer: dict[str, str] | None = None
+    hint: dict[str, str] = field(default_factory=dict)
+
+
+# ---- actions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decide:
+    """Customer and agent are bridged for the first time: resolve policy, maybe start recording."""
+
+    call: Call
+
+
+@dataclass(frozen=True)
+class Stop:
+    call: Call
+    reason: str  # hangup | external_transfer | pbx | link_lost
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The recording's timeline changed (`kind`: segment | transfer); journal it."""
+
+    call: Call
+    kind: str
+    detail: dict[str, Any]
+    wall: float
+
+
+@dataclass(frozen=True)
+class Ended:
+    call: Call
+
+
+Action = Decide | Stop | Changed | Ended
+
+
+class CallTracker:
+    """All legs and calls of one PBX node."""
+
+    def __init__(
+        self,
+        pbx: str,
+        *,
+        numbering: NumberingPlan | None = None,
+        inbound_contexts: tuple[str, ...] = (),
+        default_account: str = "main",
+    ) -> None:
+        self.pbx = pbx
+        self.numbering = numbering or NumberingPlan()
+        self.inbound_contexts = set(inbound_contexts)
+        self.default_account = default_account
+        self.legs: dict[str, Leg] = {}
+        self.calls: dict[str, Call] = {}
+        self.call_of_leg: dict[str, str] = {}
+
+    # ---- queries ----
+    def call(self, call_id: str) -> Call | None:
+        return self.calls.get(call_id)
+
+    def call_for_leg(self, leg: str) -> Call | None:
+        cid = self.call_of_leg.get(leg)
+        return self.calls.get(cid) if cid else None
+
+    def live_calls(self) -> list[Call]:
+        return [c for c in self.calls.values() if not c.ended]
+
+    # ---- event intake ----
+    def handle(self, ev: AnyEvent) -> list[Action]:
+        if isinstance(ev, ChannelCreated):
+            return self._created(ev)
+        if isinstance(ev, ChannelAnswered):
+            leg = self.legs.get(ev.leg)
+            if leg:
+                leg.answered = True
+                leg.variables.update(ev.variables)
+            return []
+        if isinstance(ev, PolicyHint):
+            return self._hint(ev)
+        if isinstance(ev, Bridged):
+            return self._bridged(ev)
+        if isinstance(ev, Unbridged):
+            for a, b in ((ev.leg_a, ev.leg_b), (ev.leg_b, ev.leg_a)):
+                leg = self.legs.get(a)
+                if leg and leg.bridged_to == b:
+                    leg.bridged_to = None
+            return []
+        if isinstance(ev, Transferred):
+            return self._transferred(ev)
+        if isinstance(ev, ChannelHungUp):
+            return self._hungup(ev)
+        if isinstance(ev, RecordingStopped):
+            call = self.call_for_leg(ev.leg)
+            if call and call.recording and not call.recording.stopping and ev.cause != "channel_hangup":
+                if not ev.recording_id or ev.recording_id == call.recording.id:
+                    return self._stop(call, "pbx", ev.wall)
+        return []
+
+    def _leg(self, leg_id: str, call_id: str = "") -> Leg:
+        leg = self.legs.get(leg_id)
+        if leg is None:
+            leg = self.legs[leg_id] = Leg(leg_id, call_id or leg_id)
+        return leg
+
+    def _new_call(self, first_leg: str, wall: float) -> Call:
+        call = Call(str(uuidlib.uuid4()), self.pbx, first_leg, wall, account=self.default_account)
+        self.calls[call.id] = call
+        self.call_of_leg[first_leg] = call.id
+        return call
+
+    def _created(self, ev: ChannelCreated) -> list[Action]:
+        leg = self._leg(ev.leg, ev.call_id)
+        leg.call_id = ev.call_id or ev.leg
+        leg.caller, leg.callee, leg.context = ev.caller, ev.callee, ev.context
+        leg.channel_name, leg.pbx_direction, leg.originator = ev.channel_name, ev.pbx_direction, ev.originator
+        leg.variables.update(ev.variables)
+        parent = ev.originator or (ev.call_id if ev.call_id != ev.leg else None)
+        if parent and parent in self.call_of_leg:
+            self.call_of_leg[ev.leg] = self.call_of_leg[parent]
+        elif ev.leg not in self.call_of_leg:
+            self._new_call(ev.leg, ev.wall)
+        hint = {k.removeprefix("callrec_"): v for k, v in ev.variables.items() if k.startswith("callrec_")}
+        if hint:
+            self._apply_hint(self.calls[self.call_of_leg[ev.leg]], ev.leg, hint)
+        return []
+
+    def _hint(self, ev: PolicyHint) -> list[Action]:
+        call = self.call_for_leg(ev.leg)
+        if call is None:
+            self._leg(ev.leg)
+            call = self._new_call(ev.leg, ev.wall)
+        self._apply_hint(call, ev.leg, ev.values)
+        return []
+
+    def _apply_hint(self, call: Call, leg: str, values: dict[str, str]) -> None:
+        if call.decided:
+            return
+        call.hint.update({k: v for k, v in values.items() if v})
+        if values.get("account"):
+            call.account = values["account"]
+        if values.get("account_number"):
+            call.account_number = values["account_number"]
+        if values.get("record") in ("force", "never"):
+            call.record_override = values["record"]
+        if values.get("ring_group"):
+            call.ring_group = values["ring_group"]
+        d = values.get("direction", "")
+        if d in ("inbound", "outbound", "internal"):
+            call.direction = Direction(d)
+            call.hint["hook_leg"] = call.hint.get("hook_leg") or leg
+
+    def _classify_direction(self, call: Call, a: Leg, b: Leg) -> tuple[Direction, Leg, Leg] | None:
+        """(direction, customer leg, agent leg) for a first bridge of legs a (caller side) and b."""
+        if call.direction is Direction.INBOUND:
+            hook_leg = call.hint.get("hook_leg", a.id)
+            cust = a if hook_leg == a.id else b
+            return Direction.INBOUND, cust, b if cust is a else a
+        if call.direction is Direction.OUTBOUND:
+            hook_leg = call.hint.get("hook_leg", a.id)
+            agent = a if hook_leg == a.id else b
+            return Direction.OUTBOUND, b if agent is a else a, agent
+        if call.direction is Direction.INTERNAL:
+            return Direction.INTERNAL, a, b
+        if a.context and a.context in self.inbound_contexts:
+            return Direction.INBOUND, a, b
+        a_internal = self.numbering.is_internal_party(a.party_number)
+        b_internal = self.numbering.is_internal_party(b.party_number)
+        if not a_internal and b_internal:
+            return Direction.INBOUND, a, b
+        if a_internal and not b_internal:
+            return Direction.OUTBOUND, b, a
+        if a_internal and b_internal:
+            return Direction.INTERNAL, a, b
+        return Direction.UNKNOWN, a, b
+
+    def _bridged(self, ev: Bridged) -> list[Action]:
+        a, b = self._leg(ev.leg_a), self._leg(ev.leg_b)
+        a.bridged_to, b.bridged_to = b.id, a.id
+        a.answered = b.answered = True
+        call = self.call_for_leg(a.id) or self.call_for_leg(b.id)
+        if call is None:
+            call = self._new_call(a.id, ev.wall)
+        for leg in (a, b):
+            if leg.id not in self.call_of_leg:
+                self.call_of_leg[leg.id] = call.id
+        if call.customer_leg is None:
+            if call.ended:
+                return []
+            cls = self._classify_direction(call, a, b)
+            assert cls is not None
+            direction, cust, agent = cls
+            call.direction, call.customer_leg, call.agent_leg = direction, cust.id, agent.id
+            call.customer_number = cust.party_number
+            if not call.account_number:
+                if direction is Direction.INBOUND:
+                    call.account_number = dial_string(cust.callee)
+                elif direction is Direction.OUTBOUND:
+                    call.account_number = dial_string(cust.caller) or dial_string(agent.caller)
+            call.agent = call.hint.get("agent") or agent.party_number
+            call.agents = [call.agent] if call.agent else []
+            call.answered_wall = call.answered_wall or ev.wall
+            call.decided = True
+            return [Decide(call)]
+        # Any new bridge partner of the customer leg is a new segment (a transfer, however it was done).
+        if call.customer_leg not in (a.id, b.id):
+            return []  # e.g. a consultation leg of the same PBX call
+        other = b if a.id == call.customer_leg else a
+        if other.id == call.agent_leg:
+            return []  # re-bridge to the same party (hold/unhold)
+        previous = call.agent_leg
+        call.agent_leg = other.id
+        party = other.party_number
+        if call.pending_transfer and call.pending_transfer.get("target"):
+            party = party or call.pending_transfer["target"]
+        if party and party not in call.agents and self.numbering.is_internal_party(party):
+            call.agents.append(party)
+        rec = call.recording
+        if rec is None or rec.stopping:
+            call.pending_transfer = None
+            return []
+        pending = call.pending_transfer or {}
+        call.pending_transfer = None
+        kind = pending.get("kind", "blind")
+        target = party or pending.get("target", "")
+        decision = rec.decision.transfer(target) if target else None
+        target_class = decision.target_class.value if decision else NumberClass.EXTERNAL.value
+        actions: list[Action] = []
+        if not pending.get("marked"):
+            marker = {
+                "at_ms": rec.timeline.offset(ev.wall),
+                "kind": kind,
+                "target": target,
+                "target_class": target_class,
+                "stopped_recording": bool(decision and decision.stop_recording),
+                "from": previous or "",
+            }
+            rec.timeline.transfers.append(marker)
+            actions.append(Changed(call, "transfer", marker, ev.wall))
+        if decision and decision.stop_recording:
+            rec.timeline.close_segment(ev.wall)
+            actions.extend(self._stop(call, "external_transfer", ev.wall))
+            return actions
+        rec.timeline.open_segment(target, target_class, ev.wall)
+        actions.append(Changed(call, "segment", rec.timeline.segments[-1], ev.wall))
+        return actions
+
+    def _transferred(self, ev: Transferred) -> list[Action]:
+        call = self.call_for_leg(ev.leg) or (self.call_for_leg(ev.transferer) if ev.transferer else None)
+        if call is None or call.customer_leg is None:
+            return []
+        pending: dict[str, str] = {"kind": ev.kind.value, "target": dial_string(ev.target) if ev.target else ""}
+        old = call.pending_transfer
+        if old and old["kind"] == pending["kind"] and (old.get("marked") or not pending["target"]):
+            return []  # the same transfer reported twice (agent hangup + customer unbridge)
+        call.pending_transfer = pending
+        rec = call.recording
+        if rec is None or rec.stopping or not pending["target"]:
+            return []
+        # The target is known now: mark the transfer at this moment and stop at once if the rule says so.
+        decision = rec.decision.transfer(pending["target"])
+        marker = {
+            "at_ms": rec.timeline.offset(ev.wall),
+            "kind": ev.kind.value,
+            "target": pending["target"],
+            "target_class": decision.target_class.value,
+            "stopped_recording": decision.stop_recording,
+            "from": call.agent_leg or "",
+        }
+        rec.timeline.transfers.append(marker)
+        pending["marked"] = "1"
+        actions: list[Action] = [Changed(call, "transfer", marker, ev.wall)]
+        if decision.stop_recording:
+            rec.timeline.close_segment(ev.wall)
+            actions.extend(self._stop(call, "external_transfer", ev.wall))
+        return actions
+
+    def _hungup(self, ev: ChannelHungUp) -> list[Action]:
+        leg = self.legs.get(ev.leg)
+        call = self.call_for_leg(ev.leg)
+        if leg:
+            leg.hung_up = True
+            if leg.bridged_to and leg.bridged_to in self.legs:
+                partner = self.legs[leg.bridged_to]
+                if partner.bridged_to == leg.id:
+                    partner.bridged_to = None
+        actions: list[Action] = []
+        if call and not call.ended:
+            consult_done = call.agent_leg == ev.leg and ev.variables.get("endpoint_disposition") == "ATTENDED_TRANSFER"
+            if (
+                call.customer_leg == ev.leg
+                or (call.customer_leg is None and ev.leg == call.first_leg)
+                # the agent's consultation call ends when its party is handed over to another call
+                or consult_done
+            ):
+                actions.extend(self._stop(call, "hangup", ev.wall))
+                call.ended, call.end_reason = True, ev.cause or "hangup"
+                actions.append(Ended(call))
+        self.legs.pop(ev.leg, None)
+        self.call_of_leg.pop(ev.leg, None)
+        if call and call.ended:
+            self._forget(call)
+        return actions
+
+    def _forget(self, call: Call) -> None:
+        for leg_id, cid in list(self.call_of_leg.items()):
+            if cid == call.id:
+                del self.call_of_leg[leg_id]
+        self.calls.pop(call.id, None)
+
+    def _stop(self, call: Call, reason: str, wall: float) -> list[Action]:
+        rec = call.recording
+        if rec is None or rec.stopping:
+            return []
+        rec.stopping = True
+        tl = rec.timeline
+        tl.close_segment(wall)
+        if tl.paused:
+            tl.pauses[-1]["end_ms"] = tl.offset(wall)
+        tl.stop = {"at_ms": tl.offset(wall), "reason": reason}
+        return [Stop(call, reason)]
+
+    # ---- recorder feedback ----
+    def recording_started(self, call: Call, recording_id: str, decision: PolicyDecision, wall: float) -> None:
+        tl = Timeline(wall)
+        agent_class = decision.classify(call.agent).value if call.agent else NumberClass.INTERNAL.value
+        tl.open_segment(call.agent, agent_class, wall)
+        call.recording = ActiveRecording(recording_id, decision, tl)
+
+    def adopt(
+        self,
+        call: Call,
+        call_id: str,
+        recording_id: str,
+        decision: PolicyDecision,
+        timeline: dict[str, Any],
+        start_wall: float,
+    ) -> None:
+        """Take over a recording a previous controller started (found in the journal after a resync)."""
+        if call.id != call_id:
+            self.calls.pop(call.id, None)
+            for leg_id, cid in list(self.call_of_leg.items()):
+                if cid == call.id:
+                    self.call_of_leg[leg_id] = call_id
+            call.id = call_id
+            self.calls[call_id] = call
+        call.recording = ActiveRecording(recording_id, decision, Timeline.from_dict(timeline, start_wall))
+        call.decided = True
+
+    def pause(self, call: Call, by: str, wall: float) -> dict[str, Any]:
+        assert call.recording is not None
+        tl = call.recording.timeline
+        entry = {"start_ms": tl.offset(wall), "end_ms": None, "by": by}
+        tl.pauses.append(entry)
+        return entry
+
+    def resume(self, call: Call, by: str, wall: float) -> dict[str, Any]:
+        assert call.recording is not None
+        tl = call.recording.timeline
+        entry = tl.pauses[-1]
+        entry["end_ms"] = tl.offset(wall)
+        entry["resumed_by"] = by
+        return entry
+
+    def stop(self, call: Call, reason: str, wall: float) -> list[Action]:
+        """Stop asked by someone else than the PBX (API, link lost, shutdown)."""
+        return self._stop(call, reason, wall)
+
+    # ---- resync ----
+    def resync(
+        self, channels: tuple[LiveChannel, ...] | list[LiveChannel], wall: float
+    ) -> tuple[list[Call], list[Call]]:
+        """Rebuild legs from a snapshot. Returns (calls whose customer leg is gone, bridged calls not yet
+        decided) — the recorder closes the first and decides the second."""
+        live = {c.leg: c for c in channels}
+        gone: list[Call] = []
+        for call in list(self.calls.values()):
+            if call.ended:
+                continue
+            if (call.customer_leg and call.customer_leg not in live) or (
+                call.customer_leg is None and call.first_leg not in live
+            ):
+                gone.append(call)
+        for leg_id in list(self.legs):
+            if leg_id not in live:
+                self.legs.pop(leg_id, None)
+                self.call_of_leg.pop(leg_id, None)
+        for ch in channels:
+            leg = self._leg(ch.leg, ch.call_id)
+            leg.caller, leg.callee, leg.context = ch.caller or leg.caller, ch.callee or leg.callee, ch.context
+            leg.channel_name = ch.channel_name or leg.channel_name
+            leg.variables.update(ch.variables)
+            leg.answered = ch.answered
+            leg.bridged_to = ch.bridged_to
+            if ch.variables.get("direction"):
+                leg.pbx_direction = ch.variables["direction"]
+            if ch.call_id and ch.call_id != ch.leg and ch.call_id in live and ch.leg not in self.call_of_leg:
+                leg.originator = ch.call_id
+        # Group: a leg joins its call_id leg's call, else its bridge partner's, else a new call.
+        for ch in channels:
+            if ch.leg in self.call_of_leg:
+                continue
+            parent = ch.call_id if ch.call_id in self.call_of_leg else None
+            if parent is None and ch.bridged_to in self.call_of_leg:
+                parent = ch.bridged_to
+            if parent:
+                self.call_of_leg[ch.leg] = self.call_of_leg[parent]
+            else:
+                self._new_call(ch.leg, wall)
+        fresh: list[Call] = []
+        for ch in channels:
+            if not ch.bridged_to or ch.bridged_to not in live:
+                continue
+            call = self.call_for_leg(ch.leg)
+            if call and not call.decided and ch.leg == call.first_leg:
+                fresh.append(call)
+        return gone, fresh
+
+    def decide_from_resync(self, call: Call, wall: float) -> Decide | None:
+        a = self.legs.get(call.first_leg)
+        if a is None or not a.bridged_to:
+            return None
+        acts = self._bridged(Bridged(self.pbx, 0.0, wall, a.id, a.bridged_to))
+        return next((x for x in acts if isinstance(x, Decide)), None)
+
+    def end(self, call: Call, reason: str) -> None:
+        call.ended, call.end_reason = True, reason
+        self._forget(call)

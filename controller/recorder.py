@@ -1,0 +1,472 @@
+"""Recording orchestration: PBX events → call state machine → policy → driver commands + journal.
+
+One `Recorder` serves every configured PBX node: per node a `CallTracker` (pure) and one task that
+consumes the node driver's events in order. It implements `controller.live.LiveCallSource` for the
+API (live calls, change notifications, pause/resume).
+
+Restart safety: after every LinkUp the driver sends a Resync (all live channels). The recorder then
+adopts recordings the journal still has open for that node whose customer leg is alive (the same
+row, timeline continued — never a second row) and closes the ones whose leg is gone ('link_lost').
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from controller.calls import Call, CallTracker, Changed, Decide, Ended, Stop
+from controller.config import PbxConfig
+from controller.drivers.base import PbxCommandError, PbxDriver, PbxUnavailable, RecordingRequest, SpoolFiles
+from controller.events import AnyEvent, Direction, LinkDown, LinkUp, Resync
+from controller.live import Actor, CallNotFound, PauseRefused
+from controller.metrics import Metrics
+from controller.numbering import InvalidNumber, NumberingPlan
+from controller.policy import AccountSettings, PolicyDecision, PolicySet
+from storage import journal
+
+log = logging.getLogger("callrec.recorder")
+
+PolicyProvider = Callable[[], PolicySet]
+
+
+def _iso(wall: float | None) -> str | None:
+    return datetime.fromtimestamp(wall, UTC).isoformat() if wall else None
+
+
+class _Node:
+    def __init__(self, driver: PbxDriver, cfg: PbxConfig | None, numbering: NumberingPlan) -> None:
+        self.driver = driver
+        self.account = cfg.account if cfg else "main"
+        self.tracker = CallTracker(
+            driver.name,
+            numbering=numbering,
+            inbound_contexts=tuple(cfg.inbound_contexts) if cfg else (),
+            default_account=self.account,
+        )
+        self.record_dir = (cfg.record_dir if cfg else "") or ""
+        self.files: dict[str, SpoolFiles] = {}  # recording id → spool files
+        self.decisions: dict[str, PolicyDecision] = {}  # call id → decision (recorded or not)
+        self.started: dict[str, asyncio.Event] = {}  # recording id → set once the journal has its row
+        self.task: asyncio.Task[None] | None = None
+
+
+class Recorder:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        drivers: Sequence[PbxDriver],
+        policy: PolicyProvider | PolicySet,
+        *,
+        spool_dir: str,
+        metrics: Metrics | None = None,
+        nodes: Mapping[str, PbxConfig] | None = None,
+    ) -> None:
+        self.pool = pool
+        self._policy = policy if callable(policy) else (lambda: policy)
+        self.spool_dir = spool_dir
+        self.metrics = metrics or Metrics()
+        self.nodes: dict[str, _Node] = {}
+        for d in drivers:
+            cfg = (nodes or {}).get(d.name)
+            acct = self._policy().accounts.get(cfg.account if cfg else "main")
+            self.nodes[d.name] = _Node(d, cfg, acct.numbering if acct else NumberingPlan())
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.errors: list[str] = []
+        for name, kind, text in (
+            ("callrec_recordings_started_total", "counter", "Recordings started"),
+            ("callrec_recordings_stopped_total", "counter", "Recordings stopped, by reason"),
+            ("callrec_recordings_failed_total", "counter", "Recordings the PBX refused to start"),
+            ("callrec_calls_not_recorded_total", "counter", "Answered calls policy did not record"),
+            ("callrec_live_calls", "gauge", "Live calls per PBX node"),
+        ):
+            self.metrics.describe(name, kind, text)
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        """Start consuming events of every node (call after the drivers' `start()`)."""
+        for node in self.nodes.values():
+            if node.task is None:
+                node.task = asyncio.create_task(self._consume(node), name=f"recorder-{node.driver.name}")
+
+    async def close(self) -> None:
+        """Stop consuming. Running recordings are NOT stopped: the PBX keeps writing and the next
+        controller adopts them (a restart must not cut calls' recordings)."""
+        for node in self.nodes.values():
+            if node.task:
+                node.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await node.task
+                node.task = None
+
+    async def _consume(self, node: _Node) -> None:
+        async for ev in node.driver.events():
+            try:
+                await self.handle(node.driver.name, ev)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # never let one bad event stop the node
+                log.exception("%s: error handling %s", node.driver.name, type(ev).__name__)
+                self.errors.append(f"{type(ev).__name__}: {e!r}")
+
+    # ---- event handling ----
+    async def handle(self, pbx: str, ev: AnyEvent) -> None:
+        node = self.nodes[pbx]
+        if isinstance(ev, Resync):
+            await self._resync(node, ev)
+            return
+        if isinstance(ev, LinkUp | LinkDown):
+            return
+        for action in node.tracker.handle(ev):
+            await self._act(node, action)
+
+    async def _act(self, node: _Node, action: Decide | Stop | Changed | Ended) -> None:
+        if isinstance(action, Decide):
+            await self._decide(node, action.call)
+        elif isinstance(action, Stop):
+            await self._stop(node, action.call, action.reason)
+        elif isinstance(action, Changed):
+            call = action.call
+            rec = call.recording
+            if rec is None:
+                return
+            detail = dict(action.detail)
+            await journal.record_event(
+                self.pool,
+                rec.id,
+                action.kind,
+                wall=action.wall,
+                offset_ms=int(detail.get("at_ms", detail.get("start_ms", 0)) or 0),
+                actor="pbx",
+                detail=detail,
+                timeline=rec.timeline.as_dict(),
+                agents=list(call.agents),
+            )
+            self._notify(node, call)
+        elif isinstance(action, Ended):
+            await journal.end_call(self.pool, action.call.id, wall=time.time(), reason=action.call.end_reason)
+            node.decisions.pop(action.call.id, None)
+            self._notify(node, action.call, ended=True)
+        self.metrics.set("callrec_live_calls", len(node.tracker.live_calls()), pbx=node.driver.name)
+
+    def _resolve(self, node: _Node, call: Call) -> PolicyDecision:
+        ps = self._policy()
+        number = call.account_number or None
+        try:
+            return ps.resolve(
+                direction=call.direction, number=number, dialplan=call.record_override, account=call.account
+            )
+        except InvalidNumber:
+            return ps.resolve(
+                direction=call.direction, number=None, dialplan=call.record_override, account=call.account
+            )
+
+    async def _decide(self, node: _Node, call: Call) -> None:
+        decision = self._resolve(node, call)
+        node.decisions[call.id] = decision
+        if call.account != decision.account_id:
+            call.account = decision.account_id
+        if not decision.record or call.customer_leg is None:
+            self.metrics.inc("callrec_calls_not_recorded_total", pbx=node.driver.name, direction=call.direction.value)
+            log.info("%s: call %s (%s) not recorded: %s", node.driver.name, call.id, call.direction, decision.sources)
+            self._notify(node, call)
+            return
+        rec_id = str(uuidlib.uuid4())
+        wall = time.time()
+        req = RecordingRequest(
+            recording_id=rec_id,
+            call_id=call.id,
+            customer_leg=call.customer_leg,
+            spool_dir=node.record_dir or self.spool_dir,
+        )
+        # Known to the tracker (and the API) before the PBX is asked, so a pause that arrives while the
+        # start is in flight waits for it instead of being refused.
+        node.tracker.recording_started(call, rec_id, decision, wall)
+        assert call.recording is not None
+        ready = node.started[rec_id] = asyncio.Event()
+        error = ""
+        try:
+            files = await node.driver.start_recording(req)
+        except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
+            error = str(e) or type(e).__name__
+            files = SpoolFiles()
+        call_row, rec_row = self._rows(node, call, decision, rec_id, files, wall)
+        call_id = await journal.open_recording(self.pool, call_row, rec_row)
+        if call_id != call.id:
+            node.tracker.adopt(call, call_id, rec_id, decision, call.recording.timeline.as_dict(), wall)
+        if error:
+            log.error("%s: recording of call %s failed to start: %s", node.driver.name, call.id, error)
+            await journal.fail_recording(self.pool, rec_id, wall=time.time(), error=error)
+            self.metrics.inc("callrec_recordings_failed_total", pbx=node.driver.name)
+            call.recording = None
+        else:
+            node.files[rec_id] = files
+            self.metrics.inc("callrec_recordings_started_total", pbx=node.driver.name, direction=call.direction.value)
+        ready.set()
+        self._notify(node, call)
+
+    def _rows(
+        self, node: _Node, call: Call, decision: PolicyDecision, rec_id: str, files: SpoolFiles, wall: float
+    ) -> tuple[journal.CallRow, journal.RecordingRow]:
+        call_row = journal.CallRow(
+            id=call.id,
+            pbx=node.driver.name,
+            pbx_call_id=call.customer_leg or call.first_leg,
+            account_id=decision.account_id,
+            direction=call.direction.value,
+            customer_number=call.customer_number,
+            account_number=decision.number or call.account_number,
+            agent=call.agent,
+            ring_group=call.ring_group,
+            started_wall=call.started_wall,
+            answered_wall=call.answered_wall,
+        )
+        assert call.recording is not None
+        rec_row = journal.RecordingRow(
+            id=rec_id,
+            pbx=node.driver.name,
+            pbx_kind=node.driver.kind,
+            customer_leg=call.customer_leg or "",
+            account_id=decision.account_id,
+            direction=call.direction.value,
+            customer_number=call.customer_number,
+            account_number=decision.number or call.account_number,
+            agent=call.agent,
+            policy=decision.as_dict(),
+            dual_channel=decision.settings.dual_channel,
+            spool_files=files.as_dict(),
+            timeline=call.recording.timeline.as_dict(),
+            started_wall=wall,
+            retention_days=decision.settings.retention_days,
+        )
+        return call_row, rec_row
+
+    async def _stop(self, node: _Node, call: Call, reason: str) -> None:
+        rec = call.recording
+        if rec is None:
+            return
+        files = node.files.get(rec.id)
+        if reason not in ("hangup", "link_lost") and files and call.customer_leg:
+            try:
+                await node.driver.stop_recording(call.customer_leg, files)
+            except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
+                log.warning("%s: stop of recording %s: %s", node.driver.name, rec.id, e)
+        wall = time.time()
+        closed = await journal.stop_recording(
+            self.pool, rec.id, wall=wall, reason=reason, timeline=rec.timeline.as_dict()
+        )
+        if closed:
+            self.metrics.inc("callrec_recordings_stopped_total", pbx=node.driver.name, reason=reason)
+        node.files.pop(rec.id, None)
+        node.started.pop(rec.id, None)
+        self._notify(node, call)
+
+    # ---- resync / adoption ----
+    async def _resync(self, node: _Node, ev: Resync) -> None:
+        tracker = node.tracker
+        wall = ev.wall
+        live = {c.leg: c for c in ev.channels}
+        gone, fresh = tracker.resync(ev.channels, wall)
+        for call in gone:
+            if call.recording and not call.recording.stopping:
+                for action in tracker.stop(call, "link_lost", wall):
+                    await self._act(node, action)
+            await journal.end_call(self.pool, call.id, wall=wall, reason="link_lost")
+            tracker.end(call, "link_lost")
+            self._notify(node, call, ended=True)
+        tracked = {c.recording.id for c in tracker.calls.values() if c.recording}
+        for row in await journal.open_recordings(self.pool, node.driver.name):
+            rec_id = str(row["id"])
+            if rec_id in tracked:
+                continue
+            leg = row["customer_leg"]
+            if leg in live:
+                self._adopt(node, row, live)
+                log.info("%s: adopted running recording %s on leg %s", node.driver.name, rec_id, leg)
+            else:
+                timeline = dict(row["timeline"] or {})
+                start = float(row["started_epoch"])
+                at = max(0, round((wall - start) * 1000))
+                for seg in timeline.get("segments") or []:
+                    if seg.get("end_ms") is None:
+                        seg["end_ms"] = at
+                for p in timeline.get("pauses") or []:
+                    if p.get("end_ms") is None:
+                        p["end_ms"] = at
+                timeline["stop"] = {"at_ms": at, "reason": "link_lost"}
+                await journal.stop_recording(self.pool, rec_id, wall=wall, reason="link_lost", timeline=timeline)
+                if row["call_id"]:
+                    await journal.end_call(self.pool, str(row["call_id"]), wall=wall, reason="link_lost")
+                log.info("%s: closed recording %s whose leg %s is gone", node.driver.name, rec_id, leg)
+        for call in fresh:
+            if call.decided or call.ended:
+                continue
+            decide = tracker.decide_from_resync(call, wall)
+            if decide is not None:
+                await self._decide(node, decide.call)
+
+    def _adopt(self, node: _Node, row: asyncpg.Record, live: dict[str, Any]) -> None:
+        tracker = node.tracker
+        leg = row["customer_leg"]
+        call = tracker.call_for_leg(leg)
+        if call is None:
+            return
+        policy = dict(row["policy"] or {})
+        ps = self._policy()
+        acct = ps.accounts.get(row["account_id"] or "")
+        settings = AccountSettings(**{**AccountSettings().as_dict(), **(policy.get("settings") or {})})
+        decision = PolicyDecision(
+            account_id=row["account_id"] or node.account,
+            direction=Direction(row["direction"]),
+            number=row["account_number"] or None,
+            record=True,
+            settings=settings,
+            sources=dict(policy.get("sources") or {}),
+            numbering=acct.numbering if acct else tracker.numbering,
+        )
+        call.customer_leg = leg
+        call.agent_leg = live[leg].bridged_to
+        call.direction = Direction(row["direction"])
+        call.account = decision.account_id
+        call.account_number = row["account_number"]
+        call.customer_number = row["customer_number"]
+        call.agent = row["agent"]
+        call.agents = list(row["agents"] or [])
+        call.ring_group = row["call_ring_group"] or ""
+        if row["call_started_at"] is not None:
+            call.started_wall = row["call_started_at"].timestamp()
+        if row["call_answered_at"] is not None:
+            call.answered_wall = row["call_answered_at"].timestamp()
+        call_id = str(row["call_id"]) if row["call_id"] else call.id
+        tracker.adopt(call, call_id, str(row["id"]), decision, dict(row["timeline"] or {}), float(row["started_epoch"]))
+        node.files[str(row["id"])] = SpoolFiles.from_dict(dict(row["spool_files"] or {}))
+        node.decisions[call.id] = decision
+        self._notify(node, call)
+
+    # ---- LiveCallSource ----
+    def _find(self, call_id: str) -> tuple[_Node, Call]:
+        for node in self.nodes.values():
+            call = node.tracker.call(call_id)
+            if call is not None and not call.ended:
+                return node, call
+        raise CallNotFound(f"no live call {call_id}")
+
+    def _view(self, node: _Node, call: Call) -> dict[str, Any]:
+        rec = call.recording
+        decision = rec.decision if rec else node.decisions.get(call.id)
+        if rec is None:
+            state = "not_recording"
+        elif rec.stopping:
+            state = "stopped"
+        elif rec.timeline.paused:
+            state = "paused"
+        else:
+            state = "recording"
+        return {
+            "id": call.id,
+            "pbx": node.driver.name,
+            "direction": call.direction.value,
+            "customer_number": call.customer_number,
+            "account_number": call.account_number,
+            "agent": call.agent,
+            "agents": list(call.agents),
+            "ring_group": call.ring_group,
+            "started_at": _iso(call.started_wall),
+            "answered_at": _iso(call.answered_wall),
+            "recording": {
+                "id": rec.id if rec else None,
+                "state": state,
+                "decision": (
+                    {
+                        "record": decision.record,
+                        "sources": dict(decision.sources),
+                        "settings": decision.settings.as_dict(),
+                    }
+                    if decision
+                    else None
+                ),
+            },
+            "timeline": rec.timeline.as_dict() if rec else None,
+        }
+
+    def live_calls(self) -> list[dict[str, Any]]:
+        return [self._view(node, c) for node in self.nodes.values() for c in node.tracker.live_calls() if c.decided]
+
+    def live_call(self, call_id: str) -> dict[str, Any] | None:
+        try:
+            node, call = self._find(call_id)
+        except CallNotFound:
+            return None
+        return self._view(node, call)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        self._subscribers.add(q)
+        return q
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    def _notify(self, node: _Node, call: Call, *, ended: bool = False) -> None:
+        if not self._subscribers:
+            return
+        msg = {"type": "call.ended" if ended else "call.updated", "call": self._view(node, call)}
+        for q in self._subscribers:
+            if q.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    q.get_nowait()
+            q.put_nowait(msg)
+
+    async def pause(self, call_id: str, actor: Actor) -> dict[str, Any]:
+        return await self._pause_resume(call_id, actor, pause=True)
+
+    async def resume(self, call_id: str, actor: Actor) -> dict[str, Any]:
+        return await self._pause_resume(call_id, actor, pause=False)
+
+    async def _pause_resume(self, call_id: str, actor: Actor, *, pause: bool) -> dict[str, Any]:
+        node, call = self._find(call_id)
+        rec = call.recording
+        if actor.role == "agent":
+            if not actor.agent_ext or (actor.agent_ext != call.agent and actor.agent_ext not in call.agents[-1:]):
+                raise PauseRefused("scope", "agents may pause only their own calls")
+            if rec is not None and not rec.decision.settings.agent_pause_allowed:
+                raise PauseRefused("policy", "agent pause is not allowed for this call's account or number")
+        if rec is None or rec.stopping:
+            raise PauseRefused("state", "the call is not being recorded")
+        ready = node.started.get(rec.id)
+        if ready is not None and not ready.is_set():
+            await asyncio.wait_for(ready.wait(), 10)  # the start is still being journaled
+        if pause == rec.timeline.paused:
+            raise PauseRefused("state", "already paused" if pause else "not paused")
+        files = node.files.get(rec.id)
+        if files is None or call.customer_leg is None:
+            raise PauseRefused("state", "the recording's files are unknown")
+        try:
+            if pause:
+                await node.driver.pause_recording(call.customer_leg, files)
+            else:
+                await node.driver.resume_recording(call.customer_leg, files)
+        except PbxUnavailable as e:
+            raise PauseRefused("state", f"PBX not reachable: {e}") from e
+        wall = time.time()
+        entry = (node.tracker.pause if pause else node.tracker.resume)(call, actor.label, wall)
+        await journal.record_event(
+            self.pool,
+            rec.id,
+            "pause" if pause else "resume",
+            wall=wall,
+            offset_ms=int(entry["start_ms"] if pause else entry["end_ms"]),
+            actor=actor.label,
+            detail=dict(entry),
+            timeline=rec.timeline.as_dict(),
+            state="paused" if pause else "recording",
+        )
+        self._notify(node, call)
+        return self._view(node, call)

@@ -1,0 +1,72 @@
+"""Every scenario end to end: simulator over TCP → driver → recorder → PostgreSQL journal + WAV."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab import scenarios as sc
+from lab.tones import channel_timeline, read_wav
+
+from .conftest import Harness
+
+
+def _right_sequence(path: str) -> list[float | None]:
+    """The distinct RIGHT-channel tones in order (silence dropped)."""
+    seq: list[float | None] = []
+    for _, right in channel_timeline(path, 250):
+        if right is not None and (not seq or seq[-1] != right):
+            seq.append(right)
+    return seq
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in sc.SCENARIOS.items() if s.expect.recorded))
+async def test_recorded_scenarios(harness: Harness, name: str) -> None:
+    scenario = sc.get(name)
+    handle = await harness.play(scenario)
+    rows = await harness.recordings()
+    mine = [r for r in rows if r["customer_leg"] == handle.customer.uuid]
+    assert len(mine) == 1, [dict(r) for r in rows]
+    # an attended transfer to an external number makes the agent's consultation an outbound call of its own
+    assert all(r["customer_number"] == sc.EXTERNAL_TARGET for r in rows if r not in mine)
+    rec = mine[0]
+    exp = scenario.expect
+    assert rec["state"] == "stopped"
+    assert rec["direction"] == exp.direction
+    assert rec["customer_number"] == sc.CUSTOMER_NUMBER
+    assert rec["account_number"] == sc.DID
+    assert rec["agent"] == sc.AGENT_EXT
+    assert rec["stop_reason"] == exp.stop_reason
+    tl = rec["timeline"]
+    assert len(tl["segments"]) == len(exp.segments)
+    assert tl["segments"][0]["party"] == sc.AGENT_EXT
+    assert len(tl["pauses"]) == exp.pauses
+    assert [(t["kind"], t["target_class"]) for t in tl["transfers"]] == list(exp.transfers)
+    assert tl["stop"]["reason"] == exp.stop_reason
+    assert await harness.pool.fetchval("SELECT count(*) FROM finalize_jobs WHERE recording_id = $1", rec["id"]) == 1
+    kinds = [e["kind"] for e in await harness.events(rec["id"])]
+    assert kinds[0] == "start" and kinds[-1] == "stop" and kinds.count("stop") == 1
+
+    path = rec["spool_files"]["stereo"]
+    rate, channels, frames = read_wav(path)
+    assert (rate, channels) == (8000, 2)
+    timeline = channel_timeline(path, 250)
+    lefts = {left for left, _ in timeline if left is not None}
+    assert lefts == {440.0}, "customer must be LEFT throughout"
+    assert _right_sequence(path) == [float(x) for x in exp.right_tones]
+    if exp.pauses:
+        assert (None, None) in timeline, "the paused span must be silent on both channels"
+        p = tl["pauses"][0]
+        assert p["by"] == "agent:2001" and p["end_ms"] > p["start_ms"]
+    if exp.ends_at_transfer:
+        # the file ends at the transfer: the 2 s talk before it (+ hold and consultation when attended)
+        xfer = next(s for s in scenario.steps if isinstance(s, sc.Transfer))
+        before_ms = 2000 + (xfer.ring_ms + xfer.consult_ms if xfer.kind == "attended" else 0)
+        assert len(frames) / 8 < before_ms + 600
+        assert tl["transfers"][0]["stopped_recording"] is True
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in sc.SCENARIOS.items() if not s.expect.recorded))
+async def test_not_recorded_scenarios(harness: Harness, name: str) -> None:
+    await harness.play(sc.get(name))
+    assert await harness.recordings() == []
+    assert not [c for c in harness.sim.commands if c.startswith("uuid_record")]
