@@ -41,8 +41,6 @@ from controller.events import (
 from controller.numbering import NumberClass, NumberingPlan, dial_string
 from controller.policy import PolicyDecision
 
-PARTY_VARIABLES = ("dialed_user", "callrec_agent")
-
 
 @dataclass
 class Leg:
@@ -61,13 +59,11 @@ class Leg:
 
     @property
     def party_number(self) -> str:
-        """The number of the phone on this leg (an originated leg to a registered phone shows the
-        contact user, `2001-0x…`; `dialed_user` names the extension)."""
-        for v in PARTY_VARIABLES:
-            if self.variables.get(v):
-                return self.variables[v]
+        """The number of the phone/party on this leg. A leg the PBX originated (to a registered phone
+        it shows the contact user, `2001-0x…`) is named by `dialed_user`; a leg that called in is named
+        by its caller ID (FreeSWITCH also sets `dialed_user` on the calling leg once it bridges)."""
         if self.pbx_direction == "outbound" or self.originator:
-            return dial_string(self.callee)
+            return self.variables.get("dialed_user") or dial_string(self.callee)
         return dial_string(self.caller)
 
 

@@ -259,6 +259,11 @@ def _greenswitch_connection(host: str, port: int, password: str, timeout: float)
                     except EOFError as e:
                         self.closed_reason = str(e)
                         break
+                    except IndexError:
+                        # a reply nobody waits for (another client's command echoed, or one we gave up on)
+                        log.debug("ignoring unsolicited %s", event.headers.get("Content-Type"))
+                    except Exception:
+                        log.exception("bad ESL frame ignored: %r", dict(list(event.headers.items())[:5]))
                     continue
                 buf += text
             if buf:
