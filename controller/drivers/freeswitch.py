@@ -322,8 +322,12 @@ class FreeSwitchDriver:
         return self._connected
 
     async def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
         self._loop = asyncio.get_running_loop()
         self._running = True
+        self._hub_ready.clear()
+        self._hub = None
         self._thread = threading.Thread(target=self._thread_main, name=f"esl-{self.name}", daemon=True)
         self._thread.start()
         await asyncio.to_thread(self._hub_ready.wait, 5)
@@ -334,6 +338,8 @@ class FreeSwitchDriver:
             self._hub.loop.run_callback_threadsafe(self._shutdown_in_hub)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5)
+        self._thread = None
+        self._hub = None
         self._connected = False
 
     async def events(self) -> AsyncIterator[AnyEvent]:
