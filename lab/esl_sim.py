@@ -658,6 +658,7 @@ class CallHandle:
             sim._emit("CUSTOM", a, dict(hook), subclass="callrec::policy")
         b = self._originate(caller_leg, callee_party, outbound_cid=p.did if p.direction == "outbound" else None)
         self.legs[callee_role] = b
+        sim._emit("CHANNEL_PROGRESS", a)  # the callee's 180 relayed to the caller
 
     def _originate(self, parent: Channel, party: sc.Party, outbound_cid: str | None = None) -> Channel:
         sim = self.sim
@@ -703,7 +704,6 @@ class CallHandle:
         sim = self.sim
         a, b = self._caller_and_callee()
         sim._answer(b)
-        sim._emit("CHANNEL_PROGRESS", a)
         sim._answer(a)
         sim._bridge(a, b)
 
