@@ -1,55 +1,198 @@
-"""The running service: database, PBX links, recorder, finalize workers, retention, API.
+"""The running service: database, finalize, PBX links, recorder, retention, API.
 
-This module only composes the parts; each part owns its own logic. `Service.run()` starts them in
-dependency order and stops them in reverse on SIGINT/SIGTERM.
+This module only composes the parts; each owns its logic. `Service.start()` brings them up in
+dependency order (storage before PBX links, so a recording that starts has somewhere to go) and
+`Service.close()` takes them down in reverse. Each PBX node is driven only while this instance holds
+its lease (controller.lease), so several instances can watch one PBX for high availability.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
+from aiohttp import web
 
-from controller.config import Config
+from controller.api.app import create_app, start_api
+from controller.config import Config, PbxConfig
+from controller.drivers.asterisk import AsteriskDriver
+from controller.drivers.base import PbxDriver
+from controller.drivers.freeswitch import FreeSwitchDriver
+from controller.lease import NodeLease
 from controller.metrics import Metrics
-from storage import db
+from controller.policy import PolicySet
+from controller.recorder import Recorder
+from storage import db, repo
+from storage.finalize import FinalizeWorker
+from storage.retention import RetentionScheduler
+from storage.sweep import startup_sweep
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("callrec.service")
+
+POLICY_REFRESH_SECONDS = 3.0
+
+
+def make_driver(pbx: PbxConfig, config: Config) -> PbxDriver:
+    if pbx.type == "freeswitch":
+        return FreeSwitchDriver(
+            pbx.name, pbx.host, pbx.effective_port, pbx.password, record_dir=pbx.record_dir or str(config.spool_dir)
+        )
+    return AsteriskDriver.from_config(pbx)
+
+
+class PolicyCache:
+    """The latest PolicySet, refreshed in the background so the recorder never waits on the database
+    at bridge time; a settings change reaches new calls within POLICY_REFRESH_SECONDS."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.current = PolicySet()
+
+    async def refresh(self) -> None:
+        self.current = await repo.load_policy_set(self.pool)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(POLICY_REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                log.warning("policy refresh failed, keeping the previous policy: %s", e)
+
+    def __call__(self) -> PolicySet:
+        return self.current
 
 
 class Service:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, lease_ttl: float = 4.0) -> None:
         self.config = config
         self.node_id = config.node_id or f"{socket.gethostname()}:{os.getpid()}"
         self.metrics = Metrics()
+        self.lease_ttl = lease_ttl
         self.pool: asyncpg.Pool | None = None
-        self.ready = asyncio.Event()
+        self.policy: PolicyCache | None = None
+        self.finalizer: FinalizeWorker | None = None
+        self.recorder: Recorder | None = None
+        self.drivers: dict[str, PbxDriver] = {}
+        self.leases: dict[str, NodeLease] = {}
+        self.api_port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._retention: RetentionScheduler | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
+
+    # ---- lifecycle ----
+    async def start(self) -> None:
+        cfg = self.config
+        for d in (cfg.spool_dir, cfg.storage_path):
+            d.mkdir(parents=True, exist_ok=True, mode=0o750)
+        dsn = await db.resolve_dsn(cfg.database.url, cfg.pgdata_dir)
+        self.pool = pool = await db.create_pool(dsn, min_size=cfg.database.pool_min, max_size=cfg.database.pool_max)
+        async with pool.acquire() as conn:
+            applied = await db.migrate(conn)
+        if applied:
+            log.info("database migrated: %s", ", ".join(applied))
+
+        self.policy = PolicyCache(pool)
+        await self.policy.refresh()
+        self._spawn(self.policy.run(), "policy-refresh")
+
+        workers = [FinalizeWorker(pool, cfg, self.metrics, self.node_id) for _ in range(cfg.finalize.workers)]
+        self.finalizer = workers[0]
+        report = await startup_sweep(pool, cfg, self.finalizer)
+        log.info("startup sweep: %s", report.summary())
+        for i, worker in enumerate(workers):
+            self._spawn(worker.run(), f"finalize-{i}")
+        self._retention = RetentionScheduler(pool, cfg, self.metrics)
+        self._retention.start()
+
+        self.drivers = {p.name: make_driver(p, cfg) for p in cfg.pbx}
+        nodes = {p.name: p for p in cfg.pbx}
+        self.recorder = Recorder(
+            pool,
+            list(self.drivers.values()),
+            self.policy,
+            spool_dir=str(cfg.spool_dir),
+            metrics=self.metrics,
+            nodes=nodes,
+        )
+        await self.recorder.start()
+        for name, driver in self.drivers.items():
+            lease = NodeLease(
+                pool,
+                name,
+                self.node_id,
+                ttl=self.lease_ttl,
+                on_acquired=driver.start,
+                on_lost=driver.close,
+            )
+            self.leases[name] = lease
+            self._spawn(lease.run(), f"lease-{name}")
+
+        if cfg.api.enabled:
+            app = create_app(cfg, pool, self.recorder, self.metrics, self._health_checks())
+            self._runner, self.api_port = await start_api(app, cfg.api.bind, cfg.api.port)
+            log.info("API on http://%s:%d/", cfg.api.bind, self.api_port)
+        log.info("callrec %s ready: %d PBX node(s)", self.node_id, len(self.drivers))
+
+    def _health_checks(self) -> dict[str, Callable[[], Any]]:
+        checks: dict[str, Callable[[], Any]] = {}
+        for name, driver in self.drivers.items():
+            checks[f"pbx:{name}"] = self._pbx_check(name, driver)
+        checks["finalize"] = self._finalize_check
+        return checks
+
+    def _pbx_check(self, name: str, driver: PbxDriver) -> Callable[[], dict[str, Any]]:
+        def check() -> dict[str, Any]:
+            lease = self.leases.get(name)
+            active = bool(lease and lease.active)
+            # A standby instance is healthy without a link: another instance is driving this node.
+            return {"ok": driver.connected or not active, "connected": driver.connected, "active": active}
+
+        return check
+
+    async def _finalize_check(self) -> dict[str, Any]:
+        assert self.finalizer is not None
+        return (await self.finalizer.status()).as_dict()
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.recorder is not None:
+            await self.recorder.close()
+        for d in self.drivers.values():
+            with contextlib.suppress(Exception):
+                await d.close()
+        if self._retention is not None:
+            self._retention.shutdown()
+        if self.pool is not None:
+            await self.pool.close()
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        cfg = self.config
-        async with AsyncExitStack() as stack:
-            for d in (cfg.spool_dir, cfg.storage_path):
-                d.mkdir(parents=True, exist_ok=True, mode=0o750)
-            dsn = await db.resolve_dsn(cfg.database.url, cfg.pgdata_dir)
-            self.pool = await db.create_pool(dsn, min_size=cfg.database.pool_min, max_size=cfg.database.pool_max)
-            stack.push_async_callback(self.pool.close)
-            async with self.pool.acquire() as conn:
-                applied = await db.migrate(conn)
-            if applied:
-                log.info("database migrated: %s", ", ".join(applied))
-            log.info("callrec service %s ready (%d PBX node(s))", self.node_id, len(cfg.pbx))
-            self.ready.set()
+        """Start, wait for stop(), close."""
+        try:
+            await self.start()
             await self._stop.wait()
             log.info("stopping")
+        finally:
+            await self.close()
 
 
 def run_forever(config: Config) -> int:
