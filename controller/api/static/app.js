@@ -303,6 +303,12 @@ function wire() {
 }
 
 wire();
+// `callrec lab` prints a link with the admin token in the fragment (never sent to the server):
+// take it once, then drop it from the address bar and history.
+if (location.hash.startsWith("#token=")) {
+  state.token = decodeURIComponent(location.hash.slice(7));
+  history.replaceState(null, "", location.pathname + location.search);
+}
 if (state.token) {
   signIn(state.token).catch(() => { sessionStorage.removeItem("callrec_token"); $("login").hidden = false; });
 } else {
