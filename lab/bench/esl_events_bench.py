@@ -1,0 +1,278 @@
+"""ESL events per second: our FreeSWITCH driver + recorder next to greenswitch's raw parse rate.
+
+    .venv/bin/python -m lab.bench.esl_events_bench [--calls 2000] [--dsn postgresql://...]
+
+One byte stream is captured from the ESL simulator (a real TCP subscription with the driver's own
+`event plain …` filter, every shared scenario played over and over) and fed, from memory, to:
+
+1. greenswitch alone: its `receive_events` parser and event dispatch to a handler that only counts;
+2. our driver + the recorder's decisions: the driver's reader, `Translator`, the hop from the gevent
+   thread to asyncio (`call_soon_threadsafe`), and on the asyncio side the recorder's pure call
+   state machine (`CallTracker`) plus policy resolution for every answered call — everything the
+   recorder does at bridge time except the PBX command and the journal write;
+3. the same driver into the real `Recorder` with its PostgreSQL journal (PBX commands answer at once):
+   the rate the journal allows on one node.
+
+Rate = ESL events in the stream / wall seconds until the last one is handled. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from controller.calls import CallTracker, Decide
+from controller.drivers.freeswitch import SUBSCRIBED, FreeSwitchDriver, Translator, _greenswitch_connection
+from controller.events import AnyEvent
+from controller.policy import PolicySet
+from lab import scenarios as sc
+from lab.esl_sim import EslSimulator
+
+DEFAULT_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SKIPPED = ("link_drop", "controller_restart")
+
+
+async def capture(calls: int) -> bytes:
+    """The bytes FreeSWITCH (simulated) sends a subscriber while `calls` calls happen."""
+    sim = EslSimulator()
+    await sim.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+    await reader.readuntil(b"\n\n")
+    writer.write(f"auth {sim.password}\n\n".encode())
+    await reader.readuntil(b"\n\n")
+    writer.write(f"event plain {SUBSCRIBED}\n\n".encode())
+    await reader.readuntil(b"\n\n")
+    chunks: list[bytes] = []
+
+    async def pump() -> None:
+        while data := await reader.read(1 << 16):
+            chunks.append(data)
+
+    task = asyncio.create_task(pump())
+    names = [n for n in sc.SCENARIOS if n not in SKIPPED]
+    for i in range(calls):
+        scen = sc.get(names[i % len(names)])
+        await sim.run(scen, settle=False)
+    await asyncio.sleep(0.5)
+    writer.close()
+    await sim.close()
+    task.cancel()
+    return b"".join(chunks)
+
+
+class _NullSock:
+    def close(self) -> None:
+        pass
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+
+def _feed(conn: Any, stream: bytes) -> None:
+    """Run a greenswitch connection's reader over `stream`, then dispatch every queued event as
+    greenswitch's `process_events` does (handlers registered for '*')."""
+    conn.sock, conn.sock_file, conn.connected, conn._run = _NullSock(), io.BytesIO(stream), True, True
+    conn.receive_events()
+    q = conn._esl_event_queue
+    handlers = conn.event_handlers.get("*", [])
+    while not q.empty():
+        ev = q.get_nowait()
+        for h in handlers:
+            conn._safe_exec_handler(h, ev)
+
+
+def _in_gevent_thread(fn: Callable[[], None]) -> threading.Thread:
+    def main() -> None:
+        import gevent
+
+        gevent.get_hub()
+        fn()
+
+    t = threading.Thread(target=main, daemon=True)
+    t.start()
+    return t
+
+
+def bench_raw(stream: bytes) -> tuple[int, float]:
+    import greenswitch
+
+    conn = greenswitch.InboundESL("127.0.0.1", 0, "")
+    count = [0]
+
+    def counted(ev: Any) -> None:
+        count[0] += 1
+
+    conn.register_handle("*", counted)
+    t0 = time.perf_counter()
+    _in_gevent_thread(lambda: _feed(conn, stream)).join()
+    return count[0], time.perf_counter() - t0
+
+
+def expected_events(stream: bytes) -> int:
+    """How many normalized events the stream translates into (so the consumer knows when it is done)."""
+    import greenswitch
+
+    conn = greenswitch.InboundESL("127.0.0.1", 0, "")
+    tr = Translator("fs1")
+    n = [0]
+    conn.register_handle("*", lambda ev: n.__setitem__(0, n[0] + len(tr(dict(ev.headers)))))
+    _in_gevent_thread(lambda: _feed(conn, stream)).join()
+    return n[0]
+
+
+async def bench_driver(stream: bytes, expected: int, consume: Callable[[AnyEvent], Any]) -> float:
+    """Our driver's reader + translation + thread hop; `consume` handles each event on the loop."""
+    driver = FreeSwitchDriver("fs1", "127.0.0.1", 0, "", record_dir=tempfile.gettempdir())
+    driver._loop = asyncio.get_running_loop()
+    conn = _greenswitch_connection("127.0.0.1", 0, "", 5)
+    conn.register_handle("*", driver._on_event)
+    done = asyncio.Event()
+    seen = [0]
+
+    async def consumer() -> None:
+        async for ev in driver.events():
+            r = consume(ev)
+            if asyncio.iscoroutine(r):
+                await r
+            seen[0] += 1
+            if seen[0] >= expected:
+                done.set()
+                return
+
+    task = asyncio.create_task(consumer())
+    t0 = time.perf_counter()
+    _in_gevent_thread(lambda: _feed(conn, stream))
+    await asyncio.wait_for(done.wait(), 600)
+    elapsed = time.perf_counter() - t0
+    await task
+    return elapsed
+
+
+def tracker_consumer() -> Callable[[AnyEvent], None]:
+    tracker = CallTracker("fs1", inbound_contexts=("public",))
+    policy = PolicySet()
+    n = [0]
+
+    def consume(ev: AnyEvent) -> None:
+        for action in tracker.handle(ev):
+            if isinstance(action, Decide):
+                call = action.call
+                decision = policy.resolve(
+                    direction=call.direction, number=None, dialplan=call.record_override, account=call.account
+                )
+                if decision.record and call.customer_leg:
+                    n[0] += 1
+                    tracker.recording_started(call, f"rec-{n[0]}", decision, time.time())
+
+    return consume
+
+
+class _InstantPbx(FreeSwitchDriver):
+    async def api(self, command: str) -> str:
+        return "+OK\n"
+
+
+async def bench_recorder(stream: bytes, expected: int, dsn: str) -> float | None:
+    import asyncpg
+
+    from controller.recorder import Recorder
+    from storage import db
+
+    name = f"callrec_bench_{secrets.token_hex(4)}"
+    try:
+        admin = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, asyncpg.PostgresError) as e:
+        print(f"no PostgreSQL at {dsn} ({e}): recorder row skipped", file=sys.stderr)
+        return None
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    target = urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+    pool = await db.create_pool(target)
+    try:
+        async with pool.acquire() as c:
+            await db.migrate(c)
+        driver = _InstantPbx("fs1", "127.0.0.1", 0, "", record_dir=tempfile.gettempdir())
+        driver._loop = asyncio.get_running_loop()
+        driver._connected = True
+        rec = Recorder(pool, [driver], PolicySet(), spool_dir=tempfile.gettempdir())
+        conn = _greenswitch_connection("127.0.0.1", 0, "", 5)
+        conn.register_handle("*", driver._on_event)
+        done = asyncio.Event()
+        seen = [0]
+        handle = rec.handle
+
+        async def counted(pbx: str, ev: AnyEvent) -> None:
+            await handle(pbx, ev)
+            seen[0] += 1
+            if seen[0] >= expected:
+                done.set()
+
+        rec.handle = counted  # type: ignore[method-assign]
+        t0 = time.perf_counter()
+        await rec.start()
+        _in_gevent_thread(lambda: _feed(conn, stream))
+        await asyncio.wait_for(done.wait(), 900)
+        elapsed = time.perf_counter() - t0
+        await rec.close()
+        if rec.errors:
+            print(f"recorder errors: {rec.errors[:3]}", file=sys.stderr)
+        return elapsed
+    finally:
+        await pool.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def run(calls: int, dsn: str, with_db: bool) -> list[tuple[str, str, str]]:
+    stream = await capture(calls)
+    n_raw, t_raw = bench_raw(stream)
+    expected = expected_events(stream)
+    best_raw = min([t_raw] + [bench_raw(stream)[1] for _ in range(2)])
+    best_ours = min([await bench_driver(stream, expected, tracker_consumer()) for _ in range(3)])
+    raw_rate, ours_rate = n_raw / best_raw, n_raw / best_ours
+    mb = len(stream) / 2**20
+    out = [
+        (f"greenswitch raw parse ({n_raw} ESL events, {mb:.1f} MB, {calls} calls)", f"{raw_rate:,.0f} events/s", ""),
+        (
+            "FreeSWITCH driver + recorder decisions (same stream)",
+            f"{ours_rate:,.0f} events/s = {ours_rate / raw_rate:.2f}x raw",
+            ">= 0.8x",
+        ),
+    ]
+    if with_db:
+        t_db = await bench_recorder(stream, expected, dsn)
+        if t_db is not None:
+            r = n_raw / t_db
+            out.append(
+                (
+                    "FreeSWITCH driver + Recorder with PostgreSQL journal",
+                    f"{r:,.0f} events/s = {r / raw_rate:.2f}x raw ({calls / t_db:,.0f} calls/s)",
+                    "",
+                )
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--dsn", default=DEFAULT_DSN)
+    ap.add_argument("--no-db", action="store_true", help="skip the row with the PostgreSQL journal")
+    args = ap.parse_args(argv)
+    from lab.bench.load_bench import print_table
+
+    print_table(asyncio.run(run(args.calls, args.dsn, not args.no_db)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""The service under call load: recording-start latency, controller CPU and RSS, finalize drain rate.
+
+    .venv/bin/python -m lab.bench.load_bench [--pbx freeswitch asterisk] [--rate 100] [--concurrent 1000]
+
+The simulator (lab.esl_sim / lab.ami_sim, real TCP, real WAV files) is the load generator in THIS
+process; the service runs as `callrec run` composes it (lab.bench.load_service: real PostgreSQL,
+finalize to encrypted local storage, API up) in a CHILD process, so its CPU and RSS are its own.
+Calls arrive at `rate` per second and each talks `concurrent / rate` seconds, so `concurrent` calls
+are up at once in the steady state. Finalize is held during the load, so the controller's own cost
+is measured apart; then the backlog of every recording is released and its drain timed.
+Prints a table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psutil
+from pyrage import x25519
+
+from lab import scenarios as sc
+from lab.ami_sim import AmiSimulator
+from lab.esl_sim import EslSimulator
+
+DEFAULT_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def load_scenario(talk_ms: int) -> sc.Scenario:
+    return sc.Scenario(
+        "bench_inbound",
+        "inbound call for load: answer, talk, customer hangs up",
+        (sc.PlaceCall("inbound"), sc.Ring(100), sc.Answer(), sc.Talk(talk_ms), sc.Hangup("customer")),
+        sc.Expectation(True, segments=("agent",), stop_reason="hangup"),
+    )
+
+
+class LoadAmiSimulator(AmiSimulator):
+    """The AMI simulator advances EVERY MixMonitor on each call's `elapse` (fine for one call at a
+    time); under load one ticker advances all of them instead, and a call's talk time just passes."""
+
+    async def elapse(self, ms: float) -> None:
+        await asyncio.sleep(ms / 1000 * self.time_scale)
+
+    async def ticker(self, step_ms: float = 250.0) -> None:
+        while True:
+            await asyncio.sleep(step_ms / 1000)
+            self.advance_audio(step_ms)
+
+
+@dataclass
+class Result:
+    pbx: str
+    calls: int = 0
+    peak_concurrent: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    unmatched: int = 0
+    cpu_load_s: float = 0.0
+    rss_idle_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    recordings: int = 0
+    drain_s: float = 0.0
+    cpu_drain_s: float = 0.0
+    states: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def pct(self, p: float) -> float:
+        xs = sorted(self.latencies_ms)
+        if not xs:
+            return float("nan")
+        return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def _with_database(dsn: str, name: str) -> str:
+    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
+
+
+def write_config(base: Path, dsn: str, pbx: str, port: int) -> Path:
+    identity = x25519.Identity.generate()
+    node = (
+        f'[[pbx]]\nname = "fs1"\ntype = "freeswitch"\nport = {port}\npassword = "ClueCon-lab"\n'
+        if pbx == "freeswitch"
+        else f'[[pbx]]\nname = "ast1"\ntype = "asterisk"\nport = {port}\nusername = "callrec"\n'
+        'secret = "callrec-secret"\n'
+    )
+    path = base / "callrec.toml"
+    path.write_text(
+        f'state_dir = "{base / "state"}"\nnode_id = "bench"\nlog_level = "warning"\n'
+        f'[database]\nurl = "{dsn}"\npool_max = 10\n{node}'
+        f'[encryption]\nrecipients = ["{identity.to_public()}"]\n'
+        "[api]\nport = 0\n"
+        "[finalize]\nfile_stable_seconds = 0.2\npoll_interval_seconds = 0.5\n"
+    )
+    return path
+
+
+async def _count_states(conn: asyncpg.Connection) -> dict[str, int]:
+    return {r["state"]: r["n"] for r in await conn.fetch("SELECT state, count(*) AS n FROM recordings GROUP BY 1")}
+
+
+async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn: str) -> Result:
+    res = Result(pbx)
+    talk_ms = int(concurrent / rate * 1000)
+    name = f"callrec_bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = _with_database(server_dsn, name)
+    sim: EslSimulator | LoadAmiSimulator
+    sim = EslSimulator(time_scale=1.0) if pbx == "freeswitch" else LoadAmiSimulator(time_scale=1.0)
+    await sim.start()
+    tmp = tempfile.TemporaryDirectory(prefix="callrec-bench-")
+    base = Path(tmp.name)
+    cfg = write_config(base, dsn, pbx, sim.port)
+    out = base / "probe.json"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lab.bench.load_service", str(cfg), str(out), "--hold-finalize"],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    proc = psutil.Process(child.pid)
+    conn: asyncpg.Connection | None = None
+    ticker: asyncio.Task[None] | None = None
+    try:
+        if isinstance(sim, EslSimulator):
+            ok = await sim.wait_connected(30)
+        else:
+            ticker = asyncio.create_task(sim.ticker())
+            ok = await _until(lambda: any(s for s in sim.sessions), 30)
+        if not ok:
+            raise RuntimeError("the service never connected to the simulator")
+        await asyncio.sleep(2.0)  # startup settles (migrations, pool, first resync)
+        conn = await asyncpg.connect(dsn)
+        res.rss_idle_mb = proc.memory_info().rss / 2**20
+        cpu0 = sum(proc.cpu_times()[:2])
+        scen = load_scenario(talk_ms)
+        tasks: list[asyncio.Task[Any]] = []
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        sampler = asyncio.create_task(_sample(sim, proc, res))
+        for i in range(calls):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if isinstance(sim, EslSimulator):
+                tasks.append(asyncio.create_task(sim.run(scen, settle=False)))
+            else:
+                tasks.append(asyncio.create_task(sim.play(scen, settle=False)))
+        await asyncio.gather(*tasks)
+        res.calls = calls
+
+        async def all_closed() -> bool:
+            st = await _count_states(conn)
+            return sum(st.values()) >= calls and not st.get("recording") and not st.get("paused")
+
+        await _until_async(all_closed, 60)
+        sampler.cancel()
+        res.cpu_load_s = sum(proc.cpu_times()[:2]) - cpu0
+        # finalize backlog drain
+        cpu1 = sum(proc.cpu_times()[:2])
+        t0 = time.monotonic()
+        child.send_signal(signal.SIGUSR1)
+
+        async def drained() -> bool:
+            st = await _count_states(conn)
+            return not st.get("stopped") and not st.get("recording")
+
+        await _until_async(drained, 900)
+        res.drain_s = time.monotonic() - t0
+        res.cpu_drain_s = sum(proc.cpu_times()[:2]) - cpu1
+        res.states = await _count_states(conn)
+        res.recordings = sum(res.states.values())
+    finally:
+        if ticker:
+            ticker.cancel()
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(child.wait, 30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if out.exists():
+            probe = json.loads(out.read_text())
+            res.latencies_ms = [x * 1000 for x in probe["latencies"]]
+            res.unmatched = probe["unmatched"]
+            res.errors = probe["recorder_errors"]
+        if conn is not None:
+            await conn.close()
+        await sim.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        tmp.cleanup()
+    return res
+
+
+async def _sample(sim: Any, proc: psutil.Process, res: Result) -> None:
+    while True:
+        live = len(sim.channels) // 2
+        res.peak_concurrent = max(res.peak_concurrent, live)
+        res.rss_peak_mb = max(res.rss_peak_mb, proc.memory_info().rss / 2**20)
+        await asyncio.sleep(0.25)
+
+
+async def _until(pred: Any, limit: float) -> bool:
+    end = time.monotonic() + limit
+    while not pred():
+        if time.monotonic() > end:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _until_async(pred: Any, limit: float) -> bool:
+    end = time.monotonic() + limit
+    while not await pred():
+        if time.monotonic() > end:
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+def rows(results: list[Result]) -> list[tuple[str, str, str]]:
+    """(figure, value, goal) rows for the combined table."""
+    out = []
+    for r in results:
+        n = len(r.latencies_ms)
+        cmd = "uuid_record" if r.pbx == "freeswitch" else "MixMonitor"
+        out.append(
+            (
+                f"{r.pbx}: recording-start latency p50 / p99 (bridge → {cmd}, n={n})",
+                f"{r.pct(50):.2f} / {r.pct(99):.2f} ms (max {max(r.latencies_ms, default=0):.1f})",
+                "p99 <= 2 ms",
+            )
+        )
+        per_k = 1000 / max(r.calls, 1)
+        out.append(
+            (
+                f"{r.pbx}: controller CPU per 1,000 calls (load, finalize held)",
+                f"{r.cpu_load_s * per_k:.1f} CPU-s ({r.cpu_load_s:.1f} s for {r.calls} calls)",
+                "",
+            )
+        )
+        grow = (r.rss_peak_mb - r.rss_idle_mb) * 1000 / max(r.peak_concurrent, 1)
+        out.append(
+            (
+                f"{r.pbx}: controller RSS at {r.peak_concurrent} concurrent calls",
+                f"{r.rss_peak_mb:.0f} MB peak, {r.rss_idle_mb:.0f} MB idle, +{grow:.0f} MB per 1,000 live calls",
+                "< 200 MB",
+            )
+        )
+        rate = r.recordings / r.drain_s if r.drain_s else float("nan")
+        out.append(
+            (
+                f"{r.pbx}: finalize backlog drain ({r.recordings} recordings, 2 workers)",
+                f"{rate:.1f} recordings/s ({r.drain_s:.1f} s, {r.cpu_drain_s * 1000 / max(r.recordings, 1):.0f} "
+                "CPU-ms each)",
+                "",
+            )
+        )
+        bad = {k: v for k, v in r.states.items() if k != "stored"}
+        out.append((f"{r.pbx}: recordings stored / not stored", f"{r.states.get('stored', 0)} / {bad or 0}", "all"))
+    return out
+
+
+def print_table(table: list[tuple[str, str, str]]) -> None:
+    w0 = max(len(a) for a, _, _ in table)
+    w1 = max(len(b) for _, b, _ in table)
+    print(f"| {'figure':<{w0}} | {'value':<{w1}} | goal |")
+    print(f"|{'-' * (w0 + 2)}|{'-' * (w1 + 2)}|------|")
+    for a, b, c in table:
+        print(f"| {a:<{w0}} | {b:<{w1}} | {c} |")
+
+
+async def run(pbxes: list[str], rate: float, concurrent: int, calls: int, dsn: str) -> list[Result]:
+    results = []
+    for pbx in pbxes:
+        r = await run_one(pbx, rate, concurrent, calls, dsn)
+        if r.errors:
+            print(f"{pbx}: recorder errors: {r.errors[:3]}", file=sys.stderr)
+        if r.unmatched:
+            print(f"{pbx}: {r.unmatched} recording commands without a matching bridge stamp", file=sys.stderr)
+        results.append(r)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pbx", nargs="+", default=["freeswitch", "asterisk"], choices=["freeswitch", "asterisk"])
+    ap.add_argument("--rate", type=float, default=100.0, help="new calls per second")
+    ap.add_argument("--concurrent", type=int, default=1000, help="calls up at once (sets the talk time)")
+    ap.add_argument("--calls", type=int, default=0, help="calls in all (default: 2 x concurrent)")
+    ap.add_argument("--dsn", default=DEFAULT_DSN, help="a PostgreSQL server; a throw-away database is created")
+    args = ap.parse_args(argv)
+    calls = args.calls or 2 * args.concurrent
+    results = asyncio.run(run(args.pbx, args.rate, args.concurrent, calls, args.dsn))
+    print_table(rows(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
