@@ -36,6 +36,7 @@ from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
 from lab.esl_sim import EslSimulator
 
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -67,6 +68,7 @@ class Result:
     calls: int = 0
     peak_concurrent: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)
     unmatched: int = 0
     cpu_load_s: float = 0.0
     rss_idle_mb: float = 0.0
@@ -77,8 +79,8 @@ class Result:
     states: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
-    def pct(self, p: float) -> float:
-        xs = sorted(self.latencies_ms)
+    def pct(self, p: float, xs: list[float] | None = None) -> float:
+        xs = sorted(self.latencies_ms if xs is None else xs)
         if not xs:
             return float("nan")
         return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
@@ -125,9 +127,8 @@ async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn
     base = Path(tmp.name)
     cfg = write_config(base, dsn, pbx, sim.port)
     out = base / "probe.json"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "lab.bench.load_service", str(cfg), str(out), "--hold-finalize"],
-        cwd=Path(__file__).resolve().parents[2],
+    child = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+        [sys.executable, "-m", "lab.bench.load_service", str(cfg), str(out), "--hold-finalize"], cwd=ROOT
     )
     proc = psutil.Process(child.pid)
     conn: asyncpg.Connection | None = None
@@ -193,6 +194,7 @@ async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn
         if out.exists():
             probe = json.loads(out.read_text())
             res.latencies_ms = [x * 1000 for x in probe["latencies"]]
+            res.first_ms = [x * 1000 for x in probe["first"]]
             res.unmatched = probe["unmatched"]
             res.errors = probe["recorder_errors"]
         if conn is not None:
@@ -243,6 +245,15 @@ def rows(results: list[Result]) -> list[tuple[str, str, str]]:
                 "p99 <= 2 ms",
             )
         )
+        if r.first_ms:  # the driver sends other commands before the recording command
+            first = "uuid_setvar" if r.pbx == "freeswitch" else "Setvar"
+            out.append(
+                (
+                    f"{r.pbx}: bridge → first command ({first}, the decision) p50 / p99",
+                    f"{r.pct(50, r.first_ms):.2f} / {r.pct(99, r.first_ms):.2f} ms",
+                    "",
+                )
+            )
         per_k = 1000 / max(r.calls, 1)
         out.append(
             (

@@ -6,7 +6,7 @@ Run by `lab.bench.load_bench` in a child process, so the controller's CPU and RS
 probes are driver SUBCLASSES (nothing in the product is edited): the FreeSWITCH one stamps the moment
 greenswitch hands over a parsed CHANNEL_BRIDGE and the moment `uuid_record … start` is written to the
 socket; the Asterisk one stamps each BridgeEnter as panoramisk hands it over and the moment the
-MixMonitor action is written. Latency = command written − bridge received for that call.
+MixMonitor action is written. Latency = command written - bridge received for that call.
 
 `--hold-finalize` keeps the finalize workers idle until SIGUSR1, so the bench can build a backlog and
 then time its drain. SIGTERM writes OUT.json (latencies, counts) and stops the service.
@@ -24,12 +24,15 @@ from typing import Any
 
 from controller import service as service_mod
 from controller.config import Config, PbxConfig, load_config
+from controller.drivers.ami_translate import VAR_RECORDING
 from controller.drivers.asterisk import AsteriskDriver
 from controller.drivers.base import PbxDriver
 from controller.drivers.freeswitch import FreeSwitchDriver
 from storage.finalize import FinalizeWorker
 
 LATENCIES: list[float] = []  # seconds, bridge received → recording command written
+STAMPS: list[float] = []  # when each of those bridges was received (perf_counter)
+FIRST: list[float] = []  # seconds, bridge received → FIRST command for that call written (the decision)
 UNMATCHED = [0]
 
 
@@ -50,6 +53,10 @@ class ProbedFreeSwitch(FreeSwitchDriver):
         super()._on_event(event)
 
     def _send(self, conn: Any, data: str) -> Any:
+        if data.startswith("api uuid_setvar "):
+            t0 = self.bridged_at.get(data.split()[2])
+            if t0 is not None:
+                FIRST.append(time.perf_counter() - t0)
         if data.startswith("api uuid_record ") and " start " in data:
             now = time.perf_counter()
             leg = data.split()[2]
@@ -58,6 +65,7 @@ class ProbedFreeSwitch(FreeSwitchDriver):
                 UNMATCHED[0] += 1
             else:
                 LATENCIES.append(now - t0)
+                STAMPS.append(t0)
         return super()._send(conn, data)
 
 
@@ -88,6 +96,11 @@ class ProbedAsterisk(AsteriskDriver):
         super()._on_message(msg)
 
     async def _send(self, protocol: Any, action: dict[str, Any], as_list: bool | None = None) -> Any:
+        if action.get("Action") == "Setvar" and action.get("Variable") == VAR_RECORDING:
+            linked = self.linked.get(str(action.get("Channel")))
+            t0 = self.bridged_at.get(linked) if linked else None
+            if t0 is not None:
+                FIRST.append(time.perf_counter() - t0)
         if action.get("Action") == "MixMonitor":
             now = time.perf_counter()
             linked = self.linked.get(str(action.get("Channel")))
@@ -96,6 +109,7 @@ class ProbedAsterisk(AsteriskDriver):
                 UNMATCHED[0] += 1
             else:
                 LATENCIES.append(now - t0)
+                STAMPS.append(t0)
         return await super()._send(protocol, action, as_list)
 
 
@@ -129,8 +143,21 @@ async def main(config_path: str, out: str, hold_finalize: bool) -> None:
         await svc.run()
     finally:
         errors = list(svc.recorder.errors) if svc.recorder else []
-        with open(out, "w") as f:
-            json.dump({"latencies": LATENCIES, "unmatched": UNMATCHED[0], "recorder_errors": errors[:20]}, f)
+        _dump(
+            out,
+            {
+                "latencies": LATENCIES,
+                "at": STAMPS,
+                "first": FIRST,
+                "unmatched": UNMATCHED[0],
+                "recorder_errors": errors[:20],
+            },
+        )
+
+
+def _dump(out: str, data: dict[str, Any]) -> None:
+    with open(out, "w") as f:
+        json.dump(data, f)
 
 
 if __name__ == "__main__":
