@@ -68,6 +68,8 @@ class Channel:
     exten: str = ""
     context: str = ""
     dialed: str = ""  # the number a Dial/transfer used to reach this channel
+    outbound: bool = False  # created by a Dial (the dialled side), not calling in
+    announced: tuple[str, str, bool] | None = None  # (caller, exten, outbound) last sent in ChannelCreated
     answered: bool = False
     bridge: str = ""
     had_partner: bool = False
@@ -112,6 +114,7 @@ class AmiTranslator:
         self.held: list[AnyEvent] = []  # re-bridges waiting for a transfer event (see `feed`)
         self.optimizing: set[str] = set()  # Local ;1 channels being optimized away
         self.optimized_bridges: set[str] = set()  # bridges a Local ;1 just left during optimization
+        self.optimization_sources: set[str] = set()  # channels a Local optimization is about to move
 
     # ---- driver-side bookkeeping --------------------------------------------------------------
 
@@ -243,10 +246,40 @@ class AmiTranslator:
         if linkedid:
             ch.linkedid = linkedid
         caller = number(header(msg, "CallerIDNum"))
-        if caller:
+        if caller and not ch.caller:
+            # The FIRST caller id is the party's: an outbound route's Set(CALLERID(num)=<DID>) later
+            # changes the agent channel's caller id to the presented number. A Local channel made by
+            # Originate gets its caller id just after Newchannel (NewCallerid), hence "first non-empty".
             ch.caller = caller
         ch.variables.update(chan_variables(msg))
         return ch
+
+    def _created(self, ch: Channel, ts: float, wall: float) -> ChannelCreated:
+        ch.announced = (ch.caller, ch.exten, ch.outbound)
+        return ChannelCreated(
+            pbx=self.pbx,
+            ts=ts,
+            wall=wall,
+            leg=ch.uniqueid,
+            call_id=ch.linkedid,
+            caller=ch.caller,
+            callee=ch.dialed if ch.outbound and ch.dialed else ch.exten,
+            context=ch.context,
+            channel_name=ch.name,
+            pbx_direction="outbound" if ch.outbound else "",
+            variables=dict(ch.variables),
+        )
+
+    def _refresh(self, ch: Channel | None, ts: float, wall: float) -> list[AnyEvent]:
+        """Repeat ChannelCreated with what Asterisk told us since Newchannel (the caller id of an
+        originated channel, the DID a route dialled from, the number that was dialled to reach a
+        channel) — only before the channel's first bridge, when it decides who the customer is. The
+        tracker treats a repeated ChannelCreated of a known leg as an update of its attributes."""
+        if ch is None or ch.announced is None or ch.had_partner:
+            return []
+        if (ch.caller, ch.exten, ch.outbound) == ch.announced:
+            return []
+        return [self._created(ch, ts, wall)]
 
     def _on_Newchannel(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         ch = self._track(msg)
@@ -254,20 +287,10 @@ class AmiTranslator:
             return []
         ch.exten = _exten(header(msg, "Exten"))
         ch.context = header(msg, "Context")
-        return [
-            ChannelCreated(
-                pbx=self.pbx,
-                ts=ts,
-                wall=wall,
-                leg=ch.uniqueid,
-                call_id=ch.linkedid,
-                caller=ch.caller,
-                callee=ch.exten,
-                context=ch.context,
-                channel_name=ch.name,
-                variables=dict(ch.variables),
-            )
-        ]
+        return [self._created(ch, ts, wall)]
+
+    def _on_NewCallerid(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        return self._refresh(self._track(msg), ts, wall)
 
     def _on_Newexten(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         ch = self._track(msg)
@@ -291,12 +314,25 @@ class AmiTranslator:
         return [ChannelAnswered(pbx=self.pbx, ts=ts, wall=wall, leg=ch.uniqueid, variables=dict(ch.variables))]
 
     def _on_DialBegin(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        """The caller's snapshot says which route dialled (its Exten: the DID on an inbound route); the
+        dialled channel is the outbound side, known by the number dialled. An Originate's DialBegin
+        has no caller (only Dest* headers): it tells nothing about who the originated channel is."""
+        caller = self._track(msg) if header(msg, "Uniqueid") else None
+        if caller is None:
+            return []
+        out: list[AnyEvent] = []
+        exten = _exten(header(msg, "Exten"))
+        if exten and not caller.had_partner:
+            caller.exten = exten
+        out += self._refresh(caller, ts, wall)
         dest = self.channels.get(header(msg, "DestUniqueid"))
         if dest is not None:
             dialed = dial_string_number(header(msg, "DialString"))
             if dialed:
                 dest.dialed = dialed
-        return []
+            dest.outbound = True
+            out += self._refresh(dest, ts, wall)
+        return out
 
     def _on_UserEvent(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         kind = header_last(msg, "UserEvent")
@@ -326,10 +362,13 @@ class AmiTranslator:
         if ch.bridge and ch.bridge != bridge:
             self._leave(ch)
         members = self.bridges.setdefault(bridge, [])
-        if bridge in self.optimized_bridges:
-            # Local channel optimization (S4): the channel behind a Local pair takes its place in the
-            # bridge. Same party on the line, so no new partner is announced.
+        if bridge in self.optimized_bridges or ch.uniqueid in self.optimization_sources:
+            # Local channel optimization: the Local pair between two parties goes away and one party
+            # (the event's Source) is moved to the other. Which one moves varies between runs: in S4 the
+            # target joined the customer's bridge, on the real PBX run of the tests the CUSTOMER was
+            # moved into the target's bridge. Same party on the line either way: no new partner.
             self.optimized_bridges.discard(bridge)
+            self.optimization_sources.discard(ch.uniqueid)
             for other in members:
                 o = self.channels.get(other)
                 if o is not None:
@@ -378,6 +417,9 @@ class AmiTranslator:
 
     def _on_LocalOptimizationBegin(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         self.optimizing.add(header(msg, "LocalOneUniqueid"))
+        source = header(msg, "SourceUniqueid")
+        if source:
+            self.optimization_sources.add(source)
         return []
 
     def _on_LocalOptimizationEnd(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
@@ -394,6 +436,7 @@ class AmiTranslator:
 
     def _on_BridgeDestroy(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         self.bridges.pop(header(msg, "BridgeUniqueid"), None)
+        self.optimized_bridges.discard(header(msg, "BridgeUniqueid"))
         return []
 
     def _on_BlindTransfer(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
@@ -446,6 +489,7 @@ class AmiTranslator:
         if ch is None:
             ch = Channel(uniqueid=uid, name=header(msg, "Channel"), linkedid=header(msg, "Linkedid"))
         self.by_name.pop(ch.name, None)
+        self.optimization_sources.discard(uid)
         if ch.bridge:
             self._leave(ch)
         out: list[AnyEvent] = [

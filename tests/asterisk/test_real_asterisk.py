@@ -1,26 +1,100 @@
-"""Against a real Asterisk 20 (CALLREC_TEST_ASTERISK=host:port:user:secret, manager.conf and the
-dialplan include of this repository loaded). Skipped here: no Asterisk is built in this workspace."""
+"""Against a REAL Asterisk 20: every scenario of the issue through the real chain (AsteriskDriver →
+Recorder → PostgreSQL journal → FinalizeWorker joining rx/tx → stored age object), checked by FFT on the
+decrypted stereo file: customer 440 Hz LEFT, agent 880 Hz RIGHT, transfer target 660 Hz RIGHT.
+
+Needs (skipped otherwise):
+  CALLREC_TEST_ASTERISK=host:port:user:secret   the driver's AMI user — the one of asterisk_conf/manager.conf
+  CALLREC_TEST_ASTERISK_LAB=user:secret          optional: a user allowed to Originate/BlindTransfer/Atxfer
+                                                 (defaults to the driver's user)
+and, in that Asterisk's extensions.conf, `#include` of dialplan/asterisk/callrec.conf (the shipped hook)
+and tests/asterisk/real_pbx/callrec-test.conf (tone phones and routes). The PBX must be able to write
+the test's spool (a temporary directory on the same host), as it does when it runs as root.
+"""
 
 from __future__ import annotations
 
-import os
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import asyncpg
 import pytest
 
 from controller.drivers.asterisk import AsteriskDriver
 from controller.events import LinkUp, Resync
+from controller.live import Actor
+from storage import db
 from tests.asterisk.conftest import EventLog
+from tests.asterisk.real_pbx.harness import (
+    AGENT,
+    AGENT2,
+    CUSTOMER,
+    DID,
+    DID_EXTEN_HOOK,
+    DID_EXTEN_PLAIN,
+    EXTERNAL,
+    TARGET,
+    Chain,
+    LabAmi,
+    make_config,
+    target,
+)
 
-TARGET = os.environ.get("CALLREC_TEST_ASTERISK", "")
 pytestmark = [
     pytest.mark.real_asterisk,
-    pytest.mark.skipif(not TARGET, reason="needs a real Asterisk: set CALLREC_TEST_ASTERISK=host:port:user:secret"),
+    pytest.mark.skipif(
+        not TARGET,
+        reason="needs a real Asterisk: set CALLREC_TEST_ASTERISK=host:port:user:secret (see the module docstring)",
+    ),
 ]
+
+RINGBACK = {440.0, 480.0}  # US ringback Asterisk plays to the customer while a transfer target rings
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[LabAmi]:
+    client = LabAmi()
+    await client.connect()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def chain(fresh_db: str, tmp_path: Path) -> AsyncIterator[Chain]:
+    pool = await db.create_pool(fresh_db, min_size=1, max_size=6)
+    c = Chain(pool, make_config(tmp_path), "ast-real-" + secrets.token_hex(3))
+    try:
+        yield c
+    finally:
+        await c.stop_controller()
+        await pool.close()
+
+
+def lefts(tl: list[tuple[float | None, ...]]) -> set[float | None]:
+    return {row[0] for row in tl}
+
+
+def rights(tl: list[tuple[float | None, ...]]) -> list[float | None]:
+    """Right-channel tones in order, consecutive repeats collapsed."""
+    out: list[float | None] = []
+    for row in tl:
+        if not out or out[-1] != row[1]:
+            out.append(row[1])
+    return out
+
+
+async def events_of(pool: asyncpg.Pool, rec_id: object) -> list[str]:
+    rows = await pool.fetch("SELECT kind FROM recording_events WHERE recording_id = $1 ORDER BY id", rec_id)
+    return [r["kind"] for r in rows]
+
+
+# ---- link ----------------------------------------------------------------------------------------
 
 
 async def test_driver_logs_in_and_resyncs_on_real_asterisk() -> None:
-    host, port, user, secret = TARGET.split(":", 3)
-    d = AsteriskDriver("real", host, int(port), user, secret)
+    host, port, user, secret = target()
+    d = AsteriskDriver("real", host, port, user, secret)
     log = EventLog(d)
     await d.start()
     try:
@@ -31,3 +105,188 @@ async def test_driver_logs_in_and_resyncs_on_real_asterisk() -> None:
     finally:
         log.close()
         await d.close()
+
+
+# ---- calls ---------------------------------------------------------------------------------------
+
+
+async def test_inbound_with_hook_customer_hangs_up(chain: Chain, lab: LabAmi) -> None:
+    await chain.start_controller()
+    cust = await lab.inbound(DID_EXTEN_HOOK, cust_secs=6)
+    rec = await chain.wait_recording()
+    assert rec["customer_leg"] == cust
+    row = await chain.finalize(rec["id"])
+    assert row["direction"] == "inbound"
+    assert row["account_number"] == DID  # from the hook
+    assert row["customer_number"] == CUSTOMER
+    assert row["agent"] == AGENT
+    assert row["stop_reason"] == "hangup"
+    assert row["policy"]["sources"]  # resolved, with where each value came from
+    assert await events_of(chain.pool, rec["id"]) == ["start", "stop"]
+    tl = await chain.stored_timeline(row)
+    assert lefts(tl) == {440.0}, "customer must be LEFT for the whole recording"
+    assert rights(tl) == [880.0], "agent must be RIGHT for the whole recording"
+    assert 4000 <= len(tl) * 250 <= 7000  # bridged part of a 6 s call (agent rings 1 s)
+
+
+async def test_inbound_without_hook_is_inferred_and_agent_hangs_up(chain: Chain, lab: LabAmi) -> None:
+    await chain.start_controller()
+    cust = await lab.inbound(DID_EXTEN_PLAIN, cust_secs=30, agent_secs=4)
+    rec = await chain.wait_recording()
+    assert rec["customer_leg"] == cust
+    await lab.gone(cust)  # the agent hung up, the customer's Dial() ended
+    row = await chain.finalize(rec["id"])
+    assert row["direction"] == "inbound"
+    assert row["customer_number"] == CUSTOMER
+    assert row["account_number"] == DID  # the dialled DID (the route's extension), in E.164
+    assert row["agent"] == AGENT
+    assert row["stop_reason"] == "hangup"
+    tl = await chain.stored_timeline(row)
+    assert lefts(tl) == {440.0}
+    assert rights(tl) == [880.0]
+    assert len(tl) * 250 <= 6000  # ended with the agent (4 s), not with the customer (30 s)
+
+
+async def test_outbound_with_hook_records_the_dialled_customer(chain: Chain, lab: LabAmi) -> None:
+    await chain.start_controller()
+    agent = await lab.outbound(EXTERNAL, cust_secs=5)
+    rec = await chain.wait_recording()
+    assert rec["customer_leg"] != agent  # the dialled external leg is the customer's
+    row = await chain.finalize(rec["id"])
+    assert row["direction"] == "outbound"
+    assert row["customer_number"] == EXTERNAL
+    assert row["account_number"] == DID
+    assert row["agent"] == AGENT
+    tl = await chain.stored_timeline(row)
+    assert lefts(tl) == {440.0}
+    assert rights(tl) == [880.0]
+
+
+async def test_pause_is_silence_in_the_stored_timeline(chain: Chain, lab: LabAmi) -> None:
+    chain.settings = {"agent_pause_allowed": True}
+    await chain.start_controller()
+    await lab.inbound(DID_EXTEN_HOOK, cust_secs=9)
+    rec = await chain.wait_recording()
+    await asyncio.sleep(2)
+    call = chain.live_call()
+    assert chain.recorder is not None
+    await chain.recorder.pause(call["id"], Actor("alice", "agent", AGENT))
+    await asyncio.sleep(2)
+    await chain.recorder.resume(call["id"], Actor("alice", "agent", AGENT))
+    row = await chain.finalize(rec["id"])
+    pauses = row["timeline"]["pauses"]
+    assert len(pauses) == 1 and pauses[0]["by"] == f"agent:{AGENT}"
+    assert await events_of(chain.pool, rec["id"]) == ["start", "pause", "resume", "stop"]
+    tl = await chain.stored_timeline(row)
+    # talk, then silence on BOTH channels, then talk again: the timeline is kept, nothing cut
+    assert [row for i, row in enumerate(tl) if i == 0 or tl[i - 1] != row] == [
+        (440.0, 880.0),
+        (None, None),
+        (440.0, 880.0),
+    ] or _with_edges(tl)
+    silent_ms = sum(250 for r in tl if r == (None, None))
+    assert 1500 <= silent_ms <= 2500
+    start, end = pauses[0]["start_ms"], pauses[0]["end_ms"]
+    assert 1500 <= end - start <= 2500
+    first_silent = next(i for i, r in enumerate(tl) if r == (None, None)) * 250
+    assert abs(first_silent - start) <= 500  # the journal's pause offset matches the audio
+
+
+def _with_edges(tl: list[tuple[float | None, ...]]) -> bool:
+    """Same shape, allowing one mixed 250 ms window at each edge of the pause."""
+    collapsed = [r for i, r in enumerate(tl) if i == 0 or tl[i - 1] != r]
+    core = [r for r in collapsed if r in ((440.0, 880.0), (None, None))]
+    return core == [(440.0, 880.0), (None, None), (440.0, 880.0)] and len(collapsed) - len(core) <= 2
+
+
+async def _blind_transfer(chain: Chain, lab: LabAmi, *, continue_on_external: bool) -> tuple[asyncpg.Record, list]:
+    chain.settings = {"continue_on_external_transfer": continue_on_external}
+    await chain.start_controller()
+    cust = await lab.inbound(DID_EXTEN_HOOK, cust_secs=10)
+    rec = await chain.wait_recording()
+    agent_channel = lab.dialed_channel(cust, "Local/2001@")
+    await asyncio.sleep(2.5)
+    await lab.checked(
+        {"Action": "BlindTransfer", "Channel": agent_channel, "Exten": EXTERNAL, "Context": "callrec-test-internal"}
+    )
+    row = await chain.finalize(rec["id"])
+    return row, await chain.stored_timeline(row)
+
+
+async def test_blind_transfer_to_external_stops_when_rule_says_so(chain: Chain, lab: LabAmi) -> None:
+    row, tl = await _blind_transfer(chain, lab, continue_on_external=False)
+    assert row["stop_reason"] == "external_transfer"
+    (xfer,) = row["timeline"]["transfers"]
+    assert (xfer["kind"], xfer["target"], xfer["target_class"], xfer["stopped_recording"]) == (
+        "blind",
+        EXTERNAL,
+        "external",
+        True,
+    )
+    assert lefts(tl) == {440.0}
+    assert rights(tl) == [880.0], "nothing of the external party may be recorded"
+    assert len(tl) * 250 <= 3500  # the file ends at the transfer (2.5 s), not with the call (10 s)
+
+
+async def test_blind_transfer_to_external_records_on_when_allowed(chain: Chain, lab: LabAmi) -> None:
+    row, tl = await _blind_transfer(chain, lab, continue_on_external=True)
+    assert row["stop_reason"] == "hangup"
+    (xfer,) = row["timeline"]["transfers"]
+    assert (xfer["kind"], xfer["target"], xfer["target_class"], xfer["stopped_recording"]) == (
+        "blind",
+        EXTERNAL,
+        "external",
+        False,
+    )
+    segs = row["timeline"]["segments"]
+    assert [s["party"] for s in segs] == [AGENT, EXTERNAL]
+    seq = [r for r in rights(tl) if r is not None and r not in RINGBACK]
+    assert seq == [880.0, 660.0], rights(tl)
+    assert lefts(tl) <= {440.0, None}  # (a Local customer channel is silent while the target rings)
+    assert len(tl) * 250 >= 7000
+
+
+async def test_attended_transfer_to_second_agent(chain: Chain, lab: LabAmi) -> None:
+    await chain.start_controller()
+    cust = await lab.inbound(DID_EXTEN_HOOK, cust_secs=12)
+    rec = await chain.wait_recording()
+    agent_channel = lab.dialed_channel(cust, "Local/2001@")
+    await asyncio.sleep(2)
+    await lab.checked(
+        {"Action": "Atxfer", "Channel": agent_channel, "Exten": AGENT2, "Context": "callrec-test-internal"}
+    )
+    # consultation answered: the second agent's phone is bridged with the first agent
+    await lab.wait_event(
+        lambda m: m.get("Event") == "BridgeEnter" and str(m.get("Channel", "")).startswith(f"Local/{AGENT2}@"),
+        within=10,
+    )
+    await asyncio.sleep(1)
+    await lab.checked({"Action": "Hangup", "Channel": agent_channel})  # the first agent completes the transfer
+    row = await chain.finalize(rec["id"])
+    assert row["stop_reason"] == "hangup"
+    xfers = row["timeline"]["transfers"]
+    assert [(x["kind"], x["target_class"], x["stopped_recording"]) for x in xfers] == [("attended", "internal", False)]
+    assert xfers[0]["target"] == AGENT2
+    assert [s["party"] for s in row["timeline"]["segments"]] == [AGENT, AGENT2]
+    tl = await chain.stored_timeline(row)
+    seq = [r for r in rights(tl) if r is not None]
+    assert seq[0] == 880.0 and seq[-1] == 660.0, rights(tl)
+    assert lefts(tl) <= {440.0, None}
+
+
+async def test_controller_restart_mid_call_adopts_the_recording_once(chain: Chain, lab: LabAmi) -> None:
+    await chain.start_controller()
+    await lab.inbound(DID_EXTEN_HOOK, cust_secs=9)
+    rec = await chain.wait_recording()
+    await asyncio.sleep(2)
+    await chain.stop_controller()  # the PBX keeps recording
+    await asyncio.sleep(1)
+    await chain.start_controller()
+    await chain.wait(lambda: chain.recorder is not None and chain.recorder.live_calls(), 10)
+    row = await chain.finalize(rec["id"])
+    assert len(await chain.recordings()) == 1, "adopted, not recorded twice"
+    assert row["stop_reason"] == "hangup"
+    tl = await chain.stored_timeline(row)
+    assert lefts(tl) == {440.0}
+    assert rights(tl) == [880.0]
+    assert len(tl) * 250 >= 7000  # one continuous file across the restart

@@ -63,10 +63,12 @@ def of(events: list, kind: type) -> list:
 async def test_s1_inbound_legs_call_bridge_and_confirmations() -> None:
     _, ev = await replay("S1-inbound-stereo", tag_channel="Local/1001@lab-customer-phone-00000021;1")
     created = of(ev, ChannelCreated)
-    assert len(created) == 4
+    # four legs; the dialled agent leg is announced again once its Dial says it is the outbound side
+    assert len({c.leg for c in created}) == 4
     assert {c.call_id for c in created} == {"1795243452.70"}  # every leg carries the customer's Linkedid
     cust = next(c for c in created if c.channel_name.endswith("00000021;1"))
-    agent = next(c for c in created if c.channel_name == "Local/2001@lab-agent-phone-00000022;1")
+    agent = [c for c in created if c.channel_name == "Local/2001@lab-agent-phone-00000022;1"][-1]
+    assert (agent.pbx_direction, agent.callee) == ("outbound", "2001")  # the number dialled to reach it
     assert cust.leg == "1795243452.70"
     bridged = of(ev, Bridged)
     assert [(b.leg_a, b.leg_b) for b in bridged] == [(cust.leg, agent.leg)]  # the caller's side first
