@@ -512,24 +512,34 @@ class CallTracker:
 
     # ---- resync ----
     def resync(
-        self, channels: tuple[LiveChannel, ...] | list[LiveChannel], wall: float
+        self,
+        channels: tuple[LiveChannel, ...] | list[LiveChannel],
+        wall: float,
+        known_before: set[str] | None = None,
     ) -> tuple[list[Call], list[Call]]:
         """Rebuild legs from a snapshot. Returns (calls whose customer leg is gone, bridged calls not yet
-        decided) — the recorder closes the first and decides the second."""
+        decided) — the recorder closes the first and decides the second.
+
+        `known_before` = the legs known when the link came up: only those can have vanished unseen.
+        Legs learned from events of the new link are current even when the snapshot (taken a moment
+        later) does not list them."""
         live = {c.leg: c for c in channels}
+        stale = set(self.legs) if known_before is None else known_before & set(self.legs)
         gone: list[Call] = []
         for call in list(self.calls.values()):
             if call.ended:
                 continue
-            if (call.customer_leg and call.customer_leg not in live) or (
-                call.customer_leg is None and call.first_leg not in live
-            ):
+            key = call.customer_leg or call.first_leg
+            if key in stale and key not in live:
                 gone.append(call)
         for leg_id in list(self.legs):
-            if leg_id not in live:
+            if leg_id in stale and leg_id not in live:
                 self.legs.pop(leg_id, None)
                 self.call_of_leg.pop(leg_id, None)
+        current = set(self.legs) - stale  # learned from this link's events: newer than the snapshot
         for ch in channels:
+            if ch.leg in current:
+                continue
             leg = self._leg(ch.leg, ch.call_id)
             leg.caller, leg.callee, leg.context = ch.caller or leg.caller, ch.callee or leg.callee, ch.context
             leg.channel_name = ch.channel_name or leg.channel_name

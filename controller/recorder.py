@@ -55,6 +55,8 @@ class _Node:
         self.files: dict[str, SpoolFiles] = {}  # recording id → spool files
         self.decisions: dict[str, PolicyDecision] = {}  # call id → decision (recorded or not)
         self.started: dict[str, asyncio.Event] = {}  # recording id → set once the journal has its row
+        self.chains: dict[int, asyncio.Task[None]] = {}  # call → the last queued action
+        self.known_at_link_up: set[str] = set()  # legs known before the current link came up
         self.task: asyncio.Task[None] | None = None
 
 
@@ -105,6 +107,11 @@ class Recorder:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await node.task
                 node.task = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), 5)
+        for node in self.nodes.values():
+            for task in list(node.chains.values()):
+                task.cancel()
 
     async def _consume(self, node: _Node) -> None:
         async for ev in node.driver.events():
@@ -118,14 +125,49 @@ class Recorder:
 
     # ---- event handling ----
     async def handle(self, pbx: str, ev: AnyEvent) -> None:
+        """One event: the state machine runs at once, in event order; the I/O it causes (PBX commands,
+        journal writes) runs in a chain per call, so calls proceed concurrently but each call's
+        actions stay in order."""
         node = self.nodes[pbx]
         if isinstance(ev, Resync):
+            await self.drain(pbx)
             await self._resync(node, ev)
             return
-        if isinstance(ev, LinkUp | LinkDown):
+        if isinstance(ev, LinkUp):
+            node.known_at_link_up = set(node.tracker.legs)
+            return
+        if isinstance(ev, LinkDown):
             return
         for action in node.tracker.handle(ev):
-            await self._act(node, action)
+            if isinstance(action, Decide):
+                self._decide_now(node, action.call, ev.wall)
+            self._chain(node, action)
+
+    def _chain(self, node: _Node, action: Decide | Stop | Changed | Ended) -> None:
+        key = id(action.call)
+        prev = node.chains.get(key)
+
+        async def run() -> None:
+            if prev is not None:
+                with contextlib.suppress(Exception):
+                    await prev
+            try:
+                await self._act(node, action)
+            except Exception as e:
+                log.exception("%s: error in %s for call %s", node.driver.name, type(action).__name__, action.call.id)
+                self.errors.append(f"{type(action).__name__}: {e!r}")
+            finally:
+                if node.chains.get(key) is task:
+                    del node.chains[key]
+
+        task = asyncio.get_running_loop().create_task(run())
+        node.chains[key] = task
+
+    async def drain(self, pbx: str | None = None) -> None:
+        """Wait until every queued action (of one node, or all) is done."""
+        for node in [self.nodes[pbx]] if pbx else list(self.nodes.values()):
+            while node.chains:
+                await asyncio.gather(*list(node.chains.values()), return_exceptions=True)
 
     async def _act(self, node: _Node, action: Decide | Stop | Changed | Ended) -> None:
         if isinstance(action, Decide):
@@ -168,29 +210,35 @@ class Recorder:
                 direction=call.direction, number=None, dialplan=call.record_override, account=call.account
             )
 
-    async def _decide(self, node: _Node, call: Call) -> None:
+    def _decide_now(self, node: _Node, call: Call, wall: float) -> None:
+        """Resolve policy and, when it says record, register the recording with the state machine
+        at once (pure and fast), so a hangup or transfer that follows is seen against it."""
         decision = self._resolve(node, call)
         node.decisions[call.id] = decision
-        if call.account != decision.account_id:
-            call.account = decision.account_id
-        if not decision.record or call.customer_leg is None:
+        call.account = decision.account_id
+        if decision.record and call.customer_leg is not None:
+            rec_id = str(uuidlib.uuid4())
+            node.tracker.recording_started(call, rec_id, decision, wall)
+            node.started[rec_id] = asyncio.Event()
+
+    async def _decide(self, node: _Node, call: Call) -> None:
+        rec = call.recording
+        decision = node.decisions[call.id]
+        if rec is None or rec.id not in node.started:
             self.metrics.inc("callrec_calls_not_recorded_total", pbx=node.driver.name, direction=call.direction.value)
             log.info("%s: call %s (%s) not recorded: %s", node.driver.name, call.id, call.direction, decision.sources)
             self._notify(node, call)
             return
-        rec_id = str(uuidlib.uuid4())
-        wall = time.time()
+        rec_id = rec.id
+        wall = rec.timeline.start_wall
+        assert call.customer_leg is not None
         req = RecordingRequest(
             recording_id=rec_id,
             call_id=call.id,
             customer_leg=call.customer_leg,
             spool_dir=node.record_dir or self.spool_dir,
         )
-        # Known to the tracker (and the API) before the PBX is asked, so a pause that arrives while the
-        # start is in flight waits for it instead of being refused.
-        node.tracker.recording_started(call, rec_id, decision, wall)
-        assert call.recording is not None
-        ready = node.started[rec_id] = asyncio.Event()
+        ready = node.started[rec_id]
         error = ""
         try:
             files = await node.driver.start_recording(req)
@@ -200,7 +248,8 @@ class Recorder:
         call_row, rec_row = self._rows(node, call, decision, rec_id, files, wall)
         call_id = await journal.open_recording(self.pool, call_row, rec_row)
         if call_id != call.id:
-            node.tracker.adopt(call, call_id, rec_id, decision, call.recording.timeline.as_dict(), wall)
+            node.tracker.adopt(call, call_id, rec_id, decision, rec.timeline.as_dict(), wall)
+            call.recording = rec
         if error:
             log.error("%s: recording of call %s failed to start: %s", node.driver.name, call.id, error)
             await journal.fail_recording(self.pool, rec_id, wall=time.time(), error=error)
@@ -273,8 +322,9 @@ class Recorder:
         tracker = node.tracker
         wall = ev.wall
         live = {c.leg: c for c in ev.channels}
-        gone, fresh = tracker.resync(ev.channels, wall)
+        gone, fresh = tracker.resync(ev.channels, wall, node.known_at_link_up)
         for call in gone:
+            log.info("%s: call %s ended while the link was down", node.driver.name, call.id)
             if call.recording and not call.recording.stopping:
                 for action in tracker.stop(call, "link_lost", wall):
                     await self._act(node, action)
@@ -310,6 +360,7 @@ class Recorder:
                 continue
             decide = tracker.decide_from_resync(call, wall)
             if decide is not None:
+                self._decide_now(node, decide.call, wall)
                 await self._decide(node, decide.call)
 
     def _adopt(self, node: _Node, row: asyncpg.Record, live: dict[str, Any]) -> None:

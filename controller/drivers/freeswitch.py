@@ -377,7 +377,6 @@ class FreeSwitchDriver:
         tags = {RECORDING_ID_VAR: req.recording_id, "callrec_call_id": req.call_id, **req.tags}
         # Customer leg's READ stream (its far end = the customer) is LEFT with RECORD_STEREO (fixtures).
         vars_ = ",".join([f"{k}={v}" for k, v in tags.items()] + ["RECORD_STEREO=true", "record_sample_rate=8000"])
-        await self.api(f"uuid_setvar {req.customer_leg} {RECORDING_ID_VAR} {req.recording_id}")
         await self.api(f"uuid_record {req.customer_leg} start {path} 0 {{{vars_}}}")
         return SpoolFiles(stereo=path)
 
@@ -480,15 +479,17 @@ class FreeSwitchDriver:
                 except ValueError:
                     raise ConnectionError("authentication failed (wrong ESL password?)") from None
                 conn.register_handle("*", self._on_event)
+                # LinkUp goes out BEFORE the subscription, so every event of this link follows it in
+                # the queue (the recorder tells legs learned on this link from stale ones by it).
+                self._post(LinkUp(self.name, time.monotonic(), time.time()))
+                up = True
                 reply = self._send(conn, "event plain " + SUBSCRIBED)
                 if not str(getattr(reply, "data", "")).startswith("+OK"):
                     raise ConnectionError(f"event subscription refused: {getattr(reply, 'data', '')}")
-                self._conn, self._connected, up = conn, True, True
+                self._conn, self._connected = conn, True
                 self.connects += 1
                 backoff = self.backoff_initial
                 log.info("%s: connected to FreeSWITCH ESL at %s:%s", self.name, self.host, self.port)
-                now = time.time()
-                self._post(LinkUp(self.name, time.monotonic(), now))
                 if self.on_link:
                     self.on_link(True)
                 channels = parse_show_json(self._send(conn, "api show channels as json").data or "")

@@ -100,6 +100,8 @@ class Harness:
         """Wait until the recorder has handled everything and the journal has no open recording."""
 
         async def done() -> bool:
+            if self.recorder is not None:
+                await self.recorder.drain()
             n = await self.pool.fetchval(
                 "SELECT count(*) FROM recordings WHERE pbx = $1 AND state IN ('recording', 'paused')", self.pbx
             )

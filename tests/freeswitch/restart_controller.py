@@ -4,6 +4,7 @@ Usage: python -m tests.freeswitch.restart_controller <dsn> <port> <password> <pb
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 
 from controller.drivers.freeswitch import FreeSwitchDriver
@@ -23,4 +24,5 @@ async def main(dsn: str, port: int, password: str, pbx: str, spool: str) -> None
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="controller-process %(name)s: %(message)s")
     asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))

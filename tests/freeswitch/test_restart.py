@@ -60,7 +60,9 @@ async def test_sigkilled_controller_process_recording_is_adopted_and_journaled_o
             proc.kill()
             await proc.wait()
     rows = await _rows(harness)
-    assert len(rows) == 1
+    assert len(rows) == 1, [
+        (r["customer_leg"], r["state"], r["stop_reason"], r["started_at"], r["timeline"], r["error"]) for r in rows
+    ]
     rec = rows[0]
     assert rec["state"] == "stopped" and rec["stop_reason"] == "hangup"
     kinds = [e["kind"] for e in await harness.events(rec["id"])]
