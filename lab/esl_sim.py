@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 import time
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lab import scenarios as sc
-from lab.tones import WavWriter
+from lab.tones import TARGET_HZ, WavWriter
 
 log = logging.getLogger("callrec.lab.esl_sim")
 
@@ -129,6 +130,8 @@ class EslSimulator:
         self.record_events = False
         self._changed = asyncio.Event()
         self.refuse_auth = False
+        self.handles: dict[str, CallHandle] = {}  # customer leg → its scenario call
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- server ----
     async def start(self) -> None:
@@ -249,11 +252,73 @@ class EslSimulator:
                 return "+OK\n"
             if name == "show" and args[:1] in (["channels"], ["calls"]):
                 return self._show(args[0])
-            if name in ("uuid_transfer", "uuid_bridge", "originate"):
-                return f"-ERR {name} is driven by lab.scenarios in this simulator\n"
+            if name == "uuid_transfer" and len(args) >= 2:
+                return self._uuid_transfer([a for a in args if not a.startswith("-")])
+            if name == "uuid_bridge" and len(args) >= 2:
+                return self._uuid_bridge(self._chan(args[0]), self._chan(args[1]))
+            if name == "originate" and args:
+                return self._originate_api(args[0])
         except KeyError:
             return "-ERR No such channel!\n"
         return f"-ERR {name} Command not found!\n"
+
+    def _uuid_transfer(self, args: list[str]) -> str:
+        """Blind-transfer a call's customer leg to a number (FreeSWITCH runs the dialplan again; here the
+        number rings as a target party: 2-5 digits = an internal phone, else the trunk)."""
+        ch = self._chan(args[0])
+        handle = self.handles.get(ch.uuid)
+        if handle is None or "agent" not in handle.legs or handle.legs["agent"].gone:
+            return "-ERR the simulator transfers only the customer leg of a bridged scenario call\n"
+        dest = args[1]
+        internal = bool(re.fullmatch(r"\d{2,5}", dest))
+        handle.extra_parties["target"] = sc.Party("target", dest, TARGET_HZ, internal=internal, name=dest)
+        task = asyncio.get_running_loop().create_task(
+            handle._transfer(sc.Transfer(kind="blind", to="target", method="pbx"))
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return "+OK\n"
+
+    def _uuid_bridge(self, a: Channel, b: Channel) -> str:
+        """Bridge two live legs; their previous partners are hung up (hangup_after_bridge)."""
+        for leg in (a, b):
+            partner = self.channels.get(leg.bridged_to or "")
+            if partner is not None and partner not in (a, b):
+                self._hangup(partner, "NORMAL_CLEARING", "send_bye")
+                self._hangup_complete(partner, "NORMAL_CLEARING")
+                self._unbridge(leg, partner)
+                self._destroy(partner)
+        self._bridge(a, b)
+        for handle in {id(h): h for h in (self.handles.get(a.uuid), self.handles.get(b.uuid)) if h}.values():
+            handle.adopt_leg(a, b)
+        return f"+OK {b.uuid}\n"
+
+    def _originate_api(self, dial: str) -> str:
+        """`originate [{vars}]sofia/<profile|gateway/gw>/<number> …`: one outbound leg, answered at once,
+        parked (its far end sends silence)."""
+        variables: dict[str, str] = {}
+        if dial.startswith("{") and "}" in dial:
+            for kv in dial[1 : dial.index("}")].split(","):
+                if "=" in kv:
+                    k, v = kv.split("=", 1)
+                    variables[k] = v
+            dial = dial[dial.index("}") + 1 :]
+        number = dial.rsplit("/", 1)[-1].split("@", 1)[0]
+        ch = self._new_channel(
+            name=dial,
+            direction="outbound",
+            caller_num=variables.get("origination_caller_id_number", "0000000000"),
+            caller_name=variables.get("origination_caller_id_name", "originate"),
+            dest=number,
+            context="default",
+            call_uuid=variables.get("origination_uuid", ""),
+            tone=None,
+            party=number,
+            variables=variables,
+        )
+        self._emit("CHANNEL_CREATE", ch)
+        self._answer(ch)
+        return f"+OK {ch.uuid}\n"
 
     def _chan(self, uid: str) -> Channel:
         ch = self.channels.get(uid)
@@ -498,6 +563,7 @@ class EslSimulator:
         self._emit("CHANNEL_DESTROY", ch)
         ch.gone = True
         self.channels.pop(ch.uuid, None)
+        self.handles.pop(ch.uuid, None)
         self._changed.set()
 
     async def _hangup_leg(self, uid: str, cause: str, disposition: str) -> None:
@@ -570,6 +636,16 @@ class CallHandle:
         self.legs: dict[str, Channel] = {}
         self.place: sc.PlaceCall | None = None
         self.recording_paths: list[str] = []
+        self.extra_parties: dict[str, sc.Party] = {}  # parties added by API commands (uuid_transfer)
+
+    def party(self, role: str) -> sc.Party:
+        return self.extra_parties.get(role) or self.scenario.party(role)
+
+    def adopt_leg(self, a: Channel, b: Channel) -> None:
+        """After uuid_bridge: whichever leg is not the customer becomes the agent side."""
+        cust = self.legs.get("customer")
+        if cust in (a, b):
+            self.legs["agent"] = b if cust is a else a
 
     @property
     def customer(self) -> Channel:
@@ -636,6 +712,7 @@ class CallHandle:
                 variables={"sip_from_user": cust.number, "sip_to_user": p.did, "sip_req_user": p.did},
             )
             self.legs["customer"] = a
+            sim.handles[a.uuid] = self
             caller_leg, callee_role, callee_party = a, "agent", agent
         else:
             a = sim._new_channel(
@@ -658,6 +735,8 @@ class CallHandle:
             sim._emit("CUSTOM", a, dict(hook), subclass="callrec::policy")
         b = self._originate(caller_leg, callee_party, outbound_cid=p.did if p.direction == "outbound" else None)
         self.legs[callee_role] = b
+        if callee_role == "customer":
+            sim.handles[b.uuid] = self
         sim._emit("CHANNEL_PROGRESS", a)  # the callee's 180 relayed to the caller
 
     def _originate(self, parent: Channel, party: sc.Party, outbound_cid: str | None = None) -> Channel:
@@ -756,7 +835,7 @@ class CallHandle:
     async def _transfer(self, t: sc.Transfer) -> None:
         sim = self.sim
         cust, agent = self.legs["customer"], self.legs["agent"]
-        target = self.scenario.party(t.to)
+        target = self.party(t.to)
         if t.kind == "blind":
             hist = f"{int(time.time())}:{uuidlib.uuid4()}:bl_xfer:{target.number}/{cust.context}/XML"
             b_extra: dict[str, str] = {}
