@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -57,7 +59,10 @@ async def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
     except (OSError, asyncpg.PostgresError) as e:
         if os.environ.get("CALLREC_TEST_DATABASE_URL"):
             pytest.fail(f"PostgreSQL test server not reachable at {SERVER_DSN}: {e}")
-    return db.start_embedded(tmp_path_factory.mktemp("pg") / "pgdata", database="postgres")
+    # Outside pytest's 0700 temp root: as root, the embedded server runs as its own system user.
+    base = Path(tempfile.mkdtemp(prefix="callrec-test-pg-"))
+    os.chmod(base, 0o755)
+    return db.start_embedded(base / "pgdata", database="postgres")
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,23 @@
 """No DSN configured → the service starts embedded PostgreSQL in its state directory."""
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 
-def test_embedded_postgres_boots_and_migrates(tmp_path: Path) -> None:
+def test_embedded_postgres_boots_and_migrates() -> None:
+    # Outside pytest's 0700 temp root: as root, the embedded server runs as its own system user.
+    tmp_path = Path(tempfile.mkdtemp(prefix="callrec-embedded-test-"))
+    try:
+        _boot_and_migrate(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _boot_and_migrate(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLREC_")}
     env["CALLREC_STATE_DIR"] = str(tmp_path / "state")
     r = subprocess.run(

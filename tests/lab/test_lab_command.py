@@ -11,8 +11,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,16 @@ from lab.tones import channel_timeline
 
 def lab_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CALLREC_")}  # embedded DB, as a new user
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A state dir outside pytest's 0700 temp root: run as root, the embedded PostgreSQL drops to
+    its own system user, which must be able to reach its data directory."""
+    d = Path(tempfile.mkdtemp(prefix="callrec-lab-test-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_batch_mode_stores_every_recording_and_age_decrypts_it(tmp_path: Path) -> None:
