@@ -638,8 +638,14 @@ class AmiSimulator:
             "CALLREC_DIRECTION": step.direction,
             "CALLREC_RECORD": step.record or "",
         }
-        for k, v in values.items():
+        # The Gosub runs in [callrec-policy]: its VarSet/UserEvent snapshots show that position (real
+        # capture tests/fixtures/asterisk/real/R1: Context callrec-policy, Exten s, Priority 2..6).
+        route = (ch.context, ch.exten, ch.priority)
+        ch.context, ch.exten = "callrec-policy", "s"
+        for priority, (k, v) in enumerate(values.items(), start=2):
+            ch.priority = priority
             self.set_var(ch, k, v)
+        ch.priority = 6
         self.event(
             "UserEvent",
             [
@@ -651,6 +657,7 @@ class AmiSimulator:
                 ("CallrecRecord", step.record or ""),
             ],
         )
+        ch.context, ch.exten, ch.priority = route
 
     def _answer(self, call: SimCall) -> None:
         caller, callee = call.caller, call.callee

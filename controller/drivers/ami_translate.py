@@ -219,12 +219,19 @@ class AmiTranslator:
         if not out or not self.held:
             return out
         # Asterisk moves the customer into the target's bridge a few ms BEFORE it sends the
-        # AttendedTransfer event (S4, S8c). A re-bridge is held back until the next normalized event:
-        # a transfer announcement goes first, so consumers see "transfer, then new partner" in the
-        # same order as for blind transfers. Timestamps stay those of the original frames.
-        held, self.held = self.held, []
+        # AttendedTransfer event (S4, S8c). A re-bridge is held back until the transfer event, an
+        # event about the same legs, or the driver's flush timer: a transfer announcement goes first,
+        # so consumers see "transfer, then new partner" in the same order as for blind transfers.
+        # Timestamps stay those of the original frames.
         if any(isinstance(e, Transferred) for e in out):
+            held, self.held = self.held, []
             return out + held
+        # Anything else about the same legs (an Unbridged, a hangup) keeps its order after the held
+        # re-bridge; unrelated events (the agent's Local ;2 hanging up meanwhile) do not release it.
+        held_legs = {leg for e in self.held for leg in _legs(e)}
+        if not any(_legs(e) & held_legs for e in out):
+            return out
+        held, self.held = self.held, []
         return held + out
 
     def flush(self) -> list[AnyEvent]:
@@ -564,6 +571,10 @@ class AmiTranslator:
                 recording_id=tag.recording_id if tag else "",
             )
         ]
+
+
+def _legs(ev: AnyEvent) -> set[str]:
+    return {getattr(ev, name) for name in ("leg", "leg_a", "leg_b") if getattr(ev, name, "")}
 
 
 def _with_bridge(lc: LiveChannel, other: str | None) -> LiveChannel:

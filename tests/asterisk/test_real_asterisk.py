@@ -14,6 +14,7 @@ the test's spool (a temporary directory on the same host), as it does when it ru
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from controller.events import LinkUp, Resync
 from controller.live import Actor
 from storage import db
 from tests.asterisk.conftest import EventLog
+from tests.asterisk.real_pbx.capture import Capture
 from tests.asterisk.real_pbx.harness import (
     AGENT,
     AGENT2,
@@ -50,6 +52,22 @@ pytestmark = [
 ]
 
 RINGBACK = {440.0, 480.0}  # US ringback Asterisk plays to the customer while a transfer target rings
+
+
+@pytest.fixture(autouse=True)
+async def transcript(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """CALLREC_TEST_ASTERISK_CAPTURE=<dir>: keep what the driver's AMI user received during each test
+    (fixture format) — the raw material of the replay tests in the default suite."""
+    out = os.environ.get("CALLREC_TEST_ASTERISK_CAPTURE", "")
+    if not out:
+        yield
+        return
+    async with Capture(*target()) as cap:
+        cap.note(f"test {request.node.name}")
+        yield
+        await asyncio.sleep(1)
+    os.makedirs(out, exist_ok=True)
+    await asyncio.to_thread(cap.write, Path(out) / f"{request.node.name}.ami.log")
 
 
 @pytest.fixture

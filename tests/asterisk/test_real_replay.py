@@ -1,0 +1,212 @@
+"""Replays of what the driver's least-privilege AMI user (asterisk_conf/manager.conf: read=call,user)
+received from a REAL Asterisk 20.20.1 while tests/asterisk/test_real_asterisk.py ran (captures in
+tests/fixtures/asterisk/real/, Local-channel tone phones, the shipped callrec-policy Gosub). The bytes
+go through our framing, the translator and the pure call tracker; the outcome must be what the
+real-PBX run stored. Each case is a discrepancy the simulator-only tests had missed:
+
+- no VarSet/Newexten for this user: the DID comes from the dialling route's DialBegin snapshot;
+- an originated channel gets its caller id AFTER Newchannel (NewCallerid), and an outbound route's
+  Set(CALLERID(num)=<DID>) must not rename the agent;
+- an Originate's DialBegin has no caller side; the dialled side of a Dial is the outbound leg;
+- attended transfer: Asterisk may move the CUSTOMER into the target's bridge (Local optimization), and
+  may send an unrelated Hangup between the BridgeMerge re-bridge and the AttendedTransfer event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from panoramisk.message import Message
+
+from controller.calls import CallTracker, Decide, Stop
+from controller.drivers.ami_protocol import AmiProtocol
+from controller.drivers.ami_translate import AmiTranslator
+from controller.events import Bridged, ChannelCreated, PolicyHint, Transferred
+from controller.policy import Account, PolicySet, settings_from_dict
+from lab import scenarios as sc
+from lab.ami_sim import AmiSimulator
+from tests.asterisk.test_sim_vs_fixtures import RawClient
+
+REAL = Path(__file__).resolve().parent.parent / "fixtures" / "asterisk" / "real"
+_HEAD = re.compile(rb"##### (<<< RECV|>>> SENT) \S+ \+([\d.]+) (\d+) bytes\n")
+
+
+async def real_messages(name: str) -> list[tuple[float, Message]]:
+    """(seconds since capture start, message) for every block the AMI user received, parsed by our
+    framing (the same AmiProtocol the driver runs), fed exactly as the bytes arrived."""
+    raw = (REAL / f"{name}.ami.log").read_bytes()
+    out: list[tuple[float, Message]] = []
+    t = 0.0
+    a, b = socket.socketpair()
+    transport, proto = await asyncio.get_running_loop().create_connection(
+        lambda: AmiProtocol(lambda m: out.append((t, m)), lambda e: None), sock=a
+    )
+    try:
+        pos = 0
+        while (m := _HEAD.search(raw, pos)) is not None:
+            n = int(m.group(3))
+            block = raw[m.end() : m.end() + n]
+            pos = m.end() + n
+            if m.group(1) == b"<<< RECV":
+                t = float(m.group(2))
+                proto.data_received(block)
+    finally:
+        transport.close()
+        b.close()
+    return out
+
+
+@dataclass
+class Outcome:
+    events: list
+    decided: list
+    stops: list[str]
+    timeline: dict | None
+
+
+async def replay(name: str, **settings: object) -> Outcome:
+    ps = PolicySet(accounts={"main": Account("main", settings_from_dict(dict(settings)))})
+    tr, tracker = AmiTranslator("ast"), CallTracker("ast")
+    events, decided, stops = [], [], []
+    timeline = None
+    msgs = await real_messages(name)
+    for t, msg in msgs:
+        evs = tr.feed(msg, t, 1_800_000_000 + t)
+        for ev in evs:
+            events.append(ev)
+            for action in tracker.handle(ev):
+                if isinstance(action, Decide):
+                    call = action.call
+                    decision = ps.resolve(
+                        direction=call.direction, number=call.account_number or None, account=call.account
+                    )
+                    decided.append(call)
+                    tracker.recording_started(call, "rec-1", decision, ev.wall)
+                elif isinstance(action, Stop):
+                    stops.append(action.reason)
+                    assert action.call.recording is not None
+                    timeline = action.call.recording.timeline.as_dict()
+    events += tr.flush()
+    return Outcome(events, decided, stops, timeline)
+
+
+def _one_call(o: Outcome):  # type: ignore[no-untyped-def]
+    assert len(o.decided) == 1, o.decided
+    return o.decided[0]
+
+
+async def test_inbound_with_hook_customer_and_agent_numbers() -> None:
+    o = await replay("R1-inbound-hook")
+    call = _one_call(o)
+    assert (call.direction.value, call.customer_number, call.account_number, call.agent) == (
+        "inbound",
+        "+15551230001",
+        "+15557000100",
+        "2001",
+    )
+    assert o.stops == ["hangup"]
+    hint = next(e for e in o.events if isinstance(e, PolicyHint))
+    assert hint.values == {"account": "main", "account_number": "+15557000100", "direction": "inbound"}
+
+
+async def test_inbound_without_hook_takes_the_did_from_the_dialling_route() -> None:
+    o = await replay("R2-inbound-inferred-agent-hangs-up")
+    call = _one_call(o)
+    assert not [e for e in o.events if isinstance(e, PolicyHint)]
+    assert (call.direction.value, call.customer_number, call.account_number, call.agent) == (
+        "inbound",
+        "+15551230001",
+        "5557000100",  # the route's extension (no Newexten for this user: from the DialBegin snapshot)
+        "2001",
+    )
+    assert o.stops == ["hangup"]
+
+
+async def test_originated_channel_is_renamed_only_by_its_first_caller_id() -> None:
+    o = await replay("R3-outbound-hook")
+    call = _one_call(o)
+    # the outbound route sets CALLERID(num) to the DID on the agent's channel: the agent stays 2001
+    assert (call.direction.value, call.customer_number, call.account_number, call.agent) == (
+        "outbound",
+        "9005551234",
+        "+15557000100",
+        "2001",
+    )
+    dialled = [e for e in o.events if isinstance(e, ChannelCreated) and e.leg == call.customer_leg][-1]
+    assert (dialled.pbx_direction, dialled.callee) == ("outbound", "9005551234")
+
+
+async def test_pause_resume_confirmations() -> None:
+    from controller.events import RecordingPaused, RecordingResumed
+
+    o = await replay("R4-pause-resume")
+    kinds = [type(e).__name__ for e in o.events if isinstance(e, RecordingPaused | RecordingResumed)]
+    assert kinds == ["RecordingPaused", "RecordingResumed"]
+
+
+@pytest.mark.parametrize(
+    ("name", "continue_on_external", "stops", "stopped"),
+    [
+        ("R5-blind-external-stop", False, ["external_transfer"], True),
+        ("R6-blind-external-continue", True, ["hangup"], False),
+    ],
+)
+async def test_blind_transfer_to_external(
+    name: str, continue_on_external: bool, stops: list[str], stopped: bool
+) -> None:
+    o = await replay(name, continue_on_external_transfer=continue_on_external)
+    _one_call(o)
+    assert o.stops == stops
+    assert o.timeline is not None
+    assert [(x["kind"], x["target"], x["target_class"], x["stopped_recording"]) for x in o.timeline["transfers"]] == [
+        ("blind", "9005551234", "external", stopped)
+    ]
+
+
+@pytest.mark.parametrize("name", ["R7-attended-merge-before-transfer", "R8-attended-customer-moved"])
+async def test_attended_transfer_is_one_marker_and_no_second_partner(name: str) -> None:
+    o = await replay(name)
+    call = _one_call(o)
+    xfer = next(i for i, e in enumerate(o.events) if isinstance(e, Transferred))
+    assert o.events[xfer].target == "3002"
+    # the re-bridge of the customer comes AFTER the transfer event, whatever Asterisk interleaved
+    assert not [
+        e for e in o.events[:xfer] if isinstance(e, Bridged) and call.customer_leg in (e.leg_a, e.leg_b) and e.ts > 0
+    ][1:]
+    assert o.stops == ["hangup"]
+    assert o.timeline is not None
+    assert [(x["kind"], x["target"], x["target_class"]) for x in o.timeline["transfers"]] == [
+        ("attended", "3002", "internal")
+    ]
+    assert [s["party"] for s in o.timeline["segments"]] == ["2001", "3002"]
+
+
+# ---- the simulator against the same bytes ----------------------------------------------------------
+
+
+async def test_simulated_hook_userevent_looks_like_the_real_one() -> None:
+    """The shipped Gosub's UserEvent as the real PBX sends it (snapshot taken INSIDE the Gosub:
+    Context callrec-policy, Exten s, Priority 6; body keys after the snapshot) — the simulator must send
+    the same keys in the same order and the same dialplan position."""
+    real = next(m for _, m in await real_messages("R1-inbound-hook") if m.get("Event") == "UserEvent")
+    sim = AmiSimulator()
+    await sim.start()
+    client = RawClient()
+    try:
+        await client.connect(sim)
+        await sim.play(sc.get("inbound"))
+        fake = next(f for f in client.frames if ("Event", "UserEvent") in f)
+    finally:
+        await client.close()
+        await sim.close()
+    real_keys = list(real)
+    sim_keys = [k for k, _ in fake if k != "ActionID"]
+    assert [k for k in sim_keys if k != "ChanVariable"] == [k for k in real_keys if k != "ChanVariable"]
+    sim_d = dict(fake)
+    assert (sim_d["Context"], sim_d["Exten"], sim_d["Priority"]) == (real["Context"], real["Exten"], real["Priority"])
+    assert sim_d["Privilege"] == real["Privilege"] == "user,all"
