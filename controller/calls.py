@@ -565,9 +565,9 @@ class CallTracker:
         for ch in channels:
             if not ch.bridged_to or ch.bridged_to not in live:
                 continue
-            call = self.call_for_leg(ch.leg)
-            if call and not call.decided and ch.leg == call.first_leg:
-                fresh.append(call)
+            found = self.call_for_leg(ch.leg)
+            if found and not found.decided and ch.leg == found.first_leg:
+                fresh.append(found)
         return gone, fresh
 
     def decide_from_resync(self, call: Call, wall: float) -> Decide | None:

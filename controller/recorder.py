@@ -56,6 +56,7 @@ class _Node:
         self.decisions: dict[str, PolicyDecision] = {}  # call id → decision (recorded or not)
         self.started: dict[str, asyncio.Event] = {}  # recording id → set once the journal has its row
         self.chains: dict[int, asyncio.Task[None]] = {}  # call → the last queued action
+        self.chain_calls: dict[int, Call] = {}  # calls with queued actions (live until journaled)
         self.known_at_link_up: set[str] = set()  # legs known before the current link came up
         self.task: asyncio.Task[None] | None = None
 
@@ -159,9 +160,11 @@ class Recorder:
             finally:
                 if node.chains.get(key) is task:
                     del node.chains[key]
+                    node.chain_calls.pop(key, None)
 
         task = asyncio.get_running_loop().create_task(run())
         node.chains[key] = task
+        node.chain_calls[key] = action.call
 
     async def drain(self, pbx: str | None = None) -> None:
         """Wait until every queued action (of one node, or all) is done."""
@@ -448,7 +451,14 @@ class Recorder:
         }
 
     def live_calls(self) -> list[dict[str, Any]]:
-        return [self._view(node, c) for node in self.nodes.values() for c in node.tracker.live_calls() if c.decided]
+        """Calls on the PBX, plus ended ones whose journal writes are still in flight (a call leaves
+        this list only once its end is journaled)."""
+        out: list[dict[str, Any]] = []
+        for node in self.nodes.values():
+            calls = {id(c): c for c in node.tracker.live_calls()}
+            calls.update(node.chain_calls)
+            out.extend(self._view(node, c) for c in calls.values() if c.decided)
+        return out
 
     def live_call(self, call_id: str) -> dict[str, Any] | None:
         try:

@@ -350,15 +350,15 @@ class EslSimulator:
             )
             self._changed.set()
             return "+OK Success\n"
-        rec = ch.recordings.get(path)
-        if rec is None:
+        found = ch.recordings.get(path)
+        if found is None:
             return f"-ERR Cannot find media bug for {path}\n" if action != "stop" else "+OK Success\n"
         if action == "mask":
-            rec.masked = True
+            found.masked = True
         elif action == "unmask":
-            rec.masked = False
+            found.masked = False
         elif action == "stop":
-            self._close_recording(ch, rec)
+            self._close_recording(ch, found)
         else:
             return "-USAGE: <uuid> [start|stop|mask|unmask] <path>\n"
         self._changed.set()

@@ -240,7 +240,7 @@ def _greenswitch_connection(host: str, port: int, password: str, timeout: float)
 
         def receive_events(self) -> None:
             buf = ""
-            while self._run:
+            while getattr(self, "_run", False):
                 try:
                     line = self.sock_file.readline()
                 except Exception:
