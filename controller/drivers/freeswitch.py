@@ -252,18 +252,22 @@ def _greenswitch_connection(host: str, port: int, password: str, timeout: float)
                     if not buf.strip():
                         buf = ""
                         continue
-                    event = greenswitch.esl.ESLEvent(buf)
-                    buf = ""
+                    frame, buf = buf, ""
+                    event = None
                     try:
+                        # parsing inside the try: a block whose first line is not a header must not kill
+                        # the reader (greenswitch's parser raises on it)
+                        event = greenswitch.esl.ESLEvent(frame)
                         self.handle_event(event)
                     except EOFError as e:
                         self.closed_reason = str(e)
                         break
                     except IndexError:
                         # a reply nobody waits for (another client's command echoed, or one we gave up on)
-                        log.debug("ignoring unsolicited %s", event.headers.get("Content-Type"))
+                        log.debug("ignoring unsolicited %s", event.headers.get("Content-Type") if event else "")
                     except Exception:
-                        log.exception("bad ESL frame ignored: %r", dict(list(event.headers.items())[:5]))
+                        shown = dict(list(event.headers.items())[:5]) if event is not None else frame[:200]
+                        log.warning("bad ESL frame ignored: %r", shown, exc_info=True)
                     continue
                 buf += text
             if buf:
