@@ -118,7 +118,10 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
                 if frame.strip():
                     log.warning("AMI: ignoring a frame without Event/Response header: %r", frame[:200])
                 continue
-            self.handle_message(message)
+            try:
+                self.handle_message(message)
+            except Exception as e:  # e.g. a repeated Event/Response/ActionID header (a list, not a str)
+                log.warning("AMI: ignoring a malformed frame (%s: %s): %r", type(e).__name__, e, frame[:200])
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed:

@@ -312,26 +312,35 @@ class AsteriskDriver:
                 os.makedirs(os.path.dirname(files.rx), exist_ok=True)
         rx_pbx = self._pbx_path(files.rx, req.spool_dir)
         tx_pbx = self._pbx_path(files.tx, req.spool_dir)
-        await self._checked(
-            {"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": req.recording_id}
-        )
-        await self._checked(
-            {"Action": "Setvar", "Channel": channel, "Variable": VAR_FILES, "Value": f"{files.rx}|{files.tx}"}
-        )
         tag = RecordingTag(req.recording_id, files)
         self.translator.note_recording(req.customer_leg, tag)  # before the action: MixMonitorStart may come first
-        try:
-            reply = await self._checked(
-                {
-                    "Action": "MixMonitor",
-                    "Channel": channel,
-                    # r() = what the customer channel sends (customer), t() = what it is sent (agent)
-                    "Options": f"i({VAR_MIXMON})r({rx_pbx})t({tx_pbx})",
-                }
-            )
-        except BaseException:
+        # One round trip, not three: Asterisk runs a connection's actions in order, so the tags are set
+        # before MixMonitor starts; only then are the three replies awaited.
+        tags = [
+            {"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": req.recording_id},
+            {"Action": "Setvar", "Channel": channel, "Variable": VAR_FILES, "Value": f"{files.rx}|{files.tx}"},
+        ]
+        mixmonitor = {
+            "Action": "MixMonitor",
+            "Channel": channel,
+            # r() = what the customer channel sends (customer), t() = what it is sent (agent)
+            "Options": f"i({VAR_MIXMON})r({rx_pbx})t({tx_pbx})",
+        }
+        results = await asyncio.gather(*(self._checked(a) for a in (*tags, mixmonitor)), return_exceptions=True)
+        reply = results[-1]
+        if isinstance(reply, BaseException):
             self.translator.forget_recording(req.customer_leg)
-            raise
+            raise reply
+        for failed in (r for r in results[:-1] if isinstance(r, BaseException)):
+            # The recording runs; only re-adoption after a controller restart loses its tag.
+            log.warning(
+                "asterisk %s: tagging %s failed (%s); recording %s runs untagged",
+                self.name,
+                channel,
+                failed,
+                req.recording_id,
+            )
+        assert isinstance(reply, Message)
         tag.mixmon_id = header(reply, "MixMonitorID")
         return files
 
