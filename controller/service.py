@@ -147,7 +147,14 @@ class Service:
         for name, driver in self.drivers.items():
             checks[f"pbx:{name}"] = self._pbx_check(name, driver)
         checks["finalize"] = self._finalize_check
+        checks["backend"] = self._backend_check
         return checks
+
+    async def _backend_check(self) -> dict[str, Any]:
+        """The store answers (S3 bucket reachable / local directory writable); raising reports not ok."""
+        assert self.finalizer is not None
+        await asyncio.to_thread(self.finalizer.backend.check)
+        return {"ok": True, "backend": self.config.storage.backend}
 
     def _pbx_check(self, name: str, driver: PbxDriver) -> Callable[[], dict[str, Any]]:
         def check() -> dict[str, Any]:

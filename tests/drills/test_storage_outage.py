@@ -89,11 +89,14 @@ async def _drill(
             fin = health["components"]["finalize"]
             print(
                 f"storage drill: during the outage /health 503, finalize ok={fin['ok']} retrying={fin['retrying']} "
-                f"last_error={fin['last_error'][:120]!r}; /metrics callrec_finalize_retries_total={retries:g}; "
+                f"last_error={fin['last_error'][:120]!r}; backend={health['components']['backend']}; "
+                f"/metrics callrec_finalize_retries_total={retries:g}; "
                 f"recordings {st}; {len(spool_wavs)} plaintext WAVs kept in the spool; "
                 f"{len(objects)} objects in the store"
             )
             assert "stored" not in st and "failed" not in st, st
+            if storage.backend == "s3":  # an unreachable bucket is named by /health itself
+                assert health["components"]["backend"]["ok"] is False, health["components"]["backend"]
             assert retries > 0, "the failed attempts are not counted in /metrics"
             assert len(spool_wavs) == calls, "plaintext spool files missing while the store is down"
             assert not objects, f"objects in the store while it was failing: {objects[:3]}"
