@@ -861,7 +861,11 @@ class CallHandle:
             sim._answer(c)
             sim._bridge(cust, c)
             return
-        # attended: hold the customer, the agent's phone calls the target (a separate call), then completes
+        if t.method == "pbx":
+            await self._att_xfer(cust, agent, target, t)
+            return
+        # attended by the agent's phone: hold the customer, the phone calls the target (a separate
+        # call), then completes with REFER/Replaces
         agent.held = True
         consult = sim._new_channel(
             name=f"sofia/internal/{agent.party}@{DOMAIN}",
@@ -908,6 +912,38 @@ class CallHandle:
         cust.variables["transfer_history"] = hist
         d.call_uuid = cust.call_uuid
         sim._bridge(cust, d)
+
+    async def _att_xfer(self, cust: Channel, agent: Channel, target: sc.Party, t: sc.Transfer) -> None:
+        """FreeSWITCH's own att_xfer app run on the agent leg, completed with its hangup key — the shape
+        of the real capture tests/fixtures/freeswitch/att_xfer_internal: the agent leg dials the target
+        itself (the consult leg's Channel-Call-UUID is the customer leg's) and bridges it as Bridge-A;
+        the customer hears silence; on completion the agent leg leaves, the customer leg unbridges
+        (its Other-Leg-* already naming the target) and is bridged again as BRIDGE-B of the consult
+        leg, both with a `uuid_br` transfer_history entry; the agent leg hangs up last."""
+        sim = self.sim
+        agent.held = True
+        d = self._originate(agent, target, outbound_cid=agent.party)
+        d.call_uuid = cust.uuid
+        self.legs["target"] = d
+        await sim._elapse(self._live(), t.ring_ms)
+        sim._answer(d)
+        consult_partner = agent.bridged_to
+        sim._bridge(agent, d)
+        agent.bridged_to = consult_partner  # still the customer's partner for audio: silent while held
+        await sim._elapse(self._live(), t.consult_ms)
+        sim._unbridge(agent, d)
+        now = int(time.time())
+        cust.other_leg = d.uuid
+        cust.variables["transfer_history"] = f"{now}:{uuidlib.uuid4()}:uuid_br:{d.uuid}"
+        sim._unbridge(cust, agent)
+        d.variables["transfer_history"] = f"{now}:{uuidlib.uuid4()}:uuid_br:{cust.uuid}"
+        cust.call_uuid = d.call_uuid = d.uuid
+        agent.held = False
+        sim._bridge(d, cust)
+        agent.other_leg = d.uuid
+        sim._hangup(agent, "NORMAL_CLEARING", "send_bye")
+        sim._hangup_complete(agent, "NORMAL_CLEARING")
+        sim._destroy(agent)
 
 
 async def _main() -> None:  # pragma: no cover - manual lab use

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "freeswitch-sip"
+LOOPBACK_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "freeswitch"  # tests/freeswitch/real_pbx
 _HEAD = re.compile(rb"^#(>>>|<<<|---) (RX|TX|NOTE) (\S+) \+([\d.]+) (\d+) bytes$")
 
 
@@ -19,8 +20,8 @@ class Record:
     data: bytes
 
 
-def read_capture(name: str) -> list[Record]:
-    raw = gzip.decompress((FIXTURES / f"{name}.esl.log.gz").read_bytes())
+def read_capture(name: str, where: Path = FIXTURES) -> list[Record]:
+    raw = gzip.decompress((where / f"{name}.esl.log.gz").read_bytes())
     pos = raw.index(b"\n") + 1  # title line
     out = []
     while pos < len(raw):
@@ -34,8 +35,8 @@ def read_capture(name: str) -> list[Record]:
     return out
 
 
-def rx_stream(name: str) -> bytes:
-    return b"".join(r.data for r in read_capture(name) if r.kind == "RX")
+def rx_stream(name: str, where: Path = FIXTURES) -> bytes:
+    return b"".join(r.data for r in read_capture(name, where) if r.kind == "RX")
 
 
 def split_frames(stream: bytes) -> list[tuple[dict[str, str], bytes]]:
@@ -59,9 +60,9 @@ def event_headers(body: bytes) -> dict[str, str]:
     return {k: unquote(v) for k, v in (line.split(": ", 1) for line in text.split("\n") if ": " in line)}
 
 
-def events(name: str) -> list[dict[str, str]]:
+def events(name: str, where: Path = FIXTURES) -> list[dict[str, str]]:
     return [
         event_headers(body)
-        for headers, body in split_frames(rx_stream(name))
+        for headers, body in split_frames(rx_stream(name, where))
         if headers.get("Content-Type") == "text/event-plain"
     ]

@@ -1,62 +1,363 @@
-"""Against a real FreeSWITCH 1.10 (skipped unless CALLREC_TEST_FREESWITCH=host:port:password).
+"""Against a REAL FreeSWITCH 1.10: every scenario of the issue through the real chain (FreeSwitchDriver →
+Recorder → PostgreSQL journal → FinalizeWorker → stored age object), checked by FFT on the decrypted
+stereo file: customer 440 Hz LEFT, agent 880 Hz RIGHT, transfer target 660 Hz RIGHT.
 
-Needs on that FreeSWITCH: our include `dialplan/freeswitch/callrec.xml` loaded in context `default`,
-an extension `CALLREC_TEST_FREESWITCH_AGENT` (default 2001) in `default` that answers and plays
-tone_stream://%(60000,0,880) (the agent), and a spool directory it can write, shared with this
-host at the same path (CALLREC_TEST_FREESWITCH_SPOOL, default /tmp/callrec-fs-spool).
+Needs (skipped otherwise):
+  CALLREC_TEST_FREESWITCH=host:port:password   the ESL of a FreeSWITCH on THIS host (it writes the
+                                               test's spool, a temporary directory, as it does as root)
+and in that FreeSWITCH the test routes tests/freeswitch/real_pbx/callrec_test.xml (which include our
+shipped hook dialplan/freeswitch/callrec.xml; install notes at its top), then `reloadxml`.
+CALLREC_TEST_FREESWITCH_CAPTURE=<dir> keeps each test's ESL transcript (fixture format).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from controller.drivers.freeswitch import FreeSwitchDriver
-from controller.policy import PolicySet
-from controller.recorder import Recorder
-from lab.tones import channel_timeline
+from controller.events import LinkUp, Resync
+from controller.live import Actor
+from storage import db
+from tests.freeswitch.real_pbx.harness import (
+    ACCOUNT_NUMBER,
+    AGENT,
+    AGENT2,
+    CUSTOMER,
+    DID,
+    DID_NO_ANSWER,
+    EXTERNAL,
+    OUTBOUND_CUSTOMER,
+    ROUTES,
+    Chain,
+    LabEsl,
+    make_config,
+)
 
 TARGET = os.environ.get("CALLREC_TEST_FREESWITCH", "")
 pytestmark = [
     pytest.mark.real_freeswitch,
-    pytest.mark.skipif(not TARGET, reason="no real FreeSWITCH: set CALLREC_TEST_FREESWITCH=host:port:password"),
+    pytest.mark.skipif(
+        not TARGET,
+        reason="needs a real FreeSWITCH: set CALLREC_TEST_FREESWITCH=host:port:password (see the module docstring)",
+    ),
 ]
 
 
-async def test_inbound_loopback_call_is_recorded_customer_left(pool: asyncpg.Pool) -> None:
+def target() -> tuple[str, int, str]:
     host, port, password = TARGET.split(":", 2)
-    agent = os.environ.get("CALLREC_TEST_FREESWITCH_AGENT", "2001")
-    spool = os.environ.get("CALLREC_TEST_FREESWITCH_SPOOL", "/tmp/callrec-fs-spool")
-    pbx = "realfs-" + secrets.token_hex(3)
-    driver = FreeSwitchDriver(pbx, host, int(port), password, record_dir=spool)
-    recorder = Recorder(pool, [driver], PolicySet(), spool_dir=spool)
-    await driver.start()
-    await recorder.start()
+    return host, int(port), password
+
+
+@pytest.fixture
+async def lab(request: pytest.FixtureRequest) -> AsyncIterator[LabEsl]:
+    client = LabEsl(*target(), title=f"{request.node.name}: real FreeSWITCH, loopback test routes")
+    await client.connect()
+    yield client
+    await asyncio.sleep(0.5)
+    await client.close()
+    out = os.environ.get("CALLREC_TEST_FREESWITCH_CAPTURE", "")
+    if out:
+        os.makedirs(out, exist_ok=True)
+        client.write_transcript(Path(out) / f"{re.sub(r'[^A-Za-z0-9_]', '_', request.node.name)}.esl.log")
+
+
+@pytest.fixture
+async def chain(fresh_db: str, tmp_path: Path) -> AsyncIterator[Chain]:
+    pool = await db.create_pool(fresh_db, min_size=1, max_size=6)
+    c = Chain(pool, make_config(tmp_path), "fs-real-" + secrets.token_hex(3), target())
     try:
-        for _ in range(100):
-            if driver.connected:
-                break
-            await asyncio.sleep(0.1)
-        assert driver.connected, "could not connect and authenticate to the real FreeSWITCH"
-        reply = await driver.api(
-            "originate {origination_caller_id_number=+15551230001,callrec_direction=inbound,"
-            f"callrec_account_number=+15557000100}}loopback/{agent}/default &playback(tone_stream://%(6000,0,440))"
-        )
-        assert reply.startswith("+OK"), reply
-        for _ in range(300):
-            row = await pool.fetchrow("SELECT * FROM recordings WHERE pbx = $1", pbx)
-            if row is not None and row["state"] == "stopped":
-                break
-            await asyncio.sleep(0.1)
-        assert row is not None and row["state"] == "stopped", "no finished recording within 30 s"
-        assert row["direction"] == "inbound" and row["customer_number"] == "+15551230001"
-        timeline = channel_timeline(row["spool_files"]["stereo"])
-        assert {left for left, _ in timeline if left} == {440.0}
-        assert 880.0 in {right for _, right in timeline}
+        yield c
     finally:
-        await recorder.close()
-        await driver.close()
+        await c.stop_controller()
+        await pool.close()
+
+
+def lefts(tl: list[tuple[float | None, ...]]) -> set[float | None]:
+    return {row[0] for row in tl}
+
+
+def rights(tl: list[tuple[float | None, ...]]) -> list[float | None]:
+    """Right-channel tones in order, consecutive repeats and one-window blips collapsed."""
+    out: list[float | None] = []
+    for i, row in enumerate(tl):
+        steady = (i + 1 < len(tl) and tl[i + 1][1] == row[1]) or i + 1 == len(tl)
+        if steady and (not out or out[-1] != row[1]):
+            out.append(row[1])
+    return out
+
+
+def tones(seq: list[float | None]) -> list[float]:
+    return [x for x in seq if x is not None]
+
+
+async def events_of(pool: asyncpg.Pool, rec_id: object) -> list[str]:
+    rows = await pool.fetch("SELECT kind FROM recording_events WHERE recording_id = $1 ORDER BY id", rec_id)
+    return [r["kind"] for r in rows]
+
+
+async def inbound_call(lab: LabEsl, did: str = DID) -> tuple[str, str, str]:
+    """The customer (440 Hz) calls the DID and agent 2001 (880 Hz) answers: (customer leg, agent leg,
+    customer handset)."""
+    tag, handset = await lab.originate(did, CUSTOMER, 440)
+    bridge = await lab.bridge_of(tag)
+    return bridge["Bridge-A-Unique-ID"], bridge["Bridge-B-Unique-ID"], handset
+
+
+# ---- link ----------------------------------------------------------------------------------------
+
+
+async def test_driver_connects_subscribes_and_resyncs() -> None:
+    host, port, password = target()
+    d = FreeSwitchDriver("real", host, port, password, record_dir="/tmp")
+    await d.start()
+    got: list[object] = []
+
+    async def collect() -> None:
+        async for ev in d.events():
+            got.append(ev)
+            if isinstance(ev, Resync):
+                return
+
+    try:
+        await asyncio.wait_for(collect(), 10)
+        assert isinstance(got[0], LinkUp) and isinstance(got[-1], Resync)
+        assert "UP" in await d.api("status")
+    finally:
+        await d.close()
+
+
+async def test_wrong_password_is_refused_cleanly(caplog: pytest.LogCaptureFixture) -> None:
+    host, port, _ = target()
+    d = FreeSwitchDriver("real-badpw", host, port, "not-the-password", record_dir="/tmp", backoff_initial=0.2)
+    await d.start()
+    try:
+        await asyncio.sleep(1.0)
+        assert not d.connected
+    finally:
+        await d.close()
+    assert any("authentication failed" in r.getMessage() for r in caplog.records)
+
+
+# ---- calls ---------------------------------------------------------------------------------------
+
+
+async def test_inbound_customer_left_agent_right(chain: Chain, lab: LabEsl) -> None:
+    await chain.start_controller()
+    cust, _agent, handset = await inbound_call(lab)
+    row = await chain.recording_of(cust)
+    assert (row["direction"], row["customer_number"], row["account_number"], row["agent"]) == (
+        "inbound",
+        CUSTOMER,
+        DID,
+        AGENT,
+    )
+    await asyncio.sleep(4)
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    assert row["stop_reason"] == "hangup"
+    tl = await chain.stored_timeline(row)
+    assert tones(list(lefts(tl))) == [440.0]
+    assert tones(rights(tl)) == [880.0]
+    assert len(tl) >= 12  # at least 3 s of the ~4 s bridged
+    assert await events_of(chain.pool, row["id"]) == ["start", "stop"]
+
+
+async def test_outbound_customer_left_agent_right(chain: Chain, lab: LabEsl) -> None:
+    await chain.start_controller()
+    tag, handset = await lab.originate(OUTBOUND_CUSTOMER, AGENT, 880)
+    bridge = await lab.bridge_of(tag)
+    cust = bridge["Bridge-B-Unique-ID"]  # outbound: the customer-facing leg is Bridge-B
+    row = await chain.recording_of(cust)
+    assert (row["direction"], row["customer_number"], row["account_number"], row["agent"]) == (
+        "outbound",
+        OUTBOUND_CUSTOMER,
+        ACCOUNT_NUMBER,
+        AGENT,
+    )
+    await asyncio.sleep(4)
+    await lab.hangup(handset)  # the agent hangs up
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    tl = await chain.stored_timeline(row)
+    assert tones(list(lefts(tl))) == [440.0]
+    assert tones(rights(tl)) == [880.0]
+
+
+async def test_pause_masks_both_channels_and_keeps_the_timeline(chain: Chain, lab: LabEsl) -> None:
+    await chain.start_controller()
+    cust, _, handset = await inbound_call(lab)
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(2)
+    assert chain.recorder is not None
+    call_id = chain.live_call(cust)["id"]
+    await chain.recorder.pause(call_id, Actor("sue", "supervisor"))
+    await asyncio.sleep(2.5)
+    await chain.recorder.resume(call_id, Actor("sue", "supervisor"))
+    await asyncio.sleep(3)
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    timeline = row["timeline"]
+    (pause,) = timeline["pauses"]
+    assert pause["by"] == "user:sue" and pause["end_ms"] - pause["start_ms"] >= 2000
+    tl = await chain.stored_timeline(row)
+    start, end = pause["start_ms"] // 250 + 2, pause["end_ms"] // 250 - 1  # windows well inside the pause
+    assert end - start >= 4
+    assert all(r == (None, None) for r in tl[start:end]), tl[start:end]
+    assert 440.0 in {r[0] for r in tl[end + 3 :]} and 880.0 in {r[1] for r in tl[end + 3 :]}  # resumed
+    assert len(tl) * 250 >= pause["end_ms"] + 1000  # silence kept in place: the timeline is not cut
+    assert await events_of(chain.pool, row["id"]) == ["start", "pause", "resume", "stop"]
+
+
+async def blind_transfer(chain: Chain, lab: LabEsl, to: str, **settings: object) -> tuple[asyncpg.Record, list]:
+    chain.settings = dict(settings)
+    await chain.start_controller()
+    cust, _, handset = await inbound_call(lab)
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(2.5)
+    lab.note(f"STEP uuid_transfer customer leg to {to}")
+    await lab.api(f"uuid_transfer {cust} {to} XML {ROUTES}")
+    await asyncio.sleep(4)  # the target rings 1 s, then talks
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    return row, await chain.stored_timeline(row)
+
+
+async def test_blind_transfer_to_internal_continues_with_the_new_agent_right(chain: Chain, lab: LabEsl) -> None:
+    row, tl = await blind_transfer(chain, lab, AGENT2, continue_on_external_transfer=False)
+    assert row["stop_reason"] == "hangup"
+    assert tones(rights(tl)) == [880.0, 660.0]
+    assert tones(list(lefts(tl))) == [440.0]
+    t = row["timeline"]
+    assert [(s["party"], s["class"]) for s in t["segments"]] == [(AGENT, "internal"), (AGENT2, "internal")]
+    assert [(x["kind"], x["target"], x["target_class"], x["stopped_recording"]) for x in t["transfers"]] == [
+        ("blind", AGENT2, "internal", False)
+    ]
+    assert AGENT2 in row["agents"]
+
+
+async def test_blind_transfer_to_external_rule_off_ends_the_file_at_the_transfer(chain: Chain, lab: LabEsl) -> None:
+    row, tl = await blind_transfer(chain, lab, EXTERNAL, continue_on_external_transfer=False)
+    assert row["stop_reason"] == "external_transfer"
+    t = row["timeline"]
+    (xfer,) = t["transfers"]
+    assert (xfer["kind"], xfer["target"], xfer["target_class"], xfer["stopped_recording"]) == (
+        "blind",
+        EXTERNAL,
+        "external",
+        True,
+    )
+    assert [s["party"] for s in t["segments"]] == [AGENT]
+    assert 660.0 not in {r[1] for r in tl}
+    assert tones(rights(tl)) == [880.0]
+    assert len(tl) * 250 <= xfer["at_ms"] + 1000  # the file ends at the transfer
+
+
+async def test_blind_transfer_to_external_rule_on_keeps_recording(chain: Chain, lab: LabEsl) -> None:
+    row, tl = await blind_transfer(chain, lab, EXTERNAL, continue_on_external_transfer=True)
+    assert row["stop_reason"] == "hangup"
+    assert tones(rights(tl)) == [880.0, 660.0]
+    t = row["timeline"]
+    assert [(s["party"], s["class"]) for s in t["segments"]] == [(AGENT, "internal"), (EXTERNAL, "external")]
+    assert [x["stopped_recording"] for x in t["transfers"]] == [False]
+
+
+async def test_attended_transfer_with_att_xfer(chain: Chain, lab: LabEsl) -> None:
+    """The agent consults 3001 with the native att_xfer app and completes with its hangup key; the
+    customer leg then becomes Bridge-B of the new bridge (fixtures NOTES S4b)."""
+    chain.settings = {"continue_on_external_transfer": False}
+    await chain.start_controller()
+    cust, agent, handset = await inbound_call(lab)
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(2)
+    await lab.api(f"uuid_setvar {agent} attxfer_hangup_key *")
+    lab.note("STEP att_xfer by the agent leg to 3001")
+    await lab.api(
+        f"uuid_broadcast {agent} att_xfer::{{loopback_bowout=false,origination_caller_id_number={AGENT},"
+        f"callrec_test_secs=40}}loopback/{AGENT2}/callrec_test_phones aleg"
+    )
+    await lab.wait_event(
+        lambda h: h.get("Event-Name") == "CHANNEL_BRIDGE" and agent in (h.get("Bridge-A-Unique-ID"),), 10
+    )
+    await asyncio.sleep(2)
+    lab.note("STEP agent presses the att_xfer hangup key")
+    await lab.api(f"uuid_recv_dtmf {agent} *")
+    await lab.wait_event(lambda h: h.get("Event-Name") == "CHANNEL_BRIDGE" and cust == h.get("Bridge-B-Unique-ID"), 10)
+    await asyncio.sleep(2.5)
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    t = row["timeline"]
+    assert [(s["party"], s["class"]) for s in t["segments"]] == [(AGENT, "internal"), (AGENT2, "internal")]
+    assert [(x["kind"], x["target"], x["stopped_recording"]) for x in t["transfers"]] == [("attended", AGENT2, False)]
+    tl = await chain.stored_timeline(row)
+    assert tones(rights(tl)) == [880.0, 660.0]
+    assert tones(list(lefts(tl))) == [440.0]
+
+
+async def test_agent_hangs_up_first(chain: Chain, lab: LabEsl) -> None:
+    await chain.start_controller()
+    cust, agent, _handset = await inbound_call(lab)
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(2)
+    lab.note("STEP the agent hangs up")
+    await lab.hangup(agent)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    assert row["stop_reason"] == "hangup" and row["timeline"]["stop"]["reason"] == "hangup"
+    tl = await chain.stored_timeline(row)
+    assert tones(list(lefts(tl))) == [440.0] and tones(rights(tl)) == [880.0]
+    assert len(tl) * 250 < 6000  # ended with the agent (the customer's handset would talk for 40 s)
+
+
+async def test_unanswered_call_is_not_recorded(chain: Chain, lab: LabEsl) -> None:
+    await chain.start_controller()
+    tag, _ = await lab.originate(DID_NO_ANSWER, CUSTOMER, 440)
+    created = await lab.wait_event(
+        lambda h: (
+            h.get("Event-Name") == "CHANNEL_CREATE"
+            and h.get("variable_lab_tag") == tag
+            and h.get("Call-Direction") == "inbound"
+        )
+    )
+    leg = created["Unique-ID"]
+    await lab.gone(leg, 15)
+    assert chain.recorder is not None
+    await chain.recorder.drain()
+    await asyncio.sleep(0.5)
+    assert await chain.recordings_of(leg) == []
+    n = await chain.pool.fetchval("SELECT count(*) FROM recordings WHERE pbx = $1", chain.pbx)
+    assert n == 0
+
+
+async def test_controller_restart_mid_call_adopts_the_recording_once(chain: Chain, lab: LabEsl) -> None:
+    await chain.start_controller()
+    cust, _, handset = await inbound_call(lab)
+    first = await chain.recording_of(cust)
+    await asyncio.sleep(2)
+    await chain.stop_controller()  # no stop sent: FreeSWITCH keeps writing
+    await asyncio.sleep(1.5)
+    await chain.start_controller()
+    await chain.wait(lambda: chain.live_call(cust)["recording"]["state"] == "recording", 10)
+    assert chain.live_call(cust)["recording"]["id"] == str(first["id"])
+    await asyncio.sleep(3)
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(first["id"])
+    assert len(await chain.recordings_of(cust)) == 1
+    assert row["stop_reason"] == "hangup"
+    assert [s["party"] for s in row["timeline"]["segments"]] == [AGENT]
+    tl = await chain.stored_timeline(row)
+    assert tones(list(lefts(tl))) == [440.0] and tones(rights(tl)) == [880.0]
+    assert len(tl) * 250 >= row["duration_ms"] - 1000  # one file across the restart, nothing cut
+    assert (await events_of(chain.pool, row["id"])).count("start") == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from controller.events import AnyEvent, Bridged, ChannelHungUp, Direction, Resyn
 from controller.numbering import NumberingPlan
 from controller.policy import Account, AccountSettings, PolicySet
 
-from .eslcap import read_capture
+from .eslcap import FIXTURES, read_capture
 
 # the lab's numbers: 2001 / 3001 agents; 1001 customer and 9001 "PSTN" are the external parties
 PLAN = NumberingPlan(internal=(r"^[23]\d{3}$",))
@@ -26,8 +27,8 @@ class ReplayServer:
     """Speaks the handshake with the driver, then sends the captured RX records in their original
     chunks (optionally re-split into random pieces)."""
 
-    def __init__(self, name: str, *, resplit: bool) -> None:
-        self.records = [r for r in read_capture(name) if r.kind == "RX"]
+    def __init__(self, name: str, *, resplit: bool, where: Path = FIXTURES) -> None:
+        self.records = [r for r in read_capture(name, where) if r.kind == "RX"]
         self.resplit = resplit
         self.port = 0
         self.server: asyncio.base_events.Server | None = None
@@ -68,8 +69,8 @@ class ReplayServer:
             self.server.close()
 
 
-async def replay(name: str, resplit: bool = False) -> list[AnyEvent]:
-    server = ReplayServer(name, resplit=resplit)
+async def replay(name: str, resplit: bool = False, where: Path = FIXTURES) -> list[AnyEvent]:
+    server = ReplayServer(name, resplit=resplit, where=where)
     await server.start()
     driver = FreeSwitchDriver("fs-replay", "127.0.0.1", server.port, "ClueCon", record_dir="/tmp")
     await driver.start()

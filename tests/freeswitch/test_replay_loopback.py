@@ -1,0 +1,106 @@
+"""Transcripts of the real-FreeSWITCH tests (tests/freeswitch/test_real_freeswitch.py, loopback legs through
+the routes in real_pbx/callrec_test.xml with our hook), replayed over TCP through the driver: the call
+state machine gives the timelines the real chain produced, and the simulator's PBX-side att_xfer has the
+real event shape."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.calls import Call, Decide, Stop
+from controller.events import Direction, Transferred
+from controller.policy import AccountSettings
+from lab import scenarios as sc
+
+from .conftest import Harness
+from .eslcap import LOOPBACK_FIXTURES
+from .eslcap import events as capture_events
+from .test_replay import replay, run_tracker
+
+DID = "+15557000101"
+
+
+async def replayed(name: str, settings: AccountSettings | None = None) -> tuple[Call, list]:
+    events = await replay(name, resplit=True, where=LOOPBACK_FIXTURES)
+    _, actions = run_tracker(events, settings)
+    decides = [a for a in actions if isinstance(a, Decide)]
+    assert len(decides) == 1, decides
+    return decides[0].call, actions
+
+
+async def test_att_xfer_customer_becomes_bridge_b_and_the_target_is_a_new_segment() -> None:
+    call, actions = await replayed("LB_att_xfer_internal")
+    assert (call.direction, call.account_number, call.customer_number) == (Direction.INBOUND, DID, "+15551230001")
+    assert call.recording is not None
+    tl = call.recording.timeline.as_dict()
+    assert [(s["party"], s["class"]) for s in tl["segments"]] == [("2001", "internal"), ("3001", "internal")]
+    assert [(t["kind"], t["target"]) for t in tl["transfers"]] == [("attended", "3001")]
+    assert [a.reason for a in actions if isinstance(a, Stop)] == ["hangup"]
+
+
+async def test_uuid_transfer_to_internal_is_a_blind_transfer_segment() -> None:
+    call, _ = await replayed("LB_blind_internal", AccountSettings(continue_on_external_transfer=False))
+    assert call.recording is not None
+    tl = call.recording.timeline.as_dict()
+    assert [(s["party"], s["class"]) for s in tl["segments"]] == [("2001", "internal"), ("3001", "internal")]
+    assert [(t["kind"], t["target"], t["stopped_recording"]) for t in tl["transfers"]] == [("blind", "3001", False)]
+    assert tl["stop"]["reason"] == "hangup"
+
+
+async def test_uuid_transfer_to_external_rule_off_stops_at_the_transfer() -> None:
+    call, actions = await replayed("LB_blind_external_rule_off", AccountSettings(continue_on_external_transfer=False))
+    assert [a.reason for a in actions if isinstance(a, Stop)] == ["external_transfer"]
+    assert call.recording is not None
+    tl = call.recording.timeline.as_dict()
+    assert [s["party"] for s in tl["segments"]] == ["2001"]
+    assert [(t["target"], t["target_class"]) for t in tl["transfers"]] == [("+15559990001", "external")]
+
+
+async def test_outbound_customer_is_bridge_b() -> None:
+    call, _ = await replayed("LB_outbound")
+    assert call.direction is Direction.OUTBOUND
+    assert (call.customer_number, call.agent, call.account_number) == ("+15551230002", "2001", "+15557000100")
+
+
+DRIVER_EVENTS = {
+    "CHANNEL_CREATE",
+    "CHANNEL_ANSWER",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_HANGUP_COMPLETE",
+    "RECORD_START",
+    "RECORD_STOP",
+}
+
+
+def pbx_legs(evs: list[dict[str, str]]) -> list[list[str]]:
+    """Per leg (in order of first appearance) the driver's events, for the PBX's own legs only: the
+    lab's loopback handsets (a-legs in the routes context, b-legs in the phones context) are left out."""
+    legs: dict[str, list[str]] = {}
+    for e in evs:
+        name, ctx = e.get("Channel-Name", ""), e.get("Caller-Context", "")
+        if name.startswith("loopback/") and (
+            (name.endswith("-a") and ctx == "callrec_test") or (name.endswith("-b") and ctx == "callrec_test_phones")
+        ):
+            continue
+        if e.get("Event-Name") in DRIVER_EVENTS and e.get("Unique-ID"):
+            legs.setdefault(e["Unique-ID"], []).append(e["Event-Name"])
+    return list(legs.values())
+
+
+async def test_simulator_att_xfer_has_the_real_event_shape(harness: Harness) -> None:
+    real = pbx_legs(capture_events("LB_att_xfer_internal", LOOPBACK_FIXTURES))
+    harness.sim.record_events = True
+    await harness.play(sc.get("attended_transfer_internal_pbx"))
+    sim = pbx_legs(harness.sim.sent_events)
+    assert sim == real
+    bridges = [e for e in harness.sim.sent_events if e["Event-Name"] == "CHANNEL_BRIDGE"]
+    customer = bridges[0]["Bridge-A-Unique-ID"]
+    assert bridges[-1]["Bridge-B-Unique-ID"] == customer  # after att_xfer the customer is Bridge-B
+    assert "uuid_br" in bridges[-1]["variable_transfer_history"]
+
+
+@pytest.mark.parametrize("name", ["LB_att_xfer_internal"])
+async def test_att_xfer_transfer_marker_comes_from_the_bridge(name: str) -> None:
+    events = await replay(name, where=LOOPBACK_FIXTURES)
+    assert [t.kind.value for t in events if isinstance(t, Transferred)] == ["attended"]
