@@ -219,6 +219,7 @@ class Chain:
     pbx: str
     target: tuple[str, int, str]
     settings: dict[str, Any] = field(default_factory=dict)
+    policy_set: PolicySet | None = None  # instead of policy(**settings)
     driver: FreeSwitchDriver | None = None
     recorder: Recorder | None = None
 
@@ -229,7 +230,7 @@ class Chain:
     async def start_controller(self) -> None:
         host, port, password = self.target
         self.driver = FreeSwitchDriver(self.pbx, host, port, password, record_dir=self.spool, backoff_initial=0.1)
-        ps = policy(**self.settings)
+        ps = self.policy_set or policy(**self.settings)
         self.recorder = Recorder(self.pool, [self.driver], lambda: ps, spool_dir=self.spool)
         await self.driver.start()
         await self.recorder.start()

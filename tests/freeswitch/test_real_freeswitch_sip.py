@@ -1,0 +1,239 @@
+"""Against a REAL FreeSWITCH with REAL SIP phones (baresip, lab/softphone/phones.py): the production call
+shapes — sofia legs, and transfers the agent's own phone makes with SIP REFER (no transfer event; the
+signals are the agent leg's hangup and the customer leg's next bridge) — through the real chain
+(FreeSwitchDriver → Recorder → journal → FinalizeWorker → stored file), checked by FFT.
+
+Needs CALLREC_TEST_FREESWITCH (see test_real_freeswitch.py), `baresip` (Debian baresip-core), and on
+that FreeSWITCH the lab's SIP profile on 127.0.0.1:5080 with users 1001/2001/3001/9001 and a context
+routing 2001/3001/9001 to those users with our hook included (fixtures freeswitch-sip NOTES §2).
+Phones: 1001 customer 440 Hz, 2001 agent 880 Hz (auto-answer), 3001 second agent 1000 Hz
+(auto-answer), 9001 external party 660 Hz (answers after ringing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.numbering import NumberingPlan
+from controller.policy import Account, PolicySet, settings_from_dict
+from lab.softphone import phones as lab_phones
+from storage import db
+from tests.freeswitch.real_pbx.harness import Chain, LabEsl, make_config
+
+TARGET = os.environ.get("CALLREC_TEST_FREESWITCH", "")
+pytestmark = [
+    pytest.mark.real_freeswitch,
+    pytest.mark.skipif(not TARGET, reason="needs a real FreeSWITCH: set CALLREC_TEST_FREESWITCH=host:port:password"),
+    pytest.mark.skipif(not shutil.which("baresip"), reason="needs baresip (apt-get install baresip-core)"),
+]
+PLAN = NumberingPlan(internal=(r"^[23]\d{3}$",))  # 1001 (customer) and 9001 (PSTN stand-in) are external
+
+
+def target() -> tuple[str, int, str]:
+    host, port, password = TARGET.split(":", 2)
+    return host, int(port), password
+
+
+class Phones:
+    """The four lab phones, driven from a worker thread (their control API is blocking)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.manifest: dict[str, Any] = {}
+        self.ph: dict[str, Any] = {}
+
+    def start(self) -> None:
+        self.manifest = lab_phones.setup("freeswitch", self.out)
+        lab_phones.start(self.out)
+        self.ph = {p["user"]: lab_phones.connect(self.manifest, p["user"]) for p in self.manifest["phones"]}
+        lab_phones.wait_registered(self.ph, 20)
+
+    def stop(self) -> None:
+        for p in self.ph.values():
+            p.close()
+        lab_phones.stop(self.out)
+
+    def uri(self, number: str) -> str:
+        return lab_phones.sip_uri(self.manifest, number)
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def clear(self) -> None:
+        for p in self.ph.values():
+            p.events.clear()
+
+    def dial(self, frm: str, to: str) -> None:
+        self.ph[frm].command("dial", self.uri(to))
+
+    def established(self, *users: str) -> None:
+        for u in users:
+            self.ph[u].wait_event(lab_phones.ESTABLISHED, timeout=15)
+
+    def ring_then_accept(self, user: str) -> None:
+        lab_phones.ring_then_accept(self.ph[user])
+
+    def hangup(self, user: str) -> None:
+        self.ph[user].command("hangup")
+
+    def transfer(self, user: str, to: str) -> None:
+        self.ph[user].command("transfer", self.uri(to))
+        self.ph[user].wait_event(lab_phones.CLOSED, timeout=15)
+
+    def closed(self, user: str) -> None:
+        self.ph[user].wait_event(lab_phones.CLOSED, timeout=15)
+
+
+@pytest.fixture(scope="module")
+def phones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phones]:
+    p = Phones(tmp_path_factory.mktemp("phones"))
+    try:
+        p.start()
+    except lab_phones.PhoneError as e:
+        p.stop()
+        pytest.fail(f"the baresip lab phones did not come up: {e}")
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[LabEsl]:
+    client = LabEsl(*target())
+    await client.connect()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def chain(fresh_db: str, tmp_path: Path) -> AsyncIterator[Chain]:
+    pool = await db.create_pool(fresh_db, min_size=1, max_size=6)
+    c = Chain(pool, make_config(tmp_path), "fs-sip-" + secrets.token_hex(3), target())
+    try:
+        yield c
+    finally:
+        await c.stop_controller()
+        await pool.close()
+
+
+def use_policy(chain: Chain, **settings: Any) -> None:
+    chain.policy_set = PolicySet(accounts={"main": Account("main", settings_from_dict(settings), PLAN)})
+
+
+async def customer_leg(lab: LabEsl, caller: str) -> str:
+    """The sofia leg the PBX bridged for the call placed by `caller` (the Bridge-A of its first bridge)."""
+    h = await lab.wait_event(
+        lambda e: (
+            e.get("Event-Name") == "CHANNEL_BRIDGE"
+            and e.get("Caller-Caller-ID-Number") == caller
+            and e.get("Channel-Name", "").startswith("sofia/")
+        ),
+        20,
+    )
+    return h["Bridge-A-Unique-ID"]
+
+
+def collapse(seq: list[float | None]) -> list[float]:
+    """Tones in order: consecutive repeats, one-window blips and silence dropped."""
+    out: list[float] = []
+    for i, x in enumerate(seq):
+        steady = i + 1 == len(seq) or seq[i + 1] == x
+        if x is not None and steady and (not out or out[-1] != x):
+            out.append(x)
+    return out
+
+
+async def test_sip_inbound_customer_left_agent_right(chain: Chain, lab: LabEsl, phones: Phones) -> None:
+    use_policy(chain)
+    await chain.start_controller()
+    phones.clear()
+    await phones.run(phones.dial, "1001", "2001")
+    await phones.run(phones.established, "2001", "1001")
+    cust = await customer_leg(lab, "1001")
+    row = await chain.recording_of(cust)
+    assert (row["direction"], row["customer_number"], row["agent"]) == ("inbound", "1001", "2001")
+    await asyncio.sleep(3)
+    await phones.run(phones.hangup, "1001")
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    tl = await chain.stored_timeline(row)
+    assert collapse([r[0] for r in tl]) == [440.0] and collapse([r[1] for r in tl]) == [880.0]
+
+
+async def test_sip_outbound_customer_left_agent_right(chain: Chain, lab: LabEsl, phones: Phones) -> None:
+    use_policy(chain)
+    await chain.start_controller()
+    phones.clear()
+    await phones.run(phones.dial, "2001", "9001")
+    await phones.run(phones.ring_then_accept, "9001")
+    await phones.run(phones.established, "2001", "9001")
+    h = await lab.wait_event(
+        lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE" and e.get("Caller-Caller-ID-Number") == "2001", 20
+    )
+    cust = h["Bridge-B-Unique-ID"]  # outbound: the customer-facing (outbound sofia) leg
+    row = await chain.recording_of(cust)
+    assert (row["direction"], row["customer_number"], row["agent"]) == ("outbound", "9001", "2001")
+    await asyncio.sleep(3)
+    await phones.run(phones.hangup, "2001")
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    tl = await chain.stored_timeline(row)
+    assert collapse([r[0] for r in tl]) == [660.0] and collapse([r[1] for r in tl]) == [880.0]
+
+
+async def refer(chain: Chain, lab: LabEsl, phones: Phones, to: str, **settings: Any) -> tuple[Any, list]:
+    use_policy(chain, **settings)
+    await chain.start_controller()
+    phones.clear()
+    await phones.run(phones.dial, "1001", "2001")
+    await phones.run(phones.established, "2001", "1001")
+    cust = await customer_leg(lab, "1001")
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(2.5)
+    await phones.run(phones.transfer, "2001", to)  # the agent's phone sends REFER
+    if to == "9001":
+        await phones.run(phones.ring_then_accept, "9001")
+    await phones.run(phones.established, to)
+    await asyncio.sleep(3)
+    await phones.run(phones.hangup, "1001")
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    return row, await chain.stored_timeline(row)
+
+
+async def test_sip_refer_blind_to_external_rule_off_ends_at_the_transfer(
+    chain: Chain, lab: LabEsl, phones: Phones
+) -> None:
+    row, tl = await refer(chain, lab, phones, "9001", continue_on_external_transfer=False)
+    assert row["stop_reason"] == "external_transfer"
+    t = row["timeline"]
+    assert [(x["kind"], x["target"], x["target_class"], x["stopped_recording"]) for x in t["transfers"]] == [
+        ("blind", "9001", "external", True)
+    ]
+    assert collapse([r[1] for r in tl]) == [880.0]
+    assert len(tl) * 250 <= t["transfers"][0]["at_ms"] + 1000
+
+
+async def test_sip_refer_blind_to_external_rule_on_records_on(chain: Chain, lab: LabEsl, phones: Phones) -> None:
+    row, tl = await refer(chain, lab, phones, "9001", continue_on_external_transfer=True)
+    assert row["stop_reason"] == "hangup"
+    t = row["timeline"]
+    assert [(s["party"], s["class"]) for s in t["segments"]] == [("2001", "internal"), ("9001", "external")]
+    assert collapse([r[1] for r in tl]) == [880.0, 660.0]
+    assert collapse([r[0] for r in tl]) == [440.0]
+
+
+async def test_sip_refer_blind_to_internal_continues(chain: Chain, lab: LabEsl, phones: Phones) -> None:
+    row, tl = await refer(chain, lab, phones, "3001", continue_on_external_transfer=False)
+    assert row["stop_reason"] == "hangup"
+    t = row["timeline"]
+    assert [(s["party"], s["class"]) for s in t["segments"]] == [("2001", "internal"), ("3001", "internal")]
+    assert [(x["kind"], x["target"], x["stopped_recording"]) for x in t["transfers"]] == [("blind", "3001", False)]
+    assert collapse([r[1] for r in tl]) == [880.0, 1000.0]
