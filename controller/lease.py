@@ -4,6 +4,12 @@ Several service instances may watch the same PBX for high availability; exactly 
 recording commands, journals) at a time. The holder renews its lease every `ttl/3` seconds; a standby
 takes over when the lease has expired, i.e. within `ttl` of the active instance dying (kill -9, host
 loss). Expiry is judged by the database clock only, so instances need no clock agreement.
+
+While the database is unreachable the active instance keeps acting: a standby cannot take over
+without the database either, and giving up the PBX link would lose every call of the outage. Only
+in a network partition that hides the database from the active instance alone can two instances act
+at once until the partition heals; the one that finds the lease taken then stands down. We prefer
+that (a call possibly recorded twice, both copies journaled) to losing recordings.
 """
 
 from __future__ import annotations
@@ -67,8 +73,17 @@ class NodeLease:
                     held = await try_acquire(self.pool, self.pbx, self.holder, self.ttl)
                     last_ok = loop.time()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-                    log.warning("lease %s: database unreachable (%s)", self.pbx, e)
-                    held = self.active and loop.time() - last_ok < self.ttl
+                    # Keep acting while the database is unreachable: no standby can take the lease
+                    # without it either, and dropping the PBX link would lose every call placed during
+                    # the outage. Once the database answers again, the lease decides (see module doc).
+                    if loop.time() - last_ok >= self.ttl:
+                        log.warning(
+                            "lease %s: database unreachable for %.0f s (%s); still acting",
+                            self.pbx,
+                            loop.time() - last_ok,
+                            e,
+                        )
+                    held = self.active
                 if held and not self.active:
                     self.active = True
                     log.info("lease %s: %s is now the active instance", self.pbx, self.holder)

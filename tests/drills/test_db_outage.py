@@ -149,18 +149,12 @@ JOURNAL_NOT_RETRIED = (
     "errors (OSError, asyncpg.InterfaceError, PostgresConnectionError, CannotConnectNowError) with capped "
     "backoff — the chain keeps each call's writes in order"
 )
-LINK_DROPPED_WITH_LEASE = (
-    "controller/lease.py gives the node up after `ttl` (4 s) without the database and closes the PBX link; "
-    "calls answered and ended while the link is down are never seen, so never recorded"
-)
-
-
 @pytest.mark.xfail(strict=True, reason=JOURNAL_NOT_RETRIED)
 async def test_postgres_down_5s_during_calls_loses_nothing(tmp_path: Path) -> None:
     await _drill(tmp_path, outage_s=5.0, per_wave=3)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=JOURNAL_NOT_RETRIED + "; and " + LINK_DROPPED_WITH_LEASE)
+@pytest.mark.xfail(strict=True, reason=JOURNAL_NOT_RETRIED)
 async def test_postgres_down_60s_during_calls_loses_nothing(tmp_path: Path) -> None:
     await _drill(tmp_path, outage_s=60.0, per_wave=10)

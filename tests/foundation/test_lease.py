@@ -51,3 +51,30 @@ async def test_node_lease_callbacks_follow_who_is_active(pool: asyncpg.Pool) -> 
     tb.cancel()
     await asyncio.gather(tb, return_exceptions=True)
     assert await current_holder(pool, "fs-c") is None
+
+
+async def test_active_instance_keeps_acting_while_the_database_is_unreachable(db_dsn: str) -> None:
+    """A database outage must not drop the PBX link (calls of the outage would be lost)."""
+    from storage import db
+
+    own = await db.create_pool(db_dsn, min_size=1, max_size=2)
+    lost: list[str] = []
+
+    async def acquired() -> None:
+        pass
+
+    async def on_lost() -> None:
+        lost.append("lost")
+
+    lease = NodeLease(own, "fs-d", "solo", ttl=0.3, on_acquired=acquired, on_lost=on_lost)
+    task = asyncio.create_task(lease.run())
+    for _ in range(40):
+        if lease.active:
+            break
+        await asyncio.sleep(0.05)
+    assert lease.active
+    own.terminate()  # every query now fails as with a dead server
+    await asyncio.sleep(1.0)  # more than 3 ttl without the database
+    assert lease.active and lost == []
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
