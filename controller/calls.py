@@ -196,8 +196,9 @@ class CallTracker:
         self.inbound_contexts = set(inbound_contexts)
         self.default_account = default_account
         self.legs: dict[str, Leg] = {}
-        self.calls: dict[str, Call] = {}
+        self.calls: dict[str, Call] = {}  # live calls only: an ended call is forgotten at once
         self.call_of_leg: dict[str, str] = {}
+        self._legs_of_call: dict[str, set[str]] = {}  # the reverse index, so forgetting a call is O(its legs)
 
     # ---- queries ----
     def call(self, call_id: str) -> Call | None:
@@ -209,6 +210,25 @@ class CallTracker:
 
     def live_calls(self) -> list[Call]:
         return [c for c in self.calls.values() if not c.ended]
+
+    @property
+    def live_count(self) -> int:
+        """O(1), for the gauge the recorder sets on every action."""
+        return len(self.calls)
+
+    def _link(self, leg: str, call_id: str) -> None:
+        old = self.call_of_leg.get(leg)
+        if old is not None and old != call_id:
+            self._legs_of_call.get(old, set()).discard(leg)
+        self.call_of_leg[leg] = call_id
+        self._legs_of_call.setdefault(call_id, set()).add(leg)
+
+    def _unlink(self, leg: str) -> None:
+        cid = self.call_of_leg.pop(leg, None)
+        if cid is not None:
+            legs = self._legs_of_call.get(cid)
+            if legs is not None:
+                legs.discard(leg)
 
     # ---- event intake ----
     def handle(self, ev: AnyEvent) -> list[Action]:
@@ -250,7 +270,7 @@ class CallTracker:
     def _new_call(self, first_leg: str, wall: float) -> Call:
         call = Call(str(uuidlib.uuid4()), self.pbx, first_leg, wall, account=self.default_account)
         self.calls[call.id] = call
-        self.call_of_leg[first_leg] = call.id
+        self._link(first_leg, call.id)
         return call
 
     def _created(self, ev: ChannelCreated) -> list[Action]:
@@ -261,7 +281,7 @@ class CallTracker:
         leg.variables.update(ev.variables)
         parent = ev.originator or (ev.call_id if ev.call_id != ev.leg else None)
         if parent and parent in self.call_of_leg:
-            self.call_of_leg[ev.leg] = self.call_of_leg[parent]
+            self._link(ev.leg, self.call_of_leg[parent])
         elif ev.leg not in self.call_of_leg:
             self._new_call(ev.leg, ev.wall)
         hint = {k.removeprefix("callrec_"): v for k, v in ev.variables.items() if k.startswith("callrec_")}
@@ -327,7 +347,7 @@ class CallTracker:
             call = self._new_call(a.id, ev.wall)
         for leg in (a, b):
             if leg.id not in self.call_of_leg:
-                self.call_of_leg[leg.id] = call.id
+                self._link(leg.id, call.id)
         if call.customer_leg is None:
             if call.ended:
                 return []
@@ -441,14 +461,14 @@ class CallTracker:
                 call.ended, call.end_reason = True, ev.cause or "hangup"
                 actions.append(Ended(call))
         self.legs.pop(ev.leg, None)
-        self.call_of_leg.pop(ev.leg, None)
+        self._unlink(ev.leg)
         if call and call.ended:
             self._forget(call)
         return actions
 
     def _forget(self, call: Call) -> None:
-        for leg_id, cid in list(self.call_of_leg.items()):
-            if cid == call.id:
+        for leg_id in self._legs_of_call.pop(call.id, set()):
+            if self.call_of_leg.get(leg_id) == call.id:
                 del self.call_of_leg[leg_id]
         self.calls.pop(call.id, None)
 
@@ -483,9 +503,9 @@ class CallTracker:
         """Take over a recording a previous controller started (found in the journal after a resync)."""
         if call.id != call_id:
             self.calls.pop(call.id, None)
-            for leg_id, cid in list(self.call_of_leg.items()):
-                if cid == call.id:
-                    self.call_of_leg[leg_id] = call_id
+            for leg_id in list(self._legs_of_call.get(call.id, ())):
+                self._link(leg_id, call_id)
+            self._legs_of_call.pop(call.id, None)
             call.id = call_id
             self.calls[call_id] = call
         call.recording = ActiveRecording(recording_id, decision, Timeline.from_dict(timeline, start_wall))
@@ -535,7 +555,7 @@ class CallTracker:
         for leg_id in list(self.legs):
             if leg_id in stale and leg_id not in live:
                 self.legs.pop(leg_id, None)
-                self.call_of_leg.pop(leg_id, None)
+                self._unlink(leg_id)
         current = set(self.legs) - stale  # learned from this link's events: newer than the snapshot
         for ch in channels:
             if ch.leg in current:
@@ -558,7 +578,7 @@ class CallTracker:
             if parent is None and ch.bridged_to in self.call_of_leg:
                 parent = ch.bridged_to
             if parent:
-                self.call_of_leg[ch.leg] = self.call_of_leg[parent]
+                self._link(ch.leg, self.call_of_leg[parent])
             else:
                 self._new_call(ch.leg, wall)
         fresh: list[Call] = []

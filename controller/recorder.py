@@ -199,7 +199,7 @@ class Recorder:
             await journal.end_call(self.pool, action.call.id, wall=time.time(), reason=action.call.end_reason)
             node.decisions.pop(action.call.id, None)
             self._notify(node, action.call, ended=True)
-        self.metrics.set("callrec_live_calls", len(node.tracker.live_calls()), pbx=node.driver.name)
+        self.metrics.set("callrec_live_calls", node.tracker.live_count, pbx=node.driver.name)
 
     def _resolve(self, node: _Node, call: Call) -> PolicyDecision:
         ps = self._policy()
