@@ -36,6 +36,30 @@ log = logging.getLogger("callrec.recorder")
 
 PolicyProvider = Callable[[], PolicySet]
 
+# The database is unreachable or restarting (not a bad statement): such journal writes are retried.
+JOURNAL_DOWN: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+async def _open_once(pool: asyncpg.Pool, call: journal.CallRow, rec: journal.RecordingRow) -> str:
+    """journal.open_recording, safe to retry: when an earlier attempt committed but its reply was lost
+    with the connection, the row is there and its call id is returned."""
+    try:
+        return await journal.open_recording(pool, call, rec)
+    except asyncpg.UniqueViolationError:
+        found = await pool.fetchval("SELECT call_id FROM recordings WHERE id = $1", rec.id)
+        if found is None:
+            raise
+        return str(found)
+
 
 def _iso(wall: float | None) -> str | None:
     return datetime.fromtimestamp(wall, UTC).isoformat() if wall else None
@@ -71,8 +95,14 @@ class Recorder:
         spool_dir: str,
         metrics: Metrics | None = None,
         nodes: Mapping[str, PbxConfig] | None = None,
+        journal_retry_max: float = 5.0,
+        journal_backlog_max: int = 10_000,
     ) -> None:
         self.pool = pool
+        self.journal_retry_max = journal_retry_max
+        self.journal_backlog_max = journal_backlog_max
+        self.journal_waiting = 0  # journal writes held back by a database outage (one per call at most)
+        self._closing = False
         self._policy = policy if callable(policy) else (lambda: policy)
         self.spool_dir = spool_dir
         self.metrics = metrics or Metrics()
@@ -89,6 +119,7 @@ class Recorder:
             ("callrec_recordings_failed_total", "counter", "Recordings the PBX refused to start"),
             ("callrec_calls_not_recorded_total", "counter", "Answered calls policy did not record"),
             ("callrec_live_calls", "gauge", "Live calls per PBX node"),
+            ("callrec_journal_waiting", "gauge", "Journal writes waiting for the database to come back"),
         ):
             self.metrics.describe(name, kind, text)
 
@@ -102,6 +133,7 @@ class Recorder:
     async def close(self) -> None:
         """Stop consuming. Running recordings are NOT stopped: the PBX keeps writing and the next
         controller adopts them (a restart must not cut calls' recordings)."""
+        self._closing = True
         for node in self.nodes.values():
             if node.task:
                 node.task.cancel()
@@ -172,6 +204,38 @@ class Recorder:
             while node.chains:
                 await asyncio.gather(*list(node.chains.values()), return_exceptions=True)
 
+    async def _journal(self, what: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One journal write that survives a database outage: retried with capped exponential backoff
+        until the database is back, so a recording that started while it was down still gets its row
+        (and its transfers, stop and finalize job) — in order, since each call's writes run in its
+        chain. Memory stays bounded: at most one waiting write per call, and past
+        `journal_backlog_max` waiting calls a write fails at once (logged with what it was; the spool
+        sweep at the next start adopts such a file)."""
+        delay, waiting = 0.2, False
+        try:
+            while True:
+                try:
+                    return await write(self.pool, *args, **kwargs)
+                except JOURNAL_DOWN as e:
+                    if self._closing:
+                        raise
+                    if not waiting:
+                        if self.journal_waiting >= self.journal_backlog_max:
+                            log.error("journal unavailable, %d writes waiting: %s dropped", self.journal_waiting, what)
+                            raise
+                        waiting = True
+                        self.journal_waiting += 1
+                        self.metrics.set("callrec_journal_waiting", self.journal_waiting)
+                        log.warning(
+                            "journal unavailable (%s: %s): %s waits for the database", type(e).__name__, e, what
+                        )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.journal_retry_max)
+        finally:
+            if waiting:
+                self.journal_waiting -= 1
+                self.metrics.set("callrec_journal_waiting", self.journal_waiting)
+
     async def _act(self, node: _Node, action: Decide | Stop | Changed | Ended) -> None:
         if isinstance(action, Decide):
             await self._decide(node, action.call)
@@ -183,8 +247,9 @@ class Recorder:
             if rec is None:
                 return
             detail = dict(action.detail)
-            await journal.record_event(
-                self.pool,
+            await self._journal(
+                f"{action.kind} of recording {rec.id}",
+                journal.record_event,
                 rec.id,
                 action.kind,
                 wall=action.wall,
@@ -196,7 +261,13 @@ class Recorder:
             )
             self._notify(node, call)
         elif isinstance(action, Ended):
-            await journal.end_call(self.pool, action.call.id, wall=time.time(), reason=action.call.end_reason)
+            await self._journal(
+                f"end of call {action.call.id}",
+                journal.end_call,
+                action.call.id,
+                wall=time.time(),
+                reason=action.call.end_reason,
+            )
             node.decisions.pop(action.call.id, None)
             self._notify(node, action.call, ended=True)
         self.metrics.set("callrec_live_calls", node.tracker.live_count, pbx=node.driver.name)
@@ -249,13 +320,15 @@ class Recorder:
             error = str(e) or type(e).__name__
             files = SpoolFiles()
         call_row, rec_row = self._rows(node, call, decision, rec_id, files, wall)
-        call_id = await journal.open_recording(self.pool, call_row, rec_row)
+        call_id = await self._journal(f"start of recording {rec_id}", _open_once, call_row, rec_row)
         if call_id != call.id:
             node.tracker.adopt(call, call_id, rec_id, decision, rec.timeline.as_dict(), wall)
             call.recording = rec
         if error:
             log.error("%s: recording of call %s failed to start: %s", node.driver.name, call.id, error)
-            await journal.fail_recording(self.pool, rec_id, wall=time.time(), error=error)
+            await self._journal(
+                f"failure of recording {rec_id}", journal.fail_recording, rec_id, wall=time.time(), error=error
+            )
             self.metrics.inc("callrec_recordings_failed_total", pbx=node.driver.name)
             call.recording = None
         else:
@@ -311,8 +384,13 @@ class Recorder:
             except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
                 log.warning("%s: stop of recording %s: %s", node.driver.name, rec.id, e)
         wall = time.time()
-        closed = await journal.stop_recording(
-            self.pool, rec.id, wall=wall, reason=reason, timeline=rec.timeline.as_dict()
+        closed = await self._journal(
+            f"stop of recording {rec.id}",
+            journal.stop_recording,
+            rec.id,
+            wall=wall,
+            reason=reason,
+            timeline=rec.timeline.as_dict(),
         )
         if closed:
             self.metrics.inc("callrec_recordings_stopped_total", pbx=node.driver.name, reason=reason)
@@ -518,8 +596,9 @@ class Recorder:
             raise PauseRefused("state", f"PBX not reachable: {e}") from e
         wall = time.time()
         entry = (node.tracker.pause if pause else node.tracker.resume)(call, actor.label, wall)
-        await journal.record_event(
-            self.pool,
+        await self._journal(
+            f"{'pause' if pause else 'resume'} of recording {rec.id}",
+            journal.record_event,
             rec.id,
             "pause" if pause else "resume",
             wall=wall,

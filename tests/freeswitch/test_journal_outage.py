@@ -1,0 +1,132 @@
+"""The database goes away while calls start, transfer and end: the recorder holds each call's journal
+writes (in order) and writes them once PostgreSQL is reachable again — a recording that started during
+the outage gets its row, its transfer, its stop and its finalize job, exactly once.
+
+The outage is real at the socket level: the recorder's pool talks to PostgreSQL through a TCP relay on
+loopback that the test cuts (open connections closed, new ones refused) and restores."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from controller.drivers.freeswitch import FreeSwitchDriver
+from controller.recorder import Recorder
+from lab import scenarios as sc
+from lab.esl_sim import EslSimulator
+from storage import db
+
+from .conftest import PASSWORD, Harness, policy_for
+
+
+class Relay:
+    """A TCP relay to PostgreSQL that can be cut like a network outage."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.up = True
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:
+            writer.close()
+            return
+        try:
+            up_r, up_w = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_w}
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+        self._writers -= {writer, up_w}
+
+    def cut(self) -> None:
+        self.up = False
+        for w in list(self._writers):
+            w.transport.abort()
+
+    def restore(self) -> None:
+        self.up = True
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+
+
+def via(dsn: str, port: int) -> str:
+    u = urlsplit(dsn)
+    netloc = (u.netloc.rsplit("@", 1)[0] + "@" if "@" in u.netloc else "") + f"127.0.0.1:{port}"
+    return urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment))
+
+
+@pytest.fixture
+async def outage(db_dsn: str, pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[tuple[Harness, Relay]]:
+    u = urlsplit(db_dsn)
+    relay = Relay(u.hostname or "127.0.0.1", u.port or 5432)
+    await relay.start()
+    relayed = await db.create_pool(via(db_dsn, relay.port), min_size=1, max_size=4)
+    sim = EslSimulator(password=PASSWORD, time_scale=1.0)
+    await sim.start()
+    h = Harness(sim, pool, tmp_path / "spool", "fs-out-" + secrets.token_hex(3))
+    h.driver = FreeSwitchDriver(h.pbx, "127.0.0.1", sim.port, PASSWORD, record_dir=str(h.spool))
+    h.recorder = Recorder(relayed, [h.driver], lambda: h.policy, spool_dir=str(h.spool), journal_retry_max=0.5)
+    await h.driver.start()
+    await h.recorder.start()
+    await h.wait(lambda: h.driver is not None and h.driver.connected)
+    yield h, relay
+    relay.restore()
+    await h.stop_controller()
+    await sim.close()
+    relayed.terminate()
+    await relay.close()
+
+
+async def test_calls_during_a_database_outage_are_journaled_once_it_is_back(outage: tuple[Harness, Relay]) -> None:
+    h, relay = outage
+    scenario = sc.get("blind_transfer_external_continue")
+    h.policy = policy_for(scenario.settings)
+    relay.cut()
+    played = await asyncio.gather(h.sim.run(scenario), h.sim.run(sc.get("inbound")))
+    assert h.recorder is not None
+    await h.wait(lambda: h.recorder is not None and h.recorder.journal_waiting > 0, 5)
+    assert await h.recordings() == []  # nothing could be written yet
+    relay.restore()
+    await h.settle()
+    rows = await h.recordings()
+    assert len(rows) == 2, [dict(r) for r in rows]
+    assert {r["customer_leg"] for r in rows} == {p.customer.uuid for p in played}
+    assert {r["state"] for r in rows} == {"stopped"}
+    by_leg = {r["customer_leg"]: r for r in rows}
+    transferred = by_leg[played[0].customer.uuid]
+    assert [(t["kind"], t["target_class"]) for t in transferred["timeline"]["transfers"]] == [("blind", "external")]
+    assert transferred["timeline"]["stop"]["reason"] == "hangup"
+    for r in rows:
+        kinds = [e["kind"] for e in await h.events(r["id"])]
+        assert kinds.count("start") == 1 and kinds.count("stop") == 1, kinds
+    jobs = await h.pool.fetchval(
+        "SELECT count(*) FROM finalize_jobs WHERE recording_id = ANY($1::uuid[])", [r["id"] for r in rows]
+    )
+    assert jobs == 2
+    assert h.recorder.journal_waiting == 0
