@@ -2,8 +2,9 @@
 
 greenswitch is a gevent library. It runs in ONE dedicated thread with its own gevent hub (gevent hubs
 are per thread) and nothing is monkey-patched, so the asyncio service is untouched: commands go in
-with `hub.loop.run_callback_threadsafe`, events and replies come out with `loop.call_soon_threadsafe`
-(which keeps their order).
+with `hub.loop.run_callback_threadsafe`, replies come out with `loop.call_soon_threadsafe`, and events
+in order through a thread-safe deque that wakes the loop once per burst (one self-pipe write per
+event was the driver's largest cost under load).
 
 The driver translates and never decides (see `translate`). Recording commands use `api` (greenswitch
 merges an event body into its last header, which would garble `bgapi` results). The connection is

@@ -47,6 +47,7 @@ CASES = [
     # the capture armed a recording on the ringing leg (what callrec never does): compare the call only
     ("SIP6b_unanswered_cancel", "unanswered", NAMES - {"RECORD_START", "RECORD_STOP"}),
     ("REFER1_blind_external", "blind_transfer_external_continue", NAMES),
+    ("SIP3_blind_xfer_external", "blind_transfer_external_continue_pbx", NAMES),
 ]
 
 
