@@ -581,6 +581,16 @@ class CallTracker:
                 self._link(ch.leg, self.call_of_leg[parent])
             else:
                 self._new_call(ch.leg, wall)
+        # Our dialplan hook's variables, where the listing carries them (Asterisk's ChanVariables), as
+        # a PolicyHint would have given them: a call bridged while we were away is decided like any
+        # other. The leg that started its call (where the hook ran) goes first.
+        for ch in sorted(channels, key=lambda c: c.call_id != c.leg):
+            if ch.leg in current:
+                continue
+            hint = {k.removeprefix("callrec_"): v for k, v in ch.variables.items() if k.startswith("callrec_") and v}
+            found = self.call_for_leg(ch.leg)
+            if hint and found is not None:
+                self._apply_hint(found, ch.leg, hint)
         fresh: list[Call] = []
         for ch in channels:
             if not ch.bridged_to or ch.bridged_to not in live:

@@ -9,6 +9,7 @@ from controller.events import (
     ChannelCreated,
     ChannelHungUp,
     Direction,
+    LiveChannel,
     PolicyHint,
     TransferKind,
     Transferred,
@@ -121,3 +122,26 @@ def test_external_transfer_with_rule_off_stops_when_the_target_is_known() -> Non
     # the later bridge to the target changes nothing any more
     t.handle(created("C", "+15551230001", "+15557654321", originator="A"))
     assert not t.handle(Bridged("fs", 0, T + 5, leg_a="A", leg_b="C"))
+
+
+def test_resync_applies_the_hook_variables_a_listing_carries() -> None:
+    """A call bridged while the controller was away: the hook's variables in the channel listing decide
+    it as the hook said (here: inbound on a DID, though both numbers look internal)."""
+    t = CallTracker("ast")
+    cust = LiveChannel(
+        leg="c1",
+        call_id="c1",
+        caller="1001",
+        callee="2001",
+        context="from-trunk",
+        answered=True,
+        bridged_to="a1",
+        variables={"callrec_direction": "inbound", "callrec_account_number": "+15557000100"},
+    )
+    agent = LiveChannel(leg="a1", call_id="c1", caller="1001", callee="2001", answered=True, bridged_to="c1")
+    _, fresh = t.resync([cust, agent], T, known_before=set())
+    (call,) = fresh
+    decide = t.decide_from_resync(call, T)
+    assert decide is not None
+    assert decide.call.direction is Direction.INBOUND
+    assert (decide.call.customer_leg, decide.call.account_number) == ("c1", "+15557000100")

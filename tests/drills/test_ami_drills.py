@@ -132,14 +132,6 @@ async def test_ten_ami_drops_under_load_lose_nothing(tmp_path: Path, fresh_db: s
         await sim.close()
 
 
-RESYNC_IGNORES_HOOK = (
-    "controller/calls.py CallTracker.resync copies a listed leg's ChanVariables but never applies our dialplan "
-    "hook's CALLREC_DIRECTION / CALLREC_ACCOUNT_NUMBER / CALLREC_RECORD the way the PolicyHint handler does, so "
-    "an Asterisk call bridged while the service was down is decided with direction 'unknown' and not recorded"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=RESYNC_IGNORES_HOOK)
 async def test_ami_call_answered_while_service_dead_is_recorded_after_restart(tmp_path: Path, fresh_db: str) -> None:
     sim = AmiSimulator(time_scale=1.0)
     await sim.start()
