@@ -44,3 +44,17 @@ def test_notes_name_every_variable_the_include_uses() -> None:
 
     for var in set(re.findall(r"\$\{(callrec_[a-z_]+)\}", xml)):
         assert f"`{var}`" in notes, var
+
+
+def test_real_pbx_test_routes_include_the_shipped_hook_from_the_repository() -> None:
+    """tests/freeswitch/real_pbx/callrec_test.xml is installed by a symlink into the PBX's conf dir; its
+    include of our hook must resolve, relative to the file's real place, to dialplan/freeswitch/callrec.xml."""
+    path = ROOT / "tests/freeswitch/real_pbx/callrec_test.xml"
+    root = ET.parse(path).getroot()
+    assert {c.get("name") for c in root.iter("context")} == {"callrec_test", "callrec_test_phones"}
+    routes = next(c for c in root.iter("context") if c.get("name") == "callrec_test")
+    text = path.read_text()
+    (include,) = [line for line in text.splitlines() if "X-PRE-PROCESS" in line and "callrec.xml" in line]
+    target = include.split('data="', 1)[1].split('"', 1)[0]
+    assert (path.parent / target).resolve() == (ROOT / "dialplan/freeswitch/callrec.xml").resolve()
+    assert routes.find("extension") is not None
