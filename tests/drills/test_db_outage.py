@@ -141,20 +141,10 @@ async def _count(conn: asyncpg.Connection, state: str, n: int) -> bool:
     return (await states(conn)).get(state, 0) >= n
 
 
-JOURNAL_NOT_RETRIED = (
-    "controller/recorder.py drops journal writes while PostgreSQL is down: journal.open_recording / "
-    "stop_recording / record_event / end_call raise ConnectionRefusedError inside the per-call chain and are "
-    "only logged, so a recording started during the outage has no row (its WAVs stay orphaned in the spool) "
-    "and transfers made then are lost from the timeline. Fix: wrap those writes in a retry on connection "
-    "errors (OSError, asyncpg.InterfaceError, PostgresConnectionError, CannotConnectNowError) with capped "
-    "backoff — the chain keeps each call's writes in order"
-)
-@pytest.mark.xfail(strict=True, reason=JOURNAL_NOT_RETRIED)
 async def test_postgres_down_5s_during_calls_loses_nothing(tmp_path: Path) -> None:
     await _drill(tmp_path, outage_s=5.0, per_wave=3)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=JOURNAL_NOT_RETRIED)
 async def test_postgres_down_60s_during_calls_loses_nothing(tmp_path: Path) -> None:
     await _drill(tmp_path, outage_s=60.0, per_wave=10)
