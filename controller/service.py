@@ -148,7 +148,13 @@ class Service:
             checks[f"pbx:{name}"] = self._pbx_check(name, driver)
         checks["finalize"] = self._finalize_check
         checks["backend"] = self._backend_check
+        checks["journal"] = self._journal_check
         return checks
+
+    def _journal_check(self) -> dict[str, Any]:
+        """Journal writes the recorder holds back while the database is unreachable (retried in order)."""
+        waiting = self.recorder.journal_waiting if self.recorder else 0
+        return {"ok": waiting == 0, "waiting": waiting}
 
     async def _backend_check(self) -> dict[str, Any]:
         """The store answers (S3 bucket reachable / local directory writable); raising reports not ok."""

@@ -116,7 +116,9 @@ async def test_calls_on_both_pbxes_are_recorded_stored_and_served(stack: Stack) 
         async with http.get(stack.base + "/health") as r:
             health = await r.json()
             assert r.status == 200, health
-            assert {"database", "pbx:fs1", "pbx:ast1", "finalize", "spool"} <= set(health["components"])
+            assert {"database", "pbx:fs1", "pbx:ast1", "finalize", "spool", "backend", "journal"} <= set(
+                health["components"]
+            )
 
 
 async def test_health_turns_red_when_a_pbx_link_is_lost(stack: Stack) -> None:
