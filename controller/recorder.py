@@ -75,7 +75,6 @@ class _Node:
             inbound_contexts=tuple(cfg.inbound_contexts) if cfg else (),
             default_account=self.account,
         )
-        self.record_dir = (cfg.record_dir if cfg else "") or ""
         self.files: dict[str, SpoolFiles] = {}  # recording id → spool files
         self.decisions: dict[str, PolicyDecision] = {}  # call id → decision (recorded or not)
         self.started: dict[str, asyncio.Event] = {}  # recording id → set once the journal has its row
@@ -310,7 +309,7 @@ class Recorder:
             recording_id=rec_id,
             call_id=call.id,
             customer_leg=call.customer_leg,
-            spool_dir=node.record_dir or self.spool_dir,
+            spool_dir=self.spool_dir,  # the controller's view; the driver maps it to the PBX's record_dir
         )
         ready = node.started[rec_id]
         error = ""

@@ -41,8 +41,9 @@ POLICY_REFRESH_SECONDS = 3.0
 
 def make_driver(pbx: PbxConfig, config: Config) -> PbxDriver:
     if pbx.type == "freeswitch":
+        spool = str(config.spool_dir)
         return FreeSwitchDriver(
-            pbx.name, pbx.host, pbx.effective_port, pbx.password, record_dir=pbx.record_dir or str(config.spool_dir)
+            pbx.name, pbx.host, pbx.effective_port, pbx.password, record_dir=pbx.record_dir or spool, spool_dir=spool
         )
     return AsteriskDriver.from_config(pbx)
 

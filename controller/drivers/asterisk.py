@@ -88,15 +88,9 @@ class AsteriskDriver:
 
     @classmethod
     def from_config(cls, pbx: PbxConfig) -> AsteriskDriver:
-        """The recorder already passes `record_dir or spool.dir` as RecordingRequest.spool_dir, so the
-        driver writes exactly there (no second path mapping)."""
-        return cls(
-            pbx.name,
-            pbx.host,
-            pbx.effective_port,
-            pbx.username,
-            pbx.secret,
-        )
+        """The recorder passes the controller's spool as RecordingRequest.spool_dir; `record_dir` is the
+        same directory as Asterisk sees it (a shared mount), used only in the MixMonitor action."""
+        return cls(pbx.name, pbx.host, pbx.effective_port, pbx.username, pbx.secret, record_dir=pbx.record_dir)
 
     # ---- lifecycle ------------------------------------------------------------------------------
 

@@ -314,6 +314,7 @@ class FreeSwitchDriver:
         password: str,
         *,
         record_dir: str,
+        spool_dir: str = "",
         backoff_initial: float = 0.2,
         backoff_max: float = 30.0,
         command_timeout: float = 10.0,
@@ -321,7 +322,8 @@ class FreeSwitchDriver:
     ) -> None:
         self.name = name
         self.host, self.port, self._password = host, port, password
-        self.record_dir = record_dir
+        self.record_dir = record_dir  # the spool as FreeSWITCH sees it (a shared mount may differ)
+        self.spool_dir = spool_dir or record_dir  # the same directory as the controller sees it
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.command_timeout = command_timeout
         self.on_link = on_link
@@ -390,32 +392,38 @@ class FreeSwitchDriver:
             raise PbxCommandError(f"{self.name}: api {command.split(' ', 1)[0]}: {reply.strip()}")
         return reply
 
-    def spool_path(self, recording_id: str, when: float | None = None) -> str:
-        d = datetime.fromtimestamp(when or time.time(), UTC)
-        return os.path.join(self.record_dir, f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{recording_id}.wav")
+    def pbx_path(self, path: str) -> str:
+        """A spool path as the controller sees it → the same file as FreeSWITCH sees it."""
+        rel = os.path.relpath(path, self.spool_dir)
+        if rel.startswith(os.pardir) or self.record_dir == self.spool_dir:
+            return path
+        return os.path.join(self.record_dir, rel)
 
     async def start_recording(self, req: RecordingRequest) -> SpoolFiles:
-        base = req.spool_dir or self.record_dir
+        """Journal and finalize see `path` under the controller's spool; FreeSWITCH gets its own view."""
+        base = req.spool_dir or self.spool_dir
         d = datetime.now(UTC)
-        path = os.path.join(base, f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{req.recording_id}.wav")
+        rel = os.path.join(f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{req.recording_id}.wav")
+        path = os.path.join(base, rel)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError:
             pass  # the PBX may see the spool on another host; it creates the directories itself
+        pbx_path = os.path.join(self.record_dir, rel) if self.record_dir else path
         tags = {RECORDING_ID_VAR: req.recording_id, "callrec_call_id": req.call_id, **req.tags}
         # Customer leg's READ stream (its far end = the customer) is LEFT with RECORD_STEREO (fixtures).
         vars_ = ",".join([f"{k}={v}" for k, v in tags.items()] + ["RECORD_STEREO=true", "record_sample_rate=8000"])
-        await self.api(f"uuid_record {req.customer_leg} start {path} 0 {{{vars_}}}")
+        await self.api(f"uuid_record {req.customer_leg} start {pbx_path} 0 {{{vars_}}}")
         return SpoolFiles(stereo=path)
 
     async def pause_recording(self, leg: str, files: SpoolFiles) -> None:
-        await self.api(f"uuid_record {leg} mask {files.stereo}")
+        await self.api(f"uuid_record {leg} mask {self.pbx_path(files.stereo or '')}")
 
     async def resume_recording(self, leg: str, files: SpoolFiles) -> None:
-        await self.api(f"uuid_record {leg} unmask {files.stereo}")
+        await self.api(f"uuid_record {leg} unmask {self.pbx_path(files.stereo or '')}")
 
     async def stop_recording(self, leg: str, files: SpoolFiles) -> None:
-        await self.api(f"uuid_record {leg} stop {files.stereo}")
+        await self.api(f"uuid_record {leg} stop {self.pbx_path(files.stereo or '')}")
 
     async def live_channels(self) -> list[LiveChannel]:
         channels = parse_show_json(await self.api("show channels as json"))

@@ -32,7 +32,7 @@ class Stack:
     pool: asyncpg.Pool
 
 
-def make_config(tmp: Path, dsn: str, fs: EslSimulator, ast: AmiSimulator):
+def make_config(tmp: Path, dsn: str, fs: EslSimulator, ast: AmiSimulator, record_dir: str = ""):
     identity = x25519.Identity.generate()
     (tmp / "identity.txt").write_text(str(identity) + "\n")
     (tmp / "callrec.toml").write_text(
@@ -46,12 +46,14 @@ name = "fs1"
 type = "freeswitch"
 port = {fs.port}
 password = "{fs.password}"
+record_dir = "{record_dir}"
 [[pbx]]
 name = "ast1"
 type = "asterisk"
 port = {ast.port}
 username = "{ast.username}"
 secret = "{ast.secret}"
+record_dir = "{record_dir}"
 [encryption]
 recipients = ["{identity.to_public()}"]
 identity_file = "{tmp / "identity.txt"}"
@@ -65,12 +67,19 @@ poll_interval_seconds = 0.5
     return load_config(tmp / "callrec.toml", env={})
 
 
-@pytest.fixture
-async def stack(fresh_db: str, tmp_path: Path) -> AsyncIterator[Stack]:
+@pytest.fixture(params=["same-path", "shared-mount"])
+async def stack(request: pytest.FixtureRequest, fresh_db: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """`shared-mount`: the PBXes see the spool under another path (`record_dir`, here a symlink),
+    as with an NFS mount on a separate PBX host; commands carry their path, the journal ours."""
     fs, ast = EslSimulator(), AmiSimulator()
     await fs.start()
     await ast.start()
-    service = Service(make_config(tmp_path, fresh_db, fs, ast), lease_ttl=1.0)
+    record_dir = ""
+    if request.param == "shared-mount":
+        (tmp_path / "state" / "spool").mkdir(parents=True)
+        (tmp_path / "pbx-view").symlink_to(tmp_path / "state" / "spool")
+        record_dir = str(tmp_path / "pbx-view")
+    service = Service(make_config(tmp_path, fresh_db, fs, ast, record_dir), lease_ttl=1.0)
     await service.start()
     pool = await db.create_pool(fresh_db)
     _, token = await users.add_user(pool, "admin", "admin", download_scope="all")
@@ -102,6 +111,14 @@ async def test_calls_on_both_pbxes_are_recorded_stored_and_served(stack: Stack) 
         return sorted((r["pbx"], r["state"]) for r in rows) == [("ast1", "stored"), ("fs1", "stored")]
 
     await wait_for(both_stored)
+    spool = str(stack.service.config.spool_dir)
+    for row in await stack.pool.fetch("SELECT spool_files FROM recordings"):
+        assert all(p.startswith(spool + "/") for p in row["spool_files"].values())  # the journal: our view
+    record_dir = stack.service.config.pbx[0].record_dir
+    if record_dir:  # the PBX was told its own view of the same files
+        assert any(f"start {record_dir}/" in c for c in stack.fs.commands)
+        mixmon = [a for a in stack.ast.actions_seen if a.get("action") == ["MixMonitor"]]
+        assert mixmon and f"r({record_dir}/" in mixmon[0]["options"][0]
     headers = {"Authorization": f"Bearer {stack.token}"}
     async with aiohttp.ClientSession() as http:
         async with http.get(stack.base + "/api/v1/recordings", headers=headers) as r:
