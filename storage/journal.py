@@ -237,6 +237,19 @@ async def end_call(pool: asyncpg.Pool, call_id: str, *, wall: float, reason: str
     )
 
 
+async def legs_with_ended_recordings(pool: asyncpg.Pool, pbx: str, legs: list[str]) -> set[str]:
+    """Customer legs (of `legs`) whose recording already ended — stopped at an external transfer, by a
+    stop command, or finalized. A resync must not decide those calls again: that would record the
+    customer with an external party the rule said not to record."""
+    rows = await pool.fetch(
+        "SELECT DISTINCT customer_leg FROM recordings"
+        " WHERE pbx = $1 AND customer_leg = ANY($2::text[]) AND state NOT IN ('recording', 'paused')",
+        pbx,
+        legs,
+    )
+    return {r["customer_leg"] for r in rows}
+
+
 async def open_recordings(pool: asyncpg.Pool, pbx: str) -> list[asyncpg.Record]:
     """Recordings this node still has open (recording / paused): adopted or closed after a resync."""
     return await pool.fetch(

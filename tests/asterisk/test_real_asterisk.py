@@ -75,6 +75,7 @@ async def lab() -> AsyncIterator[LabAmi]:
     client = LabAmi()
     await client.connect()
     yield client
+    await client.wait_test_calls_gone()
     client.close()
 
 

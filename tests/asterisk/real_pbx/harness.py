@@ -99,6 +99,18 @@ class LabAmi:
         if self.protocol is not None:
             self.protocol.close()
 
+    async def wait_test_calls_gone(self, within: float = 25.0) -> None:
+        """Wait until every call the tests placed (channel names carry "callrec-test") has ended on its
+        own, so a call still talking after its test is not seen — and decided — by the next test's
+        controller. (A mass Hangup in the middle of Local-channel bridge changes crashed Asterisk 20.)"""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within
+        while loop.time() < end:
+            reply = await self.action({"Action": "Command", "Command": "core show channels concise"})
+            if "callrec-test" not in str(reply):
+                return
+            await asyncio.sleep(0.5)
+
     # ---- calls ----
     async def inbound(self, exten: str, *, cust_secs: int, agent_secs: int = 60) -> str:
         """The customer (440 Hz) calls the DID; returns the customer's PBX-side channel Uniqueid."""
