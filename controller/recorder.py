@@ -436,9 +436,9 @@ class Recorder:
                     await journal.end_call(self.pool, str(row["call_id"]), wall=wall, reason="link_lost")
                 log.info("%s: closed recording %s whose leg %s is gone", node.driver.name, rec_id, leg)
         for leg in await journal.legs_with_ended_recordings(self.pool, node.driver.name, list(live)):
-            call = tracker.call_for_leg(leg)
-            if call is not None and call.recording is None:
-                call.decided = True  # its recording already ended (e.g. at an external transfer): keep it so
+            ended = tracker.call_for_leg(leg)
+            if ended is not None and ended.recording is None:
+                ended.decided = True  # its recording already ended (e.g. at an external transfer): keep it so
         for call in fresh:
             if call.decided or call.ended:
                 continue

@@ -7,7 +7,7 @@ transaction, so a bad value never leaves half a change behind.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -25,7 +25,7 @@ from controller.policy import (
 
 DEFAULT_COUNTRY_KEY = "default_country"
 _CLASS_FIELDS = (("internal", "internal"), ("ring_group", "ring_groups"), ("private_extension", "private_extensions"))
-_Conn = asyncpg.Connection | asyncpg.Pool
+_Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def load_policy_set(conn: _Conn) -> PolicySet:

@@ -2,8 +2,9 @@
 """Run the whole test suite: `python3 tests/run.py [pytest args]`.
 
 Creates/refreshes .venv with the test extras, installs the Debian tools the tests drive for real
-(`age`, headless `chromium`, `baresip`) when it can, then runs ruff and pytest. Without a PostgreSQL server at
-127.0.0.1:5432 (or CALLREC_TEST_DATABASE_URL) the tests use the embedded PostgreSQL wheel.
+(`age`, headless `chromium`, `baresip`) when it can, then runs ruff, mypy (controller/, storage/)
+and pytest. Without a PostgreSQL server at 127.0.0.1:5432 (or CALLREC_TEST_DATABASE_URL) the tests
+use the embedded PostgreSQL wheel.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ def main() -> int:
     python = ensure_venv("test")
     install_debian_packages(DEBIAN_PACKAGES)
     os.chdir(ROOT)
-    lint = subprocess.run([str(python), "-m", "ruff", "check", "."])
-    if lint.returncode != 0:
-        print("ruff found problems (see above)", file=sys.stderr)
-        return lint.returncode
+    for check in (["ruff", "check", "."], ["mypy", "controller", "storage"]):
+        lint = subprocess.run([str(python), "-m", *check])
+        if lint.returncode != 0:
+            print(f"{check[0]} found problems (see above)", file=sys.stderr)
+            return lint.returncode
     return subprocess.run([str(python), "-m", "pytest", *sys.argv[1:]]).returncode
 
 

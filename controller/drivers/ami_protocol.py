@@ -77,6 +77,8 @@ class AmiLinkLost(ConnectionError):
 class AmiProtocol(AMIProtocol):  # type: ignore[misc]
     """panoramisk's protocol with an incremental decoder and our own event sink."""
 
+    closed: bool  # set by panoramisk's connection_made
+
     def __init__(self, on_event: Callable[[Message], None], on_lost: Callable[[Exception | None], None]) -> None:
         super().__init__()
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")

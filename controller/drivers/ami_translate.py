@@ -203,8 +203,8 @@ class AmiTranslator:
                 )
         out = []
         for lc in lives:
-            bridge = bridge_of.get(lc.leg)
-            others = [m for m in self.bridges.get(bridge, []) if m != lc.leg] if bridge else []
+            in_bridge = bridge_of.get(lc.leg)
+            others = [m for m in self.bridges.get(in_bridge, []) if m != lc.leg] if in_bridge else []
             out.append(_with_bridge(lc, others[0] if others else None))
         return tuple(out)
 

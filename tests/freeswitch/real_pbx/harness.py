@@ -23,16 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from pyrage import x25519
 
-from controller.config import Config, EncryptionConfig, FinalizeConfig, SpoolConfig, StorageConfig
+from controller.config import Config
 from controller.drivers.freeswitch import SUBSCRIBED, FreeSwitchDriver, decode_event_plain
 from controller.policy import Account, NumberOverride, PolicySet, settings_from_dict
 from controller.recorder import Recorder
-from lab.tones import channel_timeline
-from storage import crypto
-from storage.finalize import FinalizeWorker
-from storage.playback import decrypted_audio_file
+from tests.real_pbx_common import finalize_stored, stored_timeline, wait_for
+from tests.real_pbx_common import make_config as common_config
 
 ROUTES, PHONES = "callrec_test", "callrec_test_phones"
 DID = "+15557000101"  # inbound DID → agent 2001 (880 Hz)
@@ -244,14 +241,7 @@ class Chain:
         self.recorder = self.driver = None
 
     async def wait(self, cond: Callable[[], Any], within: float = 20.0) -> Any:
-        async with asyncio.timeout(within):
-            while True:
-                r = cond()
-                if asyncio.iscoroutine(r):
-                    r = await r
-                if r:
-                    return r
-                await asyncio.sleep(0.05)
+        return await wait_for(cond, within)
 
     async def recordings_of(self, customer_leg: str) -> list[asyncpg.Record]:
         """This test call's recordings (another client may place calls on the same PBX meanwhile)."""
@@ -275,46 +265,11 @@ class Chain:
         raise AssertionError(f"no live call for leg {customer_leg}")
 
     async def finalize(self, rec_id: Any, within: float = 60) -> asyncpg.Record:
-        """Wait until the journal closed the recording, then run finalize until it is stored."""
-
-        async def closed() -> bool:
-            st = await self.pool.fetchval("SELECT state FROM recordings WHERE id = $1", rec_id)
-            return st not in ("recording", "paused")
-
-        await self.wait(closed, within)
-        worker = FinalizeWorker(self.pool, self.config, node_id="real-freeswitch")
-
-        async def stored() -> bool:
-            await self.pool.execute("UPDATE finalize_jobs SET next_attempt_at = now() WHERE recording_id = $1", rec_id)
-            await worker.drain()
-            row = await self.pool.fetchrow("SELECT state, error FROM recordings WHERE id = $1", rec_id)
-            assert row["state"] != "failed", row["error"]
-            return bool(row["state"] == "stored")
-
-        await self.wait(stored, within)
-        return await self.pool.fetchrow("SELECT * FROM recordings WHERE id = $1", rec_id)
+        return await finalize_stored(self.pool, self.config, rec_id, within)
 
     async def stored_timeline(self, row: asyncpg.Record) -> list[tuple[float | None, ...]]:
-        """The stored object decrypted with the identity, as (left, right) dominant Hz per 250 ms."""
-        async with decrypted_audio_file(self.config, dict(row)) as path:
-            return channel_timeline(path, 250)
+        return await stored_timeline(self.config, row)
 
 
 def make_config(tmp: Path) -> Config:
-    identity = x25519.Identity.generate()
-    (tmp / "identity.txt").write_text(str(identity) + "\n")
-    crypto.generate_signing_key(tmp / "signing.key")
-    spool = tmp / "spool"
-    spool.mkdir(parents=True, exist_ok=True)
-    return Config(
-        state_dir=str(tmp / "state"),
-        node_id="real-freeswitch",
-        spool=SpoolConfig(dir=str(spool)),
-        storage=StorageConfig(backend="local", path=str(tmp / "store")),
-        encryption=EncryptionConfig(
-            recipients=(str(identity.to_public()),),
-            signing_key_file=str(tmp / "signing.key"),
-            identity_file=str(tmp / "identity.txt"),
-        ),
-        finalize=FinalizeConfig(workers=1, file_stable_seconds=0.5, poll_interval_seconds=0.2, retry_base_seconds=0.2),
-    )
+    return common_config(tmp, "real-freeswitch")
