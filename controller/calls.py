@@ -338,6 +338,14 @@ class CallTracker:
             return Direction.INTERNAL, a, b
         return Direction.UNKNOWN, a, b
 
+    @staticmethod
+    def _current_party(call: Call) -> str:
+        """Who is on the right channel now: the open segment's party, else the first agent."""
+        rec = call.recording
+        if rec is not None and rec.timeline.segments:
+            return str(rec.timeline.segments[-1].get("party") or "")
+        return call.agent
+
     def _bridged(self, ev: Bridged) -> list[Action]:
         a, b = self._leg(ev.leg_a), self._leg(ev.leg_b)
         a.bridged_to, b.bridged_to = b.id, a.id
@@ -372,6 +380,11 @@ class CallTracker:
         other = b if a.id == call.customer_leg else a
         if other.id == call.agent_leg:
             return []  # re-bridge to the same party (hold/unhold)
+        if not call.pending_transfer and other.party_number and other.party_number == self._current_party(call):
+            # The same party through another channel (Asterisk swaps Local channels out after an
+            # attended transfer; a later hold/unhold re-bridges the replacement): not a transfer.
+            call.agent_leg = other.id
+            return []
         previous = call.agent_leg
         call.agent_leg = other.id
         party = other.party_number

@@ -145,3 +145,19 @@ def test_resync_applies_the_hook_variables_a_listing_carries() -> None:
     assert decide is not None
     assert decide.call.direction is Direction.INBOUND
     assert (decide.call.customer_leg, decide.call.account_number) == ("c1", "+15557000100")
+
+
+def test_rebridge_with_the_same_party_through_a_new_channel_is_not_a_transfer() -> None:
+    """After Asterisk's Local-channel clean-up the customer's partner is a new channel of the same
+    agent; a hold/unhold then re-bridges it. No transfer marker, no new segment."""
+    t, call = _recording_call(AccountSettings())
+    t.handle(created("B2", "+15551230001", "2001", originator="A", dialed_user="2001"))
+    acts = t.handle(Bridged("fs", 0, T + 4, leg_a="A", leg_b="B2"))
+    assert acts == []
+    tl = call.recording.timeline.as_dict()  # type: ignore[attr-defined]
+    assert tl["transfers"] == [] and [s["party"] for s in tl["segments"]] == ["2001"]
+    # a real transfer after that is still one
+    t.handle(created("C", "+15551230001", "2002", originator="A", dialed_user="2002"))
+    t.handle(Bridged("fs", 0, T + 6, leg_a="A", leg_b="C"))
+    tl = call.recording.timeline.as_dict()  # type: ignore[attr-defined]
+    assert [(x["target"], x["from"]) for x in tl["transfers"]] == [("2002", "B2")]
