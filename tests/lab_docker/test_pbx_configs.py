@@ -118,7 +118,7 @@ def test_asterisk_pjsip_and_sip_users_match_the_phones(phones: ModuleType) -> No
 
 
 def test_asterisk_loads_exactly_one_sip_channel_driver() -> None:
-    noload = {v for k, v in parse_asterisk(AST_CONF / "modules.conf").named("modules")[0].items if k == "noload"}
+    noload = {v for k, v in parse_asterisk(AST_CONF / "lab-modules.conf").named("modules")[0].items if k == "noload"}
     assert ("chan_sip.so" in noload) != ("chan_pjsip.so" in noload), "both SIP drivers would bind 5060"
     tech = parse_asterisk(AST_CONF / "extensions.conf").named("globals")[0].get("LAB_TECH")
     assert tech == ("PJSIP" if "chan_sip.so" in noload else "SIP")
