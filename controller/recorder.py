@@ -82,6 +82,7 @@ class _Node:
         self.chain_calls: dict[int, Call] = {}  # calls with queued actions (live until journaled)
         self.known_at_link_up: set[str] = set()  # legs known before the current link came up
         self.task: asyncio.Task[None] | None = None
+        self.resync_waiter: asyncio.Task[None] | None = None  # see Recorder._resync_later
 
 
 class Recorder:
@@ -403,42 +404,50 @@ class Recorder:
         wall = ev.wall
         live = {c.leg: c for c in ev.channels}
         gone, fresh = tracker.resync(ev.channels, wall, node.known_at_link_up)
-        for call in gone:
-            log.info("%s: call %s ended while the link was down", node.driver.name, call.id)
-            if call.recording and not call.recording.stopping:
-                for action in tracker.stop(call, "link_lost", wall):
-                    await self._act(node, action)
-            await journal.end_call(self.pool, call.id, wall=wall, reason="link_lost")
-            tracker.end(call, "link_lost")
-            self._notify(node, call, ended=True)
-        tracked = {c.recording.id for c in tracker.calls.values() if c.recording}
-        for row in await journal.open_recordings(self.pool, node.driver.name):
-            rec_id = str(row["id"])
-            if rec_id in tracked:
-                continue
-            leg = row["customer_leg"]
-            if leg in live:
-                self._adopt(node, row, live)
-                log.info("%s: adopted running recording %s on leg %s", node.driver.name, rec_id, leg)
-            else:
-                timeline = dict(row["timeline"] or {})
-                start = float(row["started_epoch"])
-                at = max(0, round((wall - start) * 1000))
-                for seg in timeline.get("segments") or []:
-                    if seg.get("end_ms") is None:
-                        seg["end_ms"] = at
-                for p in timeline.get("pauses") or []:
-                    if p.get("end_ms") is None:
-                        p["end_ms"] = at
-                timeline["stop"] = {"at_ms": at, "reason": "link_lost"}
-                await journal.stop_recording(self.pool, rec_id, wall=wall, reason="link_lost", timeline=timeline)
-                if row["call_id"]:
-                    await journal.end_call(self.pool, str(row["call_id"]), wall=wall, reason="link_lost")
-                log.info("%s: closed recording %s whose leg %s is gone", node.driver.name, rec_id, leg)
-        for leg in await journal.legs_with_ended_recordings(self.pool, node.driver.name, list(live)):
-            ended = tracker.call_for_leg(leg)
-            if ended is not None and ended.recording is None:
-                ended.decided = True  # its recording already ended (e.g. at an external transfer): keep it so
+        try:
+            for call in gone:
+                log.info("%s: call %s ended while the link was down", node.driver.name, call.id)
+                if call.recording and not call.recording.stopping:
+                    for action in tracker.stop(call, "link_lost", wall):
+                        await self._act(node, action)
+                await journal.end_call(self.pool, call.id, wall=wall, reason="link_lost")
+                tracker.end(call, "link_lost")
+                self._notify(node, call, ended=True)
+            tracked = {c.recording.id for c in tracker.calls.values() if c.recording}
+            for row in await journal.open_recordings(self.pool, node.driver.name):
+                rec_id = str(row["id"])
+                if rec_id in tracked:
+                    continue
+                leg = row["customer_leg"]
+                if leg in live:
+                    self._adopt(node, row, live)
+                    log.info("%s: adopted running recording %s on leg %s", node.driver.name, rec_id, leg)
+                else:
+                    timeline = dict(row["timeline"] or {})
+                    start = float(row["started_epoch"])
+                    at = max(0, round((wall - start) * 1000))
+                    for seg in timeline.get("segments") or []:
+                        if seg.get("end_ms") is None:
+                            seg["end_ms"] = at
+                    for p in timeline.get("pauses") or []:
+                        if p.get("end_ms") is None:
+                            p["end_ms"] = at
+                    timeline["stop"] = {"at_ms": at, "reason": "link_lost"}
+                    await journal.stop_recording(self.pool, rec_id, wall=wall, reason="link_lost", timeline=timeline)
+                    if row["call_id"]:
+                        await journal.end_call(self.pool, str(row["call_id"]), wall=wall, reason="link_lost")
+                    log.info("%s: closed recording %s whose leg %s is gone", node.driver.name, rec_id, leg)
+            for leg in await journal.legs_with_ended_recordings(self.pool, node.driver.name, list(live)):
+                ended = tracker.call_for_leg(leg)
+                if ended is not None and ended.recording is None:
+                    ended.decided = True  # its recording already ended (e.g. at an external transfer): keep it so
+        except JOURNAL_DOWN as e:
+            # Adoption needs the journal: without it a live call cannot be told apart from one we
+            # already record (a second recording) or one whose recording the rule stopped. Resync
+            # again, in full, as soon as the database answers.
+            log.warning("%s: resync needs the journal (%s); resyncing again when it is back", node.driver.name, e)
+            self._resync_later(node)
+            return
         for call in fresh:
             if call.decided or call.ended:
                 continue
@@ -446,6 +455,18 @@ class Recorder:
             if decide is not None:
                 self._decide_now(node, decide.call, wall)
                 await self._decide(node, decide.call)
+
+    def _resync_later(self, node: _Node) -> None:
+        """Wait for the database, then cut the node's link: the reconnect brings a fresh Resync."""
+        if node.resync_waiter is not None and not node.resync_waiter.done():
+            return
+
+        async def wait_then_reconnect() -> None:
+            await self._journal(f"resync of {node.driver.name}", lambda pool: pool.fetchval("SELECT 1"))
+            log.info("%s: journal is back; reconnecting to resync", node.driver.name)
+            node.driver.drop_link()
+
+        node.resync_waiter = asyncio.create_task(wait_then_reconnect(), name=f"resync-later-{node.driver.name}")
 
     def _adopt(self, node: _Node, row: asyncpg.Record, live: dict[str, Any]) -> None:
         tracker = node.tracker

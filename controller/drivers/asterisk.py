@@ -114,6 +114,11 @@ class AsteriskDriver:
             self._task = None
         self._connected = False
 
+    def drop_link(self) -> None:
+        """Cut the AMI connection; the session loop reconnects, logs in and resyncs."""
+        if self._protocol is not None:
+            self._protocol.close()
+
     async def events(self) -> AsyncIterator[AnyEvent]:  # type: ignore[override]
         while True:
             yield await self._queue.get()

@@ -222,3 +222,13 @@ async def test_unreachable_pbx_retries_until_it_appears(caplog: pytest.LogCaptur
     finally:
         log.close()
         await d.close()
+
+
+async def test_drop_link_reconnects_and_resyncs(driver: AsteriskDriver, evlog: EventLog) -> None:
+    """The recorder cuts the link on purpose (to resync once the journal is back): the driver logs in
+    again and sends a fresh Resync."""
+    first = await evlog.wait_for(Resync)
+    driver.drop_link()
+    await evlog.wait_for(LinkDown)
+    await evlog.wait_for(Resync, lambda r: r is not first)
+    assert driver.connects == 2

@@ -130,3 +130,44 @@ async def test_calls_during_a_database_outage_are_journaled_once_it_is_back(outa
     )
     assert jobs == 2
     assert h.recorder.journal_waiting == 0
+
+
+async def test_a_restart_while_the_database_is_down_adopts_the_recording_once_it_is_back(
+    outage: tuple[Harness, Relay],
+) -> None:
+    """The controller restarts mid-call while PostgreSQL is unreachable: its resync cannot consult the
+    journal, so it neither adopts nor starts anything; once the database answers it reconnects, resyncs
+    in full and adopts the running recording — one row, one start command, one stop."""
+    h, relay = outage
+    scenario = sc.get("controller_restart")
+    h.policy = policy_for(scenario.settings)
+    assert h.recorder is not None
+    relayed = h.recorder.pool
+
+    async def on_step(step: object, handle: object) -> None:
+        if not isinstance(step, sc.ControllerRestart):
+            return
+        await h.wait(h.recordings)  # the recording is journaled
+        relay.cut()
+        assert h.recorder is not None and h.driver is not None
+        await h.recorder.close()  # the old controller dies
+        await h.driver.close()
+        h.driver = FreeSwitchDriver(h.pbx, "127.0.0.1", h.sim.port, PASSWORD, record_dir=str(h.spool))
+        h.recorder = Recorder(relayed, [h.driver], lambda: h.policy, spool_dir=str(h.spool), journal_retry_max=0.5)
+        await h.driver.start()
+        await h.recorder.start()
+        await h.wait(lambda: h.recorder is not None and h.recorder.journal_waiting > 0, 10)  # resync is waiting
+        connects = h.driver.connects
+        relay.restore()
+        await h.wait(lambda: h.driver is not None and h.driver.connects > connects, 15)  # reconnected to resync
+        await h.wait(lambda: h.recorder is not None and any(c["recording"]["id"] for c in h.recorder.live_calls()), 10)
+
+    handle = await h.sim.run(scenario, on_step=on_step)
+    await h.settle()
+    rows = await h.recordings()
+    assert [r["customer_leg"] for r in rows] == [handle.customer.uuid]
+    assert rows[0]["state"] == "stopped" and rows[0]["stop_reason"] == "hangup"
+    kinds = [e["kind"] for e in await h.events(rows[0]["id"])]
+    assert kinds.count("start") == 1 and kinds.count("stop") == 1, kinds
+    starts = [c for c in h.sim.commands if c.startswith("uuid_record") and " start " in c]
+    assert len(starts) == 1, starts  # adopted, never started a second time
