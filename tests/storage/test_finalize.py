@@ -107,8 +107,8 @@ async def test_run_wakes_on_notify_and_two_workers_store_each_recording_once(
     try:
         await asyncio.sleep(0.3)  # both are idle, listening
         ids = [(await insert_recording(dbpool, cfg, seconds=1.0))[0] for _ in range(6)]
-        for _ in range(300):
-            n = await dbpool.fetchval("SELECT count(*) FROM recordings WHERE state = 'stored'")
+        for _ in range(300):  # until every job is done (stored, then its staging and spool cleaned up)
+            n = await dbpool.fetchval("SELECT count(*) FROM finalize_jobs WHERE state = 'done'")
             if n == len(ids):
                 break
             await asyncio.sleep(0.05)
