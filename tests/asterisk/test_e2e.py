@@ -4,10 +4,9 @@ stereo WAV checked by FFT (customer LEFT, agent then transfer target RIGHT)."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,91 +14,24 @@ import asyncpg
 import pytest
 
 from controller.drivers.asterisk import AsteriskDriver
-from controller.live import Actor
-from controller.policy import Account, PolicySet, settings_from_dict
-from controller.recorder import Recorder
 from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
 from lab.tones import channel_timeline, read_wav
 from storage.audio import join_legs
-
-
-def policy_for(settings: dict[str, Any]) -> PolicySet:
-    return PolicySet(accounts={"main": Account("main", settings_from_dict(dict(settings)))})
+from tests.sim_harness import SimHarness, policy_for
 
 
 @dataclass
-class Harness:
+class Harness(SimHarness):
     sim: AmiSimulator
-    pool: asyncpg.Pool
-    spool: Path
-    pbx: str
-    policy: PolicySet = field(default_factory=PolicySet)
-    driver: AsteriskDriver | None = None
-    recorder: Recorder | None = None
 
-    async def start_controller(self) -> None:
-        self.driver = AsteriskDriver(
+    def make_driver(self) -> AsteriskDriver:
+        return AsteriskDriver(
             self.pbx, "127.0.0.1", self.sim.port, self.sim.username, self.sim.secret, backoff_initial=0.05
         )
-        self.recorder = Recorder(self.pool, [self.driver], lambda: self.policy, spool_dir=str(self.spool))
-        await self.driver.start()
-        await self.recorder.start()
-        await self.wait(lambda: self.driver is not None and self.driver.connected)
-
-    async def stop_controller(self) -> None:
-        if self.recorder:
-            await self.recorder.close()
-        if self.driver:
-            await self.driver.close()
-        self.recorder = self.driver = None
-
-    async def wait(self, cond: Any, within: float = 10.0) -> None:
-        async with asyncio.timeout(within):
-            while True:
-                r = cond()
-                if asyncio.iscoroutine(r):
-                    r = await r
-                if r:
-                    return
-                await asyncio.sleep(0.02)
 
     async def on_step(self, step: Any) -> None:
-        if isinstance(step, sc.Pause | sc.Resume):
-            assert self.recorder is not None
-            calls = self.recorder.live_calls()
-            assert len(calls) == 1, calls
-            actor = Actor("alice", "agent", "2001") if step.by == "agent" else Actor("sue", "supervisor")
-            if isinstance(step, sc.Pause):
-                await self.recorder.pause(calls[0]["id"], actor)
-            else:
-                await self.recorder.resume(calls[0]["id"], actor)
-        elif isinstance(step, sc.LinkDrop):
-            assert self.driver is not None
-            before = self.driver.connects
-            await self.wait(lambda: self.driver is not None and self.driver.connects > before)
-        elif isinstance(step, sc.ControllerRestart):
-            # mid-call = once the recording is journaled (the MixMonitor→row window is the recorder's)
-            await self.wait(lambda: self.pool.fetchval("SELECT count(*) FROM recordings WHERE pbx = $1", self.pbx))
-            await self.stop_controller()  # no cleanup: the PBX keeps recording
-            await self.start_controller()
-            await self.wait(self._adopted)
-
-    def _adopted(self) -> bool:
-        assert self.recorder is not None
-        return any(c["recording"]["state"] == "recording" for c in self.recorder.live_calls())
-
-    async def settle(self) -> None:
-        async def done() -> bool:
-            n = await self.pool.fetchval(
-                "SELECT count(*) FROM recordings WHERE pbx = $1 AND state IN ('recording', 'paused')", self.pbx
-            )
-            return n == 0 and self.recorder is not None and not self.recorder.live_calls()
-
-        await self.wait(done)
-
-    async def recordings(self) -> list[asyncpg.Record]:
-        return await self.pool.fetch("SELECT * FROM recordings WHERE pbx = $1 ORDER BY started_at", self.pbx)
+        await self.controller_step(step)
 
 
 @pytest.fixture
