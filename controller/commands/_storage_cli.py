@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,19 @@ from storage import crypto
 
 
 def progress_bar(desc: str, unit: str = "B") -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A tqdm bar on stderr fed with (done, total); returns (update, close)."""
+    """A tqdm bar on stderr fed with (done, total); returns (update, close).
+
+    Only on a terminal: under cron or in a CI log every refresh would be one more line of noise, so
+    there the bar is off and the command's one summary line is all that is printed."""
     from tqdm import tqdm
 
     bar: Any = None
+    on_tty = sys.stderr.isatty()
 
     def update(done: int, total: int) -> None:
         nonlocal bar
+        if not on_tty:
+            return
         if bar is None:
             bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr, leave=True)
         bar.n = done
@@ -54,6 +60,11 @@ def parse_date(s: str) -> date:
         return date.fromisoformat(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s!r} is not a date (YYYY-MM-DD)") from None
+
+
+def day_start(d: date) -> datetime:
+    """Midnight UTC of a day given on the command line (days are UTC, like the journal's times)."""
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
 def looks_like_file(arg: str) -> bool:
