@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -113,6 +114,66 @@ def test_netstring_frames_split_across_reads_are_reassembled(phones: ModuleType)
         assert phone.wait_event(("CALL_RINGING",), timeout=1)["class"] == "call"
     t.join()
     server.close()
+
+
+def _fake_ctrl_tcp(phones: ModuleType, reply: Callable[[str], bytes]) -> tuple[int, threading.Thread]:
+    """A ctrl_tcp peer on a port the OS picks: reads one command, sends `reply(token)` in ONE send."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        buf = b""
+        while not buf.endswith(b","):
+            buf += conn.recv(4096)
+        token = json.loads(buf.split(b":", 1)[1][:-1])["token"]
+        conn.sendall(reply(token))  # one write of a few hundred bytes: one segment, one read on loopback
+        time.sleep(0.5)  # keep the connection up while the client waits for the event
+        conn.close()
+        server.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    return server.getsockname()[1], t
+
+
+def test_call_event_arriving_with_the_command_response_is_delivered(phones: ModuleType) -> None:
+    """A call answered at once: baresip's `dial` response and CALL_ESTABLISHED come in the same read."""
+
+    def reply(token: str) -> bytes:
+        return phones.netstring({"response": True, "ok": True, "data": "", "token": token}) + phones.netstring(
+            {"event": True, "class": "call", "type": "CALL_ESTABLISHED", "peeruri": "sip:2001@127.0.0.1"}
+        )
+
+    port, t = _fake_ctrl_tcp(phones, reply)
+    with phones.Phone("1001", "127.0.0.1", port) as phone:
+        phone.command("dial", "sip:2001@127.0.0.1")
+        ev = phone.wait_event(("CALL_ESTABLISHED",), timeout=2)
+    t.join()
+    assert ev["peeruri"] == "sip:2001@127.0.0.1"
+
+
+def test_events_around_the_response_keep_their_order(phones: ModuleType) -> None:
+    """Events before and after the response, all in one read: each is delivered once, in order."""
+
+    def reply(token: str) -> bytes:
+        types = ("CALL_RINGING", "CALL_PROGRESS", "CALL_ESTABLISHED")
+        ev = [{"event": True, "class": "call", "type": t} for t in types]
+        resp = {"response": True, "ok": True, "data": "ok", "token": token}
+        return b"".join(phones.netstring(m) for m in (ev[0], resp, ev[1], ev[2]))
+
+    port, t = _fake_ctrl_tcp(phones, reply)
+    with phones.Phone("1001", "127.0.0.1", port) as phone:
+        assert phone.command("dial", "sip:2001@127.0.0.1") == "ok"
+        got = [phone.wait_event(("CALL_RINGING", "CALL_PROGRESS", "CALL_ESTABLISHED"), 2)["type"] for _ in range(3)]
+    t.join()
+    assert got == ["CALL_RINGING", "CALL_PROGRESS", "CALL_ESTABLISHED"]
+
+
+def test_a_frame_not_closed_by_a_comma_is_an_error(phones: ModuleType) -> None:
+    with pytest.raises(phones.PhoneError, match="not closed"):
+        phones.NetstringDecoder("1001").feed(b"2:{}X")
 
 
 def test_commands_without_setup_or_running_phone_fail_clearly(tmp_path: Path) -> None:
