@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from controller.config_keys import check_keys, recipient_problem
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or invalid."""
@@ -25,6 +27,32 @@ class ConfigError(ValueError):
         self.key, self.value, self.allowed = key, value, allowed
         shown = "<hidden>" if _is_secret(key) else repr(value)
         super().__init__(f"config: {key} = {shown} is invalid: expected {allowed}")
+
+
+class ConfigErrors(ConfigError):
+    """Several configuration problems, reported together so an admin fixes them in one go."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        ValueError.__init__(self, f"config: {len(errors)} problems:\n" + "\n".join(f"  - {e}" for e in errors))
+        self.key, self.value, self.allowed = first.key, first.value, first.allowed
+
+
+class _Problems:
+    """Collects every ConfigError of one load instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def add(self, key: str, value: Any, allowed: str) -> None:
+        self.errors.append(ConfigError(key, value, allowed))
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ConfigErrors(self.errors)
 
 
 SECRET_KEYS = ("password", "secret", "secret_key", "access_key", "url")
@@ -167,8 +195,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read the TOML file (if any), apply environment overrides, validate, return a `Config`."""
+def load_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, *, service: bool = False
+) -> Config:
+    """Read the TOML file (if any), apply environment overrides, validate, return a `Config`.
+
+    Every problem is collected and raised at once (`ConfigErrors` when there are several). With
+    `service=True` (`callrec run`) the key material is checked too: at least one recipient, and the
+    configured key files exist, parse and are readable by their owner only.
+    """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
     if path is not None:
@@ -177,13 +212,21 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
             raw = tomllib.loads(p.read_text())
         except FileNotFoundError:
             raise ConfigError("--config", str(p), "an existing TOML file") from None
+        except PermissionError:
+            raise ConfigError("--config", str(p), "a TOML file this user can read") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError("--config", str(p), f"valid TOML ({e})") from None
-    _apply_env(raw, env)
-    return _build(raw)
+    problems = _Problems()
+    _apply_env(raw, env, problems)
+    cfg = _build(raw, problems)
+    _validate(cfg, problems)
+    if service:
+        check_keys(cfg, problems)
+    problems.raise_any()
+    return cfg
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], problems: _Problems) -> None:
     top = {f.name for f in fields(Config)} - set(SECTIONS) - {"pbx"}
     for name, value in env.items():
         if not name.startswith("CALLREC_") or name.startswith("CALLREC_TEST_"):
@@ -198,7 +241,8 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         elif section == "pbx":
             idx, _, key = key.partition("_")
             if not idx.isdigit() or not key:
-                raise ConfigError(name, value, "CALLREC_PBX_<index>_<key>")
+                problems.add(name, value, "CALLREC_PBX_<index>_<key>")
+                continue
             nodes = raw.setdefault("pbx", [])
             while len(nodes) <= int(idx):
                 nodes.append({})
@@ -206,45 +250,58 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
         # Other CALLREC_* variables (e.g. CALLREC_CONFIG) are not config keys.
 
 
-def _build(raw: dict[str, Any]) -> Config:
+def _build(raw: dict[str, Any], problems: _Problems) -> Config:
+    """A Config from the valid values; each bad one is recorded and left at its default."""
     top_fields = {f.name: f for f in fields(Config)}
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in top_fields:
-            raise ConfigError(key, value, f"one of the known keys: {', '.join(sorted(top_fields))}")
-        if key in SECTIONS:
-            if not isinstance(value, dict):
-                raise ConfigError(key, value, "a table")
-            kwargs[key] = _build_section(SECTIONS[key], key, value)
-        elif key == "pbx":
-            if not isinstance(value, list):
-                raise ConfigError("pbx", value, "an array of tables ([[pbx]])")
-            kwargs["pbx"] = tuple(_build_pbx(i, v) for i, v in enumerate(value))
-        else:
-            kwargs[key] = _coerce(key, value, top_fields[key].type)
-    cfg = Config(**kwargs)
-    _validate(cfg)
-    return cfg
+        try:
+            if key not in top_fields:
+                raise ConfigError(key, value, f"one of the known keys: {', '.join(sorted(top_fields))}")
+            if key in SECTIONS:
+                if not isinstance(value, dict):
+                    raise ConfigError(key, value, "a table")
+                kwargs[key] = _build_section(SECTIONS[key], key, value, problems)
+            elif key == "pbx":
+                if not isinstance(value, list):
+                    raise ConfigError("pbx", value, "an array of tables ([[pbx]])")
+                nodes = (_build_pbx(i, v, problems) for i, v in enumerate(value))
+                kwargs["pbx"] = tuple(n for n in nodes if n is not None)
+            else:
+                kwargs[key] = _coerce(key, value, top_fields[key].type)
+        except ConfigError as e:
+            problems.errors.append(e)
+    return Config(**kwargs)
 
 
-def _build_section(cls: type, prefix: str, values: dict[str, Any]) -> Any:
+def _build_section(cls: type, prefix: str, values: dict[str, Any], problems: _Problems) -> Any:
     known = {f.name: f for f in fields(cls)}
     out: dict[str, Any] = {}
     for key, value in values.items():
         full = f"{prefix}.{key}"
-        if key not in known:
-            raise ConfigError(full, value, f"one of the known keys: {', '.join(sorted(known))}")
-        out[key] = _coerce(full, value, known[key].type)
-    return cls(**out)
+        try:
+            if key not in known:
+                raise ConfigError(full, value, f"one of the known keys: {', '.join(sorted(known))}")
+            out[key] = _coerce(full, value, known[key].type)
+        except ConfigError as e:
+            problems.errors.append(e)
+    try:
+        return cls(**out)
+    except TypeError:  # a required field (a node's name or type) had a bad value, already recorded
+        return None
 
 
-def _build_pbx(i: int, value: Any) -> PbxConfig:
+def _build_pbx(i: int, value: Any, problems: _Problems) -> PbxConfig | None:
     if not isinstance(value, dict):
-        raise ConfigError(f"pbx[{i}]", value, "a table")
-    for required in ("name", "type"):
-        if not value.get(required):
-            raise ConfigError(f"pbx[{i}].{required}", value.get(required), "a non-empty string")
-    return _build_section(PbxConfig, f"pbx[{i}]", value)
+        problems.add(f"pbx[{i}]", value, "a table")
+        return None
+    missing = [r for r in ("name", "type") if not value.get(r)]
+    for required in missing:
+        problems.add(f"pbx[{i}].{required}", value.get(required), "a non-empty string")
+    if missing:
+        return None
+    node: PbxConfig | None = _build_section(PbxConfig, f"pbx[{i}]", value, problems)
+    return node
 
 
 def _coerce(key: str, value: Any, typ: Any) -> Any:
@@ -280,48 +337,53 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
     return value
 
 
-def _validate(cfg: Config) -> None:
+def _validate(cfg: Config, problems: _Problems) -> None:
     def allowed(key: str, value: str) -> None:
         options = ALLOWED[key]
         if value not in options:
-            raise ConfigError(key, value, "one of " + ", ".join(options))
+            problems.add(key, value, "one of " + ", ".join(options))
 
     allowed("log_level", cfg.log_level)
     if not cfg.state_dir:
-        raise ConfigError("state_dir", cfg.state_dir, "a directory path")
+        problems.add("state_dir", cfg.state_dir, "a directory path")
     if cfg.database.url and not cfg.database.url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("database.url", cfg.database.url, "a postgresql:// DSN, or unset for embedded PostgreSQL")
+        problems.add("database.url", cfg.database.url, "a postgresql:// DSN, or unset for embedded PostgreSQL")
     if not 1 <= cfg.database.pool_min <= cfg.database.pool_max:
-        raise ConfigError("database.pool_min", cfg.database.pool_min, "1 <= pool_min <= pool_max")
+        problems.add("database.pool_min", cfg.database.pool_min, "1 <= pool_min <= pool_max")
     names = set()
     for i, node in enumerate(cfg.pbx):
         allowed("pbx.type", node.type)
         if node.name in names:
-            raise ConfigError(f"pbx[{i}].name", node.name, "a name no other [[pbx]] node uses")
+            problems.add(f"pbx[{i}].name", node.name, "a name no other [[pbx]] node uses")
         names.add(node.name)
         if not 0 <= node.port <= 65535:
-            raise ConfigError(f"pbx[{i}].port", node.port, "a TCP port 1-65535")
+            problems.add(f"pbx[{i}].port", node.port, "a TCP port 1-65535")
         if node.type == "asterisk" and not (node.username and node.secret):
-            raise ConfigError(f"pbx[{i}].username", node.username, "AMI username and secret for an asterisk node")
+            problems.add(f"pbx[{i}].username", node.username, "AMI username and secret for an asterisk node")
         if node.type == "freeswitch" and not node.password:
-            raise ConfigError(f"pbx[{i}].password", "", "the ESL password for a freeswitch node")
+            problems.add(f"pbx[{i}].password", "", "the ESL password for a freeswitch node")
     allowed("storage.backend", cfg.storage.backend)
     if cfg.storage.backend == "s3":
         for key in ("endpoint", "bucket"):
             if not getattr(cfg.storage, key):
-                raise ConfigError(f"storage.{key}", "", "a value when storage.backend = 's3'")
+                problems.add(f"storage.{key}", "", "a value when storage.backend = 's3'")
     for i, r in enumerate(cfg.encryption.recipients):
-        if not r.startswith("age1"):
-            raise ConfigError(f"encryption.recipients[{i}]", r, "an age X25519 recipient (age1...)")
+        why = recipient_problem(r)
+        if why:
+            problems.add(
+                f"encryption.recipients[{i}]",
+                r,
+                f"an age X25519 recipient (age1..., as `callrec keys generate` prints it): {why}",
+            )
     try:
         ipaddress.ip_address(cfg.api.bind)
     except ValueError:
         if cfg.api.bind != "localhost":
-            raise ConfigError("api.bind", cfg.api.bind, "an IP address (default 127.0.0.1)") from None
+            problems.add("api.bind", cfg.api.bind, "an IP address (default 127.0.0.1)")
     if not 0 <= cfg.api.port <= 65535:
-        raise ConfigError("api.port", cfg.api.port, "a TCP port 0-65535 (0 = any free port)")
+        problems.add("api.port", cfg.api.port, "a TCP port 0-65535 (0 = any free port)")
     if cfg.finalize.workers < 1:
-        raise ConfigError("finalize.workers", cfg.finalize.workers, "an integer >= 1")
+        problems.add("finalize.workers", cfg.finalize.workers, "an integer >= 1")
 
 
 def _to_dict(obj: Any) -> Any:

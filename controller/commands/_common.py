@@ -13,9 +13,10 @@ from controller.config import Config, load_config
 from storage import db
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
+def config_from_args(args: argparse.Namespace, *, service: bool = False) -> Config:
+    """The validated config; `service=True` also checks the key material the service needs."""
     path = args.config or os.environ.get("CALLREC_CONFIG") or None
-    return load_config(path)
+    return load_config(path, service=service)
 
 
 @asynccontextmanager

@@ -14,5 +14,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)  # validated before anything is touched
+    cfg = config_from_args(args, service=True)  # every problem reported at once, before anything is touched
     return run_forever(cfg)

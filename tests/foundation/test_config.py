@@ -1,10 +1,13 @@
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from controller.config import ConfigError, load_config
+from controller.config import ConfigError, ConfigErrors, load_config
+from storage import crypto
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -68,6 +71,7 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ("[[pbx]]\nname = 'x'\ntype = 'yate'\n", {}, "pbx.type", "freeswitch, asterisk"),
         ("[[pbx]]\nname = 'x'\ntype = 'asterisk'\n", {}, "pbx[0].username", "AMI username"),
         ("[encryption]\nrecipients = ['ssh-ed25519 AAAA']\n", {}, "encryption.recipients[0]", "age1"),
+        ("[encryption]\nrecipients = ['age1notakey']\n", {}, "encryption.recipients[0]", "age X25519 recipient"),
         ("", {"CALLREC_DATABASE_URL": "mysql://x"}, "database.url", "postgresql://"),
         ("", {"CALLREC_API_BIND": "not-an-ip"}, "api.bind", "IP address"),
     ],
@@ -97,3 +101,93 @@ def test_cli_fails_fast_before_touching_anything(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "api.port = 'http' is invalid: expected an integer" in r.stderr
     assert not state.exists()  # nothing created before validation
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = "[api]\nport = 'eighty'\nprot = 1\n[encryption]\nrecipients = ['age1notakey']\n[[pbx]]\nname = 'x'\n"
+    with pytest.raises(ConfigErrors) as e:
+        load_config(write(tmp_path, text), env={"CALLREC_LOG_LEVEL": "loud"})
+    keys = [err.key for err in e.value.errors]
+    assert sorted(keys) == sorted(["api.port", "api.prot", "encryption.recipients[0]", "pbx[0].type", "log_level"])
+    message = str(e.value)
+    assert message.startswith("config: 5 problems:")
+    for key in keys:
+        assert f"  - config: {key} = " in message
+
+
+def _keys(d: Path, *, signing_mode: int = 0o600, identity_mode: int = 0o600) -> tuple[Path, Path, str]:
+    d.mkdir(parents=True, exist_ok=True)
+    ident = d / "identity.txt"
+    subprocess.run(["age-keygen", "-o", str(ident)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(ident)], check=True, capture_output=True, text=True).stdout
+    signing = d / "signing.key"
+    crypto.generate_signing_key(signing)
+    os.chmod(ident, identity_mode)
+    os.chmod(signing, signing_mode)
+    return ident, signing, recipient.strip()
+
+
+def _service_config(tmp_path: Path, ident: Path, signing: Path, recipients: list[str]) -> Path:
+    quoted = ", ".join(f'"{r}"' for r in recipients)
+    return write(
+        tmp_path,
+        f'state_dir = "{tmp_path / "state"}"\n[encryption]\nrecipients = [{quoted}]\n'
+        f'signing_key_file = "{signing}"\nidentity_file = "{ident}"\n',
+    )
+
+
+def test_service_start_accepts_good_keys(tmp_path: Path) -> None:
+    ident, signing, recipient = _keys(tmp_path / "keys")
+    cfg = load_config(_service_config(tmp_path, ident, signing, [recipient]), env={}, service=True)
+    assert cfg.encryption.recipients == (recipient,)
+
+
+def test_service_start_checks_key_files_and_permissions(tmp_path: Path) -> None:
+    ident, signing, recipient = _keys(tmp_path / "keys", signing_mode=0o644, identity_mode=0o640)
+    path = _service_config(tmp_path, ident, signing, [recipient])
+    load_config(path, env={})  # other commands (verify, export ...) need no private key
+    with pytest.raises(ConfigErrors) as e:
+        load_config(path, env={}, service=True)
+    by_key = {err.key: str(err) for err in e.value.errors}
+    assert set(by_key) == {"encryption.signing_key_file", "encryption.identity_file"}
+    assert (
+        "mode 0644" in by_key["encryption.signing_key_file"]
+        and f"chmod 600 {signing}" in by_key["encryption.signing_key_file"]
+    )
+    assert "mode 0640" in by_key["encryption.identity_file"]
+
+    os.chmod(signing, 0o600)
+    signing.write_text("not a key\n")
+    ident.unlink()
+    with pytest.raises(ConfigErrors) as e:
+        load_config(path, env={}, service=True)
+    by_key = {err.key: str(err) for err in e.value.errors}
+    assert "not a PEM private key" in by_key["encryption.signing_key_file"]
+    assert "no such file" in by_key["encryption.identity_file"]
+
+
+def test_service_start_needs_a_recipient(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, f'state_dir = "{tmp_path / "state"}"\n'), env={}, service=True)
+    assert e.value.key == "encryption.recipients" and "callrec keys generate" in str(e.value)
+
+
+def test_run_refuses_to_start_and_lists_every_problem(tmp_path: Path) -> None:
+    """`age1notakey` used to pass and the service started; only /health said 503."""
+    ident, signing, recipient = _keys(tmp_path / "keys", signing_mode=0o644)
+    path = _service_config(tmp_path, ident, signing, [recipient, "age1notakey"])
+    state = tmp_path / "state"
+    r = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "--config", str(path), "run"],
+        env={"CALLREC_API_PORT": "http", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "config: 3 problems:" in r.stderr
+    assert "encryption.recipients[1] = 'age1notakey' is invalid" in r.stderr
+    assert "encryption.signing_key_file" in r.stderr and "mode 0644" in r.stderr
+    assert "api.port = 'http' is invalid" in r.stderr
+    assert not state.exists()
+    assert stat.S_IMODE(signing.stat().st_mode) == 0o644  # reported, never changed behind the admin's back
