@@ -69,6 +69,7 @@ def write_config(
     ident = base / "identity.txt"
     if not ident.exists():
         ident.write_text(str(x25519.Identity.generate()) + "\n")
+        ident.chmod(0o600)  # `callrec run` refuses a private key others can read
     identity = x25519.Identity.from_str(ident.read_text().strip())
     nodes = ""
     if fs_port is not None:
