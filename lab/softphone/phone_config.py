@@ -1,5 +1,11 @@
 """The four lab phones as baresip files: who they are, which ports they bind, where they register.
 
+Ports: every phone binds ports the OS picks. Its SIP and ctrl_tcp ports are asked from the OS at
+setup time (bind to port 0) and written into its config and `phones.json`; RTP ports are chosen by
+baresip inside the OS's ephemeral range. So the phones never take a PBX's port (5060, 5080, ...)
+and two phone sets on one host never collide. The PBX they register with is the only fixed port,
+and only because the PBX defines it (`--pbx-port` changes it).
+
 Standard library only (it runs in the softphone container).
 """
 
@@ -7,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import socket
 import struct
 import wave
 from dataclasses import dataclass
@@ -37,9 +44,13 @@ class PbxSpec:
     name: str
     sip_port: int
     passwords: dict[str, str]
-    sip_base: int  # docker lab layout: phone n listens on sip_base + 10*n
-    ctrl_ports: dict[str, int]  # docker lab layout
-    rtp_base: int  # docker lab layout: phone n uses rtp_base + 20*n .. +19
+
+
+@dataclass(frozen=True)
+class PhonePorts:
+    sip: int  # baresip binds UDP and TCP here, and TLS on sip + 1
+    ctrl: int
+    rtp: tuple[int, int]
 
 
 PHONES: tuple[PhoneSpec, ...] = (
@@ -55,23 +66,68 @@ PBXES: dict[str, PbxSpec] = {
         name="freeswitch",
         sip_port=5080,
         passwords={"1001": "cust1001lab", "2001": "agent2001lab", "3001": "agent3001lab", "9001": "pstn9001lab"},
-        sip_base=5110,
-        ctrl_ports={"1001": 4401, "2001": 4402, "3001": 4403, "9001": 4409},
-        rtp_base=12300,
     ),
-    # Asterisk on 5060 (fixtures asterisk §2, S7/S8); other ports so both phone sets can run at once.
+    # Asterisk on 5060 (fixtures asterisk §2, S7/S8).
     "asterisk": PbxSpec(
         name="asterisk",
         sip_port=5060,
         passwords={"1001": "pass1001", "2001": "pass2001", "3001": "pass3001", "9001": "pass9001"},
-        sip_base=5210,
-        ctrl_ports={"1001": 4511, "2001": 4512, "3001": 4513, "9001": 4519},
-        rtp_base=12400,
     ),
 }
 
 MODULES = ("g711.so", "aufile.so", "aubridge.so", "sndfile.so")
 APP_MODULES = ("account.so", "menu.so", "contact.so", "ctrl_tcp.so")
+
+
+# ---- ports ---------------------------------------------------------------------------------------
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The range the OS hands out for port 0 (Linux: ip_local_port_range)."""
+    try:
+        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def os_picked_ports(count: int, bind: str) -> list[PhonePorts]:
+    """SIP and ctrl_tcp ports for `count` phones, each asked from the OS (bind to port 0).
+
+    All sockets stay open until every port is chosen, so no two phones get the same one; a SIP port
+    is taken only when UDP, TCP and TCP + 1 (baresip's TLS) are all free. RTP ports are chosen by
+    baresip from the OS's ephemeral range (it retries a port in use).
+    """
+    held: list[socket.socket] = []
+
+    def grab(kind: int, port: int = 0) -> int:
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind((bind, port))
+        except OSError:
+            s.close()
+            raise
+        held.append(s)
+        return s.getsockname()[1]
+
+    try:
+        out = []
+        for _ in range(count):
+            for _attempt in range(50):
+                sip = grab(socket.SOCK_STREAM)
+                try:
+                    grab(socket.SOCK_DGRAM, sip)
+                    grab(socket.SOCK_STREAM, sip + 1)
+                    break
+                except OSError:
+                    continue
+            else:
+                raise PhoneError(f"no free SIP port pair on {bind} after 50 tries")
+            out.append(PhonePorts(sip=sip, ctrl=grab(socket.SOCK_STREAM), rtp=ephemeral_range()))
+        return out
+    finally:
+        for s in held:
+            s.close()
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -87,19 +143,6 @@ def write_tone(path: Path, freq: int, seconds: int = TONE_SECONDS) -> None:
         w.setsampwidth(2)
         w.setframerate(SAMPLE_RATE)
         w.writeframes(one_second * seconds)
-
-
-def phone_layout(pbx: PbxSpec, index: int, phone: PhoneSpec, bind: str) -> dict[str, object]:
-    return {
-        "user": phone.user,
-        "role": phone.role,
-        "tone_hz": phone.tone_hz,
-        "answermode": phone.answermode,
-        "password": pbx.passwords[phone.user],
-        "sip_listen": f"{bind}:{pbx.sip_base + 10 * index}",
-        "ctrl_port": pbx.ctrl_ports[phone.user],
-        "rtp_ports": f"{pbx.rtp_base + 20 * index}-{pbx.rtp_base + 20 * index + 19}",
-    }
 
 
 def render_config(phone: dict[str, object], phone_dir: Path, tone: Path, bind: str, module_path: str) -> str:
@@ -136,29 +179,67 @@ def render_account(phone: dict[str, object], pbx_host: str, pbx_port: int) -> st
 
 
 def setup(
-    pbx_name: str, out: Path, pbx_host: str = "127.0.0.1", bind: str = "127.0.0.1", module_path: str = ""
+    pbx_name: str,
+    out: Path,
+    pbx_host: str = "127.0.0.1",
+    bind: str = "127.0.0.1",
+    module_path: str = "",
+    pbx_port: int | None = None,
 ) -> dict:
-    """Render the four phones into `out` (absolute paths everywhere) and write `out/phones.json`."""
+    """Render the four phones into `out` (absolute paths everywhere) and write `out/phones.json`.
+
+    The phones register at `pbx_host:pbx_port` (default: the lab PBX's SIP port). Their own ports
+    are picked here and again at every `start` (see `assign_ports`).
+    """
     pbx = PBXES[pbx_name]
     out = out.resolve()
-    module_path = module_path or "/usr/lib/baresip/modules"
-    manifest: dict[str, object] = {"pbx": pbx.name, "pbx_host": pbx_host, "pbx_port": pbx.sip_port, "bind": bind}
+    port = pbx.sip_port if pbx_port is None else pbx_port
     phones = []
-    for i, spec in enumerate(PHONES):
+    for spec in PHONES:
         phone_dir = out / spec.user
         (phone_dir / "snd").mkdir(parents=True, exist_ok=True)
         tone = out / "tones" / f"tone{spec.tone_hz}.wav"
         if not tone.exists():
             write_tone(tone, spec.tone_hz)
-        phone = phone_layout(pbx, i, spec, bind)
-        (phone_dir / "config").write_text(render_config(phone, phone_dir, tone, bind, module_path))
-        (phone_dir / "accounts").write_text(render_account(phone, pbx_host, pbx.sip_port))
-        contacts = "".join(f'"{p.role}" <sip:{p.user}@{pbx_host}:{pbx.sip_port}>\n' for p in PHONES)
+        phones.append(
+            {
+                "user": spec.user,
+                "role": spec.role,
+                "tone_hz": spec.tone_hz,
+                "answermode": spec.answermode,
+                "password": pbx.passwords[spec.user],
+                "dir": str(phone_dir),
+                "tone_file": str(tone),
+            }
+        )
+    manifest = {
+        "pbx": pbx.name,
+        "pbx_host": pbx_host,
+        "pbx_port": port,
+        "bind": bind,
+        "module_path": module_path or "/usr/lib/baresip/modules",
+        "phones": phones,
+    }
+    return assign_ports(out, manifest)
+
+
+def assign_ports(out: Path, manifest: dict | None = None) -> dict:
+    """Ask the OS for every phone's SIP and ctrl_tcp ports and (re)write its files and phones.json.
+
+    `start` calls it too, so a directory set up long ago never binds a port taken since.
+    """
+    manifest = load_manifest(out) if manifest is None else manifest
+    bind = manifest["bind"]
+    for phone, ports in zip(manifest["phones"], os_picked_ports(len(manifest["phones"]), bind), strict=True):
+        phone["sip_listen"] = f"{bind}:{ports.sip}"
+        phone["ctrl_port"] = ports.ctrl
+        phone["rtp_ports"] = f"{ports.rtp[0]}-{ports.rtp[1]}"
+        phone_dir = Path(phone["dir"])
+        config = render_config(phone, phone_dir, Path(phone["tone_file"]), bind, manifest["module_path"])
+        (phone_dir / "config").write_text(config)
+        (phone_dir / "accounts").write_text(render_account(phone, manifest["pbx_host"], manifest["pbx_port"]))
+        contacts = "".join(f'"{p.role}" <sip:{p.user}@{manifest["pbx_host"]}:{manifest["pbx_port"]}>\n' for p in PHONES)
         (phone_dir / "contacts").write_text(contacts)
-        phone["dir"] = str(phone_dir)
-        phone["tone_file"] = str(tone)
-        phones.append(phone)
-    manifest["phones"] = phones
     (out / "phones.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 if __package__:
     from .ctrl_tcp import Phone, PhoneError
-    from .phone_config import load_manifest, phone_entry
+    from .phone_config import assign_ports, load_manifest, phone_entry
 else:  # run as a script: the softphone container mounts only this directory
     from ctrl_tcp import Phone, PhoneError  # type: ignore[no-redef]
-    from phone_config import load_manifest, phone_entry  # type: ignore[no-redef]
+    from phone_config import assign_ports, load_manifest, phone_entry  # type: ignore[no-redef]
 
 
 def baresip_binary(explicit: str = "") -> str:
@@ -42,9 +42,15 @@ def wait_port(host: str, port: int, timeout: float) -> bool:
 
 
 def start(out: Path, binary: str = "", timeout: float = 10.0) -> dict[str, int]:
-    """Start every phone (one baresip process each, its own session) and wait for its ctrl_tcp port."""
-    manifest = load_manifest(out)
+    """Start every phone (one baresip process each, its own session) and wait for its ctrl_tcp port.
+
+    The phones' ports are picked afresh from the OS just before they start.
+    """
+    load_manifest(out)
     exe = baresip_binary(binary)
+    if running_pids(out):
+        raise PhoneError(f"the phones of {out} are already running: `phones.py stop --dir {out}` first")
+    manifest = assign_ports(out)
     pids: dict[str, int] = {}
     for p in manifest["phones"]:
         log = open(Path(p["dir"]).parent / f"{p['user']}.log", "ab")  # handed to the child, closed below
@@ -91,6 +97,14 @@ def _signal_all(pids: set[int], sig: int, wait: float) -> set[int]:
         if pids:
             time.sleep(0.05)
     return pids
+
+
+def running_pids(out: Path) -> dict[str, int]:
+    path = out / "pids.json"
+    if not path.exists():
+        return {}
+    pids: dict[str, int] = json.loads(path.read_text())
+    return {user: pid for user, pid in pids.items() if not _gone(pid)}
 
 
 def stop(out: Path) -> list[str]:

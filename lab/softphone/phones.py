@@ -4,7 +4,8 @@
 Standard library only, so it runs unchanged in the softphone container and on any Debian host with
 `apt-get install baresip-core`. Every socket is on loopback (or the compose network namespace).
 
-    phones.py setup --pbx freeswitch|asterisk --dir DIR   render config + accounts + tone WAVs
+    phones.py setup --pbx freeswitch|asterisk --dir DIR [--pbx-host H] [--pbx-port P]
+                                                         render config + accounts + tone WAVs
     phones.py start --dir DIR [--foreground]             start the four phones (pids in DIR/pids.json)
     phones.py stop --dir DIR
     phones.py dial FROM TO --dir DIR                     e.g. dial 1001 2001
@@ -19,6 +20,9 @@ second agent is told apart from the external party):
     2001 agent          880 Hz   auto-answer
     3001 second agent  1000 Hz   auto-answer
     9001 external/PSTN  660 Hz   answers manually: `place-calls` accepts after 1.5 s of real ringing
+
+Every phone binds ports the OS picks (SIP and ctrl_tcp are picked again at every `start` and
+written to DIR/phones.json); only the PBX's SIP port is fixed, by the PBX.
 
 The parts, one concern each (this file is the command line and the API the tests import):
 ctrl_tcp.py (baresip's control protocol), phone_config.py (who the phones are, their ports and
@@ -44,17 +48,29 @@ if __package__:
         PBXES,
         PHONES,
         PbxSpec,
+        PhonePorts,
         PhoneSpec,
+        assign_ports,
+        ephemeral_range,
         load_manifest,
+        os_picked_ports,
         phone_entry,
-        phone_layout,
         render_account,
         render_config,
         setup,
         sip_uri,
         write_tone,
     )
-    from .phone_procs import baresip_binary, connect, one_command, registered, start, stop, wait_registered
+    from .phone_procs import (
+        baresip_binary,
+        connect,
+        one_command,
+        registered,
+        running_pids,
+        start,
+        stop,
+        wait_registered,
+    )
 else:  # run as a script: the softphone container mounts only this directory
     from call_scenarios import (  # type: ignore[no-redef]
         CLOSED,
@@ -71,10 +87,13 @@ else:  # run as a script: the softphone container mounts only this directory
         PBXES,
         PHONES,
         PbxSpec,
+        PhonePorts,
         PhoneSpec,
+        assign_ports,
+        ephemeral_range,
         load_manifest,
+        os_picked_ports,
         phone_entry,
-        phone_layout,
         render_account,
         render_config,
         setup,
@@ -86,6 +105,7 @@ else:  # run as a script: the softphone container mounts only this directory
         connect,
         one_command,
         registered,
+        running_pids,
         start,
         stop,
         wait_registered,
@@ -104,20 +124,24 @@ __all__ = [
     "PbxSpec",
     "Phone",
     "PhoneError",
+    "PhonePorts",
     "PhoneSpec",
+    "assign_ports",
     "baresip_binary",
     "connect",
+    "ephemeral_range",
     "load_manifest",
     "main",
     "netstring",
     "one_command",
+    "os_picked_ports",
     "phone_entry",
-    "phone_layout",
     "place_calls",
     "registered",
     "render_account",
     "render_config",
     "ring_then_accept",
+    "running_pids",
     "setup",
     "sip_uri",
     "start",
@@ -138,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     s = add("setup", help="render baresip config + accounts + tone WAVs for the four phones")
     s.add_argument("--pbx", choices=sorted(PBXES), required=True)
     s.add_argument("--pbx-host", default="127.0.0.1", help="where the PBX's SIP port is (default 127.0.0.1)")
+    s.add_argument(
+        "--pbx-port", type=int, default=None, help="the PBX's SIP port (default: 5080 FreeSWITCH, 5060 Asterisk)"
+    )
     s.add_argument("--bind", default="127.0.0.1", help="address the phones bind (default 127.0.0.1)")
     s.add_argument("--module-path", default="", help="baresip modules (default /usr/lib/baresip/modules)")
     s = add("start", help="start the phones")
@@ -161,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.dir.resolve()
     try:
         if args.cmd == "setup":
-            m = setup(args.pbx, out, args.pbx_host, args.bind, args.module_path)
+            m = setup(args.pbx, out, args.pbx_host, args.bind, args.module_path, args.pbx_port)
             print(f"{len(m['phones'])} phones for {m['pbx']} in {out.resolve()}")
         elif args.cmd == "start":
             pids = start(out, args.baresip)

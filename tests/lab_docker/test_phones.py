@@ -1,8 +1,11 @@
 """lab/softphone/phones.py: rendered baresip files, and real baresip 1.0.0 phones on loopback.
 
 The baresip tests start the Debian `baresip` (apt-get install -y baresip-core) from the rendered
-config, drive it over ctrl_tcp and place one real SIP call phone-to-phone (no PBX here): each
-phone's sndfile dump must hold the OTHER party's tone.
+config, register the phones to a tiny local registrar, drive them over ctrl_tcp and place one real
+SIP call phone-to-phone: each phone's sndfile dump must hold the OTHER party's tone. No PBX is
+involved and every port is one the OS picked, while this test itself holds the PBX ports (5060,
+5080, 8021, 5038) and checks that nothing reached them. The test that talks to a real PBX runs only
+when CALLREC_TEST_PHONES_FREESWITCH / CALLREC_TEST_PHONES_ASTERISK name one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -24,6 +28,7 @@ import pytest
 from lab.tones import dominant_hz, read_wav
 
 from .conftest import LAB, SOFTPHONE, parse_asterisk
+from .sip_registrar import Registrar
 
 BARESIP = shutil.which("baresip")
 needs_baresip = pytest.mark.skipif(BARESIP is None, reason="baresip not installed (apt-get install -y baresip-core)")
@@ -110,7 +115,7 @@ def test_netstring_frames_split_across_reads_are_reassembled(phones: ModuleType)
     t = threading.Thread(target=fake_baresip)
     t.start()
     with phones.Phone("1001", "127.0.0.1", port) as phone:
-        assert phone.command("dial", "sip:2001@127.0.0.1:5080") == "done"
+        assert phone.command("dial", "sip:2001@127.0.0.1") == "done"
         assert phone.wait_event(("CALL_RINGING",), timeout=1)["class"] == "call"
     t.join()
     server.close()
@@ -189,25 +194,134 @@ def test_commands_without_setup_or_running_phone_fail_clearly(tmp_path: Path) ->
     assert res.returncode == 2 and "phone 2001 is not running" in res.stderr
 
 
+# ---- ports: the default suite binds only ports the OS picks -----------------------------------------
+
+# What a PBX host (or the docker lab) serves: SIP of FreeSWITCH / Asterisk, ESL, AMI.
+PBX_PORTS = {"udp": (5060, 5080), "tcp": (5060, 5080, 8021, 5038)}
+
+
+@dataclass
+class HeldPorts:
+    """The PBX ports, held by this test where they were free; anything arriving there is a leak."""
+
+    sockets: dict[tuple[str, int], socket.socket] = field(default_factory=dict)
+    busy: list[tuple[str, int]] = field(default_factory=list)  # already taken (a real PBX, another suite)
+
+    def received(self) -> list[str]:
+        heard = []
+        for (proto, port), s in self.sockets.items():
+            s.setblocking(False)
+            try:
+                if proto == "udp":
+                    data, peer = s.recvfrom(65536)
+                    heard.append(f"udp {port} from {peer}: {data[:60]!r}")
+                else:
+                    conn, peer = s.accept()
+                    conn.close()
+                    heard.append(f"tcp {port} connection from {peer}")
+            except BlockingIOError:
+                pass
+        return heard
+
+
 @pytest.fixture
-def running_phones(phones: ModuleType, tmp_path: Path):
-    """The FreeSWITCH phone set, started for real (ports 5110-5191, 4401-4409, RTP 12300-12379)."""
-    phones.setup("freeswitch", tmp_path / "phones")
+def pbx_ports_held() -> Iterator[HeldPorts]:
+    """A stand-in for a live PBX on this host: listeners on 127.0.0.1:5060/5080 (UDP+TCP), 8021, 5038."""
+    held = HeldPorts()
+    for proto, ports in PBX_PORTS.items():
+        for port in ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                held.busy.append((proto, port))
+                continue
+            if proto == "tcp":
+                s.listen(8)
+            held.sockets[(proto, port)] = s
+    try:
+        yield held
+    finally:
+        for s in held.sockets.values():
+            s.close()
+
+
+def _ports_of(manifest: dict) -> set[int]:
+    out = set()
+    for p in manifest["phones"]:
+        sip = int(p["sip_listen"].rsplit(":", 1)[1])
+        out |= {sip, sip + 1, int(p["ctrl_port"])}  # baresip binds TLS on SIP + 1
+    return out
+
+
+def test_setup_writes_ports_the_os_picked_into_the_baresip_configs(
+    phones: ModuleType, tmp_path: Path, pbx_ports_held: HeldPorts
+) -> None:
+    """Two phone sets at once (two suites on one host): disjoint ports, none of a PBX's, RTP ephemeral."""
+    fs = phones.setup("freeswitch", tmp_path / "a")
+    ast = phones.setup("asterisk", tmp_path / "b")
+    assert not _ports_of(fs) & _ports_of(ast), "two phone sets were given the same port"
+    lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for manifest in (fs, ast):
+        assert len(_ports_of(manifest)) == 12
+        for port in _ports_of(manifest):
+            assert lo <= port <= hi + 1, f"{port} is not a port the OS hands out ({lo}-{hi})"
+        for p in manifest["phones"]:
+            cfg = config_map(Path(p["dir"]) / "config")
+            assert cfg["sip_listen"] == [p["sip_listen"]]
+            assert cfg["ctrl_tcp_listen"] == [f"127.0.0.1:{p['ctrl_port']}"]
+            assert cfg["rtp_ports"] == [f"{lo}-{hi}"]
+    assert not pbx_ports_held.received()
+
+
+def test_setup_registers_where_it_is_told(phones: ModuleType, tmp_path: Path) -> None:
+    m = phones.setup("asterisk", tmp_path / "p", pbx_host="192.0.2.7", pbx_port=15060)
+    for p in m["phones"]:
+        d = Path(p["dir"])
+        assert (d / "accounts").read_text().startswith(f"<sip:{p['user']}@192.0.2.7:15060;transport=udp>")
+        assert all(":15060>" in line for line in (d / "contacts").read_text().splitlines())
+    assert phones.sip_uri(m, "2001") == "sip:2001@192.0.2.7:15060"
+
+
+@pytest.fixture
+def registrar(phones: ModuleType) -> Iterator[Registrar]:
+    with Registrar(phones.PBXES["freeswitch"].passwords) as reg:
+        yield reg
+
+
+@pytest.fixture
+def running_phones(phones: ModuleType, tmp_path: Path, registrar: Registrar, pbx_ports_held: HeldPorts):
+    """The FreeSWITCH phone set, started for real, registering to a local registrar (OS-picked ports)
+    while the PBX ports are held by someone else; nothing may reach those."""
+    phones.setup("freeswitch", tmp_path / "phones", pbx_port=registrar.port)
     pids = phones.start(tmp_path / "phones")
     try:
         yield tmp_path / "phones", pids
     finally:
         phones.stop(tmp_path / "phones")
+    assert not pbx_ports_held.received(), "the phones talked to a PBX port"
 
 
 @needs_baresip
-def test_phones_start_answer_ctrl_tcp_and_stop(phones: ModuleType, running_phones: tuple[Path, dict]) -> None:
+def test_phones_register_answer_ctrl_tcp_and_stop(
+    phones: ModuleType, running_phones: tuple[Path, dict], registrar: Registrar
+) -> None:
     out, pids = running_phones
     manifest = phones.load_manifest(out)
-    for p in manifest["phones"]:
-        with phones.connect(manifest, p["user"]) as phone:
-            info = phone.command("reginfo")
-            assert f"sip:{p['user']}@127.0.0.1:5080" in info  # the account from the rendered file
+    connected = {p["user"]: phones.connect(manifest, p["user"]) for p in manifest["phones"]}
+    try:
+        for user, phone in connected.items():
+            assert f"sip:{user}@127.0.0.1:{registrar.port}" in phone.command("reginfo")
+        phones.wait_registered(connected, timeout=10)
+    finally:
+        for phone in connected.values():
+            phone.close()
+    assert registrar.refused == []
+    for p in manifest["phones"]:  # registered with the right password, from the port it was given
+        assert f"@{p['sip_listen']}" in registrar.contacts[p["user"]]
+    with pytest.raises(phones.PhoneError, match="already running"):
+        phones.start(out)
     assert phones.stop(out) == ["1001", "2001", "3001", "9001"]
     for pid in pids.values():
         with pytest.raises(ProcessLookupError):
@@ -239,9 +353,11 @@ def test_real_call_between_two_lab_phones_carries_each_partys_tone(
 
 @needs_baresip
 def test_place_calls_without_a_pbx_reports_unregistered_phones(phones: ModuleType, tmp_path: Path) -> None:
-    """Phones pointed at an address where no PBX listens (127.0.0.2: loopback, nothing bound)."""
+    """Phones pointed at a UDP port (OS-picked) where nothing answers: a PBX that is down."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
     out = tmp_path / "nopbx"
-    phones.setup("freeswitch", out, pbx_host="127.0.0.2")
+    phones.setup("freeswitch", out, pbx_port=silent.getsockname()[1])
     phones.start(out)
     try:
         res = subprocess.run(
@@ -251,12 +367,24 @@ def test_place_calls_without_a_pbx_reports_unregistered_phones(phones: ModuleTyp
         )
     finally:
         phones.stop(out)
+        silent.settimeout(0)
+        try:
+            first = silent.recv(65536)
+        except BlockingIOError:
+            first = b""
+        silent.close()
     assert res.returncode == 2
     assert "not registered with the PBX" in res.stderr and "1001" in res.stderr
+    assert first.startswith(b"REGISTER sip:127.0.0.1:"), "the phones did not try the PBX they were given"
 
 
-def _real_pbx(var: str) -> str | None:
-    return os.environ.get(var) or None
+def _real_pbx(var: str) -> tuple[str, int | None] | None:
+    """`host` or `host:port` from the environment; None when the variable is unset."""
+    value = os.environ.get(var)
+    if not value:
+        return None
+    host, _, port = value.partition(":")
+    return host, int(port) if port else None
 
 
 @needs_baresip
@@ -268,13 +396,14 @@ def _real_pbx(var: str) -> str | None:
     ],
 )
 def test_place_calls_through_a_real_pbx(phones: ModuleType, tmp_path: Path, pbx: str, var: str) -> None:
-    """Opt-in: CALLREC_TEST_PHONES_<PBX>=<host> names a PBX that carries the lab's users and routes
-    (lab/docker/<pbx>/conf); inbound, outbound and the agent phone's blind transfer must all connect."""
-    host = _real_pbx(var)
-    if host is None:
+    """Opt-in: CALLREC_TEST_PHONES_<PBX>=<host>[:<sip port>] names a PBX that carries the lab's users and
+    routes (lab/docker/<pbx>/conf); inbound, outbound and the agent phone's blind transfer must all connect."""
+    named = _real_pbx(var)
+    if named is None:
         pytest.skip(f"{var} not set (a {pbx} with the lab's users and routes)")
+    host, port = named
     out = tmp_path / pbx
-    phones.setup(pbx, out, pbx_host=host)
+    phones.setup(pbx, out, pbx_host=host, pbx_port=port)
     phones.start(out)
     try:
         results = phones.place_calls(out, list(phones.SCENARIOS), talk=2.0)
