@@ -94,14 +94,19 @@ class SpoolConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    backend: str = "local"  # local | s3
+    backend: str = "local"  # local | s3 | webdav
     path: str = ""  # local: empty → state_dir/recordings
-    endpoint: str = ""
+    endpoint: str = ""  # s3
     bucket: str = ""
     region: str = "us-east-1"
     access_key: str = ""
     secret_key: str = ""
     prefix: str = ""
+    url: str = ""  # webdav: http(s):// URL of the WebDAV root
+    username: str = ""
+    password: str = ""
+    verify_tls: bool = True
+    base_path: str = ""  # webdav: folder under url (created when missing)
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,7 @@ SECTIONS: dict[str, type] = {
 ALLOWED: dict[str, tuple[str, ...]] = {
     "log_level": ("debug", "info", "warning", "error"),
     "pbx.type": ("freeswitch", "asterisk"),
-    "storage.backend": ("local", "s3"),
+    "storage.backend": ("local", "s3", "webdav"),
 }
 
 
@@ -367,6 +372,8 @@ def _validate(cfg: Config, problems: _Problems) -> None:
         for key in ("endpoint", "bucket"):
             if not getattr(cfg.storage, key):
                 problems.add(f"storage.{key}", "", "a value when storage.backend = 's3'")
+    if cfg.storage.backend == "webdav":
+        _validate_webdav_url(problems, "storage.url", cfg.storage.url)
     for i, r in enumerate(cfg.encryption.recipients):
         why = recipient_problem(r)
         if why:
@@ -384,6 +391,16 @@ def _validate(cfg: Config, problems: _Problems) -> None:
         problems.add("api.port", cfg.api.port, "a TCP port 0-65535 (0 = any free port)")
     if cfg.finalize.workers < 1:
         problems.add("finalize.workers", cfg.finalize.workers, "an integer >= 1")
+
+
+def _validate_webdav_url(problems: _Problems, key: str, url: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.add(key, url, "an http:// or https:// URL of the WebDAV server when backend = 'webdav'")
+    elif parts.username or parts.password:
+        problems.add(key, url, "a URL without credentials (set username and password instead)")
 
 
 def _to_dict(obj: Any) -> Any:

@@ -69,6 +69,21 @@ class Backend(ABC):
             while b := f.read(chunk):
                 out.write(b)
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Bytes [start, start + length) of the object (fewer at its end); raises ObjectMissing.
+        Stores that can (HTTP Range) override this to fetch only those bytes."""
+        with self.open_read(key) as f:
+            skip = start
+            while skip > 0:
+                got = f.read(min(skip, 1 << 20))
+                if not got:
+                    return b""
+                skip -= len(got)
+            out = b""
+            while len(out) < length and (got := f.read(length - len(out))):
+                out += got
+            return out
+
     def staging_dir(self) -> Path | None:
         """Where finalize should write ciphertext bound for this store, when the store can then adopt it
         without a copy (local: a directory on the same filesystem, so `put_file` is a rename)."""
@@ -109,5 +124,15 @@ def open_backend(storage: object, default_path: Path) -> Backend:
             access_key=getattr(storage, "access_key", ""),
             secret_key=getattr(storage, "secret_key", ""),
             prefix=getattr(storage, "prefix", ""),
+        )
+    if kind == "webdav":
+        from storage.backends.webdav import shared_backend
+
+        return shared_backend(
+            url=getattr(storage, "url", ""),
+            username=getattr(storage, "username", ""),
+            password=getattr(storage, "password", ""),
+            verify_tls=getattr(storage, "verify_tls", True),
+            base_path=getattr(storage, "base_path", ""),
         )
     raise ValueError(f"unknown storage backend {kind!r}")

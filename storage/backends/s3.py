@@ -65,6 +65,9 @@ class S3Backend(Backend):
         )
 
     def _key(self, key: str) -> str:
+        # MinIO and others normalise paths: "../" in a key could leave the configured prefix.
+        if key.startswith("/") or any(seg in ("..", ".") for seg in key.split("/")):
+            raise ValueError(f"object key escapes the storage prefix: {key!r}")
         return self.prefix + key
 
     def uri(self, key: str) -> str:

@@ -253,3 +253,100 @@ def moto() -> Any:
     server.start()
     yield server
     server.stop()
+
+
+class WebDAVServer:
+    """A real WebDAV server process (wsgidav + cheroot, tests/storage/webdav_server.py) on 127.0.0.1.
+
+    stop()/start() simulate an outage on the same port; set_quota() makes PUTs answer 507 while the
+    store is full; set_put_rate() slows uploads down (bytes/s) so a test can kill the server mid-PUT."""
+
+    USER, PASSWORD = "callrec", "dav-secret"
+
+    def __init__(self, base: Path) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.root, self.control = base / "davroot", base / "davcontrol"
+        self.url = f"http://127.0.0.1:{self.port}/dav"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import sys
+        import time
+        import urllib.error
+        import urllib.request
+
+        root_dir = Path(__file__).resolve().parents[2]
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.storage.webdav_server",
+                str(self.root),
+                str(self.control),
+                str(self.port),
+                self.USER,
+                self.PASSWORD,
+            ],
+            cwd=root_dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=1).read()
+                return
+            except urllib.error.HTTPError:  # 401: it is up and asks for credentials
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("WebDAV test server did not start") from None
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: the server dies mid-request, like a crashed or unplugged host."""
+        if self.proc is not None:
+            self.proc.kill()  # our own child, by its pid
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def set_quota(self, nbytes: int | None) -> None:
+        self._control("quota", nbytes)
+
+    def set_put_rate(self, bytes_per_second: int | None) -> None:
+        self._control("put_rate", bytes_per_second)
+
+    def _control(self, name: str, value: int | None) -> None:
+        self.control.mkdir(parents=True, exist_ok=True)
+        if value is None:
+            (self.control / name).unlink(missing_ok=True)
+        else:
+            (self.control / name).write_text(str(value))
+
+    def files(self, base_path: str = "") -> list[str]:
+        """Every file the server holds under base_path (partials included): what is really on its disk."""
+        root = self.root / base_path
+        return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+    def storage(self, base_path: str) -> StorageConfig:
+        return StorageConfig(
+            backend="webdav", url=self.url, username=self.USER, password=self.PASSWORD, base_path=base_path
+        )
+
+
+@pytest.fixture(scope="session")
+def webdav(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    server = WebDAVServer(tmp_path_factory.mktemp("webdav"))
+    server.start()
+    yield server
+    server.stop()
