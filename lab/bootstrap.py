@@ -1,13 +1,17 @@
 """Create or refresh the project's virtual environment, using only the standard library.
 
 Both quick-start commands (`python3 lab/run.py`, `python3 tests/run.py`) call `ensure_venv()` first,
-so a fresh machine with nothing but python3 gets everything it needs. The venv is reinstalled only
-when pyproject.toml changed since the last install.
+so a fresh machine with nothing but python3 gets everything it needs. They share one venv: the stamp
+records the pyproject.toml it was installed from and the extras installed, so a venv installed for
+the tests (extra "test") already satisfies the demo (no extras) and alternating the two commands
+installs nothing. It is reinstalled only when pyproject.toml changed or an extra is missing, and
+then keeps the extras it had.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -17,34 +21,63 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("CALLREC_VENV", ROOT / ".venv"))
-STAMP = VENV / ".callrec-installed"
+STAMP_NAME = ".callrec-installed"
 
 
-def _python() -> Path:
-    return VENV / "bin" / "python"
+def _python(venv_dir: Path) -> Path:
+    return venv_dir / "bin" / "python"
 
 
-def ensure_venv(extras: str = "") -> Path:
+def parse_extras(extras: str) -> frozenset[str]:
+    """ "test,s3" → {"test", "s3"} (the spelling pip takes between the brackets)."""
+    return frozenset(e.strip() for e in extras.split(",") if e.strip())
+
+
+def extras_to_install(stamp: str | None, pyproject_hash: str, wanted: frozenset[str]) -> frozenset[str] | None:
+    """None when the venv the stamp describes already has what is wanted; otherwise the extras to
+    install: the wanted ones plus every one installed before (even from an older pyproject.toml),
+    so a test venv stays a test venv when the demo refreshes it."""
+    try:
+        recorded = json.loads(stamp) if stamp else {}
+    except ValueError:  # an older stamp format: nothing known about it
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    installed = frozenset(recorded.get("extras") or ())
+    if recorded.get("pyproject") == pyproject_hash and wanted <= installed:
+        return None
+    return wanted | installed
+
+
+def make_stamp(pyproject_hash: str, extras: frozenset[str]) -> str:
+    return json.dumps({"pyproject": pyproject_hash, "extras": sorted(extras)})
+
+
+def ensure_venv(extras: str = "", venv_dir: Path | None = None) -> Path:
     """The venv's python, with callrec (and `extras`, e.g. "test") installed in editable mode."""
     if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under any python3 before the venv exists
         sys.exit(f"callrec needs Python >= 3.11, this is {sys.version.split()[0]}")
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
-    if _python().exists() and STAMP.exists() and STAMP.read_text().strip() == want:
-        return _python()
-    if not _python().exists():
-        print(f"creating virtual environment in {VENV}", flush=True)
+    venv_dir = venv_dir or VENV
+    python, stamp_file = _python(venv_dir), venv_dir / STAMP_NAME
+    pyproject_hash = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = stamp_file.read_text() if python.exists() and stamp_file.exists() else None
+    install = extras_to_install(stamp, pyproject_hash, parse_extras(extras))
+    if install is None:
+        return python
+    if not python.exists():
+        print(f"creating virtual environment in {venv_dir}", flush=True)
         try:
-            venv.EnvBuilder(with_pip=True).create(VENV)
+            venv.EnvBuilder(with_pip=True).create(venv_dir)
         except (subprocess.CalledProcessError, OSError) as e:
-            shutil.rmtree(VENV, ignore_errors=True)
+            shutil.rmtree(venv_dir, ignore_errors=True)
             sys.exit(f"could not create a virtual environment ({e}); on Debian: apt-get install python3-venv")
     print("installing callrec and its dependencies (first run takes a minute)", flush=True)
-    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
-    pip = [str(_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    target = f"{ROOT}[{','.join(sorted(install))}]" if install else str(ROOT)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-e", target], check=True)
-    STAMP.write_text(want)
-    return _python()
+    stamp_file.write_text(make_stamp(pyproject_hash, install))
+    return python
 
 
 def missing_debian_packages(packages: dict[str, str]) -> list[str]:

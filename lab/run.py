@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bootstrap import VENV, ensure_venv
+from bootstrap import ensure_venv
 
 
 def main() -> None:
-    ensure_venv()
-    callrec = str(VENV / "bin" / "callrec")
+    callrec = str(ensure_venv().parent / "callrec")
     os.execv(callrec, [callrec, "lab", *sys.argv[1:]])
 
 
