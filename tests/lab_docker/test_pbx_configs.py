@@ -17,8 +17,9 @@ from types import ModuleType
 import pytest
 
 from controller.config import load_config
+from tests.freeswitch.fs_preprocess import Preprocessor
 
-from .conftest import LAB, REPO, asterisk_as_loaded, asterisk_pattern_matches, parse_asterisk
+from .conftest import LAB, REPO, asterisk_as_loaded, asterisk_pattern_matches, container_to_repo, parse_asterisk
 
 FS_CONF = LAB / "freeswitch" / "conf"
 AST_CONF = LAB / "asterisk" / "conf"
@@ -83,13 +84,90 @@ def test_freeswitch_dialplan_routes_every_scenario_number() -> None:
         assert re.sub(r"^\{[^}]*\}", "", bridges[0]).startswith("user/"), bridges[0]
 
 
-def test_freeswitch_dialplan_tags_lab_calls_for_callrec_before_the_hook() -> None:
-    """The lab's inbound/outbound routes set what callrec needs, inline, ahead of the hook include."""
-    text = (FS_CONF / "dialplan" / "lab.xml").read_text()
-    hook = text.index('data="/etc/callrec/dialplan/*.xml"')
-    for direction in ("inbound", "outbound"):
-        pos = text.index(f'data="callrec_direction={direction}" inline="true"')
-        assert pos < hook, f"the {direction} tag must come before the hook include"
+def fs_loaded() -> ET.Element:
+    """The lab FreeSWITCH configuration as FreeSWITCH loads it: freeswitch.xml through the
+    pre-processor, with the repository files behind the container's mounts."""
+
+    def mounts(path: str) -> str:
+        target = container_to_repo("freeswitch", path)
+        return path if target is None else str(target)
+
+    r = Preprocessor(path_map=mounts).run(FS_CONF / "freeswitch.xml", cwd=FS_CONF)
+    assert not r.missing, f"includes that match nothing: {r.missing}"
+    return r.parse()
+
+
+FS_DIALPLANS = (
+    sorted((REPO / "dialplan" / "freeswitch").glob("*.xml"))
+    + sorted((REPO / "tests" / "freeswitch" / "real_pbx").glob("*.xml"))
+    + sorted((FS_CONF / "dialplan").glob("*.xml"))
+)
+
+
+def test_no_context_is_nested_in_another_after_preprocessing() -> None:
+    """What FreeSWITCH loads (the lab as a whole, and every shipped dialplan file on its own)."""
+    loaded = {"lab freeswitch.xml": fs_loaded()}
+    loaded |= {str(f.relative_to(REPO)): Preprocessor().run(f).parse() for f in FS_DIALPLANS}
+    for name, root in loaded.items():
+        for context in root.iter("context"):
+            inner = [c.get("name") for c in context.iter("context") if c is not context]
+            assert not inner, f"{name}: context {context.get('name')} contains contexts {inner}"
+
+
+def test_lab_sip_context_tags_calls_then_runs_the_hook_then_routes() -> None:
+    dialplan = fs_loaded().find("section[@name='dialplan']")
+    assert [c.get("name") for c in dialplan.findall("context")] == ["public", "sip"]
+    names = [e.get("name") for e in dialplan.find("context[@name='sip']").findall("extension")]
+    hook = [e.get("name") for e in ET.parse(REPO / "dialplan/freeswitch/callrec.xml").getroot().findall("extension")]
+    start = names.index(hook[0])
+    assert names[start : start + len(hook)] == hook, "the hook is included once, whole"
+    assert all(n.startswith("lab_tag_") for n in names[:start]), "only the lab's tags run before the hook"
+    assert names[start + len(hook) :] and not any(n.startswith("lab_tag_") for n in names[start + len(hook) :])
+
+
+def hook_fields() -> set[str]:
+    """The variables the hook sends to callrec in its CUSTOM callrec::policy event."""
+    hook = ET.parse(REPO / "dialplan/freeswitch/callrec.xml").getroot()
+    event = next(a.get("data", "") for a in hook.iter("action") if a.get("application") == "event")
+    return {kv.split("=", 1)[0] for kv in event.split(",") if kv.startswith("callrec_")}
+
+
+def callrec_vars_read() -> set[str]:
+    """Every callrec_* variable something reads: the hook's event fields, and `${callrec_*}` in any
+    shipped or lab dialplan (the hook's own conditions, the selftest phones' timers, ...)."""
+    reads = {v for f in FS_DIALPLANS for v in re.findall(r"\$\{(callrec_[a-z_]+)\}", f.read_text())}
+    return hook_fields() | reads
+
+
+def callrec_vars_set(path: Path) -> list[str]:
+    """callrec_* variables a dialplan sets: set/export actions and {var=...} in dial strings."""
+    out = []
+    for action in ET.parse(path).getroot().iter("action"):
+        data = action.get("data", "")
+        if action.get("application") in ("set", "export", "set_global") and data.startswith("callrec_"):
+            out.append(data.split("=", 1)[0])
+        out += re.findall(r"[{,](callrec_[a-z_]+)=", data)
+    return out
+
+
+def test_every_callrec_variable_a_dialplan_sets_is_one_callrec_reads() -> None:
+    known = callrec_vars_read()
+    for f in FS_DIALPLANS:
+        unknown = sorted(set(callrec_vars_set(f)) - known)
+        assert not unknown, f"{f.relative_to(REPO)} sets {unknown}, which nothing reads (known: {sorted(known)})"
+
+
+def test_lab_tags_set_what_the_hook_sends() -> None:
+    lab = set(callrec_vars_set(FS_CONF / "dialplan" / "lab.xml"))
+    assert {"callrec_direction", "callrec_account_number", "callrec_account"} <= lab <= hook_fields()
+
+
+def test_the_hook_sends_only_fields_the_controller_reads() -> None:
+    """The controller strips `callrec_` from the event's fields and reads them in the call state."""
+    code = (REPO / "controller" / "calls.py").read_text()
+    read = set(re.findall(r"(?:values|hint)\.get\(\"([a-z_]+)\"", code))
+    sent = {f.removeprefix("callrec_") for f in hook_fields()}
+    assert sent <= read, f"the hook sends {sorted(sent - read)}, which controller/calls.py never reads"
 
 
 def test_asterisk_configs_parse() -> None:
