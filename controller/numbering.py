@@ -102,11 +102,16 @@ class NumberingPlan:
         object.__setattr__(self, "_compiled", tuple(compiled))
 
     def classify(self, number: str) -> NumberClass:
+        return self.match(number)[0]
+
+    def match(self, number: str) -> tuple[NumberClass, str | None]:
+        """The class of `number` and the pattern that decided it (None: nothing matched, external)."""
         s = dial_string(number)
         for cls, patterns in self._compiled:
-            if any(p.search(s) for p in patterns):
-                return cls
-        return NumberClass.EXTERNAL
+            for p in patterns:
+                if p.search(s):
+                    return cls, p.pattern
+        return NumberClass.EXTERNAL, None
 
     def is_internal_party(self, number: str) -> bool:
         """Agents, ring groups and private extensions are ours; everyone else is a customer."""

@@ -213,6 +213,32 @@ def explain(decision: PolicyDecision, transfer_to: str | None = None) -> dict[st
     return out
 
 
+def explain_call(
+    ps: PolicySet,
+    *,
+    direction: Direction | str,
+    number: str | None,
+    dialplan: DialplanOverride | str | None = None,
+    transfer_to: str | None = None,
+    account: str = "main",
+) -> dict[str, Any]:
+    """`callrec policy explain` and the API's "why": resolve a call and say where every value came
+    from, including which numbering pattern classified a transfer target and which setting decided
+    whether that transfer stops the recording. Raises InvalidNumber for a number that is not one."""
+    decision = ps.resolve(direction=direction, number=number, dialplan=dialplan, account=account)
+    out = explain(decision, transfer_to)
+    if transfer_to is not None:
+        _, pattern = decision.numbering.match(transfer_to)
+        out["transfer"]["matched_pattern"] = pattern
+        out["transfer"]["decided_by"] = (
+            f"continue_on_external_transfer = {str(decision.settings.continue_on_external_transfer).lower()}"
+            f" ({decision.sources['continue_on_external_transfer']})"
+            if out["transfer"]["target_class"] == NumberClass.EXTERNAL.value
+            else f"{out['transfer']['target_class']} targets never stop a recording"
+        )
+    return out
+
+
 __all__ = [
     "SETTING_FIELDS",
     "Account",
@@ -225,6 +251,7 @@ __all__ = [
     "PolicySet",
     "TransferDecision",
     "explain",
+    "explain_call",
     "override_from_dict",
     "settings_from_dict",
     "validate_setting",

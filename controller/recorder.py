@@ -171,6 +171,9 @@ class Recorder:
             return
         if isinstance(ev, LinkDown):
             return
+        acct = self._policy().accounts.get(node.account)
+        if acct is not None and node.tracker.numbering is not acct.numbering:
+            node.tracker.numbering = acct.numbering  # an edited numbering plan applies from the next event
         for action in node.tracker.handle(ev):
             if isinstance(action, Decide):
                 self._decide_now(node, action.call, ev.wall)

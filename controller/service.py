@@ -49,23 +49,64 @@ def make_driver(pbx: PbxConfig, config: Config) -> PbxDriver:
 
 
 class PolicyCache:
-    """The latest PolicySet, refreshed in the background so the recorder never waits on the database
-    at bridge time; a settings change reaches new calls within POLICY_REFRESH_SECONDS."""
+    """The latest PolicySet, kept in memory so the recorder never waits on the database at bridge
+    time. A change is seen by the next decision: every write to the policy tables notifies
+    `callrec_policy` at commit (migration 006) and the cache reloads at once; a periodic reload every
+    POLICY_REFRESH_SECONDS covers notifications lost while the listening connection was down."""
+
+    CHANNEL = "callrec_policy"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.current = PolicySet()
+        self.loads = 0
+        self._changed = asyncio.Event()
 
     async def refresh(self) -> None:
         self.current = await repo.load_policy_set(self.pool)
+        self.loads += 1
+
+    def _notified(self, *_: Any) -> None:
+        self._changed.set()
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        try:
+            conn = await asyncio.wait_for(self.pool.acquire(), POLICY_REFRESH_SECONDS)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            log.warning("policy change notifications unavailable, reloading every %ss: %s", POLICY_REFRESH_SECONDS, e)
+            return None
+        try:
+            await conn.add_listener(self.CHANNEL, self._notified)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            log.warning("cannot listen for policy changes: %s", e)
+            await self.pool.release(conn)
+            return None
+        self._changed.set()  # a change may have slipped by while not listening
+        return conn
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(POLICY_REFRESH_SECONDS)
-            try:
-                await self.refresh()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-                log.warning("policy refresh failed, keeping the previous policy: %s", e)
+        conn: asyncpg.Connection | None = None
+        try:
+            while True:
+                if conn is not None and conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await self.pool.release(conn)
+                    conn = None
+                if conn is None:
+                    conn = await self._listen()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), POLICY_REFRESH_SECONDS)
+                self._changed.clear()
+                try:
+                    await self.refresh()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                    log.warning("policy refresh failed, keeping the previous policy: %s", e)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(self.CHANNEL, self._notified)
+                with contextlib.suppress(Exception):
+                    await self.pool.release(conn)
 
     def __call__(self) -> PolicySet:
         return self.current

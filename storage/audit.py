@@ -37,19 +37,29 @@ async def read(
     action: str | None = None,
     target: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     before_id: int | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    """Newest first; page on with `before_id` = the last id seen."""
+    """Newest first; page on with `before_id` = the last id seen. `action` ending in `.*` matches a
+    family (`settings.*`); `since` is inclusive, `until` exclusive."""
     where: list[str] = []
     args: list[Any] = []
     for column, value in (("actor", actor), ("action", action), ("target", target)):
-        if value:
+        if not value:
+            continue
+        if column == "action" and value.endswith(".*"):
+            args.append(value[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            where.append(f"action LIKE ${len(args)}")
+        else:
             args.append(value)
             where.append(f"{column} = ${len(args)}")
     if since is not None:
         args.append(since)
         where.append(f"at >= ${len(args)}")
+    if until is not None:
+        args.append(until)
+        where.append(f"at < ${len(args)}")
     if before_id is not None:
         args.append(before_id)
         where.append(f"id < ${len(args)}")

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from controller.api import audit_log, auth, calls, health, recordings, settings
+from controller.api import audit_log, auth, calls, health, numbering, recordings, settings, shares
 from controller.api.audio import AudioOpener, backend_age_opener
 from controller.api.errors import Handler, error_middleware
 from controller.api.health import HealthCheck
@@ -103,7 +103,20 @@ def create_app(
     r.add_get("/api/v1/numbers/{number}/override", settings.get_number_override)
     r.add_put("/api/v1/numbers/{number}/override", settings.put_number_override)
     r.add_delete("/api/v1/numbers/{number}/override", settings.delete_number_override)
+    r.add_get("/api/v1/accounts/{account_id}/numbers", numbering.list_numbers)
+    r.add_get("/api/v1/accounts/{account_id}/numbering", numbering.get_plan)
+    r.add_put("/api/v1/accounts/{account_id}/numbering", numbering.put_plan)
+    r.add_get("/api/v1/accounts/{account_id}/numbering/classify", numbering.classify)
+    r.add_get("/api/v1/policy/explain", numbering.explain)
+    r.add_get("/api/v1/recordings/{rec_id}/shares", shares.list_shares)
+    r.add_post("/api/v1/recordings/{rec_id}/shares", shares.create_share)
+    r.add_delete("/api/v1/recordings/{rec_id}/shares/{share_id}", shares.revoke_share)
+    r.add_get("/api/v1/sharing", shares.get_limits)
+    r.add_put("/api/v1/sharing", shares.put_limits)
     r.add_get("/api/v1/audit", audit_log.read_audit)
+    r.add_get("/share/{token}", shares.share_page)
+    r.add_get("/share/{token}/info", shares.share_info)
+    r.add_get("/share/{token}/audio", shares.share_audio)
     r.add_get("/", _page)
     r.add_get("/static/{name}", _static)
     return app

@@ -27,6 +27,8 @@ _SETTINGS_PROPS: dict[str, Any] = {
 }
 _OBJ: dict[str, Any] = {"type": "object"}
 _NULLABLE_STR = {"type": ["string", "null"]}
+_VERSION = {"type": "string", "pattern": "^[0-9a-f]{1,64}$", "description": "send back as If-Match or `version`"}
+_PLAN_KEYS = ("internal", "ring_groups", "private_extensions")
 
 SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
@@ -127,27 +129,156 @@ SCHEMAS: dict[str, Any] = {
     },
     "AccountSettings": {
         "type": "object",
-        "required": ["account", "settings"],
+        "required": ["account", "settings", "defaults", "sources", "version"],
         "properties": {
             "account": {"type": "string"},
             "settings": {"type": "object", "properties": _SETTINGS_PROPS, "required": list(SETTING_FIELDS)},
+            "defaults": {"type": "object", "properties": _SETTINGS_PROPS},
+            "sources": {"type": "object", "additionalProperties": {"enum": ["account", "default"]}},
+            "version": _VERSION,
         },
     },
-    "SettingsChange": {"type": "object", "properties": _SETTINGS_PROPS, "additionalProperties": False},
+    "SettingsChange": {
+        "type": "object",
+        "properties": {**_SETTINGS_PROPS, "version": _VERSION},
+        "additionalProperties": False,
+    },
     "NumberOverride": {
         "type": "object",
-        "required": ["number", "account", "override", "effective", "sources"],
+        "required": ["number", "account", "override", "effective", "sources", "version"],
         "properties": {
             "number": {"type": "string"},
             "account": {"type": "string"},
             "override": {"type": "object", "properties": _SETTINGS_PROPS},
             "effective": {"type": "object", "properties": _SETTINGS_PROPS},
             "sources": {"type": "object", "additionalProperties": {"type": "string"}},
+            "version": _VERSION,
+        },
+    },
+    "NumberList": {
+        "type": "object",
+        "required": ["account", "account_settings", "numbers"],
+        "properties": {
+            "account": {"type": "string"},
+            "account_settings": {"type": "object", "properties": _SETTINGS_PROPS},
+            "numbers": {"type": "array", "items": {"$ref": "#/components/schemas/NumberOverride"}},
+        },
+    },
+    "NumberingPlan": {
+        "type": "object",
+        "required": ["account", "plan", "is_default", "version"],
+        "properties": {
+            "account": {"type": "string"},
+            "plan": {
+                "type": "object",
+                "required": ["internal", "ring_groups", "private_extensions"],
+                "properties": {k: {"type": "array", "items": {"type": "string"}} for k in _PLAN_KEYS},
+            },
+            "is_default": {"type": "boolean"},
+            "version": _VERSION,
+        },
+    },
+    "NumberingPlanChange": {
+        "type": "object",
+        "properties": {
+            **{k: {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200}} for k in _PLAN_KEYS},
+            "version": _VERSION,
+        },
+        "additionalProperties": False,
+    },
+    "Classification": {
+        "type": "object",
+        "required": ["number", "dial_string", "class", "matched_pattern"],
+        "properties": {
+            "number": {"type": "string"},
+            "dial_string": {"type": "string"},
+            "class": {"enum": ["internal", "ring_group", "private_extension", "external"]},
+            "matched_pattern": _NULLABLE_STR,
+            "stops_recording_when_rule_off": {"type": "boolean"},
+        },
+    },
+    "Explanation": {
+        "type": "object",
+        "required": ["record", "account", "direction", "number", "sources", "settings"],
+        "properties": {
+            "record": {"type": "boolean"},
+            "account": {"type": "string"},
+            "direction": {"type": "string"},
+            "number": _NULLABLE_STR,
+            "sources": {"type": "object", "additionalProperties": {"type": "string"}},
+            "settings": {"type": "object", "properties": _SETTINGS_PROPS},
+            "transfer": {
+                "type": "object",
+                "properties": {
+                    "target": {"type": "string"},
+                    "target_class": {"type": "string"},
+                    "stop_recording": {"type": "boolean"},
+                    "matched_pattern": _NULLABLE_STR,
+                    "decided_by": {"type": "string"},
+                },
+            },
+        },
+    },
+    "Share": {
+        "type": "object",
+        "required": ["id", "recording_id", "created_by", "created_at", "expires_at", "allow_download", "status"],
+        "properties": {
+            "id": {"type": "integer"},
+            "recording_id": {"type": "string"},
+            "created_by": {"type": "string"},
+            "created_at": {"type": "string"},
+            "expires_at": {"type": "string"},
+            "allow_download": {"type": "boolean"},
+            "status": {"enum": ["active", "expired", "revoked"]},
+            "revoked_at": _NULLABLE_STR,
+            "revoked_by": {"type": "string"},
+            "opens": {"type": "integer"},
+            "last_opened_at": _NULLABLE_STR,
+            "token": {"type": "string", "description": "only in the answer to POST: shown once, never stored"},
+            "url": {"type": "string", "description": "only in the answer to POST"},
+        },
+    },
+    "ShareCreate": {
+        "type": "object",
+        "properties": {
+            "expires_in_hours": {"type": "integer", "minimum": 1, "maximum": 8784},
+            "allow_download": {"type": "boolean"},
+        },
+        "additionalProperties": False,
+    },
+    "SharingLimits": {
+        "type": "object",
+        "required": ["default_hours", "max_hours", "version"],
+        "properties": {
+            "default_hours": {"type": "integer"},
+            "max_hours": {"type": "integer"},
+            "version": _VERSION,
+        },
+    },
+    "SharingLimitsChange": {
+        "type": "object",
+        "properties": {
+            "default_hours": {"type": "integer", "minimum": 1, "maximum": 8784},
+            "max_hours": {"type": "integer", "minimum": 1, "maximum": 8784},
+            "version": _VERSION,
+        },
+        "additionalProperties": False,
+    },
+    "Conflict": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "current"],
+                "properties": {"code": {"const": "conflict"}, "message": {"type": "string"}, "current": _OBJ},
+            }
         },
     },
     "NumberOverrideChange": {
         "type": "object",
         "properties": {
+            "version": _VERSION,
             "account": {"type": "string"},
             "override": {
                 "type": "object",
@@ -188,6 +319,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "Not allowed",
         404: "Not found (or outside your scope)",
         409: "Wrong state",
+        410: "Link expired or revoked",
         413: "Body too large",
         416: "Range not satisfiable",
         422: "Invalid body",
@@ -215,6 +347,16 @@ _CALL_ID = _p("call_id", "Live call id")
 _REC_ID = _p("rec_id", "Recording id (UUID)", {"type": "string", "format": "uuid"})
 _ACCOUNT = _p("account_id", "Account id", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"})
 _NUMBER = _p("number", "Phone number (E.164, e.g. +15551234567; URL-encode the +)")
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the ETag you read; a stale one gets 409 with the current values",
+}
+_CONFLICT = {"409": _json({"$ref": "#/components/schemas/Conflict"}, "Changed since you loaded it")}
+_SHARE_ID = _p("share_id", "Share id", {"type": "integer", "minimum": 1})
+_TOKEN = _p("token", "The share link's token")
 _AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 _AUTHED_ERRORS = (401,)
 
@@ -396,9 +538,10 @@ def build_spec() -> dict[str, Any]:
                 tag="settings",
             ),
             "put": _op(
-                "Change account settings (admin); any subset of the fields; creates the account if new",
-                {"200": _json(_ref("AccountSettings")), **_errors(400, 401, 403, 413, 422)},
-                params=[_ACCOUNT],
+                "Change account settings (admin); any subset of the fields; creates the account if new."
+                " Audited (old/new); the next call decision uses it.",
+                {"200": _json(_ref("AccountSettings")), **_errors(400, 401, 403, 413, 422), **_CONFLICT},
+                params=[_ACCOUNT, _IF_MATCH],
                 body=_ref("SettingsChange"),
                 tag="settings",
             ),
@@ -412,17 +555,155 @@ def build_spec() -> dict[str, Any]:
             ),
             "put": _op(
                 "Set a number's override (admin); null/absent fields inherit; a new number needs `account`",
-                {"200": _json(_ref("NumberOverride")), **_errors(400, 401, 403, 413, 422)},
-                params=[_NUMBER],
+                {"200": _json(_ref("NumberOverride")), **_errors(400, 401, 403, 413, 422), **_CONFLICT},
+                params=[_NUMBER, _IF_MATCH],
                 body=_ref("NumberOverrideChange"),
                 tag="settings",
             ),
             "delete": _op(
                 "Clear a number's override (admin)",
-                {"204": {"description": "Cleared"}, **_errors(400, 401, 403, 404)},
-                params=[_NUMBER],
+                {"204": {"description": "Cleared"}, **_errors(400, 401, 403, 404, 422), **_CONFLICT},
+                params=[_NUMBER, _IF_MATCH],
                 tag="settings",
             ),
+        },
+        "/api/v1/accounts/{account_id}/numbers": {
+            "get": _op(
+                "The account's numbers: each override, effective value and source per field (admin, supervisor)",
+                {"200": _json(_ref("NumberList")), **_errors(400, 401, 403, 404)},
+                params=[_ACCOUNT],
+                tag="settings",
+            )
+        },
+        "/api/v1/accounts/{account_id}/numbering": {
+            "get": _op(
+                "The account's numbering plan (admin, supervisor)",
+                {"200": _json(_ref("NumberingPlan")), **_errors(400, 401, 403, 404)},
+                params=[_ACCOUNT],
+                tag="settings",
+            ),
+            "put": _op(
+                "Replace the numbering plan (admin); all lists empty = the default plan",
+                {"200": _json(_ref("NumberingPlan")), **_errors(400, 401, 403, 404, 413, 422), **_CONFLICT},
+                params=[_ACCOUNT, _IF_MATCH],
+                body=_ref("NumberingPlanChange"),
+                tag="settings",
+            ),
+        },
+        "/api/v1/accounts/{account_id}/numbering/classify": {
+            "get": _op(
+                "Classify a dialled number with the saved plan, naming the pattern that matched",
+                {"200": _json(_ref("Classification")), **_errors(400, 401, 403, 404)},
+                params=[_ACCOUNT, {**_q("number", {"type": "string"}, "Dialled number"), "required": True}],
+                tag="settings",
+            )
+        },
+        "/api/v1/policy/explain": {
+            "get": _op(
+                "Why a call would (not) be recorded: `callrec policy explain` over HTTP (admin, supervisor)",
+                {"200": _json(_ref("Explanation")), **_errors(400, 401, 403)},
+                params=[
+                    {
+                        **_q("direction", {"enum": ["inbound", "outbound", "internal"]}, "Call direction"),
+                        "required": True,
+                    },
+                    {**_q("number", {"type": "string"}, "The account's number (DID or caller ID)"), "required": True},
+                    _q("transfer_to", {"type": "string"}, "Also decide a transfer to this number"),
+                    _q("dialplan", {"enum": ["force", "never"]}, "The dialplan hook's callrec_record"),
+                    _q("account", {"type": "string"}, "Account when the number is unknown (default main)"),
+                ],
+                tag="settings",
+            )
+        },
+        "/api/v1/recordings/{rec_id}/shares": {
+            "get": _op(
+                "Share links of the recording (admins: all; others: their own)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["shares"],
+                            "properties": {"shares": {"type": "array", "items": _ref("Share")}},
+                        }
+                    ),
+                    **_errors(401, 403, 404),
+                },
+                params=[_REC_ID],
+                tag="sharing",
+            ),
+            "post": _op(
+                "Create a share link (needs listen; allow_download needs download). The token is shown once.",
+                {"201": _json(_ref("Share"), "Created"), **_errors(400, 401, 403, 404, 409, 413, 422)},
+                params=[_REC_ID],
+                body=_ref("ShareCreate"),
+                tag="sharing",
+            ),
+        },
+        "/api/v1/recordings/{rec_id}/shares/{share_id}": {
+            "delete": _op(
+                "Revoke a share link (its creator or an admin); the link then answers 410",
+                {"200": _json(_ref("Share")), **_errors(401, 404)},
+                params=[_REC_ID, _SHARE_ID],
+                tag="sharing",
+            )
+        },
+        "/api/v1/sharing": {
+            "get": _op(
+                "Share link lifetimes: default and maximum hours",
+                {"200": _json(_ref("SharingLimits")), **_errors(401)},
+                tag="sharing",
+            ),
+            "put": _op(
+                "Change share link lifetimes (admin)",
+                {"200": _json(_ref("SharingLimits")), **_errors(400, 401, 403, 413, 422), **_CONFLICT},
+                params=[_IF_MATCH],
+                body=_ref("SharingLimitsChange"),
+                tag="sharing",
+            ),
+        },
+        "/share/{token}": {
+            "get": _op(
+                "The shared recording's player page (no token needed); 410 once expired or revoked",
+                {
+                    "200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "404": {"description": "No such link", "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "410": {
+                        "description": "Expired or revoked",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                },
+                params=[_TOKEN],
+                tag="sharing",
+                public=True,
+            )
+        },
+        "/share/{token}/info": {
+            "get": _op(
+                "What the shared player shows: when, how long, expiry, whether downloads are allowed",
+                {"200": _json(_OBJ), **_errors(404, 410)},
+                params=[_TOKEN],
+                tag="sharing",
+                public=True,
+            )
+        },
+        "/share/{token}/audio": {
+            "get": _op(
+                "The shared recording's audio (HTTP Range); `download=1` only if the link allows it. Audited.",
+                {"200": audio_ok, "206": audio_ok, **_errors(400, 403, 404, 409, 410, 416, 502, 503)},
+                params=[
+                    _TOKEN,
+                    _q("download", {"enum": ["0", "1", "true", "false"]}, "1 = download (attachment)"),
+                    {
+                        "name": "Range",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "bytes=start-end",
+                    },
+                ],
+                tag="sharing",
+                public=True,
+            )
         },
         "/api/v1/audit": {
             "get": _op(
@@ -442,8 +723,10 @@ def build_spec() -> dict[str, Any]:
                 },
                 params=[
                     _q("actor", {"type": "string"}, "e.g. user:alice"),
-                    _q("action", {"type": "string"}, "e.g. recording.listen"),
-                    _q("target", {"type": "string"}, "e.g. recording:<id>"),
+                    _q("action", {"type": "string"}, "e.g. recording.listen, or a family: settings.*"),
+                    _q("target", {"type": "string"}, "e.g. recording:<id>, account:main, number:+1555…"),
+                    _q("from", {"type": "string", "format": "date-time"}, "At or after (ISO 8601)"),
+                    _q("to", {"type": "string", "format": "date-time"}, "Before (ISO 8601)"),
                     _q("before", {"type": "integer", "minimum": 0}, "next_before of the previous page"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size (default 100)"),
                 ],

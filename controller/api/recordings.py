@@ -28,7 +28,7 @@ STATES = ("recording", "paused", "stopped", "stored", "failed", "orphaned")
 MAX_LIMIT = 500
 
 
-def _param_time(request: web.Request, name: str) -> datetime | None:
+def param_time(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
     if raw is None:
         return None
@@ -75,8 +75,8 @@ async def search(request: web.Request) -> web.Response:
         e164 = try_normalize(raw)
         numbers = (raw,) if e164 in (None, raw) else (raw, e164)
     f = SearchFilter(
-        start=_param_time(request, "from"),
-        end=_param_time(request, "to"),
+        start=param_time(request, "from"),
+        end=param_time(request, "to"),
         numbers=numbers,
         agent=request.query.get("agent") or None,
         direction=_param_choice(request, "direction", DIRECTIONS),
@@ -192,3 +192,8 @@ async def waveform(request: web.Request) -> web.Response:
         return web.json_response(await audio.peaks(wav, buckets))
     finally:
         await wav.aclose()
+
+
+# For the share-link routes (controller.api.shares), which act on one recording the same way.
+visible_recording = _visible
+open_stored = _open_stored

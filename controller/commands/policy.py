@@ -9,7 +9,7 @@ import sys
 
 from controller.commands._common import config_from_args, open_pool
 from controller.numbering import InvalidNumber
-from controller.policy import explain
+from controller.policy import explain_call
 from storage import repo
 
 
@@ -32,8 +32,14 @@ def _explain(args: argparse.Namespace) -> int:
     async def go() -> dict:
         async with open_pool(cfg) as pool:
             ps = await repo.load_policy_set(pool)
-        decision = ps.resolve(direction=args.direction, number=args.number, dialplan=args.dialplan, account=account)
-        return explain(decision, args.transfer_to)
+        return explain_call(
+            ps,
+            direction=args.direction,
+            number=args.number,
+            dialplan=args.dialplan,
+            transfer_to=args.transfer_to,
+            account=account,
+        )
 
     try:
         result = asyncio.run(go())

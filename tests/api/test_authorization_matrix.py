@@ -144,9 +144,69 @@ async def test_settings_and_audit_roles(world: World, user: str) -> None:
     assert r.status == (200 if USERS[user][0] == "admin" else 403)
 
 
+@pytest.mark.parametrize("user", sorted(USERS))
+async def test_admin_console_routes_roles(world: World, user: str) -> None:
+    """Numbers, numbering plan, classify and the "why" box: admins and supervisors read, only admins
+    write; everyone signed in may read the share-link limits, only admins change them."""
+    can_read, can_write = user in SETTINGS_READERS, user in ADMIN_ONLY_WRITE
+    for path in (
+        "/api/v1/accounts/main/numbers",
+        "/api/v1/accounts/main/numbering",
+        "/api/v1/accounts/main/numbering/classify?number=2001",
+        "/api/v1/policy/explain?direction=inbound&number=%2B15557000100&transfer_to=%2B15557654321",
+    ):
+        r = await world.request("GET", path, user)
+        assert r.status == (200 if can_read else 403), (path, r.status)
+    plan = (await (await world.request("GET", "/api/v1/accounts/main/numbering", "admin")).json())["plan"]
+    r = await world.request("PUT", "/api/v1/accounts/main/numbering", user, json=plan)
+    assert r.status == (200 if can_write else 403)
+    limits = await world.request("GET", "/api/v1/sharing", user)
+    assert limits.status == 200
+    body = await limits.json()
+    r = await world.request(
+        "PUT", "/api/v1/sharing", user, json={"default_hours": body["default_hours"], "max_hours": body["max_hours"]}
+    )
+    assert r.status == (200 if can_write else 403)
+
+
+@pytest.mark.parametrize("user", sorted(USERS))
+async def test_share_links_follow_listen_and_download_scopes(world: World, user: str) -> None:
+    """A user creates a link only for a recording they may listen to (404 where they cannot see it);
+    a link that allows downloads needs download permission; links are listed and revoked by their
+    creator (or an admin)."""
+    visible, listen, download = RECORDINGS[user]
+    for label in sorted(STORED):
+        base = f"/api/v1/recordings/{world.recordings[label]}/shares"
+        r = await world.request("POST", base, user, json={})
+        expected = 404 if label not in visible else 403 if label not in listen else 201
+        assert r.status == expected, (label, r.status)
+        r_dl = await world.request("POST", base, user, json={"allow_download": True})
+        expected_dl = 404 if label not in visible else 403 if label not in listen or label not in download else 201
+        assert r_dl.status == expected_dl, (label, r_dl.status)
+        listed = await world.request("GET", base, user)
+        expected_list = 404 if label not in visible else 200 if label in listen or USERS[user][0] == "admin" else 403
+        assert listed.status == expected_list, (label, listed.status)
+        if expected == 201:
+            share = await r.json()
+            assert share["id"] in {s["id"] for s in (await listed.json())["shares"]}
+            other = "sup_none" if user != "sup_none" else "agent_2001"
+            assert (await world.request("DELETE", f"{base}/{share['id']}", other)).status == 404
+            assert (await world.request("DELETE", f"{base}/{share['id']}", user)).status == 200
+
+
 @pytest.mark.parametrize(
     "method,path",
     [
+        ("GET", "/api/v1/accounts/main/numbers"),
+        ("GET", "/api/v1/accounts/main/numbering"),
+        ("PUT", "/api/v1/accounts/main/numbering"),
+        ("GET", "/api/v1/accounts/main/numbering/classify?number=2001"),
+        ("GET", "/api/v1/policy/explain?direction=inbound&number=2001"),
+        ("GET", "/api/v1/sharing"),
+        ("PUT", "/api/v1/sharing"),
+        ("GET", "/api/v1/recordings/00000000-0000-4000-8000-000000000000/shares"),
+        ("POST", "/api/v1/recordings/00000000-0000-4000-8000-000000000000/shares"),
+        ("DELETE", "/api/v1/recordings/00000000-0000-4000-8000-000000000000/shares/1"),
         ("GET", "/api/v1/calls"),
         ("GET", "/api/v1/calls/call_sales"),
         ("POST", "/api/v1/calls/call_sales/recording/pause"),
