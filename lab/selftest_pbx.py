@@ -33,7 +33,8 @@ from typing import Any
 
 from controller.selftest import AGENT_EXT, AST_CONTEXT, AST_PHONES, DID_RECORD, FS_CONTEXT
 from lab import scenarios as sc
-from lab.ami_sim import AmiSimulator, SimChannel, _get
+from lab.ami.protocol import get as _get
+from lab.ami_sim import AmiSimulator, SimChannel
 from lab.esl_sim import CallHandle, Channel, EslSimulator
 from lab.tones import AGENT_HZ, CUSTOMER_HZ, TARGET_HZ
 

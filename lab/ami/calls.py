@@ -1,0 +1,359 @@
+"""Scenario playback on the simulated Asterisk: `lab.scenarios` call stories played as SIP-shaped
+calls (trunk + phone channels, like the real captures S7/S8), with the event order a real Asterisk 20
+sends for answers, hang-ups, blind transfers (BlindTransfer or a silent Redirect), attended transfers
+by the phone (REFER with Replaces) and by the bridge's Atxfer feature (Local channels)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lab import scenarios as sc
+from lab.ami.model import SimChannel
+from lab.ami.pbx import AmiPbx
+
+
+@dataclass
+class SimCall:
+    direction: str
+    customer: SimChannel
+    agent: SimChannel
+    parties: dict[str, sc.Party]
+    caller: SimChannel | None = None  # type: ignore[assignment]
+    callee: SimChannel | None = None  # type: ignore[assignment]
+    pending_atxfer: tuple | None = None  # type: ignore[type-arg]
+
+
+class AmiCalls(AmiPbx):
+    def __init__(self, *, settle_timeout: float = 5.0, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.settle_timeout = settle_timeout
+        self._calls: dict[str, SimCall] = {}  # by the first channel's Linkedid
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _party_for(self, number: str) -> sc.Party:
+        for p in (sc.TARGET_INTERNAL, sc.TARGET_EXTERNAL, sc.AGENT):
+            if p.number == number:
+                return p
+        internal = number.isdigit() and len(number) <= 5
+        return sc.Party("target", number, sc.TARGET_INTERNAL.tone_hz, internal=internal, name=number)
+
+    def _phone(self, p: sc.Party, linkedid: str, context: str = "from-internal", exten: str = "s") -> SimChannel:
+        tech = f"SIP/{p.number}" if p.internal else "SIP/trunk"
+        return self.new_channel(tech, p.number, p.name, context, exten, p.tone_hz, linkedid)
+
+    def _place(self, step: sc.PlaceCall, parties: dict[str, sc.Party]) -> SimCall:
+        cust_p, agent_p = parties["customer"], parties["agent"]
+        if step.direction == "inbound":
+            caller = self.new_channel("SIP/trunk", cust_p.number, cust_p.name, "from-trunk", step.did, cust_p.tone_hz)
+            self.set_state(caller, 4)
+        else:
+            caller = self._phone(agent_p, "", exten=cust_p.number)
+            self.set_state(caller, 4)
+        if step.hook:
+            self._run_hook(caller, step)
+        if step.direction == "inbound":
+            callee = self._phone(agent_p, caller.linkedid)
+            dial = agent_p.number
+            call = SimCall(step.direction, customer=caller, agent=callee, parties=dict(parties))
+        else:
+            callee = self.new_channel(
+                "SIP/trunk", cust_p.number, cust_p.name, "from-internal", "s", cust_p.tone_hz, caller.linkedid
+            )
+            dial = f"trunk/{cust_p.number}"
+            call = SimCall(step.direction, customer=callee, agent=caller, parties=dict(parties))
+        self._calls[caller.linkedid] = call
+        self.dial_begin(caller, callee, dial)
+        self.set_state(callee, 5)
+        self.event("DialState", [*self.snap(caller), *self.snap(callee, "Dest"), ("DialStatus", "RINGING")])
+        call.caller, call.callee = caller, callee
+        return call
+
+    def _run_hook(self, ch: SimChannel, step: sc.PlaceCall) -> None:
+        """What dialplan/asterisk/callrec.conf's [callrec-policy] Gosub does."""
+        values = {
+            "CALLREC_ACCOUNT": step.account,
+            "CALLREC_ACCOUNT_NUMBER": step.did,
+            "CALLREC_DIRECTION": step.direction,
+            "CALLREC_RECORD": step.record or "",
+        }
+        # The Gosub runs in [callrec-policy]: its VarSet/UserEvent snapshots show that position (real
+        # capture tests/fixtures/asterisk/real/R1: Context callrec-policy, Exten s, Priority 2..6).
+        route = (ch.context, ch.exten, ch.priority)
+        ch.context, ch.exten = "callrec-policy", "s"
+        for priority, (k, v) in enumerate(values.items(), start=2):
+            ch.priority = priority
+            self.set_var(ch, k, v)
+        ch.priority = 6
+        self.event(
+            "UserEvent",
+            [
+                *self.snap(ch),
+                ("UserEvent", "CallrecPolicy"),
+                ("CallrecAccount", step.account),
+                ("CallrecAccountNumber", step.did),
+                ("CallrecDirection", step.direction),
+                ("CallrecRecord", step.record or ""),
+            ],
+        )
+        ch.context, ch.exten, ch.priority = route
+
+    def _answer(self, call: SimCall) -> None:
+        caller, callee = call.caller, call.callee
+        self.set_state(callee, 6)
+        callee.connected, caller.connected = caller.caller, callee.caller
+        self.dial_end(caller, callee, "ANSWER")
+        self.set_state(caller, 6)
+        b = self.new_bridge()
+        self.enter(b, callee)
+        self.enter(b, caller)
+
+    def _hangup_call(self, call: SimCall, first: SimChannel) -> None:
+        """Real order (S7/S8): HangupRequest, BridgeLeave, SoftHangupRequest of the side that hangs up,
+        then the peer leaves, the bridge goes, the peer's Hangup, and the first side's Hangup."""
+        self.event("HangupRequest", [*self.snap(first), ("Cause", "16")])
+        b = first.bridge
+        if b is not None:
+            self.leave(first)
+        self.event("SoftHangupRequest", [*self.snap(first), ("Cause", "16")])
+        others = [c for c in self.channels.values() if c.linkedid == call.customer.linkedid and c is not first]
+        if b is not None:
+            for c in list(b.members):
+                self.leave(c)
+            self.destroy(b)
+        for c in others:
+            self.hangup(c)
+        self.hangup(first)
+        self._calls.pop(call.customer.linkedid, None)
+
+    def _cancel(self, call: SimCall) -> None:
+        self.event("HangupRequest", [*self.snap(call.caller), ("Cause", "16")])
+        self.dial_end(call.caller, call.callee, "CANCEL")
+        self.hangup(call.callee, "16")
+        self.hangup(call.caller, "16")
+        self._calls.pop(call.caller.linkedid, None)
+
+    async def _blind(self, call: SimCall, party: sc.Party, *, announce: bool, ring_ms: int) -> None:
+        """BlindTransfer (announce: phone REFER or AMI BlindTransfer, fixtures S8/S3) or Redirect
+        (no transfer event, S3b): the agent leg goes, the customer dials the target."""
+        cust, agent = call.customer, call.agent
+        b = cust.bridge
+        if announce:
+            self.event("Unhold", self.snap(agent))
+            body = [("Result", "Success"), *self.snap(agent, "Transferer"), *self.snap(cust, "Transferee")]
+            if b is not None:
+                body += b.snapshot()
+            body += [("IsExternal", "Yes"), ("Context", agent.context), ("Extension", party.number)]
+            self.event("BlindTransfer", body)
+        if b is not None:
+            self.leave(cust)
+            self.leave(agent)
+        self.hangup(agent)
+        target = self._phone(party, cust.linkedid)
+        if b is not None:
+            self.destroy(b)
+        cust.exten = party.number
+        self.dial_begin(cust, target, party.number if party.internal else f"trunk/{party.number}")
+        self.set_state(target, 5)
+        self.event("DialState", [*self.snap(cust), *self.snap(target, "Dest"), ("DialStatus", "RINGING")])
+        await self.elapse(ring_ms)
+        self.set_state(target, 6)
+        self.dial_end(cust, target, "ANSWER")
+        nb = self.new_bridge()
+        self.enter(nb, target)
+        self.enter(nb, cust)
+        call.agent = target
+        call.parties["agent"] = party
+
+    async def _attended_phone(self, call: SimCall, party: sc.Party, ring_ms: int, consult_ms: int) -> None:
+        """The agent's phone: hold, a second call to the target, REFER with Replaces (fixture S8c)."""
+        cust, agent = call.customer, call.agent
+        b1 = cust.bridge
+        agent.held = True
+        self.event("Hold", self.snap(agent))
+        self.event("MusicOnHoldStart", [*self.snap(cust), ("Class", "default")])
+        agent_p = call.parties["agent"]
+        second = self.new_channel(
+            f"SIP/{agent_p.number}", agent_p.number, agent_p.name, "from-internal", party.number, agent_p.tone_hz
+        )
+        self.set_state(second, 4)
+        target = self._phone(party, second.linkedid)
+        self.dial_begin(second, target, party.number if party.internal else f"trunk/{party.number}")
+        self.set_state(target, 5)
+        await self.elapse(ring_ms)
+        self.set_state(target, 6)
+        self.dial_end(second, target, "ANSWER")
+        self.set_state(second, 6)
+        b2 = self.new_bridge()
+        self.enter(b2, target)
+        self.enter(b2, second)
+        await self.elapse(consult_ms)
+        agent.held = False
+        self.event("Unhold", self.snap(agent))
+        self.event("MusicOnHoldStop", self.snap(cust))
+        self.leave(cust)
+        self.leave(second)
+        self.enter(b2, cust)
+        self.leave(agent)
+        body = [("Result", "Success"), *self.snap(agent, "OrigTransferer")]
+        body += (b1.snapshot("OrigBridge") if b1 else []) + self.snap(second, "SecondTransferer")
+        body += b2.snapshot("SecondBridge") + self.snap(cust, "Transferee") + self.snap(target, "TransferTarget")
+        body += [("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", b2.uniqueid)]
+        self.event("AttendedTransfer", body)
+        target.linkedid = cust.linkedid
+        self.hangup(second)
+        self.hangup(agent)
+        if b1 is not None:
+            self.destroy(b1)
+        call.agent = target
+        call.parties["agent"] = party
+
+    async def _atxfer_consult(self, call: SimCall, party: sc.Party, ring_ms: int) -> None:
+        """Atxfer (fixture S4): the bridge's feature makes a Local consultation channel for the agent."""
+        cust, agent = call.customer, call.agent
+        agent.held = True
+        self.event("Hold", self.snap(agent))
+        self.event("MusicOnHoldStart", [*self.snap(cust), ("Class", "default")])
+        seq = next(self._seq)
+        name = f"Local/{party.number}@from-internal-{seq:08x}"
+        x1 = SimChannel(
+            name + ";1",
+            f"{self._epoch}.{next(self._uid)}",
+            cust.linkedid,
+            "",
+            "",
+            "from-internal",
+            party.number,
+            party.tone_hz,
+        )
+        x2 = SimChannel(
+            name + ";2",
+            f"{self._epoch}.{next(self._uid)}",
+            cust.linkedid,
+            agent.caller,
+            "",
+            "from-internal",
+            party.number,
+            None,
+            state=4,
+        )
+        for x in (x1, x2):
+            self.channels[x.name] = x
+            self.event("Newchannel", self.snap(x))
+        b2 = self.new_bridge()
+        self.enter(b2, x1)
+        self.leave(agent)
+        self.enter(b2, agent)
+        agent.held = False
+        target = self._phone(party, cust.linkedid)
+        self.dial_begin(x2, target, party.number if party.internal else f"trunk/{party.number}")
+        self.set_state(target, 5)
+        await self.elapse(ring_ms)
+        self.set_state(target, 6)
+        self.dial_end(x2, target, "ANSWER")
+        self.set_state(x2, 6)
+        self.set_state(x1, 6)
+        b3 = self.new_bridge()
+        self.enter(b3, target)
+        self.enter(b3, x2)
+        call.pending_atxfer = (party, x1, x2, target, b2, b3)
+
+    def _complete_atxfer(self, call: SimCall) -> None:
+        """The transferer hangs up: the consultation joins the customer's bridge, then optimizes away."""
+        assert call.pending_atxfer is not None
+        party, x1, x2, target, b2, b3 = call.pending_atxfer
+        cust, agent = call.customer, call.agent
+        b1 = cust.bridge
+        self.leave(agent)
+        self.leave(x1)
+        if b1 is not None:
+            self.enter(b1, x1)
+        self.event("MusicOnHoldStop", self.snap(cust))
+        body = [("Result", "Success"), *self.snap(agent, "OrigTransferer")]
+        body += (b1.snapshot("OrigBridge") if b1 else []) + self.snap(agent, "SecondTransferer")
+        body += b2.snapshot("SecondBridge") + self.snap(cust, "Transferee")
+        body += [("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", b1.uniqueid if b1 else "")]
+        self.event("AttendedTransfer", body)
+        self.destroy(b2)
+        self.hangup(agent)
+        self.event("LocalOptimizationBegin", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo")])
+        self.leave(target)
+        self.leave(x1)
+        if b1 is not None:
+            self.enter(b1, target)
+        self.event("LocalOptimizationEnd", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo"), ("Success", "Yes")])
+        self.leave(x2)
+        self.destroy(b3)
+        self.hangup(x2)
+        self.hangup(x1)
+        call.agent = target
+        call.parties["agent"] = party
+        call.pending_atxfer = None
+
+    async def _until(self, cond: Callable[[], bool]) -> bool:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.settle_timeout
+        while not cond():
+            if loop.time() >= end:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def play(
+        self,
+        scenario: sc.Scenario,
+        on_step: Callable[[sc.Step], Awaitable[None]] | None = None,
+        *,
+        settle: bool = True,
+    ) -> SimCall:
+        """Play one scenario; returns the call (its `first_customer` is the recorded channel).
+
+        `on_step(step)` is awaited after the simulator did its part of each step: the harness performs
+        Pause/Resume through the controller and restarts it on ControllerRestart. With `settle`, the
+        simulator waits (up to settle_timeout) after the answer for the recording the scenario
+        expects, and after a transfer that should stop it for the stop — as a real PBX's call would
+        not outrun a controller that reacts in milliseconds — so the files are deterministic."""
+        call: SimCall | None = None
+        for step in scenario.steps:
+            if isinstance(step, sc.PlaceCall):
+                call = self._place(step, scenario.parties)
+            elif call is None:
+                raise ValueError(f"{scenario.name}: {step} before PlaceCall")
+            elif isinstance(step, sc.Ring):
+                await self.elapse(step.ms)
+            elif isinstance(step, sc.Answer):
+                self._answer(call)
+                if settle and scenario.expect.recorded:
+                    await self._until(lambda c=call: bool(c.customer.monitors))  # type: ignore[misc]
+            elif isinstance(step, sc.Talk):
+                await self.elapse(step.ms)
+            elif isinstance(step, sc.Transfer):
+                party = scenario.parties[step.to]
+                if step.kind == "blind":
+                    await self._blind(call, party, announce=step.method == "phone", ring_ms=step.ring_ms)
+                elif step.method == "phone":
+                    await self._attended_phone(call, party, step.ring_ms, step.consult_ms)
+                else:
+                    await self._atxfer_consult(call, party, step.ring_ms)
+                    await self.elapse(step.consult_ms)
+                    self._complete_atxfer(call)
+                if settle and scenario.expect.ends_at_transfer:
+                    await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
+            elif isinstance(step, sc.Hangup):
+                who = {"customer": call.customer, "agent": call.agent, "target": call.agent}[step.party]
+                self._hangup_call(call, who)
+            elif isinstance(step, sc.Cancel):
+                self._cancel(call)
+            elif isinstance(step, sc.LinkDrop):
+                self.drop_connections()
+            if on_step is not None:
+                await on_step(step)
+        assert call is not None
+        return call

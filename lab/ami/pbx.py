@@ -1,0 +1,131 @@
+"""The channel life cycle of a simulated Asterisk, each change sent as the event Asterisk sends
+(Newchannel, Newstate, VarSet, DialBegin/End, BridgeCreate/Enter/Leave/Destroy, Hangup), and
+simulated time: `elapse(ms)` writes `ms` of audio to the running MixMonitors."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from typing import Any
+
+from lab.ami.model import DEFAULT_CHANNELVARS, SimBridge, SimChannel
+from lab.ami.server import AmiServer
+
+
+class AmiPbx(AmiServer):
+    def __init__(
+        self, *, channelvars: tuple[str, ...] = DEFAULT_CHANNELVARS, time_scale: float = 0.0, **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self.channelvars = channelvars
+        self.time_scale = time_scale  # wall seconds slept per simulated second (0 = as fast as possible)
+        self.channels: dict[str, SimChannel] = {}  # by name
+        self._seq = itertools.count(1)
+        self._uid = itertools.count(1)
+        self._epoch = int(time.time())
+
+    async def close(self) -> None:
+        await super().close()
+        for ch in list(self.channels.values()):
+            for m in ch.monitors:
+                m.close()
+
+    def snap(self, ch: SimChannel, prefix: str = "") -> list[tuple[str, str]]:
+        return ch.snapshot(self.channelvars, prefix)
+
+    def new_channel(
+        self, tech: str, caller: str, caller_name: str, context: str, exten: str, tone: int | None, linkedid: str = ""
+    ) -> SimChannel:
+        seq = next(self._seq)
+        uid = f"{self._epoch}.{next(self._uid)}"
+        ch = SimChannel(
+            name=f"{tech}-{seq:08x}",
+            uniqueid=uid,
+            linkedid=linkedid or uid,
+            caller=caller,
+            caller_name=caller_name,
+            context=context,
+            exten=exten,
+            tone=tone,
+        )
+        self.channels[ch.name] = ch
+        self.event("Newchannel", self.snap(ch))
+        return ch
+
+    def set_state(self, ch: SimChannel, state: int) -> None:
+        ch.state = state
+        self.event("Newstate", self.snap(ch))
+
+    def set_var(self, ch: SimChannel, name: str, value: str) -> None:
+        ch.variables[name] = value
+        self.event("VarSet", [*self.snap(ch), ("Variable", name), ("Value", value)])
+
+    def dial_begin(self, caller: SimChannel, dest: SimChannel, dial_string: str) -> None:
+        self.event("DialBegin", [*self.snap(caller), *self.snap(dest, "Dest"), ("DialString", dial_string)])
+
+    def dial_end(self, caller: SimChannel, dest: SimChannel, status: str) -> None:
+        self.event("DialEnd", [*self.snap(caller), *self.snap(dest, "Dest"), ("DialStatus", status)])
+
+    def new_bridge(self) -> SimBridge:
+        b = SimBridge(str(uuid.uuid4()))
+        self.event("BridgeCreate", b.snapshot())
+        return b
+
+    def enter(self, b: SimBridge, ch: SimChannel) -> None:
+        b.members.append(ch)
+        ch.bridge = b
+        self.event("BridgeEnter", [*b.snapshot(), *self.snap(ch)])
+
+    def leave(self, ch: SimChannel) -> None:
+        b = ch.bridge
+        if b is None:
+            return
+        b.members.remove(ch)
+        ch.bridge = None
+        self.event("BridgeLeave", [*b.snapshot(), *self.snap(ch)])
+
+    def destroy(self, b: SimBridge) -> None:
+        self.event("BridgeDestroy", b.snapshot())
+
+    def hangup(self, ch: SimChannel, cause: str = "16") -> None:
+        if not ch.alive:
+            return
+        if ch.bridge is not None:
+            self.leave(ch)
+        ch.alive = False
+        for m in ch.monitors:
+            m.close()
+        ch.monitors.clear()
+        self.channels.pop(ch.name, None)
+        self.event("Hangup", [*self.snap(ch), ("Cause", cause), ("Cause-txt", "Normal Clearing")])
+
+    # ---- simulated time ---------------------------------------------------------------------------
+
+    def advance_audio(self, ms: float) -> None:
+        for ch in list(self.channels.values()):
+            ch.advance_monitors(ms)
+
+    async def elapse(self, ms: float) -> None:
+        """Simulated time passes: every running MixMonitor gets `ms` of audio."""
+        step = 250.0
+        left = float(ms)
+        while left > 0:
+            chunk = min(step, left)
+            self.advance_audio(chunk)
+            left -= chunk
+            await asyncio.sleep(chunk / 1000 * self.time_scale)
+
+    def recording_channels(self) -> list[SimChannel]:
+        return [c for c in self.channels.values() if c.monitors]
+
+    async def wait_recording(self, within: float = 5.0) -> bool:
+        """True once some channel has a MixMonitor running (the controller reacted to the bridge)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + within
+        while loop.time() < end:
+            if self.recording_channels():
+                return True
+            await asyncio.sleep(0.01)
+        return False

@@ -1,0 +1,332 @@
+"""Scenario playback on the simulated FreeSWITCH: one `CallHandle` per `lab.scenarios` call story,
+its legs by role, and the per-leg event order a real FreeSWITCH 1.10 sends for answers, hang-ups,
+cancels, blind transfers (REFER or uuid_transfer), attended transfers by the phone (REFER with
+Replaces) and by FreeSWITCH's att_xfer — as in the captures in tests/fixtures/freeswitch."""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+from typing import Any
+
+from lab import scenarios as sc
+from lab.esl.model import DOMAIN, TRUNK_HOST, Channel
+from lab.esl.pbx import EslPbx
+
+
+class CallHandle:
+    """One simulated call: its legs by role and the steps that act on them."""
+
+    def __init__(self, sim: EslPbx, scenario: sc.Scenario) -> None:
+        self.sim, self.scenario = sim, scenario
+        self.legs: dict[str, Channel] = {}
+        self.place: sc.PlaceCall | None = None
+        self.recording_paths: list[str] = []
+        self.extra_parties: dict[str, sc.Party] = {}  # parties added by API commands (uuid_transfer)
+
+    def party(self, role: str) -> sc.Party:
+        return self.extra_parties.get(role) or self.scenario.party(role)
+
+    def adopt_leg(self, a: Channel, b: Channel) -> None:
+        """After uuid_bridge: whichever leg is not the customer becomes the agent side."""
+        cust = self.legs.get("customer")
+        if cust in (a, b):
+            self.legs["agent"] = b if cust is a else a
+
+    @property
+    def customer(self) -> Channel:
+        return self.legs["customer"]
+
+    def _live(self) -> list[Channel]:
+        return [c for c in self.legs.values() if not c.gone]
+
+    def _customer_recording(self) -> bool:
+        c = self.legs.get("customer")
+        if c and c.recordings:
+            self.recording_paths = sorted(set(self.recording_paths) | set(c.recordings))
+            return True
+        return False
+
+    async def do(self, step: Any, on_step: Any, settle: bool) -> None:
+        sim = self.sim
+        if isinstance(step, sc.PlaceCall):
+            self.place = step
+            self._place(step)
+        elif isinstance(step, sc.Ring):
+            await sim._elapse(self._live(), step.ms)
+        elif isinstance(step, sc.Answer):
+            self._answer_call()
+            if settle and self.scenario.expect.recorded:
+                await sim._wait(self._customer_recording)
+        elif isinstance(step, sc.Talk):
+            await sim._elapse(self._live(), step.ms)
+            self._customer_recording()
+        elif isinstance(step, sc.Transfer):
+            await self._transfer(step)
+            if settle and self.scenario.expect.ends_at_transfer:
+                await sim._wait(lambda: not self.customer.recordings)
+        elif isinstance(step, sc.Hangup):
+            self._hangup(step.party)
+        elif isinstance(step, sc.Cancel):
+            self._cancel()
+        elif isinstance(step, sc.LinkDrop):
+            sim.drop_connections()
+            if on_step:
+                await on_step(step, self)
+        elif on_step is not None:
+            await on_step(step, self)
+
+    def _place(self, p: sc.PlaceCall) -> None:
+        sim = self.sim
+        cust, agent = self.scenario.party("customer"), self.scenario.party("agent")
+        hook = {}
+        if p.hook:
+            hook = {"callrec_account": p.account, "callrec_account_number": p.did, "callrec_direction": p.direction}
+            if p.record:
+                hook["callrec_record"] = p.record
+        if p.direction == "inbound":
+            a = sim._new_channel(
+                name=f"sofia/external/{cust.number}@{TRUNK_HOST}",
+                direction="inbound",
+                caller_num=cust.number,
+                caller_name=cust.name,
+                dest=p.did,
+                context="public",
+                call_uuid="",
+                tone=cust.tone_hz,
+                party=cust.number,
+                variables={"sip_from_user": cust.number, "sip_to_user": p.did, "sip_req_user": p.did},
+            )
+            self.legs["customer"] = a
+            sim.handles[a.uuid] = self
+            caller_leg, callee_role, callee_party = a, "agent", agent
+        else:
+            a = sim._new_channel(
+                name=f"sofia/internal/{agent.number}@{DOMAIN}",
+                direction="inbound",
+                caller_num=agent.number,
+                caller_name=agent.name,
+                dest=cust.number,
+                context="default",
+                call_uuid="",
+                tone=agent.tone_hz,
+                party=agent.number,
+                variables={"sip_from_user": agent.number, "sip_to_user": cust.number, "user_name": agent.number},
+            )
+            self.legs["agent"] = a
+            caller_leg, callee_role, callee_party = a, "customer", cust
+        sim._emit("CHANNEL_CREATE", a)
+        if hook:
+            a.variables.update(hook)
+            sim._emit("CUSTOM", a, dict(hook), subclass="callrec::policy")
+        b = self._originate(caller_leg, callee_party, outbound_cid=p.did if p.direction == "outbound" else None)
+        self.legs[callee_role] = b
+        if callee_role == "customer":
+            sim.handles[b.uuid] = self
+        sim._emit("CHANNEL_PROGRESS", a)  # the callee's 180 relayed to the caller
+
+    def _originate(self, parent: Channel, party: sc.Party, outbound_cid: str | None = None) -> Channel:
+        sim = self.sim
+        if party.internal:
+            contact = f"{party.number}-0x{abs(hash(party.number)) % 0xFFFFFFFFFFFF:x}"
+            name = f"sofia/internal/{contact}@{DOMAIN}:5120"
+            dest = contact
+            variables = {
+                "dialed_user": party.number,
+                "dialed_domain": DOMAIN,
+                "presence_id": f"{party.number}@{DOMAIN}",
+            }
+        else:
+            name = f"sofia/gateway/trunk/{party.number}"
+            dest = party.number
+            variables = {}
+        variables.update({"originator": parent.uuid, "originating_leg_uuid": parent.uuid})
+        b = sim._new_channel(
+            name=name,
+            direction="outbound",
+            caller_num=outbound_cid or parent.caller_num,
+            caller_name=parent.caller_name,
+            dest=dest,
+            context=parent.context,
+            call_uuid=parent.call_uuid,
+            tone=party.tone_hz,
+            party=party.number,
+            variables=variables,
+        )
+        b.other_leg, b.other_type = parent.uuid, "originator"
+        sim._emit("CHANNEL_CREATE", b)
+        b.call_state = "RINGING"
+        sim._emit("CHANNEL_PROGRESS", b)
+        return b
+
+    def _caller_and_callee(self) -> tuple[Channel, Channel]:
+        assert self.place is not None
+        if self.place.direction == "inbound":
+            return self.legs["customer"], self.legs["agent"]
+        return self.legs["agent"], self.legs["customer"]
+
+    def _answer_call(self) -> None:
+        sim = self.sim
+        a, b = self._caller_and_callee()
+        sim._answer(b)
+        sim._answer(a)
+        sim._bridge(a, b)
+
+    def _hangup(self, role: str) -> None:
+        sim = self.sim
+        ch = self.legs[role]
+        if ch.gone:
+            return
+        partner = sim.channels.get(ch.bridged_to or "")
+        a, _ = self._caller_and_callee() if "agent" in self.legs and "customer" in self.legs else (ch, None)
+        if partner is None:
+            sim._hangup(ch, "NORMAL_CLEARING", "recv_bye")
+            sim._hangup_complete(ch, "NORMAL_CLEARING")
+            sim._destroy(ch)
+            return
+        # Who is the bridge's A leg decides the UNBRIDGE (always reported on the A leg).
+        bridge_a = ch if ch.other_type == "originatee" else partner
+        bridge_b = partner if bridge_a is ch else ch
+        sim._hangup(ch, "NORMAL_CLEARING", "recv_bye")
+        if ch is bridge_a:
+            # the A leg hangs up: B is hung up and completed first, then A unbridges
+            sim._hangup(partner, "NORMAL_CLEARING", "send_bye")
+            sim._hangup_complete(partner, "NORMAL_CLEARING")
+            sim._unbridge(bridge_a, bridge_b)
+            sim._destroy(partner)
+            sim._hangup_complete(ch, "NORMAL_CLEARING")
+            sim._destroy(ch)
+        else:
+            # the B leg hangs up: it completes, A unbridges and hangs up (hangup_after_bridge)
+            sim._hangup_complete(ch, "NORMAL_CLEARING")
+            sim._unbridge(bridge_a, bridge_b)
+            sim._hangup(
+                partner, "NORMAL_CLEARING", "send_bye", {"variable_last_bridge_hangup_cause": "NORMAL_CLEARING"}
+            )
+            sim._destroy(ch)
+            sim._hangup_complete(partner, "NORMAL_CLEARING")
+            sim._destroy(partner)
+        del a
+
+    def _cancel(self) -> None:
+        sim = self.sim
+        a, b = self._caller_and_callee()
+        sim._hangup(a, "ORIGINATOR_CANCEL", "recv_cancel", {"variable_sip_term_status": "487"})
+        sim._hangup(b, "ORIGINATOR_CANCEL", "send_cancel")
+        sim._hangup_complete(b, "ORIGINATOR_CANCEL")
+        sim._destroy(b)
+        sim._hangup_complete(a, "ORIGINATOR_CANCEL")
+        sim._destroy(a)
+
+    async def _transfer(self, t: sc.Transfer) -> None:
+        sim = self.sim
+        cust, agent = self.legs["customer"], self.legs["agent"]
+        target = self.party(t.to)
+        if t.kind == "blind":
+            hist = f"{int(time.time())}:{uuidlib.uuid4()}:bl_xfer:{target.number}/{cust.context}/XML"
+            b_extra: dict[str, str] = {}
+            a_extra = {"variable_transfer_history": hist, "variable_transfer_source": hist}
+            if t.method == "phone":
+                b_extra = {
+                    "variable_endpoint_disposition": "BLIND_TRANSFER",
+                    "variable_transfer_destination": f"blind:{target.number}",
+                    "variable_transfer_to": f"blind:{cust.uuid}",
+                    "variable_transfer_disposition": "recv_replace",
+                }
+                a_extra["variable_sip_refer_to"] = f"sip:{target.number}@{DOMAIN}"
+            agent.variables.update({k[9:]: v for k, v in b_extra.items()})
+            sim._hangup(agent, "NORMAL_CLEARING", "send_bye")
+            sim._hangup_complete(agent, "NORMAL_CLEARING")
+            cust.variables.update({k[9:]: v for k, v in a_extra.items()})
+            cust.dest = target.number
+            sim._unbridge(cust, agent)
+            sim._destroy(agent)
+            c = self._originate(cust, target)
+            self.legs["target"] = c
+            await sim._elapse(self._live(), t.ring_ms)
+            sim._answer(c)
+            sim._bridge(cust, c)
+            return
+        if t.method == "pbx":
+            await self._att_xfer(cust, agent, target, t)
+            return
+        # attended by the agent's phone: hold the customer, the phone calls the target (a separate
+        # call), then completes with REFER/Replaces
+        agent.held = True
+        consult = sim._new_channel(
+            name=f"sofia/internal/{agent.party}@{DOMAIN}",
+            direction="inbound",
+            caller_num=agent.party,
+            caller_name=agent.caller_name,
+            dest=target.number,
+            context="default",
+            call_uuid="",
+            tone=agent.tone,
+            party=agent.party,
+            variables={"sip_from_user": agent.party, "user_name": agent.party},
+        )
+        sim._emit("CHANNEL_CREATE", consult)
+        d = self._originate(consult, target)
+        self.legs["target"] = d
+        self.legs["consult"] = consult
+        await sim._elapse(self._live(), t.ring_ms)
+        sim._answer(d)
+        sim._emit("CHANNEL_PROGRESS", consult)
+        sim._answer(consult)
+        sim._bridge(consult, d)
+        await sim._elapse(self._live(), t.consult_ms)
+        # completion (REFER with Replaces, or the PBX's att_xfer)
+        sim._unbridge(consult, d)
+        consult.variables.update({"endpoint_disposition": "ATTENDED_TRANSFER", "transfer_disposition": "replaced"})
+        sim._hangup(consult, "NORMAL_CLEARING", "recv_bye")
+        sim._hangup_complete(consult, "NORMAL_CLEARING")
+        sim._destroy(consult)
+        agent.held = False
+        if t.method == "phone":
+            agent.variables.update(
+                {"transfer_to": f"att:{d.uuid}", "refer_uuid": consult.uuid, "transfer_disposition": "recv_replace"}
+            )
+        sim._hangup(agent, "NORMAL_CLEARING", "send_bye")
+        sim._hangup_complete(agent, "NORMAL_CLEARING")
+        sim._unbridge(cust, agent)
+        sim._destroy(agent)
+        now = int(time.time())
+        hist = (
+            f"ARRAY::{now}:{uuidlib.uuid4()}:att_xfer:{agent.party}@{DOMAIN}/{cust.party}@{DOMAIN}"
+            f"|:{now}:{uuidlib.uuid4()}:uuid_br:{d.uuid}"
+        )
+        cust.variables["transfer_history"] = hist
+        d.call_uuid = cust.call_uuid
+        sim._bridge(cust, d)
+
+    async def _att_xfer(self, cust: Channel, agent: Channel, target: sc.Party, t: sc.Transfer) -> None:
+        """FreeSWITCH's own att_xfer app run on the agent leg, completed with its hangup key — the shape
+        of the real capture tests/fixtures/freeswitch/att_xfer_internal: the agent leg dials the target
+        itself (the consult leg's Channel-Call-UUID is the customer leg's) and bridges it as Bridge-A;
+        the customer hears silence; on completion the agent leg leaves, the customer leg unbridges
+        (its Other-Leg-* already naming the target) and is bridged again as BRIDGE-B of the consult
+        leg, both with a `uuid_br` transfer_history entry; the agent leg hangs up last."""
+        sim = self.sim
+        agent.held = True
+        d = self._originate(agent, target, outbound_cid=agent.party)
+        d.call_uuid = cust.uuid
+        self.legs["target"] = d
+        await sim._elapse(self._live(), t.ring_ms)
+        sim._answer(d)
+        consult_partner = agent.bridged_to
+        sim._bridge(agent, d)
+        agent.bridged_to = consult_partner  # still the customer's partner for audio: silent while held
+        await sim._elapse(self._live(), t.consult_ms)
+        sim._unbridge(agent, d)
+        now = int(time.time())
+        cust.other_leg = d.uuid
+        cust.variables["transfer_history"] = f"{now}:{uuidlib.uuid4()}:uuid_br:{d.uuid}"
+        sim._unbridge(cust, agent)
+        d.variables["transfer_history"] = f"{now}:{uuidlib.uuid4()}:uuid_br:{cust.uuid}"
+        cust.call_uuid = d.call_uuid = d.uuid
+        agent.held = False
+        sim._bridge(d, cust)
+        agent.other_leg = d.uuid
+        sim._hangup(agent, "NORMAL_CLEARING", "send_bye")
+        sim._hangup_complete(agent, "NORMAL_CLEARING")
+        sim._destroy(agent)
