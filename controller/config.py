@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -110,10 +111,19 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class TrustedKey:
+    """Another installation's manifest key, pinned by its id (a swapped file is an error)."""
+
+    id: str  # ed25519:<16 hex>, as `callrec keys generate` / `import-archive` print it
+    file: str  # its PEM public key
+
+
+@dataclass(frozen=True)
 class EncryptionConfig:
     recipients: tuple[str, ...] = ()  # age X25519 public recipients
     signing_key_file: str = ""  # empty → state_dir/keys/signing.key
     identity_file: str = ""  # only where playback / decrypt runs
+    trusted_signing_keys: tuple[TrustedKey, ...] = ()  # verify/import also accept manifests these signed
 
 
 @dataclass(frozen=True)
@@ -329,6 +339,8 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise ConfigError(key, value, "a number") from None
+    if t == "tuple[TrustedKey, ...]":
+        return _trusted_keys(key, value)
     if t.startswith("tuple"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -340,6 +352,27 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             raise ConfigError(key, value, "a string")
         return value
     return value
+
+
+def _trusted_keys(key: str, value: Any) -> tuple[TrustedKey, ...]:
+    """A list of {id, file} tables (TOML), or "ID=FILE,ID=FILE" (environment)."""
+    allowed = 'a list of {id = "ed25519:<16 hex>", file = "/path/key.pub"} tables'
+    if isinstance(value, str):
+        pairs = [v.strip().split("=", 1) for v in value.split(",") if v.strip()]
+        value = [dict(zip(("id", "file"), p, strict=False)) for p in pairs]
+    if not isinstance(value, list):
+        raise ConfigError(key, value, allowed)
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != {"id", "file"}:
+            raise ConfigError(f"{key}[{i}]", item, allowed)
+        kid, file = item["id"], item["file"]
+        if not isinstance(kid, str) or not re.fullmatch(r"ed25519:[0-9a-f]{16}", kid):
+            raise ConfigError(f"{key}[{i}].id", kid, "a signing key id ed25519:<16 hex digits>")
+        if not isinstance(file, str) or not file:
+            raise ConfigError(f"{key}[{i}].file", file, "the path of the key's PEM public key file")
+        out.append(TrustedKey(kid, file))
+    return tuple(out)
 
 
 def _validate(cfg: Config, problems: _Problems) -> None:

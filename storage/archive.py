@@ -2,16 +2,18 @@
 
 A plain (uncompressed: ciphertext does not compress) tar:
     callrec-archive.json            index: format, filters, and one metadata entry per recording
-    signing-key.pub.pem             the exporting installation's manifest key (informational: trust it
-                                    only if it matches what that installation published)
+    signing-key.pub.pem             the exporting installation's manifest key (informational: import
+                                    trusts it only with --trust-archive-key, which prints its fingerprint)
     objects/YYYY/MM/DD/<id>.wav.age and <id>.manifest.json
-The archive never contains plaintext or a private key. `import_archive` checks every object against
-its manifest before restoring it; `verify_archive` runs the same checks as `callrec verify`.
+The archive never contains plaintext or a private key. `import_archive` checks every entry (signature
+by a key trusted HERE, index against the signed manifest, object hash) before writing anything of it;
+`verify_archive` runs the same checks as `callrec verify`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -29,8 +31,9 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pyrage import x25519
 
-from storage import crypto, manifest
+from storage import crypto, keyring, manifest
 from storage.backends.base import Backend, manifest_key_for, object_keys
+from storage.keyring import KeyRing
 
 INDEX = "callrec-archive.json"
 PUBKEY = "signing-key.pub.pem"
@@ -176,9 +179,23 @@ def _member(tar: tarfile.TarFile, name: str) -> BinaryIO | None:
         return None
 
 
+def archive_public_key(tar: tarfile.TarFile) -> Ed25519PublicKey | None:
+    """The key the archive carries about its exporter: informational, never trusted implicitly."""
+    f = _member(tar, PUBKEY)
+    if f is None:
+        return None
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(f.read())
+    except ValueError:
+        return None
+    return key if isinstance(key, Ed25519PublicKey) else None
+
+
 def verify_archive(
     path: Path,
-    trusted: Ed25519PublicKey,
+    trusted: KeyRing | Ed25519PublicKey,
     identities: list[x25519.Identity] | None = None,
     *,
     only: str | None = None,
@@ -202,8 +219,72 @@ def verify_archive(
 @dataclass
 class ImportReport:
     imported: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # already present
-    rejected: list[str] = field(default_factory=list)  # failed the integrity/signature check
+    skipped: list[str] = field(default_factory=list)  # already present, identical
+    rejected: list[str] = field(default_factory=list)  # "<id>: reason" — failed a signature/integrity check
+    conflicts: list[str] = field(default_factory=list)  # "<id>: reason" — id exists here with other content
+
+    @property
+    def ok(self) -> bool:
+        return not (self.rejected or self.conflicts)
+
+
+class _Rejected(Exception):
+    pass
+
+
+# Index fields that must equal the signed manifest (the index itself is not signed).
+_SIGNED_FIELDS = {
+    "id": "recording_id",
+    "pbx": "pbx",
+    "pbx_kind": "pbx_kind",
+    "customer_leg": "customer_leg",
+    "account_id": "account",
+    "direction": "direction",
+    "customer_number": "customer_number",
+    "account_number": "account_number",
+    "agent": "agent",
+    "agents": "agents",
+    "ring_groups": "ring_groups",
+    "policy": "policy",
+    "dual_channel": "dual_channel",
+    "timeline": "timeline",
+    "stop_reason": "stop_reason",
+    "key_ids": "key_ids",
+}
+_SIGNED_TIMES = {"started_at": "started_at", "stopped_at": "stopped_at", "retention_until": "retention_until"}
+
+
+def _ts(v: Any) -> datetime | None:
+    if not v:
+        return None
+    return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+
+
+def _norm(v: Any) -> str:
+    return json.dumps("" if v is None else v, sort_keys=True, default=str)
+
+
+def _check_entry(e: dict[str, Any], m: dict[str, Any], sig: str, ring: KeyRing) -> Ed25519PublicKey:
+    """Signature with a trusted key, and the index entry agrees with the signed manifest."""
+    claimed = m.get("signing_key_id")
+    key = ring.get(claimed)
+    if key is None:
+        raise _Rejected(
+            f"manifest is signed by {claimed or 'an unnamed key'}, which is not trusted (trusted: {ring.describe()});"
+            " pass the exporter's key with --public-key, or list it in encryption.trusted_signing_keys"
+        )
+    if not crypto.signature_valid(key, manifest.canonical(m), sig):
+        raise _Rejected(f"manifest signature by {claimed} does not verify: the manifest or its signature was altered")
+    diffs = [k for k, mk in _SIGNED_FIELDS.items() if k in e and _norm(e[k]) != _norm(m.get(mk))]
+    diffs += [k for k, mk in _SIGNED_TIMES.items() if k in e and _ts(e[k]) != _ts(m.get(mk))]
+    signed_hashes = {
+        "audio_sha256": (m.get("audio") or {}).get("sha256"),
+        "ciphertext_sha256": (m.get("ciphertext") or {}).get("sha256"),
+    }
+    diffs += [k for k, want in signed_hashes.items() if k in e and e[k] != want]
+    if diffs:
+        raise _Rejected(f"index entry differs from the signed manifest in {', '.join(diffs)} (index altered)")
+    return key
 
 
 async def import_archive(
@@ -211,101 +292,174 @@ async def import_archive(
     backend: Backend,
     path: Path,
     *,
-    trusted: Ed25519PublicKey | None = None,
+    trusted: KeyRing,
+    remember: Ed25519PublicKey | None = None,
+    remember_source: str = "",
     progress: Progress | None = None,
     actor: str = "cli",
 ) -> ImportReport:
-    """Restore an archive into this installation (its database and backend). Each object is checked
-    against its manifest (and the manifest's signature when `trusted` is given) before it is stored."""
+    """Restore an archive into this installation (its database and backend).
+
+    Every entry is checked before anything of it is written: its manifest must be signed by a key in
+    `trusted` (the key the manifest names), the index entry must agree with the signed manifest, and
+    the object's SHA-256 must be the signed one. An id that exists here already is "already present"
+    only when manifest and object are identical; otherwise it is a conflict and nothing is touched.
+    `remember`: a key the operator trusted explicitly for this import; stored (audited) when a
+    recording it signed is imported, so that `verify` keeps working afterwards."""
     report = ImportReport()
     with tarfile.open(path, "r:") as tar:
         index = read_index(tar)
         total = sum(int(e.get("object_size") or 0) for e in index["recordings"])
         done = 0
         for e in index["recordings"]:
-            rid = str(e["id"])
+            rid = str(e.get("id"))
             done += int(e.get("object_size") or 0)
-            if await pool.fetchval("SELECT 1 FROM recordings WHERE id = $1", rid):
-                report.skipped.append(rid)
-                continue
-            mf, audio = _member(tar, e["manifest_member"]), _member(tar, e["audio_member"])
-            if mf is None or audio is None:
-                report.rejected.append(f"{rid}: member missing")
-                continue
-            doc = mf.read()
             try:
-                m, sig = manifest.parse_document(doc)
-            except ValueError as err:
+                outcome = await _import_one(pool, backend, tar, e, trusted, remember, remember_source, actor, path)
+            except _Rejected as err:
                 report.rejected.append(f"{rid}: {err}")
                 continue
-            if trusted is not None and not crypto.signature_valid(trusted, manifest.canonical(m), sig):
-                report.rejected.append(f"{rid}: manifest signature does not verify with the given key")
+            except _Conflict as err:
+                report.conflicts.append(f"{rid}: {err}")
                 continue
-            started = datetime.fromisoformat(e["started_at"])
-            audio_key, manifest_key = object_keys(rid, started)
-            with tempfile.NamedTemporaryFile(prefix="callrec-import-", suffix=".age") as tmp:
-                h = hashlib.sha256()
-                while chunk := audio.read(1 << 20):
-                    h.update(chunk)
-                    tmp.write(chunk)
-                tmp.flush()
-                if h.hexdigest() != m["ciphertext"]["sha256"] or h.hexdigest() != e["ciphertext_sha256"]:
-                    report.rejected.append(f"{rid}: object does not match its manifest (sha256 {h.hexdigest()})")
-                    continue
-                await asyncio.to_thread(backend.put_file, audio_key, Path(tmp.name))
-            await asyncio.to_thread(backend.put_bytes, manifest_key, doc)
-            await _insert_row(pool, e, m, sig, backend.uri(audio_key), actor, path)
-            report.imported.append(rid)
+            (report.imported if outcome == "imported" else report.skipped).append(rid)
             if progress:
                 progress(done, total)
     return report
 
 
-async def _insert_row(
-    pool: asyncpg.Pool, e: dict[str, Any], m: dict[str, Any], sig: str, uri: str, actor: str, path: Path
-) -> None:
-    def ts(v: Any) -> datetime | None:
-        return datetime.fromisoformat(v) if v else None
+class _Conflict(Exception):
+    pass
 
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO recordings (id, pbx, pbx_kind, customer_leg, account_id, direction, customer_number,"
-            " account_number, agent, agents, ring_groups, state, policy, dual_channel, timeline, started_at,"
-            " stopped_at, stop_reason, duration_ms, object_uri, object_size, audio_sha256, ciphertext_sha256,"
-            " key_ids, manifest, manifest_signature, retention_until, legal_hold, stored_at)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'stored',$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,"
-            " $24,$25,$26,$27,now()) ON CONFLICT (id) DO NOTHING",
-            e["id"],
-            e["pbx"],
-            e["pbx_kind"],
-            e.get("customer_leg") or "",
-            e.get("account_id"),
-            e.get("direction") or "unknown",
-            e.get("customer_number") or "",
-            e.get("account_number") or "",
-            e.get("agent") or "",
-            list(e.get("agents") or []),
-            list(e.get("ring_groups") or []),
-            e.get("policy") or {},
-            bool(e.get("dual_channel", True)),
-            e.get("timeline") or {},
-            ts(e["started_at"]),
-            ts(e.get("stopped_at")),
-            e.get("stop_reason") or "",
-            e.get("duration_ms"),
-            uri,
-            e.get("object_size"),
-            e.get("audio_sha256"),
-            e.get("ciphertext_sha256"),
-            list(e.get("key_ids") or []),
-            m,
-            sig,
-            ts(e["retention_until"]),
-            bool(e.get("legal_hold")),
+
+async def _import_one(
+    pool: asyncpg.Pool,
+    backend: Backend,
+    tar: tarfile.TarFile,
+    e: dict[str, Any],
+    ring: KeyRing,
+    remember: Ed25519PublicKey | None,
+    remember_source: str,
+    actor: str,
+    path: Path,
+) -> str:
+    rid = str(e.get("id"))
+    mf, audio = _member(tar, str(e.get("manifest_member"))), _member(tar, str(e.get("audio_member")))
+    if mf is None:
+        raise _Rejected(f"archive member {e.get('manifest_member')} (manifest) is missing")
+    if audio is None:
+        raise _Rejected(f"archive member {e.get('audio_member')} (audio) is missing")
+    doc = mf.read()
+    try:
+        m, sig = manifest.parse_document(doc)
+    except ValueError as err:
+        raise _Rejected(f"manifest is unreadable: {err}") from None
+    if str(m.get("recording_id")) != rid:
+        raise _Rejected(f"the manifest in this entry is for recording {m.get('recording_id')}, not {rid}")
+    key = _check_entry(e, m, sig, ring)
+    started = _ts(m["started_at"])
+    assert started is not None
+    audio_key, manifest_key = object_keys(rid, started)
+    with tempfile.NamedTemporaryFile(prefix="callrec-import-", suffix=".age") as tmp:
+        h, size = hashlib.sha256(), 0
+        while chunk := audio.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+            tmp.write(chunk)
+        tmp.flush()
+        want = (m.get("ciphertext") or {}).get("sha256")
+        if h.hexdigest() != want:
+            raise _Rejected(f"audio object sha256 {h.hexdigest()} is not the signed {want} (audio was altered)")
+        async with pool.acquire() as conn, conn.transaction():
+            # One importer per id at a time; the existing row decides identical vs conflict.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('callrec-import:' || $1))", rid)
+            existing = await conn.fetchrow(
+                "SELECT manifest, manifest_signature, ciphertext_sha256 FROM recordings WHERE id = $1", rid
+            )
+            if existing is not None:
+                return _compare_existing(existing, m, sig, h.hexdigest())
+            written: list[str] = []
+            try:
+                await asyncio.to_thread(backend.put_file, audio_key, Path(tmp.name))
+                written.append(audio_key)
+                await asyncio.to_thread(backend.put_bytes, manifest_key, doc)
+                written.append(manifest_key)
+                if remember is not None and crypto.signing_key_id(remember) == crypto.signing_key_id(key):
+                    await keyring.trust_key(conn, remember, source=remember_source, actor=actor)
+                await _insert_row(conn, e, m, sig, size, backend.uri(audio_key), actor, path)
+            except BaseException:
+                for k in written:  # the row is not there: leave no object behind either
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(backend.delete, k)
+                raise
+    return "imported"
+
+
+def _compare_existing(existing: Any, m: dict[str, Any], sig: str, cipher_sha256: str) -> str:
+    diffs = []
+    if existing["ciphertext_sha256"] != cipher_sha256:
+        diffs.append(f"audio object sha256 {cipher_sha256} here is {existing['ciphertext_sha256']}")
+    if existing["manifest"] is None or manifest.canonical(existing["manifest"]) != manifest.canonical(m):
+        diffs.append("the signed manifest differs from the stored one")
+    elif existing["manifest_signature"] != sig:
+        diffs.append("the manifest signature differs from the stored one")
+    if diffs:
+        raise _Conflict(
+            "CONFLICT: this id exists here with different content (" + "; ".join(diffs) + "); nothing changed"
         )
-        await conn.execute(
-            "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, 'recording.import', $2, $3)",
-            actor,
-            str(e["id"]),
-            {"archive": str(path), "object_uri": uri},
-        )
+    return "skipped"
+
+
+async def _insert_row(
+    conn: asyncpg.Connection,
+    e: dict[str, Any],
+    m: dict[str, Any],
+    sig: str,
+    size: int,
+    uri: str,
+    actor: str,
+    path: Path,
+) -> None:
+    """The row comes from the SIGNED manifest; only legal hold (a state, not content) from the index."""
+    await conn.execute(
+        "INSERT INTO recordings (id, pbx, pbx_kind, customer_leg, account_id, direction, customer_number,"
+        " account_number, agent, agents, ring_groups, state, policy, dual_channel, timeline, started_at,"
+        " stopped_at, stop_reason, duration_ms, object_uri, object_size, audio_sha256, ciphertext_sha256,"
+        " key_ids, manifest, manifest_signature, signing_key_id, retention_until, legal_hold, stored_at)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,'stored',$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,"
+        " $24,$25,$26,$27,$28,now())",
+        m["recording_id"],
+        m["pbx"],
+        m["pbx_kind"],
+        m.get("customer_leg") or "",
+        m.get("account"),
+        m.get("direction") or "unknown",
+        m.get("customer_number") or "",
+        m.get("account_number") or "",
+        m.get("agent") or "",
+        list(m.get("agents") or []),
+        list(m.get("ring_groups") or []),
+        m.get("policy") or {},
+        bool(m.get("dual_channel", True)),
+        m.get("timeline") or {},
+        _ts(m["started_at"]),
+        _ts(m.get("stopped_at")),
+        m.get("stop_reason") or "",
+        (m.get("audio") or {}).get("duration_ms"),
+        uri,
+        size,
+        (m.get("audio") or {}).get("sha256"),
+        (m.get("ciphertext") or {}).get("sha256"),
+        list(m.get("key_ids") or []),
+        m,
+        sig,
+        m.get("signing_key_id"),
+        _ts(m["retention_until"]),
+        bool(e.get("legal_hold")),
+    )
+    await conn.execute(
+        "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, 'recording.import', $2, $3)",
+        actor,
+        str(m["recording_id"]),
+        {"archive": str(path), "object_uri": uri, "signing_key_id": m.get("signing_key_id")},
+    )

@@ -496,7 +496,11 @@ class FinalizeWorker:
             signing_key_id=crypto.signing_key_id(key.public_key()),
             warnings=[f"{w['kind']}: {w['detail']}" for w in warnings],
         )
-        return "upload", {"manifest": m, "manifest_signature": manifest.sign(m, key)}
+        return "upload", {
+            "manifest": m,
+            "manifest_signature": manifest.sign(m, key),
+            "signing_key_id": m["signing_key_id"],
+        }
 
     async def _step_upload(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
         cipher = self._cipher_path(row)

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pyrage import x25519
 
 from storage import crypto
+from storage.keyring import KeyRing, load_keyring
 
 FORMAT = "callrec-manifest/1"
 
@@ -141,23 +142,29 @@ class VerifyResult:
 
 
 def check_signature(
-    result: VerifyResult, manifest: Mapping[str, Any], signature: str, trusted: Ed25519PublicKey
+    result: VerifyResult, manifest: Mapping[str, Any], signature: str, trusted: KeyRing | Ed25519PublicKey
 ) -> None:
-    trusted_id = crypto.signing_key_id(trusted)
+    """Check the signature with the trusted key the manifest names (its `signing_key_id` is signed too)."""
+    ring = trusted if isinstance(trusted, KeyRing) else KeyRing.of(trusted)
     claimed = manifest.get("signing_key_id")
-    if crypto.signature_valid(trusted, canonical(manifest), signature):
-        result.passed("manifest signature", f"valid, signed by {trusted_id}")
-    elif claimed and claimed != trusted_id:
+    key = ring.get(claimed)
+    if key is None and not claimed and len(ring) == 1:
+        key = ring.get(ring.ids()[0])  # a manifest that names no key: try the only trusted one
+    if key is None:
         result.failed(
             "manifest signature",
             WRONG_SIGNING_KEY,
-            f"manifest names signing key {claimed}, but the trusted key is {trusted_id} (wrong key or forged)",
+            f"manifest is signed by {claimed or 'an unnamed key'}, which is not a trusted key"
+            f" (trusted: {ring.describe()}): foreign key or forged",
         )
+    elif crypto.signature_valid(key, canonical(manifest), signature):
+        result.passed("manifest signature", f"valid, signed by {crypto.signing_key_id(key)}")
     else:
         result.failed(
             "manifest signature",
             TAMPERED_MANIFEST,
-            f"manifest content does not match its signature by {trusted_id} (manifest was altered)",
+            f"manifest content does not match its signature by {crypto.signing_key_id(key)}"
+            " (manifest or signature was altered)",
         )
 
 
@@ -218,6 +225,8 @@ def check_row(result: VerifyResult, manifest: Mapping[str, Any], row: Mapping[st
     for col, want in pairs:
         if row.get(col) is not None and str(row.get(col)) != str(want):
             diffs.append(f"{col}={row.get(col)} vs manifest {want}")
+    if row.get("signing_key_id") and row.get("signing_key_id") != manifest.get("signing_key_id"):
+        diffs.append(f"signing_key_id={row.get('signing_key_id')} vs manifest {manifest.get('signing_key_id')}")
     if sorted(row.get("key_ids") or []) != sorted(manifest.get("key_ids") or []):
         diffs.append(f"key_ids={list(row.get('key_ids') or [])} vs manifest {manifest.get('key_ids')}")
     if diffs:
@@ -256,7 +265,7 @@ class _NullWriter:
 def verify_files(
     audio: BinaryIO,
     manifest_doc: bytes | None,
-    trusted: Ed25519PublicKey,
+    trusted: KeyRing | Ed25519PublicKey,
     identities: list[x25519.Identity] | None = None,
     *,
     row: Mapping[str, Any] | None = None,
@@ -286,7 +295,7 @@ def verify_files(
 def verify_stored(
     backend: Any,
     row: Mapping[str, Any],
-    trusted: Ed25519PublicKey,
+    trusted: KeyRing | Ed25519PublicKey,
     identities: list[x25519.Identity] | None = None,
 ) -> VerifyResult:
     """Verify a stored recording (its `recordings` row) in its backend. Blocking."""
@@ -318,10 +327,11 @@ async def verify_recording(
     *,
     backend: Any = None,
     identities: list[x25519.Identity] | None = None,
-    trusted: Ed25519PublicKey | None = None,
+    trusted: KeyRing | Ed25519PublicKey | None = None,
     decrypt: bool = True,
 ) -> VerifyResult:
-    """Verify one stored recording: signature, ciphertext hash, and (when an identity file is
+    """Verify one stored recording: signature (with the trusted key its manifest names: own keys,
+    configured trusted keys, keys trusted at import), ciphertext hash, and (when an identity file is
     configured or given) decryption and the audio hash. `pool_or_row` is an asyncpg pool (with
     `recording_id`) or a `recordings` row. The API shows `result.as_dict()`."""
     import asyncio
@@ -339,7 +349,10 @@ async def verify_recording(
             return result
         row = dict(rec)
     backend = backend or open_backend(config.storage, config.storage_path)
-    trusted = trusted or crypto.load_public_key(config.signing_key_path)
+    if trusted is None:
+        if not hasattr(pool_or_row, "fetchrow"):
+            raise ValueError("verify_recording: pass `trusted` when verifying a row without a pool")
+        trusted = await load_keyring(pool_or_row, config)
     if identities is None and decrypt and config.encryption.identity_file:
         identities = crypto.load_identities(config.encryption.identity_file)
     return await asyncio.to_thread(verify_stored, backend, row, trusted, identities if decrypt else None)

@@ -76,7 +76,7 @@ def create_app(
         metrics=registry,
         health_checks=checks,
         audio=audio or backend_age_opener(config),
-        manifest_verifier=manifest_verifier or signature_verifier(config.signing_key_path),
+        manifest_verifier=manifest_verifier or signature_verifier(config, pool),
         openapi=build_spec(),
         live_index=LiveIndex(live) if live is not None else None,
     )

@@ -1,26 +1,34 @@
 """Manifest verification status for the recording detail view (signature + database row, no audio).
 
 Cheap enough for every detail request: it checks the Ed25519 signature of the manifest held in the
-row and that the row agrees with it. Hashing the stored object is `callrec verify`'s job.
+row, with the trusted key the manifest names (own keys, rotated-out keys, configured trusted keys,
+keys trusted at import), and that the row agrees with it. Hashing the stored object is
+`callrec verify`'s job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import asyncpg
 
-def signature_verifier(key_path: Path) -> Callable[[Mapping[str, Any]], dict[str, Any]] | None:
-    def verify(rec: Mapping[str, Any]) -> dict[str, Any]:
-        from storage import crypto, manifest
+from controller.config import Config
 
-        if not key_path.is_file():
+
+def signature_verifier(config: Config, pool: asyncpg.Pool) -> Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]:
+    async def verify(rec: Mapping[str, Any]) -> dict[str, Any]:
+        from storage import crypto, keyring, manifest
+
+        try:
+            ring = await keyring.load_keyring(pool, config)
+        except crypto.KeyFileError as e:
+            return {"status": "not_checked", "reason": str(e)}
+        if not len(ring):
             return {"status": "not_checked", "reason": "no signing key available to this instance"}
-        key = crypto.load_public_key(key_path)
         result = manifest.VerifyResult(str(rec["id"]))
         doc = rec.get("manifest") or {}
-        manifest.check_signature(result, doc, rec.get("manifest_signature") or "", key)
+        manifest.check_signature(result, doc, rec.get("manifest_signature") or "", ring)
         manifest.check_row(result, doc, rec)
         return {"status": "valid" if result.ok else "invalid", "checks": result.checks, "problems": result.problems}
 

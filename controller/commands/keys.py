@@ -48,5 +48,6 @@ recipients = ["{recipient}"]   # key id {crypto.key_id(recipient)}; public, safe
 signing_key_file = "{files["signing.key"]}"   # {crypto.signing_key_id(key.public_key())}
 # identity_file: ONLY on hosts that play back or decrypt; keep {files["identity.txt"]} off the recording host
 identity_file = "{files["identity.txt"]}"
-# Give {files["signing.pub"]} to whoever verifies manifests (callrec verify --public-key).""")
+# Give {files["signing.pub"]} to whoever imports or verifies your archives; they pin it with
+#   trusted_signing_keys = [{{ id = "{crypto.signing_key_id(key.public_key())}", file = "signing.pub" }}]""")
     return 0
