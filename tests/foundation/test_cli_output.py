@@ -35,7 +35,7 @@ async def test_export_import_purge_print_no_progress_to_a_pipe(
     res = run_cli("--log-level", "warning", "import-archive", str(tar), config=other)
     assert res.returncode == 0, res.stdout + res.stderr
     _assert_quiet(res.stderr)
-    assert res.stdout.splitlines() == [f"imported {N}, already present 0, rejected 0"]
+    assert res.stdout.splitlines() == [f"imported {N}, already present 0, conflicts 0, rejected 0"]
 
     await pool.execute("UPDATE recordings SET retention_until = now() - interval '1 day'")
     res = run_cli("--log-level", "warning", "purge", config=conf)
