@@ -130,6 +130,25 @@ def os_picked_ports(count: int, bind: str) -> list[PhonePorts]:
             s.close()
 
 
+def ports_free(manifest: dict) -> bool:
+    """Whether every port written for the phones (SIP UDP/TCP, TLS on SIP + 1, ctrl_tcp) is still free."""
+    bind = manifest["bind"]
+    for phone in manifest["phones"]:
+        sip = int(str(phone["sip_listen"]).rsplit(":", 1)[1])
+        for kind, port in (
+            (socket.SOCK_DGRAM, sip),
+            (socket.SOCK_STREAM, sip),
+            (socket.SOCK_STREAM, sip + 1),
+            (socket.SOCK_STREAM, int(phone["ctrl_port"])),
+        ):
+            with socket.socket(socket.AF_INET, kind) as s:
+                try:
+                    s.bind((bind, port))
+                except OSError:
+                    return False
+    return True
+
+
 # ---- files ---------------------------------------------------------------------------------------
 
 
@@ -189,7 +208,7 @@ def setup(
     """Render the four phones into `out` (absolute paths everywhere) and write `out/phones.json`.
 
     The phones register at `pbx_host:pbx_port` (default: the lab PBX's SIP port). Their own ports
-    are picked here and again at every `start` (see `assign_ports`).
+    are picked here; `start` picks new ones if any has been taken since.
     """
     pbx = PBXES[pbx_name]
     out = out.resolve()
@@ -226,7 +245,7 @@ def setup(
 def assign_ports(out: Path, manifest: dict | None = None) -> dict:
     """Ask the OS for every phone's SIP and ctrl_tcp ports and (re)write its files and phones.json.
 
-    `start` calls it too, so a directory set up long ago never binds a port taken since.
+    `start` calls it too when a port written earlier has been taken since.
     """
     manifest = load_manifest(out) if manifest is None else manifest
     bind = manifest["bind"]

@@ -17,10 +17,10 @@ from pathlib import Path
 
 if __package__:
     from .ctrl_tcp import Phone, PhoneError
-    from .phone_config import assign_ports, load_manifest, phone_entry
+    from .phone_config import assign_ports, load_manifest, phone_entry, ports_free
 else:  # run as a script: the softphone container mounts only this directory
     from ctrl_tcp import Phone, PhoneError  # type: ignore[no-redef]
-    from phone_config import assign_ports, load_manifest, phone_entry  # type: ignore[no-redef]
+    from phone_config import assign_ports, load_manifest, phone_entry, ports_free  # type: ignore[no-redef]
 
 
 def baresip_binary(explicit: str = "") -> str:
@@ -44,13 +44,15 @@ def wait_port(host: str, port: int, timeout: float) -> bool:
 def start(out: Path, binary: str = "", timeout: float = 10.0) -> dict[str, int]:
     """Start every phone (one baresip process each, its own session) and wait for its ctrl_tcp port.
 
-    The phones' ports are picked afresh from the OS just before they start.
+    The ports `setup` wrote are kept while they are free; if any was taken since, every phone gets
+    new ones from the OS (phones.json is rewritten: read it again after `start`).
     """
-    load_manifest(out)
+    manifest = load_manifest(out)
     exe = baresip_binary(binary)
     if running_pids(out):
         raise PhoneError(f"the phones of {out} are already running: `phones.py stop --dir {out}` first")
-    manifest = assign_ports(out)
+    if not ports_free(manifest):
+        manifest = assign_ports(out)
     pids: dict[str, int] = {}
     for p in manifest["phones"]:
         log = open(Path(p["dir"]).parent / f"{p['user']}.log", "ab")  # handed to the child, closed below

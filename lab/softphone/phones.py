@@ -21,8 +21,8 @@ second agent is told apart from the external party):
     3001 second agent  1000 Hz   auto-answer
     9001 external/PSTN  660 Hz   answers manually: `place-calls` accepts after 1.5 s of real ringing
 
-Every phone binds ports the OS picks (SIP and ctrl_tcp are picked again at every `start` and
-written to DIR/phones.json); only the PBX's SIP port is fixed, by the PBX.
+Every phone binds ports the OS picks (SIP and ctrl_tcp are picked by `setup`, again by `start` if
+one was taken since, and written to DIR/phones.json); only the PBX's SIP port is fixed, by the PBX.
 
 The parts, one concern each (this file is the command line and the API the tests import):
 ctrl_tcp.py (baresip's control protocol), phone_config.py (who the phones are, their ports and
@@ -55,6 +55,7 @@ if __package__:
         load_manifest,
         os_picked_ports,
         phone_entry,
+        ports_free,
         render_account,
         render_config,
         setup,
@@ -94,6 +95,7 @@ else:  # run as a script: the softphone container mounts only this directory
         load_manifest,
         os_picked_ports,
         phone_entry,
+        ports_free,
         render_account,
         render_config,
         setup,
@@ -137,6 +139,7 @@ __all__ = [
     "os_picked_ports",
     "phone_entry",
     "place_calls",
+    "ports_free",
     "registered",
     "render_account",
     "render_config",

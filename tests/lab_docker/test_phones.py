@@ -329,6 +329,36 @@ def test_phones_register_answer_ctrl_tcp_and_stop(
 
 
 @needs_baresip
+def test_start_keeps_the_ports_of_setup_and_moves_off_one_taken_since(
+    phones: ModuleType, tmp_path: Path, registrar: Registrar
+) -> None:
+    out = tmp_path / "phones"
+    m = phones.setup("freeswitch", out, pbx_port=registrar.port)
+    phones.start(out)
+    try:  # the manifest setup returned still reaches the running phones
+        assert phones.load_manifest(out) == m
+        with phones.connect(m, "2001") as phone:
+            assert "sip:2001@" in phone.command("reginfo")
+    finally:
+        phones.stop(out)
+    taken = m["phones"][0]["ctrl_port"]
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", taken))  # another program took 1001's ctrl_tcp port meanwhile
+    squatter.listen(1)
+    try:
+        phones.start(out)
+        try:
+            moved = phones.load_manifest(out)
+            assert moved["phones"][0]["ctrl_port"] != taken
+            with phones.connect(moved, "1001") as phone:
+                assert "sip:1001@" in phone.command("reginfo")
+        finally:
+            phones.stop(out)
+    finally:
+        squatter.close()
+
+
+@needs_baresip
 def test_real_call_between_two_lab_phones_carries_each_partys_tone(
     phones: ModuleType, running_phones: tuple[Path, dict]
 ) -> None:
