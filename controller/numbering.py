@@ -58,6 +58,26 @@ def try_normalize(raw: str, default_country: str = "US") -> str | None:
         return None
 
 
+def search_forms(raw: str, default_country: str = "US") -> tuple[str, ...]:
+    """The spellings a number filter matches in the journal, for every place that searches by number
+    (API, `callrec recordings`, `callrec export`).
+
+    The journal keeps a customer's number as the PBX presented it (`+15551234567`, `15551234567` or
+    `5551234567`, depending on the trunk) and an account's number in E.164. So a phone number, however
+    it is typed, matches its E.164 form, those digits without `+`, and its national digits; anything
+    else (an extension like `2001`) matches exactly what was typed. Empty input: no filter, `()`.
+    """
+    text = raw.strip()
+    if not text:
+        return ()
+    e164 = try_normalize(text, default_country)
+    if e164 is None:
+        return (dial_string(text),)
+    national = phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
+    forms = [e164, e164[1:], re.sub(r"\D", "", national)]
+    return tuple(dict.fromkeys(f for f in forms if f))
+
+
 def valid_country(code: str) -> bool:
     return code.upper() in phonenumbers.SUPPORTED_REGIONS
 

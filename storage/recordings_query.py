@@ -1,4 +1,4 @@
-"""Recording search and detail reads for the API.
+"""Recording search and detail reads: the API, `callrec recordings` and `callrec export` share them.
 
 Keyset pagination on (started_at DESC, id DESC): every page is one index range scan whatever its
 depth, so paging through millions of rows stays fast (OFFSET would rescan everything before the
@@ -14,11 +14,15 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 
-from controller.api.scopes import Scope
+from controller.numbering import search_forms
+from storage.repo import DEFAULT_COUNTRY_KEY
+
+if TYPE_CHECKING:  # at run time a Scope is duck-typed: importing controller.api here would be a cycle
+    from controller.api.scopes import Scope
 
 _Conn: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
@@ -31,6 +35,10 @@ DETAIL_COLUMNS = (
     SUMMARY_COLUMNS + ", policy, dual_channel, timeline, object_uri, object_size, audio_sha256, ciphertext_sha256,"
     " key_ids, manifest, manifest_signature, updated_at"
 )
+
+
+DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
+STATES = ("recording", "paused", "stopped", "stored", "failed", "orphaned")
 
 
 class BadCursor(ValueError):
@@ -62,9 +70,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadCursor(f"cursor is not one this server handed out ({e.__class__.__name__})") from None
 
 
-def scope_sql(scope: Scope, args: list[Any]) -> str | None:
+def scope_sql(scope: Scope | None, args: list[Any]) -> str | None:
     """A WHERE fragment limiting rows to `scope` (None = no limit), appending its parameters."""
-    if scope.all:
+    if scope is None or scope.all:
         return None
     parts = []
     if scope.ring_groups:
@@ -76,11 +84,8 @@ def scope_sql(scope: Scope, args: list[Any]) -> str | None:
     return "(" + " OR ".join(parts) + ")" if parts else "false"
 
 
-async def search(
-    conn: _Conn, f: SearchFilter, scope: Scope, *, cursor: str | None = None, limit: int = 50
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of recordings, newest first, and the cursor of the next page (None at the end)."""
-    args: list[Any] = []
+def _where(f: SearchFilter, scope: Scope | None, args: list[Any]) -> list[str]:
+    """The WHERE conditions of a filter and a scope, appending their parameters to `args`."""
     where: list[str] = []
 
     def add(sql: str, value: Any) -> None:
@@ -106,6 +111,23 @@ async def search(
     limit_sql = scope_sql(scope, args)
     if limit_sql:
         where.append(limit_sql)
+    return where
+
+
+async def number_filter(conn: _Conn, raw: str) -> tuple[str, ...]:
+    """`SearchFilter.numbers` for a number as a user typed it, read in the policy's default country."""
+    if not raw.strip():
+        return ()
+    country = await conn.fetchval("SELECT value FROM app_settings WHERE key = $1", DEFAULT_COUNTRY_KEY)
+    return search_forms(raw, country or "US")
+
+
+async def search(
+    conn: _Conn, f: SearchFilter, scope: Scope | None, *, cursor: str | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of recordings, newest first, and the cursor of the next page (None at the end)."""
+    args: list[Any] = []
+    where = _where(f, scope, args)
     if cursor:
         started, rec_id = decode_cursor(cursor)
         args.extend([started, rec_id])
@@ -122,8 +144,17 @@ async def search(
     return [_jsonable(dict(r)) for r in page], nxt
 
 
-async def get(conn: _Conn, rec_id: uuid.UUID, scope: Scope) -> dict[str, Any] | None:
-    """One recording with everything about it, or None when absent OR outside `scope` (same answer)."""
+async def select_all(conn: _Conn, f: SearchFilter) -> list[dict[str, Any]]:
+    """Every matching recording, whole rows, oldest first (for `callrec export`: same filter as search)."""
+    args: list[Any] = []
+    where = _where(f, None, args)
+    sql = "SELECT * FROM recordings" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY started_at, id"
+    return [dict(r) for r in await conn.fetch(sql, *args)]
+
+
+async def get(conn: _Conn, rec_id: uuid.UUID, scope: Scope | None) -> dict[str, Any] | None:
+    """One recording with everything about it, or None when absent OR outside `scope` (same answer;
+    None = every recording, for the admin CLI)."""
     args: list[Any] = [rec_id]
     limit_sql = scope_sql(scope, args)
     sql = f"SELECT {DETAIL_COLUMNS} FROM recordings WHERE id = $1" + (f" AND {limit_sql}" if limit_sql else "")

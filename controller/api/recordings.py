@@ -19,12 +19,9 @@ from controller.api.auth import principal
 from controller.api.errors import ApiError, not_found
 from controller.api.scopes import Principal, Scope
 from controller.api.state import api_state
-from controller.numbering import try_normalize
 from storage import audit, recordings_query
-from storage.recordings_query import BadCursor, SearchFilter
+from storage.recordings_query import DIRECTIONS, STATES, BadCursor, SearchFilter
 
-DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
-STATES = ("recording", "paused", "stopped", "stored", "failed", "orphaned")
 MAX_LIMIT = 500
 
 
@@ -70,14 +67,11 @@ def permissions(p: Principal, rec: dict[str, Any]) -> dict[str, bool]:
 
 async def search(request: web.Request) -> web.Response:
     p = principal(request)
-    numbers: tuple[str, ...] = ()
-    if raw := request.query.get("number", "").strip():
-        e164 = try_normalize(raw)
-        numbers = (raw,) if e164 in (None, raw) else (raw, e164)
+    pool = api_state(request).pool
     f = SearchFilter(
         start=param_time(request, "from"),
         end=param_time(request, "to"),
-        numbers=numbers,
+        numbers=await recordings_query.number_filter(pool, request.query.get("number", "")),
         agent=request.query.get("agent") or None,
         direction=_param_choice(request, "direction", DIRECTIONS),
         state=_param_choice(request, "state", STATES),
@@ -86,7 +80,7 @@ async def search(request: web.Request) -> web.Response:
     limit = param_int(request, "limit", 50, 1, MAX_LIMIT)
     try:
         rows, nxt = await recordings_query.search(
-            api_state(request).pool, f, p.view, cursor=request.query.get("cursor") or None, limit=limit
+            pool, f, p.view, cursor=request.query.get("cursor") or None, limit=limit
         )
     except BadCursor as e:
         raise ApiError(400, "invalid_parameter", f"cursor: {e}", field="cursor") from None

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from controller.commands._common import config_from_args, open_pool
-from controller.commands._storage_cli import fail, parse_date, progress_bar
-from storage import archive, crypto
+from controller.commands._storage_cli import day_start, fail, parse_date, progress_bar
+from storage import archive, crypto, recordings_query
 from storage.backends.base import BackendError, open_backend
+from storage.recordings_query import SearchFilter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="bundle stored recordings (encrypted) with manifests into a tar archive")
     p.add_argument("--from", dest="start", type=parse_date, required=True, help="first day (YYYY-MM-DD, UTC)")
     p.add_argument("--to", dest="end", type=parse_date, required=True, help="last day, inclusive")
-    p.add_argument("--number", default="", help="only calls with this customer or account number")
+    p.add_argument(
+        "--number",
+        default="",
+        help="only calls with this customer or account number, in any spelling (+1 (555) 123-4567, 15551234567)",
+    )
     p.add_argument("--agent", default="", help="only calls this agent took part in")
     p.add_argument("-o", "--output", required=True, help="archive file to write (FILE.tar)")
     p.set_defaults(handler=_export)
@@ -28,9 +34,14 @@ def _export(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         async with open_pool(cfg) as pool:
-            rows = await archive.select_for_export(
-                pool, start=args.start, end=args.end, number=args.number, agent=args.agent
+            f = SearchFilter(
+                start=day_start(args.start),
+                end=day_start(args.end) + timedelta(days=1),
+                numbers=await recordings_query.number_filter(pool, args.number),
+                agent=args.agent or None,
+                state="stored",
             )
+            rows = await recordings_query.select_all(pool, f)
             try:
                 pub = crypto.load_public_key(cfg.signing_key_path)
             except crypto.KeyFileError:

@@ -54,9 +54,15 @@ def _verify(args: argparse.Namespace) -> int:
         if p.exists():
             trusted = given or _file_keyring(cfg)
             if tarfile.is_tarfile(p):
-                results = list(archive.verify_archive(p, trusted, ids, only=member or None))
+                try:
+                    results = list(archive.verify_archive(p, trusted, ids, only=member or None))
+                except (ValueError, KeyError, tarfile.TarError) as e:
+                    return fail(f"{p}: not a readable callrec archive: {e}")
+                if member and not results:
+                    return fail(f"recording {member} is not in {p}")
                 if not results:
-                    return fail(f"{member or 'no recordings'} not found in {p}")
+                    print(f"{p}: the archive holds no recordings; nothing to verify")
+                    return 0
             else:
                 sibling = p.with_name(p.name.removesuffix(".wav.age") + MANIFEST_SUFFIX)
                 doc = sibling.read_bytes() if sibling.exists() else None

@@ -1,6 +1,14 @@
 import pytest
 
-from controller.numbering import InvalidNumber, InvalidPattern, NumberClass, NumberingPlan, dial_string, normalize_e164
+from controller.numbering import (
+    InvalidNumber,
+    InvalidPattern,
+    NumberClass,
+    NumberingPlan,
+    dial_string,
+    normalize_e164,
+    search_forms,
+)
 
 PLAN = NumberingPlan(internal=(r"^[1-5]\d{3}$",), ring_groups=(r"^6\d{2}$",), private_extensions=(r"^8\d{4}$",))
 
@@ -52,3 +60,15 @@ def test_bad_pattern_names_itself() -> None:
 def test_dial_string_strips_uri_and_contact_suffix() -> None:
     assert dial_string("sips:+15551234567@gw.example") == "+15551234567"
     assert dial_string("2001-0xABC") == "2001"
+
+
+@pytest.mark.parametrize("raw", ["15551230062", "+1 (555) 123-0062", "+15551230062", "555-123-0062", " 5551230062 "])
+def test_a_number_searches_for_every_spelling_the_journal_may_hold(raw: str) -> None:
+    assert search_forms(raw, "US") == ("+15551230062", "15551230062", "5551230062")
+
+
+def test_search_forms_of_extensions_and_foreign_numbers() -> None:
+    assert search_forms("2001") == ("2001",)
+    assert search_forms("sip:2001@10.0.0.1") == ("2001",)
+    assert search_forms("   ") == ()
+    assert search_forms("020 7946 0000", "GB") == ("+442079460000", "442079460000", "02079460000")
