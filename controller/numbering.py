@@ -64,8 +64,9 @@ def search_forms(raw: str, default_country: str = "US") -> tuple[str, ...]:
 
     The journal keeps a customer's number as the PBX presented it (`+15551234567`, `15551234567` or
     `5551234567`, depending on the trunk) and an account's number in E.164. So a phone number, however
-    it is typed, matches its E.164 form, those digits without `+`, and its national digits; anything
-    else (an extension like `2001`) matches exactly what was typed. Empty input: no filter, `()`.
+    it is typed, matches its E.164 form, those digits without `+`, and (a number of the default
+    country) its national digits; anything else (an extension like `2001`) matches exactly what was
+    typed. Empty input: no filter, `()`.
     """
     text = raw.strip()
     if not text:
@@ -73,8 +74,12 @@ def search_forms(raw: str, default_country: str = "US") -> tuple[str, ...]:
     e164 = try_normalize(text, default_country)
     if e164 is None:
         return (dial_string(text),)
-    national = phonenumbers.format_number(phonenumbers.parse(e164), phonenumbers.PhoneNumberFormat.NATIONAL)
-    forms = [e164, e164[1:], re.sub(r"\D", "", national)]
+    parsed = phonenumbers.parse(e164)
+    forms = [e164, e164[1:]]
+    # National digits name this number only in its own country: `5551230062` is not a UK number.
+    if parsed.country_code == phonenumbers.country_code_for_region(default_country.upper()):
+        national = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+        forms.append(re.sub(r"\D", "", national))
     return tuple(dict.fromkeys(f for f in forms if f))
 
 

@@ -54,11 +54,15 @@ async def erase_number(
     dry_run: bool = False,
     actor: str = "cli:erase",
     request: str = "",
+    spellings: tuple[str, ...] = (),
 ) -> ErasureReport:
-    """Erase the recordings whose customer number is `number` (E.164, already normalized)."""
+    """Erase the recordings whose customer number is `number` (E.164, already normalized), also where
+    the journal holds it in another of its `spellings` (numbering.search_forms: as the trunk gave it)."""
     report = ErasureReport(number=number, dry_run=dry_run)
     rows = await pool.fetch(
-        "SELECT id, state, legal_hold FROM recordings WHERE customer_number = $1 ORDER BY started_at, id", number
+        "SELECT id, state, legal_hold FROM recordings WHERE customer_number = ANY($1::text[])"
+        " ORDER BY started_at, id",
+        list(dict.fromkeys((number, *spellings))),
     )
     for r in rows:
         rid = str(r["id"])

@@ -7,7 +7,7 @@ import asyncio
 
 from controller.commands._common import config_from_args, open_pool
 from controller.commands._storage_cli import fail
-from controller.numbering import InvalidNumber, normalize_e164
+from controller.numbering import InvalidNumber, normalize_e164, search_forms
 from storage import repo
 from storage.backends.base import open_backend
 from storage.erasure import ErasureReport, erase_number
@@ -37,6 +37,7 @@ def _erase(args: argparse.Namespace) -> int:
                 number,
                 dry_run=args.dry_run,
                 request=args.request,
+                spellings=search_forms(number, country or "US"),
             )
 
     report = asyncio.run(go())

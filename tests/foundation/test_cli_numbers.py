@@ -61,3 +61,13 @@ async def test_verify_empty_archive_and_missing_member_say_so(numbers_store: tup
     res = run_cli("verify", f"{tar}:0b9a5c1e-0000-4000-8000-000000000000", config=conf)
     assert res.returncode == 1
     assert res.stderr.strip() == f"callrec: recording 0b9a5c1e-0000-4000-8000-000000000000 is not in {tar}"
+
+
+async def test_erase_finds_the_customer_however_the_trunk_presented_the_number(
+    numbers_store: tuple[Path, dict],
+) -> None:
+    conf, ids = numbers_store
+    res = run_cli("erase", "--number", "+1 (555) 123-0062", "--dry-run", config=conf)
+    assert res.returncode == 0, res.stdout + res.stderr
+    listed = {line.split()[-1] for line in res.stdout.splitlines() if line.startswith("would erase ")}
+    assert listed == ids["customer_e164"] | ids["customer_raw"]  # the account number is not the customer

@@ -72,3 +72,5 @@ def test_search_forms_of_extensions_and_foreign_numbers() -> None:
     assert search_forms("sip:2001@10.0.0.1") == ("2001",)
     assert search_forms("   ") == ()
     assert search_forms("020 7946 0000", "GB") == ("+442079460000", "442079460000", "02079460000")
+    # national digits only for a number of the default country: 02079460000 is not a US spelling
+    assert search_forms("+44 20 7946 0000", "US") == ("+442079460000", "442079460000")
