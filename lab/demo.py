@@ -70,6 +70,15 @@ MIX: tuple[tuple[str, str], ...] = (
     ("outbound_customer_hangs_up", DID_DEFAULT),
 )
 AGENTS = ("2001", "2003", "2005", "2007")
+PBXES = ("fs-lab", "ast-lab")
+
+
+def mix_entry(n: int) -> tuple[str, str, str]:
+    """Call `n` of the stream: (scenario, DID, PBX). Each entry of MIX is played twice in a row, on
+    the simulated FreeSWITCH and then on the simulated Asterisk, so every scenario is shown on both
+    PBXes (`--calls 2 * len(MIX)` covers them all)."""
+    name, did = MIX[(n // len(PBXES)) % len(MIX)]
+    return name, did, PBXES[n % len(PBXES)]
 
 
 @dataclass
@@ -179,9 +188,9 @@ poll_interval_seconds = 1.0
     return Lab(config, service, fs, ast, identity_file, token)
 
 
-async def place(lab: Lab, n: int, name: str, did: str) -> PlacedCall:
-    """Place call number `n` of the mix on alternating simulated PBXes and play it to the end."""
-    pbx = "fs-lab" if n % 2 == 0 else "ast-lab"
+async def place(lab: Lab, n: int) -> PlacedCall:
+    """Place call number `n` of the mix (see `mix_entry`) and play it to the end."""
+    name, did, pbx = mix_entry(n)
     customer = f"+1555123{n % 10000:04d}"
     agent = AGENTS[n % len(AGENTS)]
     scenario = variant(name, did, customer, agent)
@@ -285,6 +294,21 @@ def problems(report: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def by_scenario(report: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per scenario, per PBX: calls placed, calls that should be recorded, recordings stored, and
+    calls with a problem — the demo's coverage at a glance."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for c in report:
+        row = out.setdefault(c["scenario"], {}).setdefault(
+            c["pbx"], {"calls": 0, "expect_recorded": 0, "stored": 0, "problems": 0}
+        )
+        row["calls"] += 1
+        row["expect_recorded"] += int(c["expect_recorded"])
+        row["stored"] += sum(1 for r in c["recordings"] if r["state"] == "stored")
+        row["problems"] += int(bool(problems([c])))
+    return out
+
+
 async def wait_finalized(lab: Lab, limit: float, progress: Callable[[str], None]) -> bool:
     """Until every recording is stored or failed and no call is live (or `limit` seconds pass)."""
     pool, recorder = lab.service.pool, lab.service.recorder
@@ -305,9 +329,8 @@ async def run_batch(lab: Lab, count: int, concurrency: int, progress: Callable[[
     done = itertools.count(1)
 
     async def one(n: int) -> None:
-        name, did = MIX[n % len(MIX)]
         async with sem:
-            await place(lab, n, name, did)
+            await place(lab, n)
         progress(f"placed {next(done)}/{count} calls")
 
     await asyncio.gather(*(one(n) for n in range(count)))
@@ -321,8 +344,7 @@ async def run_forever(lab: Lab, interval: float, concurrency: int, progress: Cal
     tasks: set[asyncio.Task[Any]] = set()
     for n in itertools.count():
         await slots.acquire()
-        name, did = MIX[n % len(MIX)]
-        t = asyncio.create_task(place(lab, n, name, did))
+        t = asyncio.create_task(place(lab, n))
         tasks.add(t)
         t.add_done_callback(tasks.discard)
         t.add_done_callback(lambda _t: slots.release())
@@ -359,6 +381,7 @@ async def main(args: Any) -> int:
                 "admin_token": lab.admin_token,
                 "ok": not found,
                 "problems": found,
+                "scenarios": by_scenario(report),
                 "calls": report,
             }
             if args.json:

@@ -219,7 +219,7 @@ class SelftestAmiSimulator(AmiSimulator):
             t.cancel()
         await super().close()
 
-    async def elapse(self, ms: float) -> None:
+    async def elapse(self, ms: float, channels: list[SimChannel] | None = None) -> None:
         await asyncio.sleep(ms / 1000)
 
     def new_channel(

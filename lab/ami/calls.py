@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lab import scenarios as sc
@@ -24,6 +24,10 @@ class SimCall:
     caller: SimChannel | None = None  # type: ignore[assignment]
     callee: SimChannel | None = None  # type: ignore[assignment]
     pending_atxfer: tuple | None = None  # type: ignore[type-arg]
+    channels: list[SimChannel] = field(default_factory=list)  # every channel of the call: its clock ticks them
+
+    def add(self, *chs: SimChannel) -> None:
+        self.channels.extend(chs)
 
 
 class AmiCalls(AmiPbx):
@@ -74,6 +78,7 @@ class AmiCalls(AmiPbx):
         self.set_state(callee, 5)
         self.event("DialState", [*self.snap(caller), *self.snap(callee, "Dest"), ("DialStatus", "RINGING")])
         call.caller, call.callee = caller, callee
+        call.add(caller, callee)
         return call
 
     def _run_hook(self, ch: SimChannel, step: sc.PlaceCall) -> None:
@@ -157,13 +162,14 @@ class AmiCalls(AmiPbx):
             self.leave(agent)
         self.hangup(agent)
         target = self._phone(party, cust.linkedid)
+        call.add(target)
         if b is not None:
             self.destroy(b)
         cust.exten = party.number
         self.dial_begin(cust, target, party.number if party.internal else f"trunk/{party.number}")
         self.set_state(target, 5)
         self.event("DialState", [*self.snap(cust), *self.snap(target, "Dest"), ("DialStatus", "RINGING")])
-        await self.elapse(ring_ms)
+        await self.elapse(ring_ms, call.channels)
         self.set_state(target, 6)
         self.dial_end(cust, target, "ANSWER")
         nb = self.new_bridge()
@@ -185,16 +191,17 @@ class AmiCalls(AmiPbx):
         )
         self.set_state(second, 4)
         target = self._phone(party, second.linkedid)
+        call.add(second, target)
         self.dial_begin(second, target, party.number if party.internal else f"trunk/{party.number}")
         self.set_state(target, 5)
-        await self.elapse(ring_ms)
+        await self.elapse(ring_ms, call.channels)
         self.set_state(target, 6)
         self.dial_end(second, target, "ANSWER")
         self.set_state(second, 6)
         b2 = self.new_bridge()
         self.enter(b2, target)
         self.enter(b2, second)
-        await self.elapse(consult_ms)
+        await self.elapse(consult_ms, call.channels)
         agent.held = False
         self.event("Unhold", self.snap(agent))
         self.event("MusicOnHoldStop", self.snap(cust))
@@ -246,6 +253,7 @@ class AmiCalls(AmiPbx):
         )
         for x in (x1, x2):
             self.channels[x.name] = x
+            call.add(x)
             self.event("Newchannel", self.snap(x))
         b2 = self.new_bridge()
         self.enter(b2, x1)
@@ -253,9 +261,10 @@ class AmiCalls(AmiPbx):
         self.enter(b2, agent)
         agent.held = False
         target = self._phone(party, cust.linkedid)
+        call.add(target)
         self.dial_begin(x2, target, party.number if party.internal else f"trunk/{party.number}")
         self.set_state(target, 5)
-        await self.elapse(ring_ms)
+        await self.elapse(ring_ms, call.channels)
         self.set_state(target, 6)
         self.dial_end(x2, target, "ANSWER")
         self.set_state(x2, 6)
@@ -327,13 +336,13 @@ class AmiCalls(AmiPbx):
             elif call is None:
                 raise ValueError(f"{scenario.name}: {step} before PlaceCall")
             elif isinstance(step, sc.Ring):
-                await self.elapse(step.ms)
+                await self.elapse(step.ms, call.channels)
             elif isinstance(step, sc.Answer):
                 self._answer(call)
                 if settle and scenario.expect.recorded:
                     await self._until(lambda c=call: bool(c.customer.monitors))  # type: ignore[misc]
             elif isinstance(step, sc.Talk):
-                await self.elapse(step.ms)
+                await self.elapse(step.ms, call.channels)
             elif isinstance(step, sc.Transfer):
                 party = scenario.parties[step.to]
                 if step.kind == "blind":
@@ -342,7 +351,7 @@ class AmiCalls(AmiPbx):
                     await self._attended_phone(call, party, step.ring_ms, step.consult_ms)
                 else:
                     await self._atxfer_consult(call, party, step.ring_ms)
-                    await self.elapse(step.consult_ms)
+                    await self.elapse(step.consult_ms, call.channels)
                     self._complete_atxfer(call)
                 if settle and scenario.expect.ends_at_transfer:
                     await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]

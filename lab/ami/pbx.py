@@ -1,6 +1,7 @@
 """The channel life cycle of a simulated Asterisk, each change sent as the event Asterisk sends
 (Newchannel, Newstate, VarSet, DialBegin/End, BridgeCreate/Enter/Leave/Destroy, Hangup), and
-simulated time: `elapse(ms)` writes `ms` of audio to the running MixMonitors."""
+simulated time: `elapse(ms, channels)` writes `ms` of audio to the MixMonitors of those channels only,
+so calls that overlap each get files as long as they are."""
 
 from __future__ import annotations
 
@@ -103,19 +104,24 @@ class AmiPbx(AmiServer):
 
     # ---- simulated time ---------------------------------------------------------------------------
 
-    def advance_audio(self, ms: float) -> None:
-        for ch in list(self.channels.values()):
-            ch.advance_monitors(ms)
+    def advance_audio(self, ms: float, channels: list[SimChannel] | None = None) -> None:
+        """`ms` of audio for the MixMonitors of `channels` (default: every channel, as a wall clock)."""
+        for ch in list(self.channels.values()) if channels is None else list(channels):
+            if ch.alive:
+                ch.advance_monitors(ms)
 
-    async def elapse(self, ms: float) -> None:
-        """Simulated time passes: every running MixMonitor gets `ms` of audio."""
-        step = 250.0
-        left = float(ms)
-        while left > 0:
-            chunk = min(step, left)
-            self.advance_audio(chunk)
-            left -= chunk
-            await asyncio.sleep(chunk / 1000 * self.time_scale)
+    async def elapse(self, ms: float, channels: list[SimChannel] | None = None) -> None:
+        """Simulated time passes for one call: the MixMonitors of `channels` (that call's; the list is
+        read again every step, so channels a transfer adds count) get `ms` of audio — never those of
+        the calls beside it. With a time_scale the wall clock keeps pace (sleeps to a deadline, so
+        the audio does not fall behind the controller's timestamps under load)."""
+        loop = asyncio.get_running_loop()
+        start, done = loop.time(), 0.0
+        while done < ms:
+            chunk = min(250.0, ms - done)
+            self.advance_audio(chunk, channels)
+            done += chunk
+            await asyncio.sleep(max(0.0, start + done / 1000 * self.time_scale - loop.time()))
 
     def recording_channels(self) -> list[SimChannel]:
         return [c for c in self.channels.values() if c.monitors]

@@ -33,7 +33,7 @@ import psutil
 from pyrage import x25519
 
 from lab import scenarios as sc
-from lab.ami_sim import AmiSimulator
+from lab.ami_sim import AmiSimulator, SimChannel
 from lab.esl_sim import EslSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,10 +50,10 @@ def load_scenario(talk_ms: int) -> sc.Scenario:
 
 
 class LoadAmiSimulator(AmiSimulator):
-    """The AMI simulator advances EVERY MixMonitor on each call's `elapse` (fine for one call at a
-    time); under load one ticker advances all of them instead, and a call's talk time just passes."""
+    """Under load one wall-clock ticker advances every MixMonitor (one loop instead of one per call),
+    and a call's talk time just passes."""
 
-    async def elapse(self, ms: float) -> None:
+    async def elapse(self, ms: float, channels: list[SimChannel] | None = None) -> None:
         await asyncio.sleep(ms / 1000 * self.time_scale)
 
     async def ticker(self, step_ms: float = 250.0) -> None:

@@ -168,10 +168,13 @@ class EslPbx(EslServer):
                 rec.writer.write((None, None) if rec.masked else (ch.tone, right), ms)
 
     async def _elapse(self, legs: list[Channel], ms: int) -> None:
-        step = 500
-        left = ms
-        while left > 0:
-            chunk = min(step, left)
+        """Simulated time passes for one call's `legs` only (never the calls beside it). With a
+        time_scale the wall clock keeps pace: sleeps go to a deadline, so the audio does not fall
+        behind the controller's timestamps under load."""
+        loop = asyncio.get_running_loop()
+        start, done = loop.time(), 0
+        while done < ms:
+            chunk = min(500, ms - done)
             self._write_audio(legs, chunk)
-            left -= chunk
-            await asyncio.sleep(chunk / 1000 * self.time_scale)
+            done += chunk
+            await asyncio.sleep(max(0.0, start + done / 1000 * self.time_scale - loop.time()))

@@ -4,9 +4,11 @@ stereo WAV checked by FFT (customer LEFT, agent then transfer target RIGHT)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,65 @@ async def test_not_recorded_scenarios(harness: Harness, name: str) -> None:
     await harness.settle()
     assert await harness.recordings() == []
     assert not [a for a in harness.sim.actions_seen if a.get("action") == ["MixMonitor"]]
+
+
+def _numbered(name: str, customer: str) -> sc.Scenario:
+    """The shared scenario with its own customer number, so overlapping calls are told apart."""
+    base = sc.get(name)
+    return replace(base, parties={**base.parties, "customer": replace(base.parties["customer"], number=customer)})
+
+
+def _ms(path: str) -> float:
+    with wave.open(path) as w:
+        return w.getnframes() * 1000 / w.getframerate()
+
+
+async def _play_overlapping(harness: Harness, names: list[str]) -> dict[str, asyncpg.Record]:
+    """Play the scenarios at once (one customer number each); their recordings by scenario name."""
+    scenarios = {n: _numbered(n, f"+1555123{9000 + i:04d}") for i, n in enumerate(names)}
+    harness.policy = policy_for({})
+    calls = await asyncio.gather(*(harness.sim.play(s, harness.on_step) for s in scenarios.values()))
+    await harness.settle()
+    rows = {r["customer_leg"]: r for r in await harness.recordings()}
+    return {n: rows[c.customer.uniqueid] for n, c in zip(scenarios, calls, strict=True)}
+
+
+async def test_overlapping_calls_each_get_a_file_as_long_as_the_call(harness: Harness) -> None:
+    """Three calls at once: each call's r()/t() files hold that call's recorded time only (answer to
+    hang-up in simulated time), not the time of the calls beside it."""
+    recs = await _play_overlapping(harness, ["inbound", "blind_transfer_internal", "attended_transfer_internal_pbx"])
+    expected = {
+        "inbound": 3000,  # Talk
+        "blind_transfer_internal": 2000 + 500 + 2000,  # Talk, the target rings, Talk
+        "attended_transfer_internal_pbx": 2000 + 500 + 1000 + 2000,  # Talk, ring, consultation, Talk
+    }
+    for name, rec in recs.items():
+        for leg in ("rx", "tx"):
+            got = _ms(rec["spool_files"][leg])
+            assert abs(got - expected[name]) <= 40, f"{name} {leg}: {got:.0f} ms for a {expected[name]} ms call"
+
+
+async def test_overlapping_calls_transfer_mark_lands_where_the_waveform_changes(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """In real time (as `callrec lab` plays calls), with another call beside it, the timeline's
+    transfer mark is where the agent's voice ends in the stored file (within a 50 ms window plus the
+    controller's reaction), and the file is as long as the call."""
+    sim = AmiSimulator(secret="lab-" + secrets.token_hex(4), time_scale=1.0)
+    await sim.start()
+    h = Harness(sim, pool, tmp_path / "spool", "ast-" + secrets.token_hex(3))
+    await h.start_controller()
+    try:
+        recs = await _play_overlapping(h, ["blind_transfer_internal", "inbound"])
+    finally:
+        await h.stop_controller()
+        await sim.close()
+    rec = recs["blind_transfer_internal"]
+    stereo = tmp_path / "joined.wav"
+    join_legs(Path(rec["spool_files"]["rx"]), Path(rec["spool_files"]["tx"]), stereo)
+    assert abs(_ms(str(stereo)) - 4500) <= 40
+    windows = channel_timeline(stereo, 50)
+    agent_until = 50 * max(i + 1 for i, (_, right) in enumerate(windows) if right == float(sc.AGENT.tone_hz))
+    mark = rec["timeline"]["transfers"][0]["at_ms"]
+    assert abs(agent_until - 2000) <= 50, agent_until
+    assert abs(mark - agent_until) <= 250, f"transfer mark at {mark} ms, the agent's voice ends at {agent_until} ms"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import wave
+from dataclasses import replace
+
 import pytest
 
 from lab import scenarios as sc
 from lab.tones import channel_timeline, read_wav
+from tests.sim_harness import policy_for
 
 from .conftest import Harness
 
@@ -70,3 +75,25 @@ async def test_not_recorded_scenarios(harness: Harness, name: str) -> None:
     await harness.play(sc.get(name))
     assert await harness.recordings() == []
     assert not [c for c in harness.sim.commands if c.startswith("uuid_record")]
+
+
+async def test_overlapping_calls_each_get_a_file_as_long_as_the_call(harness: Harness) -> None:
+    """Three calls at once: each call's stereo file holds that call's recorded time only (answer to
+    hang-up in simulated time), not the time of the calls beside it (the simulator ticks each call's
+    own legs)."""
+    names = ["inbound", "blind_transfer_internal", "attended_transfer_internal_pbx"]
+    expected = {"inbound": 3000, "blind_transfer_internal": 2000 + 500 + 2000}
+    expected["attended_transfer_internal_pbx"] = 2000 + 500 + 1000 + 2000  # talk, ring, consultation, talk
+    scenarios = []
+    for i, name in enumerate(names):
+        base = sc.get(name)
+        customer = replace(base.parties["customer"], number=f"+1555123{9000 + i:04d}")
+        scenarios.append(replace(base, parties={**base.parties, "customer": customer}))
+    harness.policy = policy_for({})
+    handles = await asyncio.gather(*(harness.sim.run(s, on_step=harness.on_step) for s in scenarios))
+    await harness.settle()
+    rows = {r["customer_leg"]: r for r in await harness.recordings()}
+    for name, handle in zip(names, handles, strict=True):
+        with wave.open(rows[handle.customer.uuid]["spool_files"]["stereo"]) as w:
+            got = w.getnframes() * 1000 / w.getframerate()
+        assert abs(got - expected[name]) <= 40, f"{name}: {got:.0f} ms for a {expected[name]} ms call"

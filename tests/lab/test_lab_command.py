@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.demo import MIX
 from lab.tones import channel_timeline
 
 
@@ -47,7 +48,7 @@ def test_batch_mode_stores_every_recording_and_age_decrypts_it(tmp_path: Path) -
             "warning",
             "lab",
             "--calls",
-            "12",
+            str(2 * len(MIX)),
             "--json",
             "--port",
             "0",
@@ -65,25 +66,39 @@ def test_batch_mode_stores_every_recording_and_age_decrypts_it(tmp_path: Path) -
     assert doc["state_dir"] == str(state) and Path(doc["identity_file"]).exists()
     assert doc["admin_token"] and doc["page_url"].startswith("http://127.0.0.1:")
     calls = doc["calls"]
-    assert len(calls) == 12 and {c["pbx"] for c in calls} == {"fs-lab", "ast-lab"}
-    by_scenario = {(c["scenario"], c["numbers"]["account"]): c for c in calls}
-    # the overridden number and the unanswered call leave no recording; everything else is stored
-    assert by_scenario[("inbound", "+15557000199")]["recordings"] == []
-    assert by_scenario[("unanswered", "+15557000100")]["recordings"] == []
-    recorded = [c for c in calls if c["expect_recorded"]]
-    assert len(recorded) == 10
-    for c in recorded:
-        assert [rec["state"] for rec in c["recordings"]][:1] == ["stored"], c
-        assert c["recordings"][0]["object"] and c["recordings"][0]["duration_ms"] > 0
-    stop = by_scenario[("blind_transfer_external_stop", "+15557000103")]["recordings"][0]
-    assert stop["stop_reason"] == "external_transfer"
-    assert stop["timeline"]["transfers"][0]["stopped_recording"] is True
-    pause = by_scenario[("pause_resume", "+15557000102")]["recordings"][0]
-    assert len(pause["timeline"]["pauses"]) == 1
+    # every scenario of the mix was played on BOTH simulated PBXes
+    pbxes = {"fs-lab", "ast-lab"}
+    assert len(calls) == 2 * len(MIX)
+    assert {(c["scenario"], c["numbers"]["account"], c["pbx"]) for c in calls} == {
+        (name, did, pbx) for name, did in MIX for pbx in pbxes
+    }
+    assert set(doc["scenarios"]) == {name for name, _ in MIX}
+    for name, per_pbx in doc["scenarios"].items():
+        assert set(per_pbx) == pbxes, name
+        for row in per_pbx.values():
+            assert row["problems"] == 0 and row["stored"] == row["expect_recorded"], (name, per_pbx)
+    assert doc["scenarios"]["pause_resume"]["ast-lab"] == {"calls": 1, "expect_recorded": 1, "stored": 1, "problems": 0}
+    for pbx in pbxes:
+        by_scenario = {(c["scenario"], c["numbers"]["account"]): c for c in calls if c["pbx"] == pbx}
+        # the overridden number and the unanswered call leave no recording; everything else is stored
+        assert by_scenario[("inbound", "+15557000199")]["recordings"] == []
+        assert by_scenario[("unanswered", "+15557000100")]["recordings"] == []
+        recorded = [c for c in by_scenario.values() if c["expect_recorded"]]
+        assert len(recorded) == 10
+        for c in recorded:
+            assert [rec["state"] for rec in c["recordings"]][:1] == ["stored"], c
+            assert c["recordings"][0]["object"] and c["recordings"][0]["duration_ms"] > 0
+        stop = by_scenario[("blind_transfer_external_stop", "+15557000103")]["recordings"][0]
+        assert stop["stop_reason"] == "external_transfer", pbx
+        assert stop["timeline"]["transfers"][0]["stopped_recording"] is True, pbx
+        # an agent's pause is shown on both PBXes (silence in the file, the interval in the timeline)
+        pause = by_scenario[("pause_resume", "+15557000102")]["recordings"][0]
+        assert len(pause["timeline"]["pauses"]) == 1, pbx
+    by_scenario = {(c["scenario"], c["numbers"]["account"], c["pbx"]): c for c in calls}
 
     if shutil.which("age") is None:
         pytest.skip("the age CLI is not installed (apt-get install age)")
-    for c in (by_scenario[("inbound", "+15557000100")], by_scenario[("outbound", "+15557000100")]):
+    for c in (by_scenario[(name, "+15557000100", pbx)] for name in ("inbound", "outbound") for pbx in pbxes):
         obj = c["recordings"][0]["object"]
         path = Path(obj.removeprefix("file://")) if obj.startswith("file://") else None
         if path is None:  # local backend URIs are paths under the storage dir
