@@ -19,6 +19,8 @@ import itertools
 import json
 import os
 import random
+import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -36,7 +38,8 @@ from controller.service import Service
 from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
 from lab.esl_sim import EslSimulator
-from storage import repo, users
+from lab.status_line import StatusLine
+from storage import db, repo, users
 
 ESL_PASSWORD = "lab-esl-" + os.urandom(4).hex()
 AMI_SECRET = "lab-ami-" + os.urandom(4).hex()
@@ -140,11 +143,34 @@ def prepare_keys(state_dir: Path) -> tuple[Path, str]:
 
 
 async def start_lab(state_dir: Path, *, api_port: int, time_scale: float, bind: str = "127.0.0.1") -> Lab:
+    """Both simulators and the service, configured for each other; what started is closed again
+    when a later step fails or a signal cancels the start."""
     identity_file, recipient = prepare_keys(state_dir)
     fs = EslSimulator(password=ESL_PASSWORD, time_scale=time_scale, settle_timeout=10)
     ast = AmiSimulator(username="callrec", secret=AMI_SECRET, time_scale=time_scale, settle_timeout=10)
-    await fs.start()
-    await ast.start()
+    service: Service | None = None
+    try:
+        await fs.start()
+        await ast.start()
+        config = write_config(state_dir, fs.port, ast.port, recipient, identity_file, api_port, bind)
+        service = Service(config, lease_ttl=2.0)
+        await service.start()
+        assert service.pool is not None and service.policy is not None
+        async with service.pool.acquire() as conn:
+            await repo.save_policy_set(conn, lab_policy())
+            await conn.execute("DELETE FROM users WHERE name = 'lab-admin'")
+            _, token = await users.add_user(conn, "lab-admin", "admin", listen_scope="all", download_scope="all")
+        await service.policy.refresh()
+        await asyncio.wait_for(fs.wait_connected(20), 25)
+    except BaseException:
+        await close_parts(service, fs, ast)
+        raise
+    return Lab(config, service, fs, ast, identity_file, token)
+
+
+def write_config(
+    state_dir: Path, fs_port: int, ast_port: int, recipient: str, identity_file: Path, api_port: int, bind: str
+) -> Config:
     db_url = os.environ.get("CALLREC_DATABASE_URL", "")
     toml = f"""# written by `callrec lab`
 state_dir = {json.dumps(str(state_dir))}
@@ -154,13 +180,13 @@ url = {json.dumps(db_url)}
 [[pbx]]
 name = "fs-lab"
 type = "freeswitch"
-port = {fs.port}
+port = {fs_port}
 password = {json.dumps(ESL_PASSWORD)}
 inbound_contexts = ["public"]
 [[pbx]]
 name = "ast-lab"
 type = "asterisk"
-port = {ast.port}
+port = {ast_port}
 username = "callrec"
 secret = {json.dumps(AMI_SECRET)}
 inbound_contexts = ["from-trunk"]
@@ -175,17 +201,7 @@ file_stable_seconds = 0.5
 poll_interval_seconds = 1.0
 """
     (state_dir / "callrec.toml").write_text(toml)
-    config = load_config(state_dir / "callrec.toml", env={})
-    service = Service(config, lease_ttl=2.0)
-    await service.start()
-    assert service.pool is not None and service.policy is not None
-    async with service.pool.acquire() as conn:
-        await repo.save_policy_set(conn, lab_policy())
-        await conn.execute("DELETE FROM users WHERE name = 'lab-admin'")
-        _, token = await users.add_user(conn, "lab-admin", "admin", listen_scope="all", download_scope="all")
-    await service.policy.refresh()
-    await asyncio.wait_for(fs.wait_connected(20), 25)
-    return Lab(config, service, fs, ast, identity_file, token)
+    return load_config(state_dir / "callrec.toml", env={})
 
 
 async def place(lab: Lab, n: int) -> PlacedCall:
@@ -339,75 +355,132 @@ async def run_batch(lab: Lab, count: int, concurrency: int, progress: Callable[[
 
 
 async def run_forever(lab: Lab, interval: float, concurrency: int, progress: Callable[[str], None]) -> None:
-    """A steady stream of calls until cancelled (Ctrl-C)."""
+    """A steady stream of calls until cancelled (Ctrl-C, SIGTERM); the calls in flight are cancelled too."""
     slots = asyncio.Semaphore(concurrency)
     tasks: set[asyncio.Task[Any]] = set()
-    for n in itertools.count():
-        await slots.acquire()
-        t = asyncio.create_task(place(lab, n))
-        tasks.add(t)
-        t.add_done_callback(tasks.discard)
-        t.add_done_callback(lambda _t: slots.release())
-        stored = await lab.service.pool.fetchval("SELECT count(*) FROM recordings WHERE state = 'stored'")  # type: ignore[union-attr]
-        progress(f"calls placed: {n + 1}  live: {len(lab.service.recorder.live_calls())}  stored recordings: {stored}")  # type: ignore[union-attr]
-        await asyncio.sleep(interval * random.uniform(0.5, 1.5))
+    pool, recorder = lab.service.pool, lab.service.recorder
+    assert pool is not None and recorder is not None
+    try:
+        for n in itertools.count():
+            await slots.acquire()
+            t = asyncio.create_task(place(lab, n))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+            t.add_done_callback(lambda _t: slots.release())
+            stored = await pool.fetchval("SELECT count(*) FROM recordings WHERE state = 'stored'")
+            progress(f"calls placed: {n + 1}  live: {len(recorder.live_calls())}  stored recordings: {stored}")
+            await asyncio.sleep(interval * random.uniform(0.5, 1.5))
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def close_lab(lab: Lab) -> None:
-    await lab.service.close()
-    for sim in (lab.fs, lab.ast):
+async def close_parts(service: Service | None, *sims: EslSimulator | AmiSimulator) -> None:
+    if service is not None:
+        await service.close()
+    for sim in sims:
         with contextlib.suppress(Exception):
             await sim.close()
 
 
-async def main(args: Any) -> int:
-    state_dir = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="callrec-lab-"))
-    quiet = args.json
+async def close_lab(lab: Lab) -> None:
+    await close_parts(lab.service, lab.fs, lab.ast)
 
-    def progress(text: str) -> None:
-        if not quiet:
-            print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
+
+async def main(args: Any, state_dir: Path, temporary: bool = False) -> int:
+    """The lab until its calls are done (--calls) or SIGINT/SIGTERM (installed here: a background
+    `callrec lab &` starts with SIGINT ignored). Exit code: 0 when stopped by a signal in live mode."""
+    quiet = args.json
+    status = StatusLine(sys.stderr)
+    progress = (lambda _text: None) if quiet else status.show
+    body = asyncio.current_task()
+    assert body is not None
+    stopped_by: list[signal.Signals] = []
+    closing = False
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stopped_by and not closing:  # a signal while stopping changes nothing
+            stopped_by.append(sig)
+            body.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
 
     batch = args.calls is not None
-    lab = await start_lab(state_dir, api_port=args.port, time_scale=0.02 if batch else 1.0, bind=args.bind)
-    try:
-        if batch:
-            report = await run_batch(lab, args.calls, args.concurrency, progress)
-            found = problems(report)
-            doc = {
-                "state_dir": str(state_dir),
-                "identity_file": str(lab.identity_file),
-                "page_url": lab.page_url,
-                "admin_token": lab.admin_token,
-                "ok": not found,
-                "problems": found,
-                "scenarios": by_scenario(report),
-                "calls": report,
-            }
-            if args.json:
-                print(json.dumps(doc, indent=2, default=str))
-            else:
-                print(file=sys.stderr)
-                stored = sum(1 for c in report for r in c["recordings"] if r["state"] == "stored")
-                print(f"{len(report)} calls, {stored} recordings stored; problems: {found or 'none'}")
-            return 0 if not found else 1
-        print(
-            f"callrec lab is running (state in {state_dir})\n\n"
-            f"  page:        {lab.page_url}#token={lab.admin_token}\n"
-            f"  admin token: {lab.admin_token}\n"
-            f"  decrypt:     callrec --config {state_dir / 'callrec.toml'} decrypt RECORDING_ID -o out.wav\n\n"
-            "Calls are placed on a simulated FreeSWITCH and a simulated Asterisk. Ctrl-C stops.\n",
-            file=sys.stderr,
-        )
-        await run_forever(lab, args.interval, args.concurrency, progress)
-        return 0
-    finally:
-        if not quiet:
-            print("\nstopping", file=sys.stderr)
-        await close_lab(lab)
+    lab: Lab | None = None
+    with status.above_logs():
+        try:
+            lab = await start_lab(state_dir, api_port=args.port, time_scale=0.02 if batch else 1.0, bind=args.bind)
+            if batch:
+                return await report_batch(lab, args, state_dir, temporary, progress, status)
+            print(
+                f"callrec lab is running (state in {state_dir})\n\n"
+                f"  page:        {lab.page_url}#token={lab.admin_token}\n"
+                f"  admin token: {lab.admin_token}\n"
+                f"  decrypt:     callrec --config {state_dir / 'callrec.toml'} decrypt RECORDING_ID -o out.wav\n\n"
+                "Calls are placed on a simulated FreeSWITCH and a simulated Asterisk. Ctrl-C stops.\n"
+                + (
+                    "The state directory is temporary: it is removed when the lab stops (--state-dir DIR keeps one).\n"
+                    if temporary
+                    else ""
+                ),
+                file=sys.stderr,
+            )
+            await run_forever(lab, args.interval, args.concurrency, progress)
+            return 0
+        except asyncio.CancelledError:
+            if not stopped_by:
+                raise
+            body.uncancel()
+            return 128 + stopped_by[0] if batch else 0
+        finally:
+            closing = True
+            status.finish()
+            if not quiet:
+                print(f"stopping{f' ({stopped_by[0].name})' if stopped_by else ''}", file=sys.stderr)
+            if lab is not None:
+                await close_lab(lab)
+
+
+async def report_batch(
+    lab: Lab, args: Any, state_dir: Path, temporary: bool, progress: Callable[[str], None], status: StatusLine
+) -> int:
+    report = await run_batch(lab, args.calls, args.concurrency, progress)
+    found = problems(report)
+    doc = {
+        "state_dir": str(state_dir),
+        "state_kept": not temporary,
+        "identity_file": str(lab.identity_file),
+        "page_url": lab.page_url,
+        "admin_token": lab.admin_token,
+        "ok": not found,
+        "problems": found,
+        "scenarios": by_scenario(report),
+        "calls": report,
+    }
+    status.finish()
+    if args.json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        stored = sum(1 for c in report for r in c["recordings"] if r["state"] == "stored")
+        print(f"{len(report)} calls, {stored} recordings stored; problems: {found or 'none'}")
+        if temporary:
+            print(f"the temporary state directory {state_dir} is removed on exit (--state-dir DIR keeps one)")
+    return 0 if not found else 1
 
 
 def run(args: Any) -> int:
-    with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(main(args))
-    return 0
+    """Run the lab; afterwards stop its embedded PostgreSQL and remove the state directory when the
+    lab created it (a --state-dir the user gave is kept)."""
+    temporary = not args.state_dir
+    state_dir = Path(tempfile.mkdtemp(prefix="callrec-lab-")) if temporary else Path(args.state_dir)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C before the handlers are installed
+            return asyncio.run(main(args, state_dir, temporary))
+        return 0
+    finally:
+        db.stop_embedded(state_dir / "pgdata")
+        if temporary:
+            shutil.rmtree(state_dir, ignore_errors=True)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -92,10 +93,23 @@ def start_embedded(pgdata: Path, database: str = "callrec") -> str:
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(pgdata, cleanup_mode="stop")
+    _embedded[pgdata.resolve()] = server
     out = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(0 rows)" in out:
         server.psql(f'CREATE DATABASE "{database}";')
     return server.get_uri(database)
+
+
+_embedded: dict[Path, Any] = {}  # servers this process started, by pgdata
+
+
+def stop_embedded(pgdata: Path) -> None:
+    """Stop the embedded PostgreSQL this process started in `pgdata` now rather than at exit (for a
+    caller that removes the directory next: `callrec lab`'s temporary state). Another process still
+    using the same server (it counts its users) keeps it running."""
+    server = _embedded.pop(pgdata.resolve(), None)
+    if server is not None:
+        server.cleanup()
 
 
 async def resolve_dsn(url: str, pgdata: Path) -> str:
