@@ -21,8 +21,8 @@ import asyncpg
 from controller.numbering import search_forms
 from storage.repo import DEFAULT_COUNTRY_KEY
 
-if TYPE_CHECKING:  # at run time a Scope is duck-typed: importing controller.api here would be a cycle
-    from controller.api.scopes import Scope
+if TYPE_CHECKING:
+    from controller.permissions import Scope
 
 _Conn: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 

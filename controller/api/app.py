@@ -15,7 +15,19 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from controller.api import audit_log, auth, calls, health, numbering, recordings, settings, shares
+from controller.api import (
+    audit_log,
+    auth,
+    calls,
+    health,
+    numbering,
+    recordings,
+    ring_groups,
+    roles,
+    settings,
+    shares,
+    users,
+)
 from controller.api.audio import AudioOpener, backend_age_opener
 from controller.api.errors import Handler, error_middleware
 from controller.api.health import HealthCheck
@@ -114,6 +126,9 @@ def create_app(
     r.add_get("/api/v1/sharing", shares.get_limits)
     r.add_put("/api/v1/sharing", shares.put_limits)
     r.add_get("/api/v1/audit", audit_log.read_audit)
+    roles.add_routes(r)
+    users.add_routes(r)
+    ring_groups.add_routes(r)
     r.add_get("/share/{token}", shares.share_page)
     r.add_get("/share/{token}/info", shares.share_info)
     r.add_get("/share/{token}/audio", shares.share_audio)

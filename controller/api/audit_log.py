@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from controller.api.auth import require_role
+from controller.api.auth import require_right
 from controller.api.errors import ApiError
 from controller.api.recordings import param_int, param_time
 from controller.api.state import api_state
@@ -25,7 +25,7 @@ def _filter(request: web.Request, name: str) -> str | None:
 
 
 async def read_audit(request: web.Request) -> web.Response:
-    require_role(request, "admin")
+    require_right(request, "audit")
     limit = param_int(request, "limit", 100, 1, 1000)
     before = param_int(request, "before", 0, 0, 2**62) or None
     rows = await audit.read(

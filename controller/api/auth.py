@@ -11,8 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller.api.errors import ApiError, Handler
-from controller.api.scopes import Principal
 from controller.api.state import api_state
+from controller.permissions import Principal
 from storage import users
 
 COOKIE = "callrec_token"
@@ -47,10 +47,13 @@ def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL_KEY]
 
 
-def require_role(request: web.Request, *roles: str) -> Principal:
+def require_right(request: web.Request, *rights: str) -> Principal:
+    """The caller, who must hold one of `rights` through their role (see controller/permissions.py)."""
     p = principal(request)
-    if p.role not in roles:
-        raise ApiError(403, "forbidden", f"this needs the role {' or '.join(roles)}; you are {p.role}")
+    if not any(p.has(r) for r in rights):
+        raise ApiError(
+            403, "forbidden", f"this needs the right {' or '.join(rights)}, which role {p.role} does not grant"
+        )
     return p
 
 

@@ -15,9 +15,9 @@ from aiohttp import web
 
 from controller.api.auth import principal
 from controller.api.errors import ApiError, not_found
-from controller.api.scopes import sees_call
 from controller.api.state import api_state
 from controller.live import Actor, CallNotFound, LiveCallSource, PauseRefused
+from controller.permissions import pause_mode, sees_call
 from storage import audit
 
 SSE_KEEPALIVE_S = 15.0
@@ -59,9 +59,14 @@ async def resume(request: web.Request) -> web.Response:
 async def _pause_resume(request: web.Request, action: str) -> web.Response:
     p = principal(request)
     call_id = request.match_info["call_id"]
-    _visible_call(request, call_id)
+    mode = pause_mode(p, _visible_call(request, call_id))
+    if mode is None:
+        raise ApiError(
+            403, f"{action}_refused", f"role {p.role} may not pause this call (pause scope: {p.pause})", reason="scope"
+        )
     live = _live(request)
-    actor = Actor(p.name, p.role, p.agent_ext)
+    # an agent-initiated pause is checked by the recorder: own call, and agent pause allowed by policy
+    actor = Actor(p.name, "agent" if mode == "agent" else "supervisor", p.agent_ext)
     try:
         view = await (live.pause(call_id, actor) if action == "pause" else live.resume(call_id, actor))
     except CallNotFound:

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from controller.api.scopes import Scope, call_parties
 from controller.live import LiveCallSource
+from controller.permissions import Scope, call_parties
 
 
 @dataclass(frozen=True)

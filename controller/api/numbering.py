@@ -19,7 +19,7 @@ from controller.api.admin_common import (
     versioned,
     wanted_version,
 )
-from controller.api.auth import require_role
+from controller.api.auth import require_right
 from controller.api.errors import ApiError, not_found
 from controller.api.state import api_state
 from controller.numbering import InvalidNumber
@@ -32,7 +32,7 @@ _MAX_NUMBER = 64
 
 
 async def list_numbers(request: web.Request) -> web.Response:
-    require_role(request, "admin", "supervisor")
+    require_right(request, "view_settings", "settings")
     account = account_id(request)
     pool = api_state(request).pool
     settings = await policy_admin.get_settings(pool, account)
@@ -43,7 +43,7 @@ async def list_numbers(request: web.Request) -> web.Response:
 
 
 async def get_plan(request: web.Request) -> web.Response:
-    require_role(request, "admin", "supervisor")
+    require_right(request, "view_settings", "settings")
     view = await policy_admin.get_plan(api_state(request).pool, account_id(request))
     if view is None:
         raise not_found("account")
@@ -51,7 +51,7 @@ async def get_plan(request: web.Request) -> web.Response:
 
 
 async def put_plan(request: web.Request) -> web.Response:
-    p = require_role(request, "admin")
+    p = require_right(request, "settings")
     account = account_id(request)
     body = await json_object(request)
     version = wanted_version(request, body)
@@ -82,7 +82,7 @@ def _query_text(request: web.Request, name: str, *, required: bool) -> str | Non
 
 async def classify(request: web.Request) -> web.Response:
     """Which class the saved plan gives a dialled number, and which pattern decided it."""
-    require_role(request, "admin", "supervisor")
+    require_right(request, "view_settings", "settings")
     number = _query_text(request, "number", required=True)
     assert number is not None
     view = await policy_admin.get_plan(api_state(request).pool, account_id(request))
@@ -93,7 +93,7 @@ async def classify(request: web.Request) -> web.Response:
 
 async def explain(request: web.Request) -> web.Response:
     """Effective policy of a call (number + direction, optional transfer target), every value with its source."""
-    require_role(request, "admin", "supervisor")
+    require_right(request, "view_settings", "settings")
     direction = request.query.get("direction", "")
     if direction not in DIRECTIONS:
         raise ApiError(

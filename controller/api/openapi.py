@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.api import openapi_access
 from controller.policy import SETTING_FIELDS
 
 _ERROR = {
@@ -34,14 +35,24 @@ SCHEMAS: dict[str, Any] = {
     "Error": _ERROR,
     "Me": {
         "type": "object",
-        "required": ["name", "role", "listen_scope", "download_scope"],
+        "description": "The caller's effective rights: their role's scopes resolved against their extension and"
+        " ring groups (`ring_group` and `agent` terms become explicit lists). Read fresh on every request.",
+        "required": ["name", "role", "listen_scope", "download_scope", "view_scope", "pause_scope", "rights"],
         "properties": {
+            "id": {"type": "integer"},
             "name": {"type": "string"},
-            "role": {"enum": ["admin", "supervisor", "agent"]},
+            "role": {"type": "string"},
             "agent_ext": {"type": "string"},
+            "ring_groups": {"type": "array", "items": {"type": "string"}},
             "listen_scope": {"type": "string"},
             "download_scope": {"type": "string"},
             "view_scope": {"type": "string"},
+            "pause_scope": {"type": "string", "description": "Calls the user may pause as a supervisor"},
+            "agent_pause": {
+                "type": "boolean",
+                "description": "May pause their own calls where the account or number allows agent pause",
+            },
+            "rights": {"type": "array", "items": {"type": "string"}},
         },
     },
     "Timeline": {
@@ -102,6 +113,8 @@ SCHEMAS: dict[str, Any] = {
             "legal_hold": {"type": "boolean"},
             "permissions": {
                 "type": "object",
+                "description": "What the caller may do with this recording under their role right now: show"
+                " the play button only where `listen`, the download button only where `download`.",
                 "required": ["listen", "download"],
                 "properties": {"listen": {"type": "boolean"}, "download": {"type": "boolean"}},
             },
@@ -381,7 +394,7 @@ def _op(
 
 def _pause_op(action: str) -> dict[str, Any]:
     return _op(
-        f"{action.capitalize()} the call's recording (agent: own call when policy allows; supervisor/admin: in scope)",
+        f"{action.capitalize()} the call's recording (the role's pause scope; its `agent` term: own call where policy allows)",
         {"200": _json(_ref("LiveCall")), **_errors(401, 403, 404, 409, 503)},
         params=[_CALL_ID],
         tag="calls",
@@ -532,13 +545,13 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/accounts/{account_id}/settings": {
             "get": _op(
-                "Account settings (admin, supervisor)",
+                "Account settings (view_settings or settings right)",
                 {"200": _json(_ref("AccountSettings")), **_errors(400, 401, 403, 404)},
                 params=[_ACCOUNT],
                 tag="settings",
             ),
             "put": _op(
-                "Change account settings (admin); any subset of the fields; creates the account if new."
+                "Change account settings (settings right); any subset of the fields; creates the account if new."
                 " Audited (old/new); the next call decision uses it.",
                 {"200": _json(_ref("AccountSettings")), **_errors(400, 401, 403, 413, 422), **_CONFLICT},
                 params=[_ACCOUNT, _IF_MATCH],
@@ -548,20 +561,20 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/numbers/{number}/override": {
             "get": _op(
-                "A number's override and effective settings (admin, supervisor)",
+                "A number's override and effective settings (view_settings or settings right)",
                 {"200": _json(_ref("NumberOverride")), **_errors(400, 401, 403, 404)},
                 params=[_NUMBER],
                 tag="settings",
             ),
             "put": _op(
-                "Set a number's override (admin); null/absent fields inherit; a new number needs `account`",
+                "Set a number's override (settings right); null/absent fields inherit; a new number needs `account`",
                 {"200": _json(_ref("NumberOverride")), **_errors(400, 401, 403, 413, 422), **_CONFLICT},
                 params=[_NUMBER, _IF_MATCH],
                 body=_ref("NumberOverrideChange"),
                 tag="settings",
             ),
             "delete": _op(
-                "Clear a number's override (admin)",
+                "Clear a number's override (settings right)",
                 {"204": {"description": "Cleared"}, **_errors(400, 401, 403, 404, 422), **_CONFLICT},
                 params=[_NUMBER, _IF_MATCH],
                 tag="settings",
@@ -569,7 +582,7 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/accounts/{account_id}/numbers": {
             "get": _op(
-                "The account's numbers: each override, effective value and source per field (admin, supervisor)",
+                "The account's numbers: each override, effective value and source per field (view_settings or settings right)",
                 {"200": _json(_ref("NumberList")), **_errors(400, 401, 403, 404)},
                 params=[_ACCOUNT],
                 tag="settings",
@@ -577,13 +590,13 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/accounts/{account_id}/numbering": {
             "get": _op(
-                "The account's numbering plan (admin, supervisor)",
+                "The account's numbering plan (view_settings or settings right)",
                 {"200": _json(_ref("NumberingPlan")), **_errors(400, 401, 403, 404)},
                 params=[_ACCOUNT],
                 tag="settings",
             ),
             "put": _op(
-                "Replace the numbering plan (admin); all lists empty = the default plan",
+                "Replace the numbering plan (settings right); all lists empty = the default plan",
                 {"200": _json(_ref("NumberingPlan")), **_errors(400, 401, 403, 404, 413, 422), **_CONFLICT},
                 params=[_ACCOUNT, _IF_MATCH],
                 body=_ref("NumberingPlanChange"),
@@ -600,7 +613,7 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/policy/explain": {
             "get": _op(
-                "Why a call would (not) be recorded: `callrec policy explain` over HTTP (admin, supervisor)",
+                "Why a call would (not) be recorded: `callrec policy explain` over HTTP (view_settings or settings right)",
                 {"200": _json(_ref("Explanation")), **_errors(400, 401, 403)},
                 params=[
                     {
@@ -617,7 +630,7 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/recordings/{rec_id}/shares": {
             "get": _op(
-                "Share links of the recording (admins: all; others: their own)",
+                "Share links of the recording (settings right: all; others: their own)",
                 {
                     "200": _json(
                         {
@@ -654,7 +667,7 @@ def build_spec() -> dict[str, Any]:
                 tag="sharing",
             ),
             "put": _op(
-                "Change share link lifetimes (admin)",
+                "Change share link lifetimes (settings right)",
                 {"200": _json(_ref("SharingLimits")), **_errors(400, 401, 403, 413, 422), **_CONFLICT},
                 params=[_IF_MATCH],
                 body=_ref("SharingLimitsChange"),
@@ -707,7 +720,7 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/audit": {
             "get": _op(
-                "Audit log, newest first (admin)",
+                "Audit log, newest first (audit right)",
                 {
                     "200": _json(
                         {
@@ -734,12 +747,13 @@ def build_spec() -> dict[str, Any]:
             )
         },
     }
+    paths.update(openapi_access.paths(_op, _json, _ref, _errors, _p))
     return {
         "openapi": "3.1.0",
         "info": {"title": "callrec supervisor API", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_access.SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "callrec users add prints one"}
             },

@@ -17,8 +17,8 @@ from aiohttp import web
 from controller.api import audio
 from controller.api.auth import principal
 from controller.api.errors import ApiError, not_found
-from controller.api.scopes import Principal, Scope
 from controller.api.state import api_state
+from controller.permissions import Principal, Scope
 from storage import audit, recordings_query
 from storage.recordings_query import DIRECTIONS, STATES, BadCursor, SearchFilter
 
@@ -110,7 +110,7 @@ async def detail(request: web.Request) -> web.Response:
     rec["events"] = await recordings_query.events(api_state(request).pool, uuid.UUID(rec["id"]))
     rec["permissions"] = permissions(p, rec)
     rec["manifest_verification"] = await _verify(request, rec)
-    if p.role != "admin":  # storage layout is for admins
+    if not p.has("settings"):  # storage layout is for administrators
         rec.pop("object_uri", None)
     return web.json_response(rec)
 

@@ -24,7 +24,7 @@ from controller.api.admin_common import (
     versioned,
     wanted_version,
 )
-from controller.api.auth import require_role
+from controller.api.auth import require_right
 from controller.api.errors import ApiError, not_found
 from controller.api.state import api_state
 from controller.policy import PolicyError
@@ -35,7 +35,7 @@ __all__ = ["MAX_BODY"]
 
 
 async def get_account_settings(request: web.Request) -> web.Response:
-    require_role(request, "admin", "supervisor")
+    require_right(request, "view_settings", "settings")
     account = account_id(request)
     view = await policy_admin.get_settings(api_state(request).pool, account)
     if view is None:
@@ -44,7 +44,7 @@ async def get_account_settings(request: web.Request) -> web.Response:
 
 
 async def put_account_settings(request: web.Request) -> web.Response:
-    p = require_role(request, "admin")
+    p = require_right(request, "settings")
     account = account_id(request)
     body = await json_object(request)
     version = wanted_version(request, body)
@@ -63,7 +63,7 @@ async def put_account_settings(request: web.Request) -> web.Response:
 
 
 async def get_number_override(request: web.Request) -> web.Response:
-    require_role(request, "admin", "supervisor")
+    require_right(request, "view_settings", "settings")
     number = await e164(request, request.match_info["number"])
     view = await policy_admin.get_number(api_state(request).pool, number)
     if view is None:
@@ -72,7 +72,7 @@ async def get_number_override(request: web.Request) -> web.Response:
 
 
 async def put_number_override(request: web.Request) -> web.Response:
-    p = require_role(request, "admin")
+    p = require_right(request, "settings")
     number = await e164(request, request.match_info["number"])
     body = await json_object(request)
     version = wanted_version(request, body)
@@ -98,7 +98,7 @@ async def put_number_override(request: web.Request) -> web.Response:
 
 
 async def delete_number_override(request: web.Request) -> web.Response:
-    p = require_role(request, "admin")
+    p = require_right(request, "settings")
     number = await e164(request, request.match_info["number"])
     try:
         found = await policy_admin.clear_number(

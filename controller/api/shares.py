@@ -16,7 +16,7 @@ from aiohttp import web
 
 from controller.api import audio
 from controller.api.admin_common import actor, conflict, json_object, versioned, wanted_version
-from controller.api.auth import principal, require_role
+from controller.api.auth import principal, require_right
 from controller.api.errors import ApiError, not_found
 from controller.api.recordings import open_stored, permissions, visible_recording
 from controller.api.scopes import ALL
@@ -79,10 +79,10 @@ async def list_shares(request: web.Request) -> web.Response:
     """Admins see every link of the recording; others see the links they made."""
     p = principal(request)
     rec = await visible_recording(request)
-    if not permissions(p, rec)["listen"] and p.role != "admin":
+    if not permissions(p, rec)["listen"] and not p.has("settings"):
         raise ApiError(403, "forbidden", "you may not listen to this recording")
     found = await shares.list_for(
-        api_state(request).pool, uuid.UUID(rec["id"]), created_by=None if p.role == "admin" else p.name
+        api_state(request).pool, uuid.UUID(rec["id"]), created_by=None if p.has("settings") else p.name
     )
     return web.json_response({"shares": [s.as_dict() for s in found]})
 
@@ -96,7 +96,7 @@ async def revoke_share(request: web.Request) -> web.Response:
         raise not_found("share") from None
     pool = api_state(request).pool
     share = await shares.get(pool, uuid.UUID(rec["id"]), share_id) if 0 < share_id < 2**62 else None
-    if share is None or (p.role != "admin" and share.created_by != p.name):
+    if share is None or (not p.has("settings") and share.created_by != p.name):
         raise not_found("share")
     revoked = await shares.revoke(pool, share, actor=actor(request, p))
     return web.json_response(revoked.as_dict())
@@ -108,7 +108,7 @@ async def get_limits(request: web.Request) -> web.Response:
 
 
 async def put_limits(request: web.Request) -> web.Response:
-    p = require_role(request, "admin")
+    p = require_right(request, "settings")
     body = await json_object(request)
     version = wanted_version(request, body)
     try:

@@ -1,16 +1,27 @@
 """`callrec users add|list|revoke|token`: API users and their bearer tokens.
 
-A token is printed exactly once, when created; only its hash is stored.
+A token is printed exactly once, when created; only its hash is stored. Permissions belong to the
+user's role (`callrec roles`); `--listen-scope` / `--download-scope` pick a role like `--role` with
+those scopes (an existing one that grants exactly that, or a new one named after it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 
+from controller.access.audit import Who, log
 from controller.commands._common import config_from_args, open_pool
 from storage import users
+
+
+def cli_actor() -> Who:
+    try:
+        return Who(f"cli:{getpass.getuser()}")
+    except (KeyError, OSError):
+        return Who("cli")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,12 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     add = cmds.add_parser("add", help="create a user and print their bearer token (shown once)")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=("admin", "supervisor", "agent"))
-    add.add_argument("--agent-ext", default="", help="the agent's extension (required for --role agent)")
+    add.add_argument("--role", required=True, help="a role: admin, supervisor, agent or one you added (callrec roles)")
+    add.add_argument("--agent-ext", default="", help="the extension the user answers calls on (needed for agent)")
+    add.add_argument("--ring-group", action="append", default=[], help="a ring group the user belongs to (repeat)")
     add.add_argument(
-        "--listen-scope", default="all", help="all | none | ring_group:<id> | agent:<ext> (comma list); default all"
+        "--listen-scope",
+        default=None,
+        help="instead of the role's: all | none | ring_group | agent | ring_group:<id> | agent:<ext> (comma list)",
     )
-    add.add_argument("--download-scope", default="none", help="same forms as --listen-scope; default none")
+    add.add_argument("--download-scope", default=None, help="instead of the role's; same forms as --listen-scope")
     add.set_defaults(handler=_add)
 
     ls = cmds.add_parser("list", help="list users (never tokens)")
@@ -55,18 +69,18 @@ def _run(args: argparse.Namespace, work) -> int:  # type: ignore[no-untyped-def]
 
 def _add(args: argparse.Namespace) -> int:
     async def work(pool) -> int:  # type: ignore[no-untyped-def]
-        user, token = await users.add_user(
-            pool,
-            args.name,
-            args.role,
-            agent_ext=args.agent_ext,
-            listen_scope=args.listen_scope,
-            download_scope=args.download_scope,
-        )
-        print(
-            f"user {user.name} ({user.role}) listen={user.listen_scope} download={user.download_scope}",
-            file=sys.stderr,
-        )
+        async with users.transaction(pool) as c:
+            user, token = await users.add_user(
+                c,
+                args.name,
+                args.role,
+                agent_ext=args.agent_ext,
+                listen_scope=args.listen_scope,
+                download_scope=args.download_scope,
+                ring_groups=args.ring_group,
+            )
+            await log(c, cli_actor(), "user.create", f"user:{user.name}", new=user.as_dict())
+        print(f"user {user.name} (role {user.role})", file=sys.stderr)
         print("token (shown once; store it now):", file=sys.stderr)
         print(token)
         return 0
@@ -77,13 +91,11 @@ def _add(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     async def work(pool) -> int:  # type: ignore[no-untyped-def]
         rows = await users.list_users(pool)
-        print(f"{'NAME':<20} {'ROLE':<10} {'EXT':<8} {'LISTEN':<24} {'DOWNLOAD':<24} {'TOKENS':>6}  STATUS")
+        print(f"{'NAME':<20} {'ROLE':<24} {'EXT':<8} {'RING GROUPS':<24} {'TOKENS':>6}  STATUS")
         for u in rows:
             status = "disabled" if u.disabled else "active"
-            print(
-                f"{u.name:<20} {u.role:<10} {u.agent_ext:<8} {u.listen_scope:<24} {u.download_scope:<24}"
-                f" {u.tokens:>6}  {status}"
-            )
+            groups = ",".join(u.ring_groups) or "-"
+            print(f"{u.name:<20} {u.role:<24} {u.agent_ext:<8} {groups:<24} {u.tokens:>6}  {status}")
         return 0
 
     return _run(args, work)
@@ -91,7 +103,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     async def work(pool) -> int:  # type: ignore[no-untyped-def]
-        n = await users.revoke_user(pool, args.name)
+        async with users.transaction(pool) as c:
+            n = await users.revoke_user(c, args.name)
+            await log(c, cli_actor(), "user.revoke", f"user:{args.name}", new={"disabled": True, "tokens_revoked": n})
         print(f"user {args.name} disabled; {n} token(s) revoked", file=sys.stderr)
         return 0
 
@@ -100,7 +114,9 @@ def _revoke(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     async def work(pool) -> int:  # type: ignore[no-untyped-def]
-        token = await users.issue_token(pool, args.name)
+        async with users.transaction(pool) as c:
+            token = await users.issue_token(c, args.name)
+            await log(c, cli_actor(), "user.token_issue", f"user:{args.name}")
         print("token (shown once; store it now):", file=sys.stderr)
         print(token)
         return 0

@@ -3,9 +3,10 @@ served on a real TCP port and called over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,8 @@ USERS: dict[str, tuple[str, str, str, str]] = {
     "sup_mixed": ("supervisor", "", "all", "agent:2002"),
     "sup_dl_only": ("supervisor", "", "none", "ring_group:support"),
     "sup_none": ("supervisor", "", "none", "none"),
+    "sup_default": ("supervisor", "", "all", "none"),
+    "admin_default": ("admin", "", "all", "none"),
     "agent_2001": ("agent", "2001", "all", "none"),
     "agent_2002_dl": ("agent", "2002", "none", "all"),
     "agent_2003_ring": ("agent", "2003", "ring_group:sales", "none"),
@@ -165,9 +168,29 @@ def reset_live(live: MemoryLive) -> None:
         live.put(call_view(cid, **kw))  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-async def world(api_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    tmp = tmp_path_factory.mktemp("api")
+UserMaker = Callable[[asyncpg.Pool], Awaitable[dict[str, str]]]
+
+
+async def add_test_users(pool: asyncpg.Pool) -> dict[str, str]:
+    """USERS through today's code (their scopes become roles), plus a revoked admin; name -> token.
+
+    An agent's scopes used to mean "within my own calls"; today that is the scope term `agent`.
+    """
+    tokens = {}
+    for name, (role, ext, listen, download) in USERS.items():
+        if role == "agent":
+            listen, download = ("none" if s == "none" else "agent" for s in (listen, download))
+        _, tokens[name] = await users.add_user(
+            pool, name, role, agent_ext=ext, listen_scope=listen, download_scope=download
+        )
+    _, tokens["revoked"] = await users.add_user(pool, "revoked", "admin", download_scope="all")
+    await users.revoke_user(pool, "revoked")
+    return tokens
+
+
+@contextlib.asynccontextmanager
+async def serve_world(dsn: str, tmp: Path, make_users: UserMaker) -> AsyncIterator[World]:
+    """The API on a real port over `dsn`, with the users `make_users` creates and four recordings."""
     identity = pyrage.x25519.Identity.generate()
     (tmp / "identity.txt").write_text(f"# test identity\n{identity}\n")
     (tmp / "spool").mkdir()
@@ -177,19 +200,14 @@ async def world(api_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Async
         storage=StorageConfig(path=str(tmp / "recordings")),
         encryption=EncryptionConfig(recipients=(str(identity.to_public()),), identity_file=str(tmp / "identity.txt")),
     )
-    pool = await db.create_pool(api_dsn, min_size=1, max_size=10)
+    pool = await db.create_pool(dsn, min_size=1, max_size=10)
     await repo.put_account_settings(pool, "main", {"agent_pause_allowed": False})
     live = MemoryLive()
     reset_live(live)
     app = create_app(config, pool, live, Metrics(), {"pbx:fs1": lambda: {"ok": True, "connected": True}})
     runner, port = await start_api(app, "127.0.0.1", 0)
     w = World(f"http://127.0.0.1:{port}", pool, live, config)
-    for name, (role, ext, listen, download) in USERS.items():
-        _, w.tokens[name] = await users.add_user(
-            pool, name, role, agent_ext=ext, listen_scope=listen, download_scope=download
-        )
-    _, w.tokens["revoked"] = await users.add_user(pool, "revoked", "admin", download_scope="all")
-    await users.revoke_user(pool, "revoked")
+    w.tokens.update(await make_users(pool))
 
     store = config.storage_path / "2026" / "11" / "21"
     store.mkdir(parents=True)
@@ -218,8 +236,16 @@ async def world(api_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Async
             object_uri=uri,
             duration_ms=3000 if state == "stored" else None,
         )
-    async with aiohttp.ClientSession() as session:
-        w.session = session
+    try:
+        async with aiohttp.ClientSession() as session:
+            w.session = session
+            yield w
+    finally:
+        await runner.cleanup()
+        await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def world(api_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    async with serve_world(api_dsn, tmp_path_factory.mktemp("api"), add_test_users) as w:
         yield w
-    await runner.cleanup()
-    await pool.close()

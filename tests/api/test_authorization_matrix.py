@@ -1,14 +1,24 @@
 """Every role, scope and route: allowed requests succeed, the rest get 403 — or 404 where a 403 would
 tell the caller that a recording or call they may not see exists.
 
-The expectations are written out per user (not derived from the code under test).
+The expectations are written out per user (not derived from the code under test). They are the rights
+users had when permissions lived on each user, and they are checked twice: on users created by
+today's code, and on users created with the pre-roles schema (migrations 001-002 and the old code's
+inserts) then upgraded by the roles migration — an upgrade changes nobody's rights.
 """
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
 import pytest
 
-from tests.api.conftest import USERS, World, reset_live
+from storage import db
+from storage.users import hash_token
+from tests.api.conftest import USERS, World, _with_database, reset_live, serve_world
 
 ALL_RECS = {"sales", "support", "direct", "live"}
 STORED = {"sales", "support", "direct"}
@@ -22,6 +32,8 @@ RECORDINGS: dict[str, tuple[set[str], set[str], set[str]]] = {
     "sup_mixed": (ALL_RECS, ALL_RECS, {"support"}),
     "sup_dl_only": ({"support"}, set(), {"support"}),
     "sup_none": (set(), set(), set()),
+    "sup_default": (ALL_RECS, ALL_RECS, set()),
+    "admin_default": (ALL_RECS, ALL_RECS, set()),
     "agent_2001": ({"sales", "live"}, {"sales", "live"}, set()),
     "agent_2002_dl": ({"support"}, set(), {"support"}),
     "agent_2003_ring": ({"direct"}, {"direct"}, set()),
@@ -36,40 +48,121 @@ CALLS: dict[str, tuple[set[str], set[str]]] = {
     "sup_mixed": (ALL_CALLS, ALL_CALLS),
     "sup_dl_only": ({"call_support"}, {"call_support"}),
     "sup_none": (set(), set()),
+    "sup_default": (ALL_CALLS, ALL_CALLS),
+    "admin_default": (ALL_CALLS, ALL_CALLS),
     "agent_2001": ({"call_sales"}, {"call_sales"}),  # own call, account allows agent pause on it
     "agent_2002_dl": ({"call_support"}, set()),  # own call, but agent pause is off for it
     "agent_2003_ring": ({"call_direct"}, set()),
 }
-ADMIN_ONLY_WRITE = {"admin", "admin_nodl"}
+ADMIN_ONLY_WRITE = {"admin", "admin_nodl", "admin_default"}
 SETTINGS_READERS = {u for u, spec in USERS.items() if spec[0] in ("admin", "supervisor")}
+
+
+LEGACY_MIGRATIONS = 2  # the schema before roles: 001_initial, 002_recordings_customer_leg
+
+
+async def _legacy_users(dsn: str) -> dict[str, str]:
+    """Apply only the pre-roles migrations, insert USERS exactly as the old code did, then upgrade."""
+    conn = await db.connect(dsn)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for m in db.migrations():
+            if m.version <= LEGACY_MIGRATIONS:
+                async with conn.transaction():
+                    await conn.execute(m.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name
+                    )
+        tokens = {}
+        old = {**USERS, "revoked": ("admin", "", "all", "all")}
+        for name, (role, ext, listen, download) in old.items():
+            uid = await conn.fetchval(
+                "INSERT INTO users (name, role, agent_ext, listen_scope, download_scope)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                name, role, ext, listen, download,
+            )  # fmt: skip
+            tokens[name] = "crk_" + secrets.token_urlsafe(32)
+            await conn.execute(
+                "INSERT INTO api_tokens (user_id, token_hash) VALUES ($1, $2)", uid, hash_token(tokens[name])
+            )
+        await conn.execute("UPDATE users SET disabled = true WHERE name = 'revoked'")
+        await conn.execute(
+            "UPDATE api_tokens SET revoked = true WHERE user_id = (SELECT id FROM users WHERE name = 'revoked')"
+        )
+        applied = await db.migrate(conn)
+        assert "003_roles_ring_groups" in applied
+    finally:
+        await conn.close()
+    return tokens
+
+
+@pytest.fixture(scope="session")
+async def migrated_world(server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    name = f"callrec_legacy_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = _with_database(server_dsn, name)
+    tokens = await _legacy_users(dsn)
+
+    async def keep(pool: asyncpg.Pool) -> dict[str, str]:
+        return tokens
+
+    async with serve_world(dsn, Path(tmp_path_factory.mktemp("legacy")), keep) as w:
+        yield w
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(params=["current", "migrated"])
+def any_world(request: pytest.FixtureRequest) -> World:
+    """The matrix runs on users made by today's code and on users upgraded from the old schema."""
+    return request.getfixturevalue("world" if request.param == "current" else "migrated_world")  # type: ignore[no-any-return]
 
 
 def test_table_covers_every_user() -> None:
     assert set(RECORDINGS) == set(USERS) == set(CALLS)
 
 
+async def test_upgrade_assigns_builtin_or_generated_roles(migrated_world: World) -> None:
+    """Users whose rights equal a built-in role's defaults get it; others a role named after their rights."""
+    rows = await migrated_world.pool.fetch("SELECT name, role FROM users")
+    got = {r["name"]: r["role"] for r in rows}
+    assert got["sup_default"] == "supervisor" and got["admin_default"] == "admin"
+    assert got["sup_sales"] == "supervisor-listen-ring_group_sales-download-none"
+    assert got["agent_2001"] == got["agent_2003_ring"] == "agent-listen-agent-download-none"
+    assert got["agent_2002_dl"] == "agent-listen-none-download-agent"
+    cols = {r["column_name"] for r in await migrated_world.pool.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'users'")}  # fmt: skip
+    assert not cols & {"listen_scope", "download_scope"}  # permissions live on roles only
+
+
 @pytest.mark.parametrize("user", sorted(USERS))
-async def test_recordings_search_returns_exactly_the_scope(world: World, user: str) -> None:
-    r = await world.request("GET", "/api/v1/recordings?limit=500", user)
+async def test_recordings_search_returns_exactly_the_scope(any_world: World, user: str) -> None:
+    r = await any_world.request("GET", "/api/v1/recordings?limit=500", user)
     assert r.status == 200
     body = await r.json()
-    got = {label for label, rid in world.recordings.items() if rid in {x["id"] for x in body["recordings"]}}
+    got = {label for label, rid in any_world.recordings.items() if rid in {x["id"] for x in body["recordings"]}}
     visible, listen, download = RECORDINGS[user]
     assert got == visible
     for row in body["recordings"]:
-        label = next(k for k, v in world.recordings.items() if v == row["id"])
+        label = next(k for k, v in any_world.recordings.items() if v == row["id"])
         assert row["permissions"] == {"listen": label in listen, "download": label in download}
 
 
 @pytest.mark.parametrize("user", sorted(USERS))
-async def test_recording_detail_audio_waveform(world: World, user: str) -> None:
+async def test_recording_detail_audio_waveform(any_world: World, user: str) -> None:
     visible, listen, download = RECORDINGS[user]
-    for label, rid in world.recordings.items():
-        detail = await world.request("GET", f"/api/v1/recordings/{rid}", user)
+    for label, rid in any_world.recordings.items():
+        detail = await any_world.request("GET", f"/api/v1/recordings/{rid}", user)
         assert detail.status == (200 if label in visible else 404), (label, detail.status)
 
         for query, allowed in (("", listen), ("?download=1", download)):
-            r = await world.request("GET", f"/api/v1/recordings/{rid}/audio{query}", user)
+            r = await any_world.request("GET", f"/api/v1/recordings/{rid}/audio{query}", user)
             if label not in visible:
                 expected = 404
             elif label not in allowed:
@@ -80,11 +173,11 @@ async def test_recording_detail_audio_waveform(world: World, user: str) -> None:
                 expected = 200
             assert r.status == expected, (label, query, r.status, await r.text())
             if expected == 200:
-                assert await r.read() == world.wavs[label]
+                assert await r.read() == any_world.wavs[label]
             else:
                 assert (await r.json())["error"]["code"]
 
-        wf = await world.request("GET", f"/api/v1/recordings/{rid}/waveform", user)
+        wf = await any_world.request("GET", f"/api/v1/recordings/{rid}/waveform", user)
         expected = 404 if label not in visible else 403 if label not in listen else 409 if label not in STORED else 200
         assert wf.status == expected, (label, wf.status)
 
@@ -98,49 +191,49 @@ async def test_not_found_is_indistinguishable_from_out_of_scope(world: World) ->
 
 
 @pytest.mark.parametrize("user", sorted(USERS))
-async def test_live_calls_and_pause(world: World, user: str) -> None:
+async def test_live_calls_and_pause(any_world: World, user: str) -> None:
     visible, pausable = CALLS[user]
-    reset_live(world.live)
-    r = await world.request("GET", "/api/v1/calls", user)
+    reset_live(any_world.live)
+    r = await any_world.request("GET", "/api/v1/calls", user)
     assert r.status == 200
     assert {c["id"] for c in (await r.json())["calls"]} == visible
     for cid in sorted(ALL_CALLS):
-        one = await world.request("GET", f"/api/v1/calls/{cid}", user)
+        one = await any_world.request("GET", f"/api/v1/calls/{cid}", user)
         assert one.status == (200 if cid in visible else 404)
-        p = await world.request("POST", f"/api/v1/calls/{cid}/recording/pause", user)
+        p = await any_world.request("POST", f"/api/v1/calls/{cid}/recording/pause", user)
         if cid not in visible:
             assert p.status == 404
         elif cid in pausable:
             assert p.status == 200, await p.text()
             assert (await p.json())["recording"]["state"] == "paused"
-            assert world.live.calls[cid]["recording"]["state"] == "paused"
-            back = await world.request("POST", f"/api/v1/calls/{cid}/recording/resume", user)
+            assert any_world.live.calls[cid]["recording"]["state"] == "paused"
+            back = await any_world.request("POST", f"/api/v1/calls/{cid}/recording/resume", user)
             assert back.status == 200
-            assert world.live.calls[cid]["recording"]["state"] == "recording"
+            assert any_world.live.calls[cid]["recording"]["state"] == "recording"
         else:
             assert p.status == 403
             err = (await p.json())["error"]
             assert err["code"] == "pause_refused" and err["reason"] == "policy"
-            assert world.live.calls[cid]["recording"]["state"] == "recording"
+            assert any_world.live.calls[cid]["recording"]["state"] == "recording"
 
 
 @pytest.mark.parametrize("user", sorted(USERS))
-async def test_settings_and_audit_roles(world: World, user: str) -> None:
+async def test_settings_and_audit_roles(any_world: World, user: str) -> None:
     can_read, can_write = user in SETTINGS_READERS, user in ADMIN_ONLY_WRITE
-    r = await world.request("GET", "/api/v1/accounts/main/settings", user)
+    r = await any_world.request("GET", "/api/v1/accounts/main/settings", user)
     assert r.status == (200 if can_read else 403)
-    r = await world.request("PUT", "/api/v1/accounts/main/settings", user, json={"retention_days": 200})
+    r = await any_world.request("PUT", "/api/v1/accounts/main/settings", user, json={"retention_days": 200})
     assert r.status == (200 if can_write else 403)
     number = "/api/v1/numbers/%2B15551230001/override"
-    r = await world.request("PUT", number, user, json={"account": "main", "override": {"record_inbound": False}})
+    r = await any_world.request("PUT", number, user, json={"account": "main", "override": {"record_inbound": False}})
     assert r.status == (200 if can_write else 403)
     if not can_write:  # let readers see one
-        await world.request("PUT", number, "admin", json={"account": "main", "override": {"record_inbound": False}})
-    r = await world.request("GET", number, user)
+        await any_world.request("PUT", number, "admin", json={"account": "main", "override": {"record_inbound": False}})
+    r = await any_world.request("GET", number, user)
     assert r.status == (200 if can_read else 403)
-    r = await world.request("DELETE", number, user)
+    r = await any_world.request("DELETE", number, user)
     assert r.status == (204 if can_write else 403)
-    r = await world.request("GET", "/api/v1/audit", user)
+    r = await any_world.request("GET", "/api/v1/audit", user)
     assert r.status == (200 if USERS[user][0] == "admin" else 403)
 
 
@@ -223,13 +316,13 @@ async def test_share_links_follow_listen_and_download_scopes(world: World, user:
     ],
 )
 @pytest.mark.parametrize("who", ["nobody", "garbage", "revoked"])
-async def test_no_valid_token_is_401(world: World, method: str, path: str, who: str) -> None:
+async def test_no_valid_token_is_401(any_world: World, method: str, path: str, who: str) -> None:
     headers = {
         "nobody": {},
         "garbage": {"Authorization": "Bearer crk_not-a-token"},
-        "revoked": world.headers("revoked"),
+        "revoked": any_world.headers("revoked"),
     }
-    r = await world.request(method, path, headers=headers[who])
+    r = await any_world.request(method, path, headers=headers[who])
     assert r.status == 401
     assert (await r.json())["error"]["code"] == "unauthorized"
     assert r.headers["WWW-Authenticate"].startswith("Bearer")

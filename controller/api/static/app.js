@@ -75,12 +75,27 @@ function connectEvents() {
 
 function recState(call) { return (call.recording && call.recording.state) || "not_recording"; }
 
+// Is the call inside a resolved scope from /api/v1/me ("all", "none", or ring_group:<id>/agent:<ext> list)?
+function covers(scope, call) {
+  if (scope === "all") return true;
+  if (!scope || scope === "none") return false;
+  const groups = new Set([call.ring_group, ...(call.ring_groups || [])].filter(Boolean));
+  const agents = new Set([call.agent, ...(call.agents || [])].filter(Boolean));
+  for (const seg of (call.timeline && call.timeline.segments) || []) {
+    if (seg.class === "ring_group") groups.add(seg.party); else if (seg.party) agents.add(seg.party);
+  }
+  return scope.split(",").some((term) => {
+    const [kind, id] = term.split(":");
+    return (kind === "ring_group" && groups.has(id)) || (kind === "agent" && agents.has(id));
+  });
+}
+
 function mayPause(call) {
   const me = state.me;
   if (!me) return false;
-  if (me.role === "admin" || me.role === "supervisor") return true;
+  if (covers(me.pause_scope, call)) return true;
   const settings = (call.recording && call.recording.decision && call.recording.decision.settings) || {};
-  return me.role === "agent" && call.agent === me.agent_ext && !!settings.agent_pause_allowed;
+  return !!me.agent_pause && call.agent === me.agent_ext && !!settings.agent_pause_allowed;
 }
 
 function badge(st) {
