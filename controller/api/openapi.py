@@ -394,7 +394,7 @@ def _op(
 
 def _pause_op(action: str) -> dict[str, Any]:
     return _op(
-        f"{action.capitalize()} the call's recording (the role's pause scope; its `agent` term: own call where policy allows)",
+        f"{action.capitalize()} the call's recording (role's pause scope; `agent`: own call where policy allows)",
         {"200": _json(_ref("LiveCall")), **_errors(401, 403, 404, 409, 503)},
         params=[_CALL_ID],
         tag="calls",
@@ -582,7 +582,7 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/accounts/{account_id}/numbers": {
             "get": _op(
-                "The account's numbers: each override, effective value and source per field (view_settings or settings right)",
+                "The account's numbers: each override, effective value and source per field (view_settings right)",
                 {"200": _json(_ref("NumberList")), **_errors(400, 401, 403, 404)},
                 params=[_ACCOUNT],
                 tag="settings",
@@ -613,7 +613,7 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/policy/explain": {
             "get": _op(
-                "Why a call would (not) be recorded: `callrec policy explain` over HTTP (view_settings or settings right)",
+                "Why a call would (not) be recorded: `callrec policy explain` over HTTP (view_settings right)",
                 {"200": _json(_ref("Explanation")), **_errors(400, 401, 403)},
                 params=[
                     {
