@@ -245,6 +245,32 @@ async def serve_world(dsn: str, tmp: Path, make_users: UserMaker) -> AsyncIterat
         await pool.close()
 
 
+@contextlib.asynccontextmanager
+async def own_database(server_dsn: str, prefix: str) -> AsyncIterator[str]:
+    """A throw-away database (not migrated), dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield _with_database(server_dsn, name)
+    finally:
+        admin = await asyncpg.connect(server_dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def scratch_world(server_dsn: str, tmp_path: Path) -> AsyncIterator[World]:
+    """A world of its own for tests that change users, roles or tokens at random (schemathesis)."""
+    async with own_database(server_dsn, "callrec_scratch") as dsn:
+        conn = await db.connect(dsn)
+        await db.migrate(conn)
+        await conn.close()
+        async with serve_world(dsn, tmp_path, add_test_users) as w:
+            yield w
+
+
 @pytest.fixture(scope="session")
 async def world(api_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     async with serve_world(api_dsn, tmp_path_factory.mktemp("api"), add_test_users) as w:

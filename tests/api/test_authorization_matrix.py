@@ -18,7 +18,7 @@ import pytest
 
 from storage import db
 from storage.users import hash_token
-from tests.api.conftest import USERS, World, _with_database, reset_live, serve_world
+from tests.api.conftest import USERS, World, own_database, reset_live, serve_world
 
 ALL_RECS = {"sales", "support", "direct", "live"}
 STORED = {"sales", "support", "direct"}
@@ -101,21 +101,14 @@ async def _legacy_users(dsn: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 async def migrated_world(server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    name = f"callrec_legacy_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    dsn = _with_database(server_dsn, name)
-    tokens = await _legacy_users(dsn)
+    async with own_database(server_dsn, "callrec_legacy") as dsn:
+        tokens = await _legacy_users(dsn)
 
-    async def keep(pool: asyncpg.Pool) -> dict[str, str]:
-        return tokens
+        async def keep(pool: asyncpg.Pool) -> dict[str, str]:
+            return tokens
 
-    async with serve_world(dsn, Path(tmp_path_factory.mktemp("legacy")), keep) as w:
-        yield w
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+        async with serve_world(dsn, Path(tmp_path_factory.mktemp("legacy")), keep) as w:
+            yield w
 
 
 @pytest.fixture(params=["current", "migrated"])

@@ -1,5 +1,8 @@
 """Schemathesis against our own OpenAPI document: generated requests (valid and invalid) on every
-route with an admin token; zero server errors, and responses must match the documented schemas."""
+route with an admin token; zero server errors, and responses must match the documented schemas.
+
+It runs on a world of its own: with an admin token it creates, changes and disables users, roles and
+tokens at random, which must not leak into the other API tests."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from tests.api.conftest import World, reset_live
 ST = str(Path(sys.executable).with_name("st"))
 
 
-async def test_schemathesis_finds_no_server_errors(world: World, tmp_path: Path) -> None:
+async def test_schemathesis_finds_no_server_errors(scratch_world: World, tmp_path: Path) -> None:
+    world = scratch_world
     reset_live(world.live)
     proc = await asyncio.create_subprocess_exec(
         ST, "run", f"{world.base}/api/v1/openapi.json",
