@@ -135,6 +135,19 @@ class PolicyDecision:
         stop = cls is NumberClass.EXTERNAL and not self.settings.continue_on_external_transfer
         return TransferDecision(target, cls, stop)
 
+    def record_reason(self) -> str:
+        """Why the call is (not) recorded, as a sentence for logs: the rule that decided."""
+        source = self.sources.get("record", "")
+        if source == "dialplan":
+            return f"the dialplan hook set callrec_record={'force' if self.record else 'never'}"
+        if source.startswith("direction:"):
+            kind = "internal calls" if self.direction is Direction.INTERNAL else "calls of unknown direction"
+            return f"{kind} are recorded only when the dialplan hook forces it"
+        setting = f"record_{self.direction.value} = {'true' if self.record else 'false'}"
+        if source.startswith("number:"):
+            return f"number {self.number} sets {setting}"
+        return f"account {self.account_id} sets {setting}"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "record": self.record,

@@ -303,7 +303,13 @@ class Recorder:
         decision = node.decisions[call.id]
         if rec is None or rec.id not in node.started:
             self.metrics.inc("callrec_calls_not_recorded_total", pbx=node.driver.name, direction=call.direction.value)
-            log.info("%s: call %s (%s) not recorded: %s", node.driver.name, call.id, call.direction, decision.sources)
+            if not decision.record:
+                why = decision.record_reason()
+            elif call.customer_leg is None:
+                why = "the policy says record, but the call has no customer leg to record"
+            else:
+                why = "the policy says record, but no recording was started for it"
+            log.info("%s: %s call %s not recorded: %s", node.driver.name, call.direction.value, call.id, why)
             self._notify(node, call)
             return
         rec_id = rec.id

@@ -148,8 +148,7 @@ class Service:
 
         workers = [FinalizeWorker(pool, cfg, self.metrics, self.node_id) for _ in range(cfg.finalize.workers)]
         self.finalizer = workers[0]
-        report = await startup_sweep(pool, cfg, self.finalizer)
-        log.info("startup sweep: %s", report.summary())
+        await startup_sweep(pool, cfg, self.finalizer)  # logs its own summary
         for i, worker in enumerate(workers):
             self._spawn(worker.run(), f"finalize-{i}")
         self._retention = RetentionScheduler(pool, cfg, self.metrics)
