@@ -19,13 +19,14 @@ sys.path.insert(0, str(ROOT / "lab"))
 from bootstrap import ensure_venv, install_debian_packages  # noqa: E402
 
 DEBIAN_PACKAGES = {"age": "age", "chromium": "chromium", "baresip-core": "baresip"}
+CHECKS = (["ruff", "check", "."], ["mypy", "controller", "storage"])  # before pytest; README's Quick start names them
 
 
 def main() -> int:
     python = ensure_venv("test")
     install_debian_packages(DEBIAN_PACKAGES)
     os.chdir(ROOT)
-    for check in (["ruff", "check", "."], ["mypy", "controller", "storage"]):
+    for check in CHECKS:
         lint = subprocess.run([str(python), "-m", *check])
         if lint.returncode != 0:
             print(f"{check[0]} found problems (see above)", file=sys.stderr)
