@@ -319,3 +319,91 @@ async def test_no_valid_token_is_401(any_world: World, method: str, path: str, w
     assert r.status == 401
     assert (await r.json())["error"]["code"] == "unauthorized"
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+# --- admin rights by the access routes (roles, users, ring groups), settings and audit -----------------
+
+# role name -> rights, for users whose role grants exactly one right (or none)
+RIGHTS_ONLY = {
+    "r_users": ["users"],
+    "r_roles": ["roles"],
+    "r_audit": ["audit"],
+    "r_settings": ["settings"],
+    "r_view_settings": ["view_settings"],
+    "r_nothing": [],
+}
+ALL_RIGHTS = {"view_settings", "settings", "users", "roles", "audit"}
+# user -> the rights their role grants (admins had everything; supervisors could read settings)
+RIGHTS: dict[str, set[str]] = {
+    **{u: ALL_RIGHTS for u, spec in USERS.items() if spec[0] == "admin"},
+    **{u: {"view_settings"} for u, spec in USERS.items() if spec[0] == "supervisor"},
+    **{u: set() for u, spec in USERS.items() if spec[0] == "agent"},
+    **{f"u_{r}": set(rights) for r, rights in RIGHTS_ONLY.items()},
+}
+
+
+@pytest.fixture(scope="session")
+async def rights_world(world: World) -> World:
+    """The shared world plus one user per single-right role."""
+    for role, rights in RIGHTS_ONLY.items():
+        r = await world.request("POST", "/api/v1/roles", "admin", json={"name": role, "rights": rights})
+        assert r.status == 201, await r.text()
+        r = await world.request("POST", "/api/v1/users", "admin", json={"name": f"u_{role}", "role": role})
+        assert r.status == 201, await r.text()
+        world.tokens[f"u_{role}"] = (await r.json())["token"]
+    return world
+
+
+def test_rights_table_covers_every_user() -> None:
+    assert set(RIGHTS) == set(USERS) | {f"u_{r}" for r in RIGHTS_ONLY}
+
+
+@pytest.mark.parametrize("user", sorted(RIGHTS))
+async def test_access_routes_need_their_right(rights_world: World, user: str) -> None:
+    w, rights = rights_world, RIGHTS[user]
+
+    async def call(method: str, path: str, right: str | tuple[str, ...], ok: int, **kw: object) -> object:
+        r = await w.request(method, path, user, **kw)
+        needed = (right,) if isinstance(right, str) else right
+        allowed = bool(rights.intersection(needed))
+        assert r.status == (ok if allowed else 403), (method, path, r.status, await r.text())
+        return await r.json() if r.status != 204 else None
+
+    # roles: a role of the user's own to create, read, change and delete
+    role = f"tmp-{user}"
+    await call("GET", "/api/v1/roles", "roles", 200)
+    await call("POST", "/api/v1/roles", "roles", 201, json={"name": role})
+    target = role if "roles" in rights else "supervisor"  # forbidden callers aim at a real role
+    await call("GET", f"/api/v1/roles/{target}", "roles", 200)
+    await call("PUT", f"/api/v1/roles/{target}", "roles", 200, json={"description": "matrix"})
+    await call("DELETE", f"/api/v1/roles/{target}", "roles", 204)
+
+    # users: create, read, change, issue and revoke a token
+    await call("GET", "/api/v1/users", "users", 200)
+    created = await call("POST", "/api/v1/users", "users", 201, json={"name": f"tmp-{user}", "role": "supervisor"})
+    uid = created["user"]["id"] if isinstance(created, dict) and "user" in created else 1  # type: ignore[index]
+    await call("GET", f"/api/v1/users/{uid}", "users", 200)
+    await call("PUT", f"/api/v1/users/{uid}", "users", 200, json={"agent_ext": "7777"})
+    tok = await call("POST", f"/api/v1/users/{uid}/tokens", "users", 201)
+    tid = tok["id"] if isinstance(tok, dict) and "id" in tok else 1  # type: ignore[index]
+    await call("DELETE", f"/api/v1/users/{uid}/tokens/{tid}", "users", 200)
+
+    # ring groups (membership is access, so the users right)
+    gid = f"rg-{user}".replace("_", "-")
+    await call("GET", "/api/v1/ring-groups", "users", 200)
+    await call("POST", "/api/v1/ring-groups", "users", 201, json={"id": gid})
+    target_group = gid if "users" in rights else "sales-x"
+    await call("GET", f"/api/v1/ring-groups/{target_group}", "users", 200)
+    await call("PUT", f"/api/v1/ring-groups/{target_group}", "users", 200, json={"name": "matrix"})
+    await call("PUT", f"/api/v1/ring-groups/{target_group}/members/{uid}", "users", 200)
+    await call("DELETE", f"/api/v1/ring-groups/{target_group}/members/{uid}", "users", 200)
+    await call("DELETE", f"/api/v1/ring-groups/{target_group}", "users", 204)
+
+    # settings and audit by right
+    await call("GET", "/api/v1/accounts/main/settings", ("view_settings", "settings"), 200)
+    await call("PUT", "/api/v1/accounts/main/settings", "settings", 200, json={"retention_days": 200})
+    await call("GET", "/api/v1/audit", "audit", 200)
+
+    if "roles" not in rights:  # the forbidden calls changed nothing
+        r = await w.request("GET", "/api/v1/roles/supervisor", "admin")
+        assert (await r.json())["description"] != "matrix"
