@@ -18,8 +18,10 @@ from controller.drivers.freeswitch import FreeSwitchDriver
 from controller.metrics import Metrics
 from controller.policy import Account, PolicySet, settings_from_dict
 from controller.recorder import Recorder
+from controller.service import PolicyCache
 from lab import scenarios as sc
 from lab.esl_sim import CallHandle, EslSimulator
+from storage import repo
 from storage.finalize import FinalizeWorker, ensure_signing_key
 from tests.api.conftest import World
 
@@ -33,6 +35,7 @@ class RealStack:
     recorder: Recorder
     finalize: FinalizeWorker
     pbx: str
+    policy: PolicyCache | None = None
 
     async def play(self, name: str, on_step: Callable[[Any, CallHandle], Any]) -> CallHandle:
         return await self.sim.run(sc.get(name), on_step=on_step)
@@ -50,9 +53,11 @@ class RealStack:
 
 @asynccontextmanager
 async def real_stack(
-    world: World, tmp_path: Path, settings: dict[str, Any], *, time_scale: float = 0.0
+    world: World, tmp_path: Path, settings: dict[str, Any], *, time_scale: float = 0.0, policy_from_db: bool = False
 ) -> AsyncIterator[RealStack]:
-    """`time_scale` 1.0 plays scenario talk time in real time (timeline offsets then match the audio)."""
+    """`time_scale` 1.0 plays scenario talk time in real time (timeline offsets then match the audio).
+    `policy_from_db`: the recorder follows the database as the service's does (PolicyCache, reloaded
+    when the API changes a setting), starting from `settings` written to account main."""
     pbx = "fs-api-" + secrets.token_hex(3)
     spool = tmp_path / "spool"
     spool.mkdir()
@@ -61,8 +66,17 @@ async def real_stack(
     sim = EslSimulator(password=PASSWORD, time_scale=time_scale)
     await sim.start()
     driver = FreeSwitchDriver(pbx, "127.0.0.1", sim.port, PASSWORD, record_dir=str(spool), backoff_initial=0.05)
-    policy = PolicySet(accounts={"main": Account("main", settings_from_dict(dict(settings)))})
-    recorder = Recorder(world.pool, [driver], lambda: policy, spool_dir=str(spool))
+    cache: PolicyCache | None = None
+    cache_task: asyncio.Task[None] | None = None
+    if policy_from_db:
+        await repo.put_account_settings(world.pool, "main", dict(settings))
+        cache = PolicyCache(world.pool)
+        await cache.refresh()
+        cache_task = asyncio.create_task(cache.run())
+        recorder = Recorder(world.pool, [driver], cache, spool_dir=str(spool))
+    else:
+        policy = PolicySet(accounts={"main": Account("main", settings_from_dict(dict(settings)))})
+        recorder = Recorder(world.pool, [driver], lambda: policy, spool_dir=str(spool))
     await driver.start()
     await recorder.start()
     runner: web.AppRunner | None = None
@@ -73,8 +87,11 @@ async def real_stack(
             await asyncio.sleep(0.02)
         app = create_app(config, world.pool, recorder, Metrics(), {f"pbx:{pbx}": lambda: {"ok": driver.connected}})
         runner, port = await start_api(app, "127.0.0.1", 0)
-        yield RealStack(f"http://127.0.0.1:{port}", sim, recorder, FinalizeWorker(world.pool, config), pbx)
+        yield RealStack(f"http://127.0.0.1:{port}", sim, recorder, FinalizeWorker(world.pool, config), pbx, cache)
     finally:
+        if cache_task is not None:
+            cache_task.cancel()
+            await asyncio.gather(cache_task, return_exceptions=True)
         if runner is not None:
             await runner.cleanup()
         await recorder.close()

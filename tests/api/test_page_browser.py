@@ -5,8 +5,6 @@ The screenshot is saved under test-artifacts/ for people to look at."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +15,12 @@ from tests.api.conftest import World
 
 pytest.importorskip("controller.recorder")  # the recorder and ESL simulator land with issue A's commit
 pytest.importorskip("lab.esl_sim")
+from tests.api.browser import launch, needs_chromium, shot, until
 from tests.api.real_stack import real_stack
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-extensions",
-    "--disable-sync",
-    "--no-first-run",
-    "--mute-audio",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt install chromium)")
-
-
-async def until(page: Any, js: str, timeout_s: float = 10.0) -> None:
-    """Poll a JS predicate (the page's CSP forbids eval, which wait_for_function relies on)."""
-    for _ in range(int(timeout_s / 0.05)):
-        if await page.evaluate(js):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {js}")
+pytestmark = needs_chromium
 
 
 async def test_supervisor_page_live_call_pause_and_playback(world: World, tmp_path: Path) -> None:
@@ -54,9 +29,9 @@ async def test_supervisor_page_live_call_pause_and_playback(world: World, tmp_pa
     ARTIFACTS.mkdir(exist_ok=True)
     settings = {"agent_pause_allowed": False}
     async with real_stack(world, tmp_path, settings, time_scale=1.0) as stack, async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = await launch(pw)
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 1300})
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             await page.goto(stack.base + "/")
@@ -98,6 +73,10 @@ async def test_supervisor_page_live_call_pause_and_playback(world: World, tmp_pa
             rec_row = page.locator(f'tr[data-rec-id="{seen["rec"]}"]')
             await rec_row.click()
             await expect(page.locator("#p-verify")).to_have_text("Signature valid")
+            # the player opens over the list, in view (not below it): a modal dialog
+            assert await page.evaluate("() => document.getElementById('player').open")
+            box = await page.locator("#player").bounding_box()
+            assert box is not None and 0 <= box["y"] < 400, box
             await until(page, "() => document.getElementById('audio').readyState >= 1")
             await page.evaluate("() => document.getElementById('audio').play()")
             await until(page, "() => document.getElementById('audio').currentTime > 0.5")
@@ -109,6 +88,7 @@ async def test_supervisor_page_live_call_pause_and_playback(world: World, tmp_pa
             await until(page, "() => document.getElementById('audio').currentTime >= 4.5")
             await page.wait_for_timeout(200)
             await page.screenshot(path=str(ARTIFACTS / "api-supervisor-page.png"), full_page=True)
+            await shot(page, "supervisor-player", full_page=False)
             assert not errors, errors
         finally:
             await browser.close()

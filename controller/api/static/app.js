@@ -1,43 +1,14 @@
-// callrec supervisor page: live calls over SSE, pause/resume, recordings search, stereo player.
-// Plain ES module, no build step. The token lives in sessionStorage; POST /api/v1/session turns it
+// callrec page: sign-in, screens, live calls over SSE, pause/resume, recordings search and the player.
+// Plain ES modules, no build step. The token lives in sessionStorage; POST /api/v1/session turns it
 // into an HttpOnly cookie so EventSource and <audio> (which cannot send headers) are authorized.
+// The admin screens are in admin.js; every screen calls only documented /api/v1 routes.
 
-const $ = (id) => document.getElementById(id);
-const state = { token: sessionStorage.getItem("callrec_token") || "", me: null, calls: new Map(), events: null,
-  cursor: null, rec: null, peaks: null, selectedRow: null };
+import { $, api, el, fmtDur, fmtTime, onOff, SETTINGS, sourceText, state } from "./common.js";
+import { showAdminScreen } from "./admin.js";
 
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${state.token}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = resp.status === 204 ? null : await resp.json().catch(() => null);
-  if (!resp.ok) {
-    const err = new Error((data && data.error && data.error.message) || `${resp.status} ${resp.statusText}`);
-    err.status = resp.status;
-    throw err;
-  }
-  return data;
-}
+const sup = { calls: new Map(), events: null, cursor: null, rec: null, peaks: null, selectedRow: null, limits: null };
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
-  return node;
-}
-
-const fmtDur = (ms) => {
-  if (ms == null || ms < 0) return "–";
-  const s = Math.floor(ms / 1000);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-};
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
-
-// ---------- sign in ----------
+// ---------- sign in and screens ----------
 async function signIn(token) {
   state.token = token;
   const me = await api("POST", "/api/v1/session");
@@ -45,9 +16,12 @@ async function signIn(token) {
   state.me = me;
   $("who-name").textContent = me.name;
   $("who-role").textContent = me.agent_ext ? `${me.role} · ${me.agent_ext}` : me.role;
+  $("brand-sub").textContent = me.role === "admin" ? "Admin" : me.role === "supervisor" ? "Supervisor" : "Agent";
   $("login").hidden = true;
   $("who").hidden = false;
-  $("app").hidden = false;
+  $("tabs").hidden = false;
+  for (const b of document.querySelectorAll("#tabs [data-admin]")) b.hidden = me.role !== "admin";
+  showScreen("calls");
   connectEvents();
   searchRecordings(false);
 }
@@ -58,19 +32,25 @@ async function signOut() {
   location.reload();
 }
 
+function showScreen(name) {
+  for (const s of document.querySelectorAll(".screen")) s.hidden = s.dataset.screen !== name;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("on", b.dataset.screen === name);
+  if (name !== "calls") showAdminScreen(name);
+}
+
 // ---------- live calls ----------
 function connectEvents() {
-  if (state.events) state.events.close();
+  if (sup.events) sup.events.close();
   const es = new EventSource("/api/v1/events");
-  state.events = es;
+  sup.events = es;
   es.addEventListener("open", () => { $("conn").textContent = "live"; $("conn").classList.add("on"); });
   es.addEventListener("error", () => { $("conn").textContent = "reconnecting"; $("conn").classList.remove("on"); });
   es.addEventListener("snapshot", (e) => {
-    state.calls = new Map(JSON.parse(e.data).calls.map((c) => [c.id, c]));
+    sup.calls = new Map(JSON.parse(e.data).calls.map((c) => [c.id, c]));
     renderCalls();
   });
-  es.addEventListener("call.updated", (e) => { const { call } = JSON.parse(e.data); state.calls.set(call.id, call); renderCalls(); });
-  es.addEventListener("call.ended", (e) => { const { call } = JSON.parse(e.data); state.calls.delete(call.id); renderCalls(); });
+  es.addEventListener("call.updated", (e) => { const { call } = JSON.parse(e.data); sup.calls.set(call.id, call); renderCalls(); });
+  es.addEventListener("call.ended", (e) => { const { call } = JSON.parse(e.data); sup.calls.delete(call.id); renderCalls(); });
 }
 
 function recState(call) { return (call.recording && call.recording.state) || "not_recording"; }
@@ -107,7 +87,8 @@ function badge(st) {
 function why(call) {
   const d = (call.recording && call.recording.decision) || {};
   const src = (d.sources && d.sources.record) || "";
-  return el("span", { class: "muted small", title: JSON.stringify(d.sources || {}) }, src ? `${d.record ? "record" : "skip"} · ${src}` : "");
+  return el("span", { class: "muted small", title: JSON.stringify(d.sources || {}) },
+    src ? `${d.record ? "record" : "skip"} · ${sourceText(src)}` : "");
 }
 
 async function pauseResume(call, action, button) {
@@ -115,7 +96,7 @@ async function pauseResume(call, action, button) {
   $("live-error").textContent = "";
   try {
     const view = await api("POST", `/api/v1/calls/${encodeURIComponent(call.id)}/recording/${action}`);
-    state.calls.set(view.id, view);
+    sup.calls.set(view.id, view);
     renderCalls();
   } catch (err) {
     $("live-error").textContent = `Could not ${action}: ${err.message}`;
@@ -126,7 +107,7 @@ async function pauseResume(call, action, button) {
 function renderCalls() {
   const body = $("live-body");
   body.replaceChildren();
-  const calls = [...state.calls.values()].sort((a, b) => (a.started_at || "").localeCompare(b.started_at || ""));
+  const calls = [...sup.calls.values()].sort((a, b) => (a.started_at || "").localeCompare(b.started_at || ""));
   for (const call of calls) {
     const st = recState(call);
     const actions = el("td");
@@ -175,12 +156,14 @@ function searchParams() {
 
 async function searchRecordings(more) {
   const params = searchParams();
-  if (more && state.cursor) params.set("cursor", state.cursor);
+  if (more && sup.cursor) params.set("cursor", sup.cursor);
   try {
     const data = await api("GET", `/api/v1/recordings?${params}`);
     const body = $("rec-body");
     if (!more) body.replaceChildren();
     for (const r of data.recordings) {
+      const perms = r.permissions || {};
+      const acts = el("td", { class: "acts" });
       const tr = el("tr", { "data-rec-id": r.id },
         el("td", {}, fmtTime(r.started_at)),
         el("td", { class: "dir" }, r.direction),
@@ -188,11 +171,20 @@ async function searchRecordings(more) {
         el("td", { class: "mono" }, r.account_number),
         el("td", {}, (r.agents || []).join(", ") || "–"),
         el("td", { class: "mono" }, fmtDur(r.duration_ms)),
-        el("td", {}, badge(r.state)));
-      tr.addEventListener("click", () => openRecording(r.id, tr));
+        el("td", {}, badge(r.state)),
+        acts);
+      if (perms.listen && r.state === "stored") {
+        acts.append(el("button", { type: "button", class: "play", "data-testid": "play-btn",
+          onclick: (e) => { e.stopPropagation(); openRecording(r.id, tr, true); } }, "▶ Play"));
+      }
+      if (perms.download && r.state === "stored") {
+        acts.append(el("a", { class: "button ghost", "data-testid": "download-link", href: `/api/v1/recordings/${r.id}/audio?download=1`,
+          onclick: (e) => e.stopPropagation() }, "Download"));
+      }
+      tr.addEventListener("click", () => openRecording(r.id, tr, false));
       body.append(tr);
     }
-    state.cursor = data.next_cursor;
+    sup.cursor = data.next_cursor;
     $("rec-more").hidden = !data.next_cursor;
     $("rec-empty").hidden = body.children.length > 0;
   } catch (err) {
@@ -201,46 +193,144 @@ async function searchRecordings(more) {
   }
 }
 
-async function openRecording(id, row) {
-  if (state.selectedRow) state.selectedRow.classList.remove("selected");
-  state.selectedRow = row || null;
+// ---------- the player (a dialog over the list) ----------
+function ruleSentence(rec) {
+  const pol = rec.policy || {};
+  const src = pol.sources || {};
+  const settings = pol.settings || {};
+  const transfers = (rec.timeline && rec.timeline.transfers) || [];
+  const external = transfers.find((t) => t.target_class === "external");
+  if (external) {
+    const value = settings.continue_on_external_transfer;
+    const outcome = external.stopped_recording ? "the recording stopped at the transfer" : "the recording continued";
+    return `${sourceText(src.continue_on_external_transfer) || "account setting"}: continue on external transfer = ` +
+      `${onOff(value)} → ${outcome} (${external.kind} transfer to ${external.target})`;
+  }
+  const recordSrc = src.record;
+  return `${pol.record ? "Recorded" : "Not recorded"} by ${sourceText(recordSrc) || "policy"}` +
+    (recordSrc && recordSrc !== "dialplan" && rec.direction ? ` (record ${rec.direction} = ${onOff(pol.record)})` : "");
+}
+
+function timelineItems(rec) {
+  const items = [];
+  for (const e of rec.events || []) {
+    if (e.kind === "transfer") continue;  // named from the timeline below, with target and class
+    items.push({ at: e.offset_ms || 0, text: `${e.kind}${e.actor ? ` by ${e.actor}` : ""}` });
+  }
+  for (const t of (rec.timeline && rec.timeline.transfers) || []) {
+    const cls = (t.target_class || "unknown").replace("_", " ");
+    items.push({ at: t.at_ms || 0, xfer: true,
+      text: `${t.kind} transfer → ${t.target} (${cls})${t.stopped_recording ? " — recording stopped here" : ""}` });
+  }
+  return items.sort((a, b) => a.at - b.at);
+}
+
+async function openRecording(id, row, play) {
+  if (sup.selectedRow) sup.selectedRow.classList.remove("selected");
+  sup.selectedRow = row || null;
   if (row) row.classList.add("selected");
   $("p-error").textContent = "";
   const rec = await api("GET", `/api/v1/recordings/${id}`);
-  state.rec = rec;
-  state.peaks = null;
-  $("player").hidden = false;
+  sup.rec = rec;
+  sup.peaks = null;
+  const dialog = $("player");
+  if (!dialog.open) dialog.showModal();
   $("p-id").textContent = rec.id;
   const v = rec.manifest_verification || {};
   $("p-verify").className = `badge ${v.status || ""}`;
   $("p-verify").textContent = { valid: "Signature valid", invalid: "Signature INVALID", not_stored: "Not stored yet",
     no_manifest: "No manifest" }[v.status] || "Not verified";
+  $("p-rule").textContent = ruleSentence(rec);
   const pol = rec.policy || {};
   const meta = [
     ["Started", fmtTime(rec.started_at)], ["Length", fmtDur(rec.duration_ms)], ["Direction", rec.direction],
     ["State", rec.state + (rec.stop_reason ? ` (${rec.stop_reason})` : "")],
     ["Customer", rec.customer_number], ["Our number", rec.account_number], ["Agents", (rec.agents || []).join(", ") || "–"],
-    ["Policy", `${pol.record ? "record" : "skip"} via ${(pol.sources && pol.sources.record) || "?"}`],
+    ["Ring groups", (rec.ring_groups || []).join(", ") || "–"],
   ];
   $("p-meta").replaceChildren(...meta.map(([k, val]) => el("div", {}, el("dt", {}, k), el("dd", {}, val || "–"))));
-  $("p-events").replaceChildren(...(rec.events || []).map((e) =>
-    el("li", {}, el("span", { class: "t" }, fmtDur(e.offset_ms)), `${e.kind}${e.actor ? ` by ${e.actor}` : ""}`)));
+  const sources = pol.sources || {};
+  $("p-decision").replaceChildren(
+    el("li", {}, el("b", {}, pol.record ? "recorded" : "not recorded"), ` — ${sourceText(sources.record)}`),
+    ...SETTINGS.filter((s) => (pol.settings || {})[s.name] !== undefined).map((s) =>
+      el("li", {}, `${s.label} = `, el("b", {}, onOff(pol.settings[s.name])),
+        el("span", { class: "muted" }, ` — ${sourceText(sources[s.name])}`))));
+  $("p-events").replaceChildren(...timelineItems(rec).map((i) =>
+    el("li", { class: i.xfer ? "xfer" : "" }, el("span", { class: "t" }, fmtDur(i.at)), i.text)));
+  const perms = rec.permissions || {};
+  const stored = rec.state === "stored";
   const audio = $("audio");
   const dl = $("p-download");
-  dl.hidden = !(rec.permissions && rec.permissions.download) || rec.state !== "stored";
+  dl.hidden = !(perms.download && stored);
   dl.href = `/api/v1/recordings/${rec.id}/audio?download=1`;
-  if (rec.state === "stored" && rec.permissions && rec.permissions.listen) {
+  $("p-share").hidden = !(perms.listen && stored);
+  $("p-share-box").hidden = true;
+  $("share-new").hidden = true;
+  if (stored && perms.listen) {
     audio.hidden = false;
     audio.src = `/api/v1/recordings/${rec.id}/audio`;
+    if (play) audio.play().catch(() => {});
     try {
-      state.peaks = await api("GET", `/api/v1/recordings/${rec.id}/waveform?buckets=${$("wave").width}`);
+      sup.peaks = await api("GET", `/api/v1/recordings/${rec.id}/waveform?buckets=${$("wave").width}`);
     } catch (err) { $("p-error").textContent = `Waveform unavailable: ${err.message}`; }
   } else {
     audio.removeAttribute("src");
     audio.hidden = true;
-    $("p-error").textContent = rec.state !== "stored" ? `Playback once stored (now ${rec.state}).` : "You may not listen to this recording.";
+    $("p-error").textContent = !stored ? `Playback once stored (now ${rec.state}).` : "You may not listen to this recording.";
   }
   drawWave();
+}
+
+function closePlayer() {
+  const audio = $("audio");
+  audio.pause();
+  $("player").close();
+}
+
+// ---------- share links ----------
+async function openShares() {
+  const rec = sup.rec;
+  $("p-share-box").hidden = false;
+  $("share-error").textContent = "";
+  if (!sup.limits) sup.limits = await api("GET", "/api/v1/sharing");
+  $("share-hours").value = String(sup.limits.default_hours);
+  $("share-hours").max = String(sup.limits.max_hours);
+  $("share-dl-label").hidden = !(rec.permissions && rec.permissions.download);
+  await listShares();
+}
+
+async function listShares() {
+  const rec = sup.rec;
+  const data = await api("GET", `/api/v1/recordings/${rec.id}/shares`);
+  $("share-list").replaceChildren(...data.shares.map((s) => {
+    const li = el("li", { "data-share-id": String(s.id) },
+      el("span", { class: `badge ${s.status === "active" ? "stored" : "failed"}` }, s.status),
+      ` by ${s.created_by}, expires ${fmtTime(s.expires_at)}${s.allow_download ? ", download allowed" : ", listen only"}` +
+      ` · opened ${s.opens}×`);
+    if (s.status === "active") {
+      li.append(el("button", { type: "button", class: "ghost small-btn", onclick: async () => {
+        try { await api("DELETE", `/api/v1/recordings/${rec.id}/shares/${s.id}`); await listShares(); }
+        catch (err) { $("share-error").textContent = err.message; }
+      } }, "Revoke"));
+    }
+    return li;
+  }));
+}
+
+async function createShare(e) {
+  e.preventDefault();
+  $("share-error").textContent = "";
+  const body = { expires_in_hours: Number($("share-hours").value), allow_download: $("share-dl").checked };
+  try {
+    const s = await api("POST", `/api/v1/recordings/${sup.rec.id}/shares`, body);
+    const url = new URL(s.url, location.origin).href;
+    $("share-url").textContent = url;
+    $("share-url").href = url;
+    $("share-new").hidden = false;
+    await listShares();
+  } catch (err) {
+    $("share-error").textContent = err.message;
+  }
 }
 
 // ---------- waveform ----------
@@ -249,11 +339,11 @@ function drawWave() {
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height, lane = H / 2;
   ctx.clearRect(0, 0, W, H);
-  const rec = state.rec;
+  const rec = sup.rec;
   if (!rec) return;
   const css = getComputedStyle(document.documentElement);
   const color = (name) => css.getPropertyValue(name).trim();
-  const total = (state.peaks && state.peaks.duration_ms) || rec.duration_ms || 1;
+  const total = (sup.peaks && sup.peaks.duration_ms) || rec.duration_ms || 1;
   const x = (ms) => (Math.max(0, Math.min(ms, total)) / total) * W;
   const tl = rec.timeline || {};
   ctx.fillStyle = color("--pause");  // pause spans under the waveform
@@ -263,8 +353,8 @@ function drawWave() {
   }
   ctx.strokeStyle = "#e3e7ee";
   ctx.beginPath(); ctx.moveTo(0, lane); ctx.lineTo(W, lane); ctx.stroke();
-  if (state.peaks) {
-    const lanes = state.peaks.peaks;
+  if (sup.peaks) {
+    const lanes = sup.peaks.peaks;
     const n = lanes[0].length;
     lanes.forEach((peaks, li) => {
       ctx.fillStyle = color(li === 0 ? "--cust" : "--agent");
@@ -286,7 +376,8 @@ function drawWave() {
     ctx.strokeStyle = color("--xfer");
     ctx.beginPath(); ctx.moveTo(tx, 0); ctx.lineTo(tx, H); ctx.stroke();
     ctx.fillStyle = color("--xfer");
-    ctx.fillText(`${t.kind} → ${t.target}${t.stopped_recording ? " (stopped)" : ""}`, Math.min(tx + 4, W - 140), H - 6);
+    ctx.fillText(`${t.kind} → ${t.target} (${t.target_class || "?"})${t.stopped_recording ? " stopped" : ""}`,
+      Math.min(tx + 4, W - 220), H - 6);
   }
   ctx.setLineDash([]);
   const audio = $("audio");
@@ -305,8 +396,13 @@ function wire() {
     try { await signIn($("token").value.trim()); } catch (err) { $("login-error").textContent = err.message; }
   });
   $("sign-out").addEventListener("click", signOut);
+  for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showScreen(b.dataset.screen));
   $("search-form").addEventListener("submit", (e) => { e.preventDefault(); searchRecordings(false); });
   $("rec-more").addEventListener("click", () => searchRecordings(true));
+  $("p-close").addEventListener("click", closePlayer);
+  $("player").addEventListener("close", () => $("audio").pause());
+  $("p-share").addEventListener("click", () => openShares().catch((err) => { $("share-error").textContent = err.message; }));
+  $("share-form").addEventListener("submit", createShare);
   const audio = $("audio");
   audio.addEventListener("timeupdate", drawWave);
   audio.addEventListener("loadedmetadata", drawWave);

@@ -1,0 +1,298 @@
+// The administrator's screens: recording settings, numbers (override or inherit, and the "why" box),
+// numbering plan with a classify tester, and the audit log. Saves send the version they loaded
+// (If-Match); a 409 means someone else saved first: the current values are shown for review.
+
+import { $, api, el, fmtTime, onOff, SETTINGS, settingLabel, sourceText } from "./common.js";
+
+const adm = { settings: null, numbers: [], plan: null, auditBefore: null };
+const account = (id) => encodeURIComponent(($(id).value || "main").trim());
+const ifMatch = (version) => ({ "If-Match": `"${version}"` });
+
+const SCREENS = {
+  settings: [() => loadSettings(), "settings-error"],
+  numbers: [() => loadNumbers(), "num-error"],
+  numbering: [() => loadPlan(), "plan-error"],
+  audit: [() => loadAudit(false), "audit-error"],
+};
+
+export function showAdminScreen(name) {
+  const [load, errorId] = SCREENS[name] || [];
+  if (load) load().catch((err) => { $(errorId).textContent = err.message; });
+}
+
+// ---------- recording settings ----------
+async function loadSettings() {
+  $("settings-error").textContent = "";
+  $("settings-status").textContent = "";
+  const asked = account("set-account");
+  try {
+    const view = await api("GET", `/api/v1/accounts/${asked}/settings`);
+    if (asked === account("set-account")) renderSettings(view);  // a newer load wins
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    if (asked !== account("set-account")) return;
+    renderSettings(null);
+    $("settings-status").textContent = "New account: saving creates it.";
+  }
+}
+
+function renderSettings(view) {
+  adm.settings = view;
+  const values = view ? view.settings : {};
+  const defaults = view ? view.defaults : {};
+  $("settings-form").replaceChildren(...SETTINGS.map((s) => {
+    const value = values[s.name] ?? defaults[s.name];
+    const input = s.number
+      ? el("input", { type: "number", name: s.name, min: "1", max: "36500", value: value ?? 183, id: `set-${s.name}` })
+      : el("input", { type: "checkbox", name: s.name, id: `set-${s.name}`, checked: value !== false });
+    const src = view ? view.sources[s.name] : "default";
+    const eff = view ? `now ${onOff(values[s.name])} (${sourceText(src)}${src === "account" ? `; default ${onOff(defaults[s.name])}` : ""})` : "";
+    return el("div", { class: "setting", "data-field": s.name },
+      el("label", { for: `set-${s.name}`, class: "setting-label" }, s.label),
+      el("div", { class: "setting-control" }, input, el("span", { class: "muted small effective" }, eff)),
+      el("p", { class: "muted small help" }, s.help),
+      el("p", { class: "error field-error" }));
+  }));
+}
+
+async function saveSettings(e) {
+  e.preventDefault();
+  $("settings-error").textContent = "";
+  for (const p of document.querySelectorAll("#settings-form .field-error")) p.textContent = "";
+  const body = {};
+  for (const s of SETTINGS) {
+    const input = $(`set-${s.name}`);
+    body[s.name] = s.number ? (input.value === "" ? null : Number(input.value)) : input.checked;
+  }
+  const headers = adm.settings ? ifMatch(adm.settings.version) : {};
+  try {
+    renderSettings(await api("PUT", `/api/v1/accounts/${account("set-account")}/settings`, body, headers));
+    $("settings-status").textContent = `Saved ${new Date().toLocaleTimeString()}. New calls use it now.`;
+  } catch (err) {
+    if (err.status === 409 && err.current) {
+      renderSettings(err.current);
+      $("settings-error").textContent = "Someone else saved these settings after you opened them. Their values are shown now — review and save again.";
+    } else {
+      showFieldError("#settings-form", err, "settings-error");
+    }
+  }
+}
+
+function showFieldError(formSel, err, fallbackId) {
+  const box = err.field && document.querySelector(`${formSel} [data-field="${err.field}"] .field-error`);
+  if (box) box.textContent = err.message;
+  else $(fallbackId).textContent = err.message;
+}
+
+// ---------- numbers ----------
+async function loadNumbers() {
+  $("num-error").textContent = "";
+  let data;
+  const asked = account("num-account");
+  try {
+    data = await api("GET", `/api/v1/accounts/${asked}/numbers`);
+    if (asked !== account("num-account")) return;  // a newer load wins
+  } catch (err) {
+    if (err.status === 404) { $("num-body").replaceChildren(); $("num-error").textContent = "No such account (create it under Recording settings)."; return; }
+    throw err;
+  }
+  adm.numbers = data.numbers;
+  $("num-head").replaceChildren(el("th", {}, "Number"), ...SETTINGS.map((s) => el("th", {}, s.label)), el("th", {}, ""));
+  $("num-body").replaceChildren(...data.numbers.map((n) => numberRow(n, data.account_settings)));
+  $("num-empty").hidden = data.numbers.length > 0;
+}
+
+function numberRow(n, base) {
+  const cells = SETTINGS.map((s) => {
+    const own = n.override[s.name];
+    const inherited = base[s.name];
+    let control;
+    if (s.number) {
+      control = el("input", { type: "number", min: "1", max: "36500", size: "5", class: own == null ? "inherit" : "",
+        name: s.name, value: own ?? "", placeholder: `${inherited} (inherited)`, "aria-label": `${s.label} for ${n.number}` });
+      control.addEventListener("input", () => control.classList.toggle("inherit", control.value === ""));
+    } else {
+      control = el("select", { name: s.name, class: own == null ? "inherit" : "", "aria-label": `${s.label} for ${n.number}` },
+        el("option", { value: "", selected: own == null }, `inherit (${onOff(inherited)})`),
+        el("option", { value: "true", selected: own === true }, "on"),
+        el("option", { value: "false", selected: own === false }, "off"));
+      control.addEventListener("change", () => control.classList.toggle("inherit", control.value === ""));
+    }
+    return el("td", { "data-field": s.name, title: `effective: ${onOff(n.effective[s.name])} — ${sourceText(n.sources[s.name])}` }, control);
+  });
+  const save = el("button", { type: "button", class: "small-btn" }, "Save");
+  const tr = el("tr", { "data-number": n.number }, el("td", { class: "mono" }, n.number), ...cells, el("td", {}, save));
+  save.addEventListener("click", () => saveNumber(n, tr));
+  return tr;
+}
+
+async function saveNumber(n, tr) {
+  $("num-error").textContent = "";
+  const override = {};
+  for (const s of SETTINGS) {
+    const c = tr.querySelector(`[name="${s.name}"]`);
+    if (c.value === "") continue;
+    override[s.name] = s.number ? Number(c.value) : c.value === "true";
+  }
+  try {
+    await api("PUT", `/api/v1/numbers/${encodeURIComponent(n.number)}/override`, { override }, ifMatch(n.version));
+    await loadNumbers();
+    $("num-error").textContent = "";
+    const row = document.querySelector(`tr[data-number="${n.number}"]`);
+    if (row) row.classList.add("saved");
+  } catch (err) {
+    if (err.status === 409) {
+      await loadNumbers();
+      $("num-error").textContent = `Someone else changed ${n.number} after you opened it. Its current values are shown — review and save again.`;
+    } else {
+      $("num-error").textContent = `${n.number}: ${err.message}`;
+    }
+  }
+}
+
+async function addNumber(e) {
+  e.preventDefault();
+  const number = new FormData(e.target).get("number").trim();
+  try {
+    await api("PUT", `/api/v1/numbers/${encodeURIComponent(number)}/override`, { account: decodeURIComponent(account("num-account")), override: {} });
+    e.target.reset();
+    await loadNumbers();
+  } catch (err) {
+    $("num-error").textContent = err.message;
+  }
+}
+
+async function explainCall(e) {
+  e.preventDefault();
+  $("why-error").textContent = "";
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData(e.target).entries()) if (v) params.set(k, v);
+  params.set("account", decodeURIComponent(account("num-account")));
+  try {
+    const out = await api("GET", `/api/v1/policy/explain?${params}`);
+    const items = [
+      el("p", { class: "why-head" }, el("b", {}, out.record ? "Recorded" : "Not recorded"),
+        ` — ${sourceText(out.sources.record)} (account ${out.account}${out.number ? `, number ${out.number}` : ""})`),
+      el("ul", {}, ...Object.entries(out.settings).map(([k, v]) =>
+        el("li", { "data-field": k }, `${settingLabel(k)} = `, el("b", {}, onOff(v)), el("span", { class: "muted" }, ` — ${sourceText(out.sources[k])}`)))),
+    ];
+    if (out.transfer) {
+      const t = out.transfer;
+      items.push(el("p", { class: "why-transfer", "data-testid": "why-transfer" },
+        `Transfer to ${t.target}: ${t.target_class.replace("_", " ")}${t.matched_pattern ? ` (pattern ${t.matched_pattern})` : ""} → `,
+        el("b", {}, t.stop_recording ? "recording stops" : "recording continues"), ` — ${t.decided_by}`));
+    }
+    $("why-out").replaceChildren(...items);
+    $("why-out").hidden = false;
+  } catch (err) {
+    $("why-out").hidden = true;
+    $("why-error").textContent = err.message;
+  }
+}
+
+// ---------- numbering plan ----------
+const PLAN_KEYS = ["internal", "ring_groups", "private_extensions"];
+
+async function loadPlan() {
+  $("plan-error").textContent = "";
+  $("plan-status").textContent = "";
+  let view;
+  const asked = account("plan-account");
+  try {
+    view = await api("GET", `/api/v1/accounts/${asked}/numbering`);
+    if (asked !== account("plan-account")) return;  // a newer load wins
+  } catch (err) {
+    if (err.status === 404) { $("plan-error").textContent = "No such account (create it under Recording settings)."; return; }
+    throw err;
+  }
+  renderPlan(view);
+}
+
+function renderPlan(view) {
+  adm.plan = view;
+  const form = $("plan-form");
+  for (const k of PLAN_KEYS) form.elements[k].value = view.plan[k].join("\n");
+  $("plan-status").textContent = view.is_default ? "The default plan (2 to 5 digit numbers are internal) — save to set your own." : "";
+}
+
+async function savePlan(e) {
+  e.preventDefault();
+  $("plan-error").textContent = "";
+  const form = $("plan-form");
+  const body = {};
+  for (const k of PLAN_KEYS) body[k] = form.elements[k].value.split("\n").map((l) => l.trim()).filter(Boolean);
+  try {
+    renderPlan(await api("PUT", `/api/v1/accounts/${account("plan-account")}/numbering`, body, adm.plan ? ifMatch(adm.plan.version) : {}));
+    $("plan-status").textContent = `Saved ${new Date().toLocaleTimeString()}.`;
+  } catch (err) {
+    if (err.status === 409 && err.current) {
+      renderPlan(err.current);
+      $("plan-error").textContent = "Someone else saved the plan after you opened it. Their version is shown — review and save again.";
+    } else {
+      $("plan-error").textContent = err.message;
+    }
+  }
+}
+
+async function classifyNumber(e) {
+  e.preventDefault();
+  const number = new FormData(e.target).get("number");
+  try {
+    const out = await api("GET", `/api/v1/accounts/${account("plan-account")}/numbering/classify?number=${encodeURIComponent(number)}`);
+    $("classify-out").replaceChildren(`${out.number} → `, el("b", { "data-testid": "class" }, out.class.replace("_", " ")),
+      out.matched_pattern ? ` (matched ${out.matched_pattern})` : " (no pattern matched)",
+      out.class === "external" ? " — a transfer here stops the recording when “continue on external transfer” is off." : " — transfers here never stop a recording.");
+  } catch (err) {
+    $("classify-out").textContent = err.message;
+  }
+}
+
+// ---------- audit ----------
+function changeText(entry) {
+  const d = entry.detail || {};
+  if (d.old || d.new) {
+    const keys = [...new Set([...Object.keys(d.old || {}), ...Object.keys(d.new || {})])];
+    if (!keys.length) return "no change";
+    return keys.map((k) => `${settingLabel(k)}: ${JSON.stringify((d.old || {})[k] ?? "inherit")} → ${JSON.stringify((d.new || {})[k] ?? "inherit")}`).join("; ");
+  }
+  if (d.range !== undefined) return d.range ? `range ${d.range}` : "";
+  if (d.created_by) return `link by ${d.created_by}`;
+  if (d.share) return `link ${d.share}${d.expires_at ? `, expires ${fmtTime(d.expires_at)}` : ""}`;
+  return "";
+}
+
+async function loadAudit(more) {
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData($("audit-form")).entries()) {
+    if (!v) continue;
+    params.set(k, k === "from" || k === "to" ? new Date(v).toISOString() : v);
+  }
+  params.set("limit", "50");
+  if (more && adm.auditBefore) params.set("before", String(adm.auditBefore));
+  const data = await api("GET", `/api/v1/audit?${params}`);
+  const body = $("audit-body");
+  if (!more) body.replaceChildren();
+  for (const e of data.entries) {
+    body.append(el("tr", { "data-audit-id": String(e.id) },
+      el("td", {}, fmtTime(e.at)), el("td", {}, e.actor), el("td", { class: "mono" }, e.action),
+      el("td", { class: "mono" }, e.target), el("td", { class: "mono" }, e.remote), el("td", { class: "change" }, changeText(e))));
+  }
+  adm.auditBefore = data.next_before;
+  $("audit-more").hidden = !data.next_before;
+  $("audit-empty").hidden = body.children.length > 0;
+}
+
+function wire() {
+  $("settings-form").addEventListener("submit", saveSettings);
+  $("set-account").addEventListener("change", () => loadSettings().catch((err) => { $("settings-error").textContent = err.message; }));
+  $("num-account").addEventListener("change", () => loadNumbers().catch((err) => { $("num-error").textContent = err.message; }));
+  $("plan-account").addEventListener("change", () => loadPlan().catch((err) => { $("plan-error").textContent = err.message; }));
+  $("num-add").addEventListener("submit", addNumber);
+  $("why-form").addEventListener("submit", explainCall);
+  $("plan-form").addEventListener("submit", savePlan);
+  $("classify-form").addEventListener("submit", classifyNumber);
+  $("audit-form").addEventListener("submit", (e) => { e.preventDefault(); loadAudit(false).catch(() => {}); });
+  $("audit-more").addEventListener("click", () => loadAudit(true).catch(() => {}));
+}
+
+wire();

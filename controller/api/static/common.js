@@ -1,0 +1,72 @@
+// Shared by the page's modules: the API client, a tiny element builder, formatting, the setting texts.
+
+export const $ = (id) => document.getElementById(id);
+export const state = { token: sessionStorage.getItem("callrec_token") || "", me: null };
+
+export async function api(method, path, body, headers = {}) {
+  const h = { Authorization: `Bearer ${state.token}`, ...headers };
+  if (body !== undefined) h["Content-Type"] = "application/json";
+  const resp = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = resp.status === 204 ? null : await resp.json().catch(() => null);
+  if (!resp.ok) {
+    const e = (data && data.error) || {};
+    const err = new Error(e.message || `${resp.status} ${resp.statusText}`);
+    err.status = resp.status;
+    err.field = e.field;
+    err.current = e.current;
+    throw err;
+  }
+  return data;
+}
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return node;
+}
+
+export const fmtDur = (ms) => {
+  if (ms == null || ms < 0) return "–";
+  const s = Math.floor(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+};
+export const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+
+// The six settings, in the words an administrator needs before changing one.
+export const SETTINGS = [
+  { name: "record_inbound", label: "Record inbound calls",
+    help: "Calls from customers into this account (the number they dialled) are recorded." },
+  { name: "record_outbound", label: "Record outbound calls",
+    help: "Calls agents place to customers (the caller ID presented) are recorded." },
+  { name: "continue_on_external_transfer", label: "Continue recording on external transfer",
+    help: "Off: when an agent transfers the call — blind or warm (attended) — to an EXTERNAL number, the recording " +
+      "stops at the transfer; the part before it is kept. On: the recording follows the customer to the external " +
+      "party. Transfers to agents, ring groups and private extensions never stop a recording." },
+  { name: "agent_pause_allowed", label: "Agents may pause",
+    help: "Agents may pause and resume their own call's recording (e.g. for card details). Supervisors always may; " +
+      "every pause is logged with who and when." },
+  { name: "dual_channel", label: "Dual channel (stereo)",
+    help: "On: customer on the left channel, agent on the right. Off: one mono mix." },
+  { name: "retention_days", label: "Retention (days)", number: true,
+    help: "How long a recording is kept. Fixed when the recording is made: a change applies to new recordings only." },
+];
+
+export const onOff = (v) => (typeof v === "boolean" ? (v ? "on" : "off") : String(v));
+
+export function sourceText(src) {
+  if (!src) return "";
+  if (src.startsWith("number:")) return `number override ${src.slice(7)}`;
+  if (src === "account") return "account setting";
+  if (src === "default") return "product default";
+  if (src === "dialplan") return "dialplan hook";
+  if (src.startsWith("direction:")) return `${src.slice(10)} calls are not recorded`;
+  return src;
+}
+
+export const settingLabel = (name) => (SETTINGS.find((s) => s.name === name) || { label: name }).label;
