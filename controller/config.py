@@ -121,9 +121,24 @@ class TrustedKey:
 @dataclass(frozen=True)
 class EncryptionConfig:
     recipients: tuple[str, ...] = ()  # age X25519 public recipients
+    recipients_file: str = ""  # more recipients, one per line (`callrec keys rotate` rewrites it)
     signing_key_file: str = ""  # empty → state_dir/keys/signing.key
     identity_file: str = ""  # only where playback / decrypt runs
     trusted_signing_keys: tuple[TrustedKey, ...] = ()  # verify/import also accept manifests these signed
+
+
+@dataclass(frozen=True)
+class AccountEncryptionConfig:
+    """An account's own keys: its recordings are encrypted only to these recipients."""
+
+    recipients: tuple[str, ...] = ()
+    recipients_file: str = ""
+    signing_key_file: str = ""  # empty → the global signing key
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    encryption: AccountEncryptionConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +185,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     finalize: FinalizeConfig = field(default_factory=FinalizeConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    accounts: dict[str, AccountConfig] = field(default_factory=dict)  # [accounts.<id>.encryption]
 
     # Paths with defaults derived from state_dir.
     @property
@@ -242,7 +258,7 @@ def load_config(
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], problems: _Problems) -> None:
-    top = {f.name for f in fields(Config)} - set(SECTIONS) - {"pbx"}
+    top = {f.name for f in fields(Config)} - set(SECTIONS) - {"pbx", "accounts"}
     for name, value in env.items():
         if not name.startswith("CALLREC_") or name.startswith("CALLREC_TEST_"):
             continue
@@ -277,6 +293,8 @@ def _build(raw: dict[str, Any], problems: _Problems) -> Config:
                 if not isinstance(value, dict):
                     raise ConfigError(key, value, "a table")
                 kwargs[key] = _build_section(SECTIONS[key], key, value, problems)
+            elif key == "accounts":
+                kwargs["accounts"] = _build_accounts(value, problems)
             elif key == "pbx":
                 if not isinstance(value, list):
                     raise ConfigError("pbx", value, "an array of tables ([[pbx]])")
@@ -304,6 +322,27 @@ def _build_section(cls: type, prefix: str, values: dict[str, Any], problems: _Pr
         return cls(**out)
     except TypeError:  # a required field (a node's name or type) had a bad value, already recorded
         return None
+
+
+def _build_accounts(value: Any, problems: _Problems) -> dict[str, AccountConfig]:
+    """[accounts.<id>.encryption]: per-account keys (tables of tables)."""
+    if not isinstance(value, dict):
+        raise ConfigError("accounts", value, "a table of accounts ([accounts.<id>.encryption])")
+    out: dict[str, AccountConfig] = {}
+    for acc_id, acc in value.items():
+        if not isinstance(acc, dict):
+            problems.add(f"accounts.{acc_id}", acc, "a table")
+            continue
+        enc = None
+        for key, v in acc.items():
+            if key != "encryption":
+                problems.add(f"accounts.{acc_id}.{key}", v, "one of the known keys: encryption")
+            elif not isinstance(v, dict):
+                problems.add(f"accounts.{acc_id}.encryption", v, "a table")
+            else:
+                enc = _build_section(AccountEncryptionConfig, f"accounts.{acc_id}.encryption", v, problems)
+        out[acc_id] = AccountConfig(encryption=enc)
+    return out
 
 
 def _build_pbx(i: int, value: Any, problems: _Problems) -> PbxConfig | None:
@@ -407,14 +446,20 @@ def _validate(cfg: Config, problems: _Problems) -> None:
                 problems.add(f"storage.{key}", "", "a value when storage.backend = 's3'")
     if cfg.storage.backend == "webdav":
         _validate_webdav_url(problems, "storage.url", cfg.storage.url)
-    for i, r in enumerate(cfg.encryption.recipients):
-        why = recipient_problem(r)
-        if why:
-            problems.add(
-                f"encryption.recipients[{i}]",
-                r,
-                f"an age X25519 recipient (age1..., as `callrec keys generate` prints it): {why}",
-            )
+    tables = [("encryption", cfg.encryption.recipients)] + [
+        (f"accounts.{a}.encryption", acc.encryption.recipients)
+        for a, acc in cfg.accounts.items()
+        if acc.encryption is not None
+    ]
+    for table, recipients in tables:
+        for i, r in enumerate(recipients):
+            why = recipient_problem(r)
+            if why:
+                problems.add(
+                    f"{table}.recipients[{i}]",
+                    r,
+                    f"an age X25519 recipient (age1..., as `callrec keys generate` prints it): {why}",
+                )
     try:
         ipaddress.ip_address(cfg.api.bind)
     except ValueError:

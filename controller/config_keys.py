@@ -39,7 +39,7 @@ def check_keys(cfg: Config, problems: Problems) -> None:
     """What the recording service needs before it starts: somewhere to encrypt to, and key files that
     exist, parse and are not readable by anyone but their owner. (A key that becomes unusable while
     the service runs is handled at finalize: the recording waits in the spool and /health says why.)"""
-    if not cfg.encryption.recipients:
+    if not cfg.encryption.recipients and not cfg.encryption.recipients_file:
         problems.add(
             "encryption.recipients", [], "at least one age recipient (`callrec keys generate --dir DIR` prints one)"
         )

@@ -226,6 +226,35 @@ def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: list[x25519.Identit
     return w.h.hexdigest()
 
 
+def rewrap(
+    src: BinaryIO, dst: Path, identities: list[x25519.Identity], recipients: list[x25519.Recipient]
+) -> EncryptResult:
+    """Re-encrypt an age stream to new recipients: decrypt → OS pipe → encrypt, so the plaintext only
+    ever exists in memory (a pipe buffer), never on disk. Returns the new ciphertext's result with
+    the plaintext's SHA-256 (compare it with the manifest before using the new file)."""
+    r_fd, w_fd = os.pipe()
+    pipe_w = os.fdopen(w_fd, "wb")
+    size = 0
+
+    class _Counting:
+        def write(self, b: bytes) -> int:
+            nonlocal size
+            size += len(b)
+            return pipe_w.write(b)
+
+        def flush(self) -> None:
+            pipe_w.flush()
+
+    def decrypt() -> str:
+        with pipe_w:  # closing the pipe ends the encryptor's input
+            return decrypt_stream(src, _Counting(), identities)  # type: ignore[arg-type]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callrec-rewrap") as ex:
+        done = ex.submit(decrypt)
+        with os.fdopen(r_fd, "rb") as reader:  # closed on any error: a blocked writer gets EPIPE
+            return _encrypt(reader, dst, recipients, lambda: (done.result(), size), lambda: None)
+
+
 # ---- Ed25519 signing ---------------------------------------------------------------------------
 
 

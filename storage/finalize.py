@@ -21,7 +21,7 @@ import resource
 import secrets
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import asyncpg
 
 from controller.config import Config
 from controller.metrics import Metrics
-from storage import audio, crypto, manifest
+from storage import account_keys, audio, crypto, manifest
 from storage.backends.base import Backend, BackendError, object_keys, open_backend
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "callrec_finalize"
 STEPS = ("wait_closed", "prepare", "encrypt", "manifest", "upload", "commit", "cleanup")
 WORK_DIR_NAME = ".callrec-work"
+REQUEUE_CHECK_SECONDS = 15.0  # how soon a recording waiting for a recipient notices a new key
 TEST_HOOK_ENV = "CALLREC_TEST_FINALIZE_HOOK"  # tests only: "crash:after:upload", "fsize:before:upload:4096"
 
 
@@ -69,10 +70,11 @@ class FinalizeStatus:
     last_error_at: float | None
     config_error: str
     stored_total: int
+    no_recipient: dict[str, int] = field(default_factory=dict)  # account → recordings waiting in the spool
 
     @property
     def ok(self) -> bool:
-        return not self.config_error and self.retrying == 0
+        return not self.config_error and self.retrying == 0 and not self.no_recipient
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -141,6 +143,9 @@ class FinalizeWorker:
         m.describe("callrec_finalize_backlog", "gauge", "Finalize jobs pending or running")
         m.describe("callrec_finalize_failed", "gauge", "Finalize jobs in state failed")
         m.describe("callrec_finalize_config_error", "gauge", "1 when encryption config makes storing impossible")
+        m.describe("callrec_finalize_no_recipient", "gauge", "Recordings in the spool: no usable recipient")
+        self._no_recipient_accounts: set[str] = set()
+        self._next_requeue = 0.0
 
     # ---- loop -----------------------------------------------------------------------------------
 
@@ -171,6 +176,9 @@ class FinalizeWorker:
     async def _loop(self, n: int) -> None:
         while True:
             try:
+                if n == 0 and time.monotonic() >= self._next_requeue:
+                    self._next_requeue = time.monotonic() + REQUEUE_CHECK_SECONDS
+                    await self.requeue_no_recipient()
                 done = await self.run_once()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 self._note_error(f"database: {e}")
@@ -182,10 +190,48 @@ class FinalizeWorker:
 
     async def drain(self, *, max_jobs: int = 10_000) -> int:
         """Run due jobs until none is due; returns how many were handled."""
+        await self.requeue_no_recipient()
         n = 0
         while n < max_jobs and await self.run_once() is not None:
             n += 1
         return n
+
+    async def requeue_no_recipient(self) -> list[str]:
+        """Recordings waiting in the spool for a recipient of their account go back to work as soon
+        as the account has one (a key file written, `callrec keys rotate`, a fixed config)."""
+        rows = await self.pool.fetch(
+            "SELECT f.recording_id, r.account_id FROM finalize_jobs f JOIN recordings r ON r.id = f.recording_id"
+            " WHERE f.state = 'failed' AND f.last_error LIKE $1",
+            account_keys.NO_RECIPIENT + ":%",
+        )
+        usable: dict[str | None, bool] = {}
+        ready = []
+        for r in rows:
+            acc = r["account_id"]
+            if acc not in usable:
+                try:
+                    account_keys.recipients_for(self.config, acc)
+                    usable[acc] = True
+                except crypto.EncryptionConfigError:
+                    usable[acc] = False
+            if usable[acc]:
+                ready.append(r["recording_id"])
+        if not ready:
+            return []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE finalize_jobs SET state = 'pending', attempts = 0, step = 'wait_closed', claimed_by = '',"
+                " claimed_until = NULL, next_attempt_at = now(), last_error = '', updated_at = now()"
+                " WHERE recording_id = ANY($1::uuid[]) AND state = 'failed'",
+                ready,
+            )
+            await conn.execute(
+                "UPDATE recordings SET state = 'stopped', error = '', updated_at = now()"
+                " WHERE id = ANY($1::uuid[]) AND state = 'failed'",
+                ready,
+            )
+        log.warning("%d recording(s) waiting for a recipient re-queued: a key is usable now", len(ready))
+        return [str(x) for x in ready]
 
     async def release_stale_claims(self) -> int:
         """Claims left by an earlier process of this node (killed mid-job) are released at once."""
@@ -431,10 +477,10 @@ class FinalizeWorker:
         return "encrypt", {"_events": events} if events else {}
 
     async def _step_encrypt(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
-        try:
-            recipients = crypto.parse_recipients(self.config.encryption.recipients)
-        except crypto.EncryptionConfigError as e:
-            raise PermanentError(str(e)) from e
+        try:  # the account's own recipients, else the global ones; never a fallback to other keys
+            recipients = account_keys.recipients_for(self.config, row["account_id"])
+        except crypto.EncryptionConfigError as e:  # waits in the spool; requeued when a key appears
+            raise PermanentError(f"{account_keys.NO_RECIPIENT}: {e}") from e
         src = await asyncio.to_thread(self._audio_source, row)
         cipher = self._cipher_path(row)
         cipher.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -463,8 +509,9 @@ class FinalizeWorker:
         missing = isinstance(src, Path) and not src.exists()
         if not cipher.exists() or missing or not row["ciphertext_sha256"]:
             return "encrypt", {}
+        own = account_keys.source_for(self.config, row["account_id"]).signing_key_file
         try:
-            key = crypto.load_signing_key(ensure_signing_key(self.config))
+            key = crypto.load_signing_key(Path(own) if own else ensure_signing_key(self.config))
         except crypto.KeyFileError as e:
             raise PermanentError(f"signing: {e}") from e
         info = src.info if isinstance(src, audio.JoinedWav) else audio.inspect_wav(src)
@@ -548,7 +595,7 @@ class FinalizeWorker:
 
     def config_error(self) -> str:
         try:
-            crypto.parse_recipients(self.config.encryption.recipients)
+            account_keys.recipients_for(self.config, None)
         except crypto.EncryptionConfigError as e:
             return str(e)
         return ""
@@ -571,6 +618,18 @@ class FinalizeWorker:
             config_error=self.config_error(),
             stored_total=self._stored,
         )
+        waiting = await self.pool.fetch(
+            "SELECT coalesce(r.account_id, '') AS account, count(*) AS n FROM finalize_jobs f"
+            " JOIN recordings r ON r.id = f.recording_id WHERE f.state = 'failed' AND f.last_error LIKE $1"
+            " GROUP BY 1 ORDER BY 1",
+            account_keys.NO_RECIPIENT + ":%",
+        )
+        st.no_recipient = {w["account"]: w["n"] for w in waiting}
+        for acc in self._no_recipient_accounts - set(st.no_recipient):
+            self.metrics.set("callrec_finalize_no_recipient", 0, account=acc)
+        for acc, n in st.no_recipient.items():
+            self.metrics.set("callrec_finalize_no_recipient", n, account=acc)
+        self._no_recipient_accounts = set(st.no_recipient)
         self._set_gauges(st.backlog, st.failed, bool(st.config_error))
         return st
 

@@ -92,8 +92,8 @@ def config_keyring(config: Any) -> KeyRing:
     ring = KeyRing()
     _add_own(ring, config.signing_key_path, "own signing key")
     for acc_id, acc in sorted((getattr(config, "accounts", None) or {}).items()):
-        if acc.signing_key_file:
-            _add_own(ring, Path(acc.signing_key_file), f"signing key of account {acc_id}")
+        if acc.encryption is not None and acc.encryption.signing_key_file:
+            _add_own(ring, Path(acc.encryption.signing_key_file), f"signing key of account {acc_id}")
     for i, t in enumerate(config.encryption.trusted_signing_keys):
         ring.add(pinned_key(i, t.id, t.file), f"encryption.trusted_signing_keys[{i}]")
     return ring

@@ -160,6 +160,8 @@ async def startup_sweep(pool: asyncpg.Pool, config: Config, worker: FinalizeWork
                     [r["recording_id"] for r in ids],
                 )
             report.requeued_failed = len(ids)
+        if worker is not None:  # waiting for a recipient of their account, which is usable now
+            report.requeued_failed += len(await worker.requeue_no_recipient())
         counts = await conn.fetchrow(
             "SELECT count(*) FILTER (WHERE state IN ('pending', 'running')) AS open,"
             " count(*) FILTER (WHERE state = 'failed') AS failed FROM finalize_jobs"
