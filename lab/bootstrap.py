@@ -65,17 +65,18 @@ def ensure_venv(extras: str = "", venv_dir: Path | None = None) -> Path:
     if install is None:
         return python
     if not python.exists():
-        print(f"creating virtual environment in {venv_dir}", flush=True)
+        print(f"creating virtual environment in {venv_dir}", file=sys.stderr, flush=True)
         try:
             venv.EnvBuilder(with_pip=True).create(venv_dir)
         except (subprocess.CalledProcessError, OSError) as e:
             shutil.rmtree(venv_dir, ignore_errors=True)
             sys.exit(f"could not create a virtual environment ({e}); on Debian: apt-get install python3-venv")
-    print("installing callrec and its dependencies (first run takes a minute)", flush=True)
+    print("installing callrec and its dependencies (first run takes a minute or two)", file=sys.stderr, flush=True)
     target = f"{ROOT}[{','.join(sorted(install))}]" if install else str(ROOT)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", target], check=True)
+    # stdout belongs to the command that follows (`lab/run.py --calls N --json` prints one JSON document)
+    subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=sys.stderr)
+    subprocess.run([*pip, "-e", target], check=True, stdout=sys.stderr)
     stamp_file.write_text(make_stamp(pyproject_hash, install))
     return python
 

@@ -52,11 +52,13 @@ def test_ensure_venv_alternating_extras_installs_once(tmp_path: Path, capfd: pyt
     (the demo) and for s3 again (the tests' role here; the test extra itself is slow to install)."""
     venv = tmp_path / "venv"
     python = bootstrap.ensure_venv("s3", venv)
-    assert "installing callrec" in capfd.readouterr().out
+    out, err = capfd.readouterr()
+    assert "installing callrec" in err
+    assert out == "", "stdout is the demo's (its --json document): bootstrap and pip report on stderr"
     subprocess.run([str(python), "-c", "import boto3, numpy, controller.cli, lab.demo"], check=True)
     want = hashlib.sha256((bootstrap.ROOT / "pyproject.toml").read_bytes()).hexdigest()
     assert (venv / bootstrap.STAMP_NAME).read_text() == make_stamp(want, frozenset({"s3"}))
     for extras in ("", "s3", ""):
         assert bootstrap.ensure_venv(extras, venv) == python
-        out = capfd.readouterr().out
-        assert "installing" not in out and "creating" not in out, (extras, out)
+        out, err = capfd.readouterr()
+        assert out == "" and "installing" not in err and "creating" not in err, (extras, out, err)
