@@ -149,3 +149,18 @@ class NumberingPlan:
             "ring_groups": list(self.ring_groups),
             "private_extensions": list(self.private_extensions),
         }
+
+
+def policy_number(raw: str, plan: NumberingPlan, default_country: str = "US") -> str:
+    """The account number a policy decision is keyed on: a phone number in E.164, or, for a string
+    that is no phone number, an extension of the account's numbering plan (internal, ring group,
+    private extension) as dialled — an internal call's number is an extension like `2001`.
+
+    Raises InvalidNumber when it is neither.
+    """
+    try:
+        return normalize_e164(raw, default_country)
+    except InvalidNumber as e:
+        if dial_string(raw) and plan.classify(raw) is not NumberClass.EXTERNAL:
+            return dial_string(raw)
+        raise InvalidNumber(f"{e}, nor an extension of the account's numbering plan") from None

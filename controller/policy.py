@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from controller.events import Direction
-from controller.numbering import InvalidNumber, NumberClass, NumberingPlan, normalize_e164
+from controller.numbering import InvalidNumber, NumberClass, NumberingPlan, normalize_e164, policy_number
 
 
 class DialplanOverride(StrEnum):
@@ -117,7 +117,7 @@ class PolicyDecision:
 
     account_id: str
     direction: Direction
-    number: str | None  # the account's number (E.164) the decision was keyed on
+    number: str | None  # the account's number the decision was keyed on (E.164, or an extension)
     record: bool
     settings: AccountSettings
     sources: dict[str, str]
@@ -186,12 +186,14 @@ class PolicySet:
         """Effective policy for a call.
 
         `number` is the account's number for this call (inbound: the dialled DID; outbound: the
-        caller ID presented to the customer), raw or E.164; a number that is not a phone number
-        raises InvalidNumber. `account` is the fallback account when the number is unknown (the
-        PBX node's configured account, or the one our dialplan hook set).
+        caller ID presented to the customer), raw or E.164, or an extension of the account's
+        numbering plan (internal calls); anything else raises InvalidNumber. `account` is the
+        fallback account when the number is unknown (the PBX node's configured account, or the one
+        our dialplan hook set).
         """
         direction = Direction(direction)
-        e164 = self.normalize(number) if number else None
+        fallback = self.accounts.get(account) or Account(account)
+        e164 = policy_number(number, fallback.numbering, self.default_country) if number else None
         acct = self.account_for(e164, account)
         override = NumberOverride()
         if e164 and e164 in self.numbers and self.numbers[e164][0] == acct.id:

@@ -86,7 +86,36 @@ def test_malformed_number_exits_2_with_one_line(imported: str, tmp_path: Path) -
     r = callrec(imported, tmp_path, "policy", "explain", "--direction", "inbound", "--number", "call-me-maybe")
     assert r.returncode == 2
     errors = [line for line in r.stderr.splitlines() if line.startswith("callrec:")]
-    assert errors == ["callrec: --number: not a phone number: 'call-me-maybe'"]
+    assert errors == [
+        "callrec: --number: not a phone number: 'call-me-maybe', nor an extension of the account's numbering plan"
+    ]
+
+
+def test_unknown_account_exits_2_naming_it_and_the_known_ones(imported: str, tmp_path: Path) -> None:
+    r = callrec(
+        imported,
+        tmp_path,
+        "policy",
+        "explain",
+        "--direction",
+        "inbound",
+        "--number",
+        "+15559998888",
+        "--account",
+        "nosuch",
+    )
+    assert r.returncode == 2 and not r.stdout
+    errors = [line for line in r.stderr.splitlines() if line.startswith("callrec:")]
+    assert errors == ["callrec: --account: unknown account 'nosuch'; known: main"]
+    out = explain(imported, tmp_path, "--direction", "inbound", "--number", "+15559998888", "--account", "main")
+    assert out["account"] == "main"
+
+
+def test_internal_call_takes_an_extension(imported: str, tmp_path: Path) -> None:
+    out = explain(imported, tmp_path, "--direction", "internal", "--number", "2001")
+    assert out["number"] == "2001" and out["record"] is False and out["sources"]["record"] == "direction:internal"
+    out = explain(imported, tmp_path, "--direction", "internal", "--number", "2001", "--dialplan", "force")
+    assert out["record"] is True and out["sources"]["record"] == "dialplan"
 
 
 def test_export_then_import_is_a_round_trip(imported: str, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.numbering import NumberClass, NumberingPlan
+from controller.numbering import InvalidNumber, NumberClass, NumberingPlan
 from controller.policy import (
     SETTING_FIELDS,
     Account,
@@ -32,6 +32,16 @@ PS = PolicySet(
         "+15550000002": ("main", NumberOverride()),
     },
 )
+
+
+def test_an_internal_call_is_keyed_on_an_extension_of_the_plan() -> None:
+    ps = PolicySet(accounts={"main": Account("main", numbering=NumberingPlan(internal=(r"^2\d{3}$",)))})
+    d = ps.resolve(direction="internal", number="2001", account="main")
+    assert (d.account_id, d.number, d.record, d.sources["record"]) == ("main", "2001", False, "direction:internal")
+    assert ps.resolve(direction="internal", number="2001", dialplan="force", account="main").record is True
+    assert ps.resolve(direction="inbound", number="15551234567", account="main").number == "+15551234567"
+    with pytest.raises(InvalidNumber, match="nor an extension of the account's numbering plan"):
+        ps.resolve(direction="internal", number="9001", account="main")  # no phone number, not in the plan
 
 
 @pytest.mark.parametrize(
