@@ -37,6 +37,7 @@ from storage.keyring import KeyRing
 
 INDEX = "callrec-archive.json"
 PUBKEY = "signing-key.pub.pem"
+SIGNING_KEYS_DIR = "signing-keys/"  # <key hex>.pub.pem: every key that signed an exported manifest
 FORMAT = "callrec-archive/1"
 _META = (
     "id",
@@ -108,6 +109,7 @@ def export_archive(
     out: Path,
     *,
     public_key: Ed25519PublicKey | None = None,
+    signer_keys: list[Ed25519PublicKey] | None = None,
     filters: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> int:
@@ -138,6 +140,9 @@ def export_archive(
             _add_bytes(tar, INDEX, json.dumps(index, indent=2, default=_json_default).encode())
             if public_key is not None:
                 _add_bytes(tar, PUBKEY, crypto.public_key_pem(public_key))
+            for k in {crypto.signing_key_id(k): k for k in signer_keys or []}.values():
+                name = f"{SIGNING_KEYS_DIR}{crypto.signing_key_id(k).split(':', 1)[1]}.pub.pem"
+                _add_bytes(tar, name, crypto.public_key_pem(k))
             for e in entries:
                 doc = backend.get_bytes(manifest_key_for(e["_key"]))
                 size = backend.size(e["_key"])
@@ -179,18 +184,23 @@ def _member(tar: tarfile.TarFile, name: str) -> BinaryIO | None:
         return None
 
 
-def archive_public_key(tar: tarfile.TarFile) -> Ed25519PublicKey | None:
-    """The key the archive carries about its exporter: informational, never trusted implicitly."""
-    f = _member(tar, PUBKEY)
-    if f is None:
-        return None
+def archive_public_keys(tar: tarfile.TarFile) -> list[Ed25519PublicKey]:
+    """The keys the archive carries about its exporter: informational, never trusted implicitly."""
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    try:
-        key = load_pem_public_key(f.read())
-    except ValueError:
-        return None
-    return key if isinstance(key, Ed25519PublicKey) else None
+    names = [PUBKEY, *sorted(n for n in tar.getnames() if n.startswith(SIGNING_KEYS_DIR) and n.endswith(".pem"))]
+    found: dict[str, Ed25519PublicKey] = {}
+    for name in names:
+        f = _member(tar, name)
+        if f is None:
+            continue
+        try:
+            key = load_pem_public_key(f.read())
+        except ValueError:
+            continue
+        if isinstance(key, Ed25519PublicKey):
+            found.setdefault(crypto.signing_key_id(key), key)
+    return list(found.values())
 
 
 def verify_archive(
@@ -293,8 +303,7 @@ async def import_archive(
     path: Path,
     *,
     trusted: KeyRing,
-    remember: Ed25519PublicKey | None = None,
-    remember_source: str = "",
+    remember: list[tuple[Ed25519PublicKey, str]] | None = None,
     progress: Progress | None = None,
     actor: str = "cli",
 ) -> ImportReport:
@@ -304,8 +313,8 @@ async def import_archive(
     `trusted` (the key the manifest names), the index entry must agree with the signed manifest, and
     the object's SHA-256 must be the signed one. An id that exists here already is "already present"
     only when manifest and object are identical; otherwise it is a conflict and nothing is touched.
-    `remember`: a key the operator trusted explicitly for this import; stored (audited) when a
-    recording it signed is imported, so that `verify` keeps working afterwards."""
+    `remember`: (key, how) the operator trusted explicitly for this import; each is stored (audited)
+    when a recording it signed is imported, so that `verify` keeps working afterwards."""
     report = ImportReport()
     with tarfile.open(path, "r:") as tar:
         index = read_index(tar)
@@ -315,7 +324,7 @@ async def import_archive(
             rid = str(e.get("id"))
             done += int(e.get("object_size") or 0)
             try:
-                outcome = await _import_one(pool, backend, tar, e, trusted, remember, remember_source, actor, path)
+                outcome = await _import_one(pool, backend, tar, e, trusted, remember or [], actor, path)
             except _Rejected as err:
                 report.rejected.append(f"{rid}: {err}")
                 continue
@@ -338,8 +347,7 @@ async def _import_one(
     tar: tarfile.TarFile,
     e: dict[str, Any],
     ring: KeyRing,
-    remember: Ed25519PublicKey | None,
-    remember_source: str,
+    remember: list[tuple[Ed25519PublicKey, str]],
     actor: str,
     path: Path,
 ) -> str:
@@ -384,8 +392,10 @@ async def _import_one(
                 written.append(audio_key)
                 await asyncio.to_thread(backend.put_bytes, manifest_key, doc)
                 written.append(manifest_key)
-                if remember is not None and crypto.signing_key_id(remember) == crypto.signing_key_id(key):
-                    await keyring.trust_key(conn, remember, source=remember_source, actor=actor)
+                signer = crypto.signing_key_id(key)
+                for trusted_key, how in remember:
+                    if crypto.signing_key_id(trusted_key) == signer:
+                        await keyring.trust_key(conn, trusted_key, source=how, actor=actor)
                 await _insert_row(conn, e, m, sig, size, backend.uri(audio_key), actor, path)
             except BaseException:
                 for k in written:  # the row is not there: leave no object behind either

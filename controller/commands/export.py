@@ -9,7 +9,7 @@ from pathlib import Path
 
 from controller.commands._common import config_from_args, open_pool
 from controller.commands._storage_cli import day_start, fail, parse_date, progress_bar
-from storage import archive, crypto, recordings_query
+from storage import archive, crypto, keyring, recordings_query
 from storage.backends.base import BackendError, open_backend
 from storage.recordings_query import SearchFilter
 
@@ -46,6 +46,12 @@ def _export(args: argparse.Namespace) -> int:
                 pub = crypto.load_public_key(cfg.signing_key_path)
             except crypto.KeyFileError:
                 pub = None
+            try:  # every key that signed an exported manifest (accounts, rotated keys), for the importer
+                ring = await keyring.load_keyring(pool, cfg)
+            except crypto.KeyFileError:
+                ring = keyring.KeyRing()
+            used = {(r.get("manifest") or {}).get("signing_key_id") for r in rows}
+            signers = [k for kid in sorted(i for i in used if i) if (k := ring.get(kid)) is not None]
             filters = {"from": str(args.start), "to": str(args.end), "number": args.number, "agent": args.agent}
             n = await asyncio.to_thread(
                 archive.export_archive,
@@ -53,6 +59,7 @@ def _export(args: argparse.Namespace) -> int:
                 open_backend(cfg.storage, cfg.storage_path),
                 Path(args.output),
                 public_key=pub,
+                signer_keys=signers,
                 filters=filters,
                 progress=update,
             )

@@ -12,6 +12,8 @@ import asyncio
 import tarfile
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from controller.commands._common import config_from_args, open_pool
 from controller.commands._storage_cli import fail, progress_bar
 from storage import archive, crypto, keyring
@@ -21,7 +23,11 @@ from storage.backends.base import open_backend
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-archive", help="restore recordings from an export archive (verified)")
     p.add_argument("archive", help="FILE.tar written by `callrec export`")
-    p.add_argument("--public-key", help="the exporting installation's manifest key (PEM), trusted for this import")
+    p.add_argument(
+        "--public-key",
+        action="append",
+        help="the exporting installation's manifest key (PEM), trusted for this import (repeatable)",
+    )
     p.add_argument(
         "--trust-archive-key",
         action="store_true",
@@ -32,26 +38,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _import(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    remember, source = None, ""
+    remember: list[tuple[Ed25519PublicKey, str]] = []
     try:
-        if args.public_key:
-            remember = crypto.load_public_key(args.public_key)
-            source = f"--public-key {Path(args.public_key).absolute()}"
+        for path in args.public_key or []:
+            remember.append((crypto.load_public_key(path), f"--public-key {Path(path).absolute()}"))
         if args.trust_archive_key:
             with tarfile.open(args.archive, "r:") as tar:
-                carried = archive.archive_public_key(tar)
-            if carried is None:
+                carried = archive.archive_public_keys(tar)
+            if not carried:
                 return fail(f"{args.archive} carries no signing key (--trust-archive-key cannot be used)")
-            if remember is not None and crypto.signing_key_id(remember) != crypto.signing_key_id(carried):
-                return fail(
-                    f"the archive's key {crypto.signing_key_id(carried)} is not the --public-key "
-                    f"{crypto.signing_key_id(remember)}"
+            for key in carried:
+                remember.append((key, f"--trust-archive-key {Path(args.archive).name}"))
+                print(
+                    f"trusting the archive's own signing key {crypto.signing_key_id(key)}"
+                    f" ({keyring.fingerprint(key)}): compare it with what the exporting installation published"
                 )
-            remember, source = carried, f"--trust-archive-key {Path(args.archive).name}"
-            print(
-                f"trusting the archive's own signing key {crypto.signing_key_id(carried)}"
-                f" ({keyring.fingerprint(carried)}): compare it with what the exporting installation published"
-            )
     except crypto.KeyFileError as e:
         return fail(str(e))
     except (OSError, tarfile.TarError) as e:
@@ -61,15 +62,14 @@ def _import(args: argparse.Namespace) -> int:
     async def go() -> archive.ImportReport:
         async with open_pool(cfg) as pool:
             ring = await keyring.load_keyring(pool, cfg)
-            if remember is not None:
-                ring.add(remember, source)
+            for key, how in remember:
+                ring.add(key, how)
             return await archive.import_archive(
                 pool,
                 open_backend(cfg.storage, cfg.storage_path),
                 Path(args.archive),
                 trusted=ring,
                 remember=remember,
-                remember_source=source,
                 progress=update,
             )
 

@@ -316,3 +316,39 @@ async def test_configured_trusted_key_is_pinned_by_id(exported: Exported, fresh_
         load_config(None, env={"CALLREC_ENCRYPTION_TRUSTED_SIGNING_KEYS": f"ed25519:xyz={pub}"})
     cfg = load_config(None, env={"CALLREC_ENCRYPTION_TRUSTED_SIGNING_KEYS": f"{kid}={pub}"})
     assert cfg.encryption.trusted_signing_keys[0].file == str(pub)
+
+
+async def test_archive_carries_every_signer_key_and_trust_archive_key_trusts_each_by_fingerprint(
+    server_dsn: str, exported: Exported, site_b: Site, tmp_path: Path
+) -> None:
+    """An installation whose accounts sign with their own keys: the archive carries each signer's
+    public key, --trust-archive-key prints every fingerprint, and all entries import and verify."""
+    kd, recipient = _keys(tmp_path, "m")
+    acme_key = tmp_path / "acme-signing.key"
+    acme_id = crypto.signing_key_id(crypto.generate_signing_key(acme_key).public_key())
+    extra = f'[accounts.acme.encryption]\nrecipients = ["{recipient}"]\nsigning_key_file = "{acme_key}"'
+    name = f"callrec_t_{secrets.token_hex(4)}"
+    m = _site(tmp_path, "m", await _create_migrated(server_dsn, name), kd, recipient, extra=extra)
+    cfg = load_config(m.conf, env={})
+    pool = await db.create_pool(m.dsn, min_size=1, max_size=2)
+    try:
+        r_main, _ = await insert_recording(pool, cfg, seconds=0.5)
+        r_acme, _ = await insert_recording(pool, cfg, seconds=0.5)
+        await pool.execute("UPDATE recordings SET account_id = 'acme' WHERE id = $1", r_acme)
+        await FinalizeWorker(pool, cfg, Metrics(), "m").drain()
+        day = (await pool.fetchval("SELECT min(started_at) FROM recordings")).date().isoformat()
+    finally:
+        await pool.close()
+    tar = tmp_path / "m.tar"
+    assert callrec("export", "--from", day, "--to", day, "-o", str(tar), config=m.conf).returncode == 0
+
+    main_id = crypto.signing_key_id(crypto.load_public_key(kd / "signing.pub"))
+    code, out = _import(site_b, tar)  # nothing trusted yet
+    assert code == 1 and "rejected 2" in out, out
+    code, out = _import(site_b, tar, "--trust-archive-key")
+    assert code == 0 and "imported 2" in out, out
+    assert f"trusting the archive's own signing key {main_id}" in out
+    assert f"trusting the archive's own signing key {acme_id}" in out
+    for rid in (r_main, r_acme):
+        assert callrec("verify", rid, "--no-decrypt", config=site_b.conf).returncode == 0
+    await _drop(server_dsn, name)
