@@ -32,6 +32,7 @@ SCOPE_FIELDS = ("view", "listen", "download", "pause")
 _KINDS = ("ring_group", "agent")
 _IDENT = re.compile(r"^[^\s:,]{1,100}$")
 ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+RING_GROUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@\-]{0,99}$")  # what the dialplan hook sets as ring_group
 
 
 class ScopeError(ValueError):

@@ -60,8 +60,7 @@ async def erase_number(
     the journal holds it in another of its `spellings` (numbering.search_forms: as the trunk gave it)."""
     report = ErasureReport(number=number, dry_run=dry_run)
     rows = await pool.fetch(
-        "SELECT id, state, legal_hold FROM recordings WHERE customer_number = ANY($1::text[])"
-        " ORDER BY started_at, id",
+        "SELECT id, state, legal_hold FROM recordings WHERE customer_number = ANY($1::text[]) ORDER BY started_at, id",
         list(dict.fromkeys((number, *spellings))),
     )
     for r in rows:

@@ -7,14 +7,15 @@ it, so it is what `recordings.ring_groups` holds.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import asyncpg
 
+from controller.policy import PolicyError
+from controller.settings_file import RingGroupSpec
+
 _Conn: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
-RING_GROUP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@\-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -139,3 +140,36 @@ async def missing(conn: _Conn, group_ids: list[str]) -> list[str]:
     """The ids among `group_ids` that are not ring groups."""
     found = {r["id"] for r in await conn.fetch("SELECT id FROM ring_groups WHERE id = ANY($1::text[])", group_ids)}
     return [g for g in group_ids if g not in found]
+
+
+# --- the settings file (callrec settings import / export) --------------------------------------
+
+
+async def load_specs(conn: _Conn) -> list[RingGroupSpec]:
+    return [RingGroupSpec(g.id, g.name, tuple(m.name for m in g.members)) for g in await list_groups(conn)]
+
+
+async def save_specs(
+    conn: asyncpg.Connection, specs: dict[str, RingGroupSpec]
+) -> list[tuple[RingGroup | None, RingGroup]]:
+    """Create or update the file's ring groups and replace their members (others are left alone).
+
+    Members are user names; an unknown one is an error naming it. Returns (old, new) per changed group.
+    """
+    names = sorted({m for g in specs.values() for m in g.members})
+    ids = {
+        r["name"]: r["id"] for r in await conn.fetch("SELECT name, id FROM users WHERE name = ANY($1::text[])", names)
+    }
+    changed = []
+    for gid, spec in sorted(specs.items()):
+        unknown = [m for m in spec.members if m not in ids]
+        if unknown:
+            raise PolicyError(f"ring_groups.{gid}.members", f"no user named {unknown[0]!r} (add users first)")
+        old = await get(conn, gid)
+        await upsert(conn, gid, spec.name)
+        await set_members(conn, gid, sorted(ids[m] for m in spec.members))
+        new = await get(conn, gid)
+        assert new is not None
+        if old != new:
+            changed.append((old, new))
+    return changed

@@ -8,8 +8,9 @@ import asyncpg
 
 from controller.access.audit import Who, log
 from controller.access.errors import Conflict, Invalid, NotFound
+from controller.permissions import RING_GROUP_ID
 from storage import ring_groups as repo
-from storage.ring_groups import RING_GROUP_ID, RingGroup
+from storage.ring_groups import RingGroup
 from storage.users import get_user, transaction
 
 KEYS = ("id", "name", "members")
