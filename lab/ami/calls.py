@@ -121,18 +121,27 @@ class AmiCalls(AmiPbx):
         self.enter(b, caller)
 
     def _hangup_call(self, call: SimCall, first: SimChannel) -> None:
-        """Real order (S7/S8): HangupRequest, BridgeLeave, SoftHangupRequest of the side that hangs up,
-        then the peer leaves, the bridge goes, the peer's Hangup, and the first side's Hangup."""
+        """Real order. The channel that ran Dial hangs up (S7, real R1): its HangupRequest,
+        BridgeLeave, SoftHangupRequest, then the peer leaves, the bridge goes, the peer's Hangup and
+        its own. The dialled side hangs up (real R2, R3): its HangupRequest, BridgeLeave and Hangup,
+        then the caller leaves, the bridge goes, and the caller's Dial ends it (SoftHangupRequest,
+        Hangup)."""
         self.event("HangupRequest", [*self.snap(first), ("Cause", "16")])
         b = first.bridge
         if b is not None:
             self.leave(first)
-        self.event("SoftHangupRequest", [*self.snap(first), ("Cause", "16")])
         others = [c for c in self.channels.values() if c.linkedid == call.customer.linkedid and c is not first]
+        caller = call.caller if call.caller is not None and call.caller.alive else None
+        if caller is None or caller is first:
+            self.event("SoftHangupRequest", [*self.snap(first), ("Cause", "16")])
+        else:
+            self.hangup(first)
         if b is not None:
             for c in list(b.members):
                 self.leave(c)
             self.destroy(b)
+        if caller is not None and caller is not first:
+            self.event("SoftHangupRequest", [*self.snap(caller), ("Cause", "16")])
         for c in others:
             self.hangup(c)
         self.hangup(first)
@@ -223,7 +232,9 @@ class AmiCalls(AmiPbx):
         call.parties["agent"] = party
 
     async def _atxfer_consult(self, call: SimCall, party: sc.Party, ring_ms: int) -> None:
-        """Atxfer (fixture S4): the bridge's feature makes a Local consultation channel for the agent."""
+        """Atxfer (real capture tests/fixtures/asterisk/real/R8): the bridge's feature puts the agent
+        on hold and makes a Local consultation channel whose `;1` half waits in a new bridge while its
+        `;2` half dials the target; the agent moves over to it while the target rings."""
         cust, agent = call.customer, call.agent
         agent.held = True
         self.event("Hold", self.snap(agent))
@@ -257,27 +268,28 @@ class AmiCalls(AmiPbx):
             self.event("Newchannel", self.snap(x))
         b2 = self.new_bridge()
         self.enter(b2, x1)
-        self.leave(agent)
-        self.enter(b2, agent)
-        agent.held = False
         target = self._phone(party, cust.linkedid)
         call.add(target)
         self.dial_begin(x2, target, party.number if party.internal else f"trunk/{party.number}")
         self.set_state(target, 5)
+        self.set_state(x1, 5)
+        self.event("DialState", [*self.snap(x2), *self.snap(target, "Dest"), ("DialStatus", "RINGING")])
+        self.leave(agent)
+        self.enter(b2, agent)
+        agent.held = False
         await self.elapse(ring_ms, call.channels)
         self.set_state(target, 6)
         self.dial_end(x2, target, "ANSWER")
         self.set_state(x2, 6)
         self.set_state(x1, 6)
-        b3 = self.new_bridge()
-        self.enter(b3, target)
-        self.enter(b3, x2)
-        call.pending_atxfer = (party, x1, x2, target, b2, b3)
+        call.pending_atxfer = (party, x1, x2, target, b2)
 
     def _complete_atxfer(self, call: SimCall) -> None:
-        """The transferer hangs up: the consultation joins the customer's bridge, then optimizes away."""
+        """The transferer hangs up (R8): the consultation's `;1` joins the customer's bridge, the
+        transfer is announced, and Local optimization then MOVES THE CUSTOMER into the bridge of the
+        `;2` half and the target; the Local pair hangs up."""
         assert call.pending_atxfer is not None
-        party, x1, x2, target, b2, b3 = call.pending_atxfer
+        party, x1, x2, target, b2 = call.pending_atxfer
         cust, agent = call.customer, call.agent
         b1 = cust.bridge
         self.leave(agent)
@@ -285,23 +297,26 @@ class AmiCalls(AmiPbx):
         if b1 is not None:
             self.enter(b1, x1)
         self.event("MusicOnHoldStop", self.snap(cust))
+        b3 = self.new_bridge()
         body = [("Result", "Success"), *self.snap(agent, "OrigTransferer")]
         body += (b1.snapshot("OrigBridge") if b1 else []) + self.snap(agent, "SecondTransferer")
-        body += b2.snapshot("SecondBridge") + self.snap(cust, "Transferee")
+        body += b2.snapshot("SecondBridge") + self.snap(cust, "Transferee") + self.snap(x1, "TransferTarget")
         body += [("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", b1.uniqueid if b1 else "")]
         self.event("AttendedTransfer", body)
         self.destroy(b2)
         self.hangup(agent)
+        self.enter(b3, target)
+        self.enter(b3, x2)
         self.event("LocalOptimizationBegin", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo")])
-        self.leave(target)
-        self.leave(x1)
-        if b1 is not None:
-            self.enter(b1, target)
-        self.event("LocalOptimizationEnd", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo"), ("Success", "Yes")])
+        self.leave(cust)
         self.leave(x2)
-        self.destroy(b3)
-        self.hangup(x2)
+        self.enter(b3, cust, swap=x2)
+        self.event("LocalOptimizationEnd", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo"), ("Success", "Yes")])
+        self.leave(x1)
         self.hangup(x1)
+        if b1 is not None:
+            self.destroy(b1)
+        self.hangup(x2)
         call.agent = target
         call.parties["agent"] = party
         call.pending_atxfer = None

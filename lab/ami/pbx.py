@@ -74,10 +74,12 @@ class AmiPbx(AmiServer):
         self.event("BridgeCreate", b.snapshot())
         return b
 
-    def enter(self, b: SimBridge, ch: SimChannel) -> None:
+    def enter(self, b: SimBridge, ch: SimChannel, swap: SimChannel | None = None) -> None:
+        """`swap`: the channel this one replaces (Local optimization), named in SwapUniqueid."""
         b.members.append(ch)
         ch.bridge = b
-        self.event("BridgeEnter", [*b.snapshot(), *self.snap(ch)])
+        extra = [("SwapUniqueid", swap.uniqueid)] if swap is not None else []
+        self.event("BridgeEnter", [*b.snapshot(), *self.snap(ch), *extra])
 
     def leave(self, ch: SimChannel) -> None:
         b = ch.bridge
