@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
+import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -99,7 +101,14 @@ class EslSimulator(EslPbx):
         return "+OK\n"
 
     def _uuid_bridge(self, a: Channel, b: Channel) -> str:
-        """Bridge two live legs; their previous partners are hung up (hangup_after_bridge)."""
+        """Bridge two live legs; their previous partners are hung up (hangup_after_bridge). As on a
+        real FreeSWITCH (capture S4: a warm transfer completed by a CTI client), each leg's
+        transfer_history names the other with `uuid_br` before anything is unbridged."""
+        now = int(time.time())
+        for leg, other in ((a, b), (b, a)):
+            entry = f"{now}:{uuidlib.uuid4()}:uuid_br:{other.uuid}"
+            old = leg.variables.get("transfer_history", "")
+            leg.variables["transfer_history"] = f"ARRAY::{old.removeprefix('ARRAY::')}|:{entry}" if old else entry
         for leg in (a, b):
             partner = self.channels.get(leg.bridged_to or "")
             if partner is not None and partner not in (a, b):

@@ -140,7 +140,10 @@ class Translator:
         if name == "CHANNEL_UNBRIDGE":
             a, b = h.get("Bridge-A-Unique-ID", uid), h.get("Bridge-B-Unique-ID", "")
             out = []
-            hist = self._new_history(a, h.get("variable_transfer_history", ""))
+            raw = h.get("variable_transfer_history", "")
+            # only a blind transfer is reported at the unbridge; a uuid_bridge (warm transfer completed
+            # by a CTI client, real capture S4) stays new for the bridge that follows, which says so
+            hist = self._new_history(a, raw) if "bl_xfer" in raw.rsplit("|:", 1)[-1] else ""
             if hist and "bl_xfer" in hist:
                 target = _user(h.get("variable_sip_refer_to", "")) or hist.rsplit("bl_xfer:", 1)[1].split("/", 1)[0]
                 out.append(Transferred(p, ts, wall, leg=a, kind=TransferKind.BLIND, target=target, transferer=b))

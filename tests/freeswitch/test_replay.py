@@ -17,7 +17,7 @@ from controller.events import AnyEvent, Bridged, ChannelHungUp, Direction, Resyn
 from controller.numbering import NumberingPlan
 from controller.policy import Account, AccountSettings, PolicySet
 
-from .eslcap import FIXTURES, read_capture
+from .eslcap import FIXTURES, LOOPBACK_FIXTURES, read_capture
 
 # the lab's numbers: 2001 / 3001 agents; 1001 customer and 9001 "PSTN" are the external parties
 PLAN = NumberingPlan(internal=(r"^[23]\d{3}$",))
@@ -94,10 +94,12 @@ async def replay(name: str, resplit: bool = False, where: Path = FIXTURES) -> li
     return out
 
 
-def run_tracker(events: list[AnyEvent], settings: AccountSettings | None = None) -> tuple[CallTracker, list]:
+def run_tracker(
+    events: list[AnyEvent], settings: AccountSettings | None = None, plan: NumberingPlan = PLAN
+) -> tuple[CallTracker, list]:
     """Feed the events to the call state machine, 'starting' a recording on each Decide."""
-    tracker = CallTracker("fs-replay", numbering=PLAN)
-    ps = PolicySet(accounts={"main": Account("main", settings or AccountSettings(), PLAN)})
+    tracker = CallTracker("fs-replay", numbering=plan)
+    ps = PolicySet(accounts={"main": Account("main", settings or AccountSettings(), plan)})
     actions = []
     for ev in events:
         if isinstance(ev, Resync):
@@ -172,3 +174,21 @@ async def test_refer_blind_external_with_rule_off_stops_at_the_transfer() -> Non
     tl = call.recording.timeline.as_dict()
     assert [s["party"] for s in tl["segments"]] == ["2001"]
     assert tl["transfers"][0]["target"] == "9001" and tl["stop"]["reason"] == "external_transfer"
+
+
+async def test_s4_warm_transfer_completed_by_uuid_bridge_is_labelled_attended() -> None:
+    """Real capture S4: the agent consults agent 2003 on a second call, then a CTI client joins the
+    customer to 2003 with uuid_bridge. The customer's leg unbridges from the agent (its
+    transfer_history already names uuid_br) and is bridged to 2003: a warm transfer, and the
+    timeline says so (it said "blind")."""
+    events = await replay("S4_attended_transfer", where=LOOPBACK_FIXTURES)
+    customer = "b410f8dd-145e-47d3-84f6-8d1a2e94aba5"
+    transfers = [e for e in events if isinstance(e, Transferred)]
+    assert [(t.leg, t.kind.value) for t in transfers] == [(customer, "attended")]
+    # the S4 lab's phones are loopback endpoints "agentphone_<ext>"
+    plan = NumberingPlan(internal=(r"^(agentphone_)?[23]\d{3}$",))
+    _, actions = run_tracker(events, plan=plan)
+    call = next(a.call for a in actions if isinstance(a, Decide) and a.call.customer_leg == customer)
+    tl = call.recording.timeline.as_dict()
+    assert [(t["kind"], t["target"]) for t in tl["transfers"]] == [("attended", "agentphone_2003")]
+    assert [s["party"] for s in tl["segments"]] == ["agentphone_2001", "agentphone_2003"]
