@@ -312,3 +312,61 @@ async def test_every_screen_fits_420_px(world: World) -> None:
             await shot(page, "narrow-420-audit")
         finally:
             await browser.close()
+
+
+async def test_ring_group_supervisor_gets_download_when_an_admin_grants_it_to_the_role(world: World) -> None:
+    """In the page, an admin makes a role whose users listen to their own ring groups' calls (no
+    download) and a user in ring group sales with it. That supervisor hears only the sales call and
+    has no download button — until the admin grants download to the role; then the same session
+    shows it after a refresh of the list (no new token)."""
+    from playwright.async_api import async_playwright, expect
+
+    await world.request("POST", "/api/v1/ring-groups", "admin", json={"id": "sales", "name": "Sales"})
+    sales, support = world.recordings["sales"], world.recordings["support"]
+    async with async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            admin = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+            await sign_in(admin, world.base, world.tokens["admin"], "admin")
+            await admin.click('#tabs [data-screen="access"]')
+            await admin.fill('#role-add input[name="name"]', "rg-lead")
+            await admin.click("#role-add button")
+            role = admin.locator('tr[data-role="rg-lead"]')
+            await expect(role).to_have_count(1)
+            await role.locator('input[name="view"]').fill("ring_group")
+            await role.locator('input[name="listen"]').fill("ring_group")
+            await role.locator('input[name="download"]').fill("none")
+            await role.get_by_role("button", name="Save").click()
+            await expect(admin.locator('tr[data-role="rg-lead"].saved')).to_have_count(1)
+
+            await admin.fill('#user-add input[name="name"]', "rita")
+            await admin.select_option('#user-add select[name="role"]', "rg-lead")
+            await admin.fill('#user-add input[name="ring_groups"]', "sales")
+            await admin.click("#user-add button")
+            await expect(admin.locator("#token-user")).to_have_text("rita")
+            token = await admin.locator("#token-value").inner_text()
+            assert token.startswith("crk_")
+            await expect(admin.locator('tr[data-user="rita"]')).to_have_count(1)
+            await admin.evaluate("() => { document.getElementById('token-value').textContent = 'crk_…'; }")
+            await shot(admin, "admin-users-roles")
+
+            sup = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+            await sign_in(sup, world.base, token, "rita")
+            await sup.click("#search-form button")
+            row = sup.locator(f'tr[data-rec-id="{sales}"]')
+            await expect(row.get_by_test_id("play-btn")).to_have_count(1)
+            await expect(row.get_by_test_id("download-link")).to_have_count(0)
+            await expect(sup.locator(f'tr[data-rec-id="{support}"]')).to_have_count(0)  # not their ring group
+
+            role = admin.locator('tr[data-role="rg-lead"]')
+            await role.locator('input[name="download"]').fill("ring_group")
+            await role.get_by_role("button", name="Save").click()
+            await expect(admin.locator('tr[data-role="rg-lead"].saved')).to_have_count(1)
+
+            await sup.click("#search-form button")
+            await expect(sup.locator(f'tr[data-rec-id="{sales}"]').get_by_test_id("download-link")).to_have_count(1)
+            await expect(sup.locator(f'tr[data-rec-id="{support}"]')).to_have_count(0)
+        finally:
+            await browser.close()
+    audit = await world.pool.fetch("SELECT action FROM audit_log WHERE target = 'role:rg-lead' ORDER BY id")
+    assert [a["action"] for a in audit] == ["role.create", "role.update", "role.update"]

@@ -4,7 +4,7 @@
 
 import { $, api, el, fmtTime, onOff, SETTINGS, settingLabel, sourceText } from "./common.js";
 
-const adm = { settings: null, numbers: [], plan: null, auditBefore: null };
+const adm = { settings: null, numbers: [], plan: null, auditBefore: null, roles: [] };
 const account = (id) => encodeURIComponent(($(id).value || "main").trim());
 const ifMatch = (version) => ({ "If-Match": `"${version}"` });
 
@@ -13,6 +13,7 @@ const SCREENS = {
   numbers: [() => loadNumbers(), "num-error"],
   numbering: [() => loadPlan(), "plan-error"],
   audit: [() => loadAudit(false), "audit-error"],
+  access: [() => loadAccess(), "user-error"],
 };
 
 export function showAdminScreen(name) {
@@ -282,7 +283,114 @@ async function loadAudit(more) {
   $("audit-empty").hidden = body.children.length > 0;
 }
 
+// ---------- users and roles ----------
+const SCOPES = ["view", "listen", "download", "pause"];
+const RIGHTS = ["view_settings", "settings", "users", "roles", "audit"];
+const csv = (text) => text.split(",").map((x) => x.trim()).filter(Boolean);
+
+async function loadAccess() {
+  const [roles, users] = await Promise.all([
+    api("GET", "/api/v1/roles").catch((err) => (err.status === 403 ? null : Promise.reject(err))),
+    api("GET", "/api/v1/users").catch((err) => (err.status === 403 ? null : Promise.reject(err))),
+  ]);
+  adm.roles = roles ? roles.roles : [];
+  for (const sel of document.querySelectorAll(".role-select")) {
+    sel.replaceChildren(...adm.roles.map((r) => el("option", { value: r.name }, r.name)));
+  }
+  $("role-body").replaceChildren(...adm.roles.map(roleRow));
+  $("user-body").replaceChildren(...(users ? users.users : []).map(userRow));
+}
+
+function roleRow(r) {
+  const tr = el("tr", { "data-role": r.name }, el("td", {}, el("b", {}, r.name), r.builtin ? el("span", { class: "muted small" }, " built-in") : ""));
+  for (const f of SCOPES) {
+    tr.append(el("td", {}, el("input", { name: f, value: r[f], list: "scope-options", size: "10", "aria-label": `${f} scope of ${r.name}` })));
+  }
+  tr.append(el("td", { class: "rights" }, ...RIGHTS.map((x) => el("label", { class: "check-inline" },
+    el("input", { type: "checkbox", name: `right-${x}`, checked: r.rights.includes(x) }), x.replace("_", " ")))));
+  tr.append(el("td", {}, String(r.users ?? "")));
+  const save = el("button", { type: "button", class: "small-btn" }, "Save");
+  save.addEventListener("click", async () => {
+    $("role-error").textContent = "";
+    const body = { rights: RIGHTS.filter((x) => tr.querySelector(`[name="right-${x}"]`).checked) };
+    for (const f of SCOPES) body[f] = tr.querySelector(`[name="${f}"]`).value.trim();
+    try {
+      await api("PUT", `/api/v1/roles/${encodeURIComponent(r.name)}`, body);
+      await loadAccess();
+      const row = document.querySelector(`tr[data-role="${r.name}"]`);
+      if (row) row.classList.add("saved");
+    } catch (err) { $("role-error").textContent = `${r.name}: ${err.message}`; }
+  });
+  tr.append(el("td", {}, save));
+  return tr;
+}
+
+function userRow(u) {
+  const role = el("select", { name: "role", "aria-label": `role of ${u.name}` },
+    ...adm.roles.map((r) => el("option", { value: r.name, selected: r.name === u.role }, r.name)));
+  const ext = el("input", { name: "agent_ext", value: u.agent_ext, size: "6", "aria-label": `extension of ${u.name}` });
+  const groups = el("input", { name: "ring_groups", value: u.ring_groups.join(", "), size: "14", "aria-label": `ring groups of ${u.name}` });
+  const enabled = el("input", { type: "checkbox", name: "enabled", checked: !u.disabled, "aria-label": `${u.name} enabled` });
+  const save = el("button", { type: "button", class: "small-btn" }, "Save");
+  const token = el("button", { type: "button", class: "ghost small-btn" }, "New token");
+  const revoke = el("button", { type: "button", class: "ghost small-btn" }, "Revoke tokens");
+  const tr = el("tr", { "data-user": u.name, class: u.disabled ? "disabled" : "" },
+    el("td", {}, u.name), el("td", {}, role), el("td", {}, ext), el("td", {}, groups), el("td", {}, enabled),
+    el("td", {}, String(u.active_tokens)), el("td", { class: "acts" }, save, token, revoke));
+  const fail = (err) => { $("user-error").textContent = `${u.name}: ${err.message}`; };
+  save.addEventListener("click", async () => {
+    $("user-error").textContent = "";
+    const body = { role: role.value, agent_ext: ext.value.trim(), ring_groups: csv(groups.value), disabled: !enabled.checked };
+    try { await api("PUT", `/api/v1/users/${u.id}`, body); await loadAccess(); } catch (err) { fail(err); }
+  });
+  token.addEventListener("click", async () => {
+    try { showToken(u.name, (await api("POST", `/api/v1/users/${u.id}/tokens`)).token); await loadAccess(); } catch (err) { fail(err); }
+  });
+  revoke.addEventListener("click", async () => {
+    try {
+      const detail = await api("GET", `/api/v1/users/${u.id}`);
+      for (const t of detail.tokens.filter((x) => !x.revoked)) await api("DELETE", `/api/v1/users/${u.id}/tokens/${t.id}`);
+      await loadAccess();
+    } catch (err) { fail(err); }
+  });
+  return tr;
+}
+
+function showToken(name, token) {
+  $("token-user").textContent = name;
+  $("token-value").textContent = token;
+  $("token-once").hidden = false;
+}
+
+async function createUser(e) {
+  e.preventDefault();
+  $("user-error").textContent = "";
+  const f = new FormData(e.target);
+  const body = { name: f.get("name").trim(), role: f.get("role") };
+  if (f.get("agent_ext").trim()) body.agent_ext = f.get("agent_ext").trim();
+  if (csv(f.get("ring_groups")).length) body.ring_groups = csv(f.get("ring_groups"));
+  try {
+    const out = await api("POST", "/api/v1/users", body);
+    showToken(out.user.name, out.token);
+    e.target.reset();
+    await loadAccess();
+  } catch (err) { $("user-error").textContent = err.message; }
+}
+
+async function createRole(e) {
+  e.preventDefault();
+  $("role-error").textContent = "";
+  const name = new FormData(e.target).get("name").trim();
+  try {
+    await api("POST", "/api/v1/roles", { name });
+    e.target.reset();
+    await loadAccess();
+  } catch (err) { $("role-error").textContent = err.message; }
+}
+
 function wire() {
+  $("user-add").addEventListener("submit", createUser);
+  $("role-add").addEventListener("submit", createRole);
   $("settings-form").addEventListener("submit", saveSettings);
   $("set-account").addEventListener("change", () => loadSettings().catch((err) => { $("settings-error").textContent = err.message; }));
   $("num-account").addEventListener("change", () => loadNumbers().catch((err) => { $("num-error").textContent = err.message; }));

@@ -16,11 +16,12 @@ async function signIn(token) {
   state.me = me;
   $("who-name").textContent = me.name;
   $("who-role").textContent = me.agent_ext ? `${me.role} · ${me.agent_ext}` : me.role;
-  $("brand-sub").textContent = me.role === "admin" ? "Admin" : me.role === "supervisor" ? "Supervisor" : "Agent";
+  $("brand-sub").textContent = (me.rights || []).length ? "Admin" : me.role;
   $("login").hidden = true;
   $("who").hidden = false;
   $("tabs").hidden = false;
-  for (const b of document.querySelectorAll("#tabs [data-admin]")) b.hidden = me.role !== "admin";
+  const rights = new Set(me.rights || []);
+  for (const b of document.querySelectorAll("#tabs [data-right]")) b.hidden = !b.dataset.right.split(" ").some((r) => rights.has(r));
   showScreen("calls");
   connectEvents();
   searchRecordings(false);
