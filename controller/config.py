@@ -138,7 +138,10 @@ class AccountEncryptionConfig:
 
 @dataclass(frozen=True)
 class AccountConfig:
-    encryption: AccountEncryptionConfig | None = None
+    """`[accounts.<id>]` of callrec.toml: what one account does differently from the installation."""
+
+    encryption: AccountEncryptionConfig | None = None  # its own keys; None → [encryption]
+    storage: StorageConfig | None = None  # its own bucket / WebDAV folder / directory; None → [storage]
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     finalize: FinalizeConfig = field(default_factory=FinalizeConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
-    accounts: dict[str, AccountConfig] = field(default_factory=dict)  # [accounts.<id>.encryption]
+    accounts: dict[str, AccountConfig] = field(default_factory=dict)  # [accounts.<id>.encryption|storage]
 
     # Paths with defaults derived from state_dir.
     @property
@@ -300,6 +303,8 @@ def _build(raw: dict[str, Any], problems: _Problems) -> Config:
                     raise ConfigError("pbx", value, "an array of tables ([[pbx]])")
                 nodes = (_build_pbx(i, v, problems) for i, v in enumerate(value))
                 kwargs["pbx"] = tuple(n for n in nodes if n is not None)
+            elif key == "accounts":
+                kwargs["accounts"] = _build_accounts(value, problems)
             else:
                 kwargs[key] = _coerce(key, value, top_fields[key].type)
         except ConfigError as e:
@@ -325,23 +330,24 @@ def _build_section(cls: type, prefix: str, values: dict[str, Any], problems: _Pr
 
 
 def _build_accounts(value: Any, problems: _Problems) -> dict[str, AccountConfig]:
-    """[accounts.<id>.encryption]: per-account keys (tables of tables)."""
+    """[accounts.<id>.encryption] (per-account keys) and [accounts.<id>.storage] (its own store)."""
     if not isinstance(value, dict):
-        raise ConfigError("accounts", value, "a table of accounts ([accounts.<id>.encryption])")
+        raise ConfigError("accounts", value, "a table of accounts ([accounts.<id>.encryption], [...storage])")
+    subtables: dict[str, type] = {"encryption": AccountEncryptionConfig, "storage": StorageConfig}
     out: dict[str, AccountConfig] = {}
     for acc_id, acc in value.items():
         if not isinstance(acc, dict):
             problems.add(f"accounts.{acc_id}", acc, "a table")
             continue
-        enc = None
+        built: dict[str, Any] = {}
         for key, v in acc.items():
-            if key != "encryption":
-                problems.add(f"accounts.{acc_id}.{key}", v, "one of the known keys: encryption")
+            if key not in subtables:
+                problems.add(f"accounts.{acc_id}.{key}", v, "one of the known keys: " + ", ".join(subtables))
             elif not isinstance(v, dict):
-                problems.add(f"accounts.{acc_id}.encryption", v, "a table")
+                problems.add(f"accounts.{acc_id}.{key}", v, "a table")
             else:
-                enc = _build_section(AccountEncryptionConfig, f"accounts.{acc_id}.encryption", v, problems)
-        out[acc_id] = AccountConfig(encryption=enc)
+                built[key] = _build_section(subtables[key], f"accounts.{acc_id}.{key}", v, problems)
+        out[acc_id] = AccountConfig(**built)
     return out
 
 
@@ -439,13 +445,10 @@ def _validate(cfg: Config, problems: _Problems) -> None:
             problems.add(f"pbx[{i}].username", node.username, "AMI username and secret for an asterisk node")
         if node.type == "freeswitch" and not node.password:
             problems.add(f"pbx[{i}].password", "", "the ESL password for a freeswitch node")
-    allowed("storage.backend", cfg.storage.backend)
-    if cfg.storage.backend == "s3":
-        for key in ("endpoint", "bucket"):
-            if not getattr(cfg.storage, key):
-                problems.add(f"storage.{key}", "", "a value when storage.backend = 's3'")
-    if cfg.storage.backend == "webdav":
-        _validate_webdav_url(problems, "storage.url", cfg.storage.url)
+    _validate_storage(problems, "storage", cfg.storage)
+    for account_id, acct in cfg.accounts.items():
+        if acct.storage is not None:
+            _validate_storage(problems, f"accounts.{account_id}.storage", acct.storage, own=True)
     tables = [("encryption", cfg.encryption.recipients)] + [
         (f"accounts.{a}.encryption", acc.encryption.recipients)
         for a, acc in cfg.accounts.items()
@@ -471,6 +474,21 @@ def _validate(cfg: Config, problems: _Problems) -> None:
         problems.add("finalize.workers", cfg.finalize.workers, "an integer >= 1")
 
 
+def _validate_storage(problems: _Problems, prefix: str, st: StorageConfig, *, own: bool = False) -> None:
+    """[storage], or an account's own store (`own`: a local one needs its own path)."""
+    options = ALLOWED["storage.backend"]
+    if st.backend not in options:
+        problems.add(f"{prefix}.backend", st.backend, "one of " + ", ".join(options))
+    if st.backend == "s3":
+        for key in ("endpoint", "bucket"):
+            if not getattr(st, key):
+                problems.add(f"{prefix}.{key}", "", "a value when backend = 's3'")
+    if st.backend == "webdav":
+        _validate_webdav_url(problems, f"{prefix}.url", st.url)
+    if st.backend == "local" and own and not st.path:
+        problems.add(f"{prefix}.path", "", "the account's own directory when backend = 'local'")
+
+
 def _validate_webdav_url(problems: _Problems, key: str, url: str) -> None:
     from urllib.parse import urlsplit
 
@@ -486,6 +504,8 @@ def _to_dict(obj: Any) -> Any:
         return {f.name: _to_dict(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, tuple):
         return [_to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_dict(v) for k, v in obj.items()}
     return obj
 
 

@@ -151,7 +151,7 @@ class Service:
         await startup_sweep(pool, cfg, self.finalizer)  # logs its own summary
         for i, worker in enumerate(workers):
             self._spawn(worker.run(), f"finalize-{i}")
-        self._retention = RetentionScheduler(pool, cfg, self.metrics)
+        self._retention = RetentionScheduler(pool, cfg, self.metrics, backend=self.finalizer.locations)
         self._retention.start()
 
         self.drivers = {p.name: make_driver(p, cfg) for p in cfg.pbx}
@@ -198,10 +198,23 @@ class Service:
         return {"ok": waiting == 0, "waiting": waiting}
 
     async def _backend_check(self) -> dict[str, Any]:
-        """The store answers (S3 bucket reachable / local directory writable); raising reports not ok."""
+        """Every store answers ([storage] and each account's own: S3 bucket reachable, WebDAV folder
+        listable, local directory writable); a failing one is named with the reason."""
         assert self.finalizer is not None
-        await asyncio.to_thread(self.finalizer.backend.check)
-        return {"ok": True, "backend": self.config.storage.backend}
+        locations = self.finalizer.locations
+        failing: dict[str, str] = {}
+        for name in locations.names():
+            try:
+                await asyncio.to_thread(locations.get(name).check)
+            except (OSError, ValueError) as e:
+                failing[name] = str(e)
+        out: dict[str, Any] = {"ok": not failing, "backend": self.config.storage.backend}
+        if len(locations.names()) > 1:
+            out["locations"] = locations.names()
+        if failing:
+            out["failing"] = failing
+            out["error"] = "; ".join(f"{name}: {why}" for name, why in failing.items())
+        return out
 
     def _pbx_check(self, name: str, driver: PbxDriver) -> Callable[[], dict[str, Any]]:
         def check() -> dict[str, Any]:

@@ -33,6 +33,7 @@ from pyrage import x25519
 
 from storage import crypto, keyring, manifest
 from storage.backends.base import Backend, manifest_key_for, object_keys
+from storage.backends.locations import StorageLocations, as_locations
 from storage.keyring import KeyRing
 
 INDEX = "callrec-archive.json"
@@ -105,7 +106,7 @@ async def select_for_export(
 
 def export_archive(
     rows: list[dict[str, Any]],
-    backend: Backend,
+    store: Backend | StorageLocations,
     out: Path,
     *,
     public_key: Ed25519PublicKey | None = None,
@@ -113,9 +114,12 @@ def export_archive(
     filters: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Write the archive (to `out.part`, renamed when complete); returns the number of recordings."""
+    """Write the archive (to `out.part`, renamed when complete); returns the number of recordings.
+    Each recording is read from the store that holds it (`store`: the locations, or one backend)."""
+    locations = as_locations(store)
     entries: list[dict[str, Any]] = []
     for r in rows:
+        backend = locations.for_row(r)
         audio_key = backend.key_from_uri(r["object_uri"])
         entries.append(
             {
@@ -123,6 +127,7 @@ def export_archive(
                 "audio_member": f"objects/{audio_key}",
                 "manifest_member": f"objects/{manifest_key_for(audio_key)}",
                 "_key": audio_key,
+                "_backend": backend,
             }
         )
     index = {
@@ -130,7 +135,7 @@ def export_archive(
         "created_at": datetime.now(UTC).isoformat(),
         "filters": filters or {},
         "count": len(entries),
-        "recordings": [{k: v for k, v in e.items() if k != "_key"} for e in entries],
+        "recordings": [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries],
     }
     total = sum(int(r.get("object_size") or 0) for r in rows)
     done = 0
@@ -144,6 +149,7 @@ def export_archive(
                 name = f"{SIGNING_KEYS_DIR}{crypto.signing_key_id(k).split(':', 1)[1]}.pub.pem"
                 _add_bytes(tar, name, crypto.public_key_pem(k))
             for e in entries:
+                backend = e["_backend"]
                 doc = backend.get_bytes(manifest_key_for(e["_key"]))
                 size = backend.size(e["_key"])
                 with backend.open_read(e["_key"]) as src:

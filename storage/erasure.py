@@ -18,6 +18,7 @@ import asyncpg
 
 from storage import audit
 from storage.backends.base import Backend, manifest_key_for
+from storage.backends.locations import StorageLocations, as_locations
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def _refusal(row: Any) -> str:
 
 async def erase_number(
     pool: asyncpg.Pool,
-    backend: Backend,
+    store: Backend | StorageLocations,
     number: str,
     *,
     dry_run: bool = False,
@@ -72,8 +73,8 @@ async def erase_number(
             report.erased.append(rid)
         else:
             try:
-                why = await _erase_one(pool, backend, r["id"], actor, request)
-            except (OSError, asyncpg.PostgresError) as e:
+                why = await _erase_one(pool, as_locations(store), r["id"], actor, request)
+            except (OSError, ValueError, asyncpg.PostgresError) as e:
                 report.errors.append((rid, f"{type(e).__name__}: {e}"))
                 log.warning("erasure of %s failed (nothing of it was deleted from the database): %s", rid, e)
                 continue
@@ -84,7 +85,7 @@ async def erase_number(
     return report
 
 
-async def _erase_one(pool: asyncpg.Pool, backend: Backend, rid: Any, actor: str, request: str) -> str:
+async def _erase_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, actor: str, request: str) -> str:
     async with pool.acquire() as conn, conn.transaction():
         # Lock, then re-check: a hold set (or a finalize started) a moment ago wins over this erasure.
         row = await conn.fetchrow("SELECT * FROM recordings WHERE id = $1 FOR UPDATE", rid)
@@ -97,6 +98,7 @@ async def _erase_one(pool: asyncpg.Pool, backend: Backend, rid: Any, actor: str,
 
         def rm() -> None:
             if row["object_uri"]:
+                backend = locations.for_row(row)  # the store that holds it ([storage] or its account's)
                 key = backend.key_from_uri(row["object_uri"])
                 backend.delete(key)  # a missing object is not an error
                 backend.delete(manifest_key_for(key))

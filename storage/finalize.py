@@ -31,7 +31,8 @@ import asyncpg
 from controller.config import Config
 from controller.metrics import Metrics
 from storage import account_keys, audio, crypto, manifest
-from storage.backends.base import Backend, BackendError, object_keys, open_backend
+from storage.backends.base import Backend, BackendError, object_keys
+from storage.backends.locations import StorageLocations, as_locations
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,15 @@ class FinalizeWorker:
         metrics: Metrics | None = None,
         node_id: str = "",
         *,
-        backend: Backend | None = None,
+        backend: Backend | StorageLocations | None = None,
     ) -> None:
         self.pool, self.config = pool, config
         self.metrics = metrics or Metrics()
         self.node_id = node_id or config.node_id or f"{os.uname().nodename}:{os.getpid()}"
         self.claim_token = f"{self.node_id}/{os.getpid()}/{secrets.token_hex(3)}"
-        self.backend = backend or open_backend(config.storage, config.storage_path)
+        # Where recordings go: [storage], or the account's own store ([accounts.<id>.storage]).
+        self.locations = as_locations(backend) if backend is not None else StorageLocations.from_config(config)
+        self.backend = self.locations.default
         self.work = work_dir(config)
         self.fc = config.finalize
         self._wake = asyncio.Event()
@@ -424,7 +427,8 @@ class FinalizeWorker:
         return plan if plan is not None else self._audio_path(row)
 
     def _cipher_path(self, row: asyncpg.Record) -> Path:
-        return (self.backend.staging_dir() or self.work) / f"{row['id']}.wav.age"
+        _, backend = self.locations.for_account(row["account_id"])
+        return (backend.staging_dir() or self.work) / f"{row['id']}.wav.age"
 
     async def _step_wait_closed(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
         if row["state"] in ("recording", "paused"):
@@ -555,10 +559,11 @@ class FinalizeWorker:
             return "encrypt", {}
         audio_key, manifest_key = object_keys(str(row["id"]), row["started_at"])
         doc = manifest.document(row["manifest"], row["manifest_signature"])
+        location, backend = self.locations.for_account(row["account_id"])
 
         def put() -> None:
-            self.backend.put_file(audio_key, cipher)
-            self.backend.put_bytes(manifest_key, doc)
+            backend.put_file(audio_key, cipher)
+            backend.put_bytes(manifest_key, doc)
 
         try:
             await asyncio.to_thread(put)
@@ -566,14 +571,15 @@ class FinalizeWorker:
             raise
         except OSError as e:
             raise BackendError(e.errno or 5, f"storage write failed: {e}") from e
-        return "commit", {}
+        return "commit", {"storage_location": location}
 
     async def _step_commit(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
         audio_key, _ = object_keys(str(row["id"]), row["started_at"])
+        backend = self.locations.get(row["storage_location"])  # where the upload step wrote it
         return "cleanup", {
             "state": "stored",
             "error": "",
-            "object_uri": self.backend.uri(audio_key),
+            "object_uri": backend.uri(audio_key),
             "stored_at": datetime.now().astimezone(),
         }
 

@@ -336,7 +336,7 @@ async def verify_recording(
     `recording_id`) or a `recordings` row. The API shows `result.as_dict()`."""
     import asyncio
 
-    from storage.backends.base import open_backend
+    from storage.backends.locations import StorageLocations, UnknownLocation, as_locations
 
     row: Mapping[str, Any]
     if not hasattr(pool_or_row, "fetchrow"):  # a row (dict or asyncpg Record), not a pool
@@ -348,11 +348,17 @@ async def verify_recording(
             result.failed("row", MISSING_OBJECT, "no such recording")
             return result
         row = dict(rec)
-    backend = backend or open_backend(config.storage, config.storage_path)
     if trusted is None:
         if not hasattr(pool_or_row, "fetchrow"):
             raise ValueError("verify_recording: pass `trusted` when verifying a row without a pool")
         trusted = await load_keyring(pool_or_row, config)
+    locations = as_locations(backend) if backend is not None else StorageLocations.from_config(config)
+    try:
+        backend = locations.for_row(row) if row.get("object_uri") else locations.default
+    except UnknownLocation as e:
+        result = VerifyResult(recording_id=str(row["id"]))
+        result.failed("object", MISSING_OBJECT, str(e))
+        return result
     if identities is None and decrypt and config.encryption.identity_file:
         identities = crypto.load_identities(config.encryption.identity_file)
     return await asyncio.to_thread(verify_stored, backend, row, trusted, identities if decrypt else None)

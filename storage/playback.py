@@ -19,15 +19,19 @@ from typing import Any, BinaryIO
 from pyrage import x25519
 
 from storage import crypto
-from storage.backends.base import Backend, open_backend
+from storage.backends.base import Backend
+from storage.backends.locations import StorageLocations, as_locations
 
 
 class AudioIntegrityError(ValueError):
     """Decrypted audio does not match the hash recorded when it was stored."""
 
 
-def object_reader(backend: Backend, row: Mapping[str, Any]) -> Callable[[], AbstractContextManager[BinaryIO]]:
-    """A zero-argument opener of the stored (encrypted) object of `row`."""
+def object_reader(
+    store: Backend | StorageLocations, row: Mapping[str, Any]
+) -> Callable[[], AbstractContextManager[BinaryIO]]:
+    """A zero-argument opener of the stored (encrypted) object of `row`, in the store that holds it."""
+    backend = as_locations(store).for_row(row)
     key = backend.key_from_uri(row["object_uri"])
     return lambda: backend.open_read(key)
 
@@ -45,14 +49,14 @@ async def decrypted_audio_file(
     config: Any,
     row: Mapping[str, Any],
     *,
-    backend: Backend | None = None,
+    backend: Backend | StorageLocations | None = None,
     identities: list[x25519.Identity] | None = None,
     tmp_dir: str | Path | None = None,
 ) -> AsyncIterator[Path]:
     """Decrypt the recording of `row` into a private temp WAV; yields its path, removes it on exit.
 
     Raises WrongKeyError (identity is not a recipient) or AudioIntegrityError (hash differs)."""
-    backend = backend or open_backend(config.storage, config.storage_path)
+    store = backend if backend is not None else StorageLocations.from_config(config)
     ids = _identities(config, identities)
     d = tempfile.mkdtemp(prefix="callrec-play-", dir=tmp_dir)  # mode 0700
     path = Path(d) / f"{row['id']}.wav"
@@ -60,7 +64,7 @@ async def decrypted_audio_file(
 
         def work() -> str:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out, object_reader(backend, row)() as src:
+            with os.fdopen(fd, "wb") as out, object_reader(store, row)() as src:
                 return crypto.decrypt_stream(src, out, ids)
 
         sha = await asyncio.to_thread(work)

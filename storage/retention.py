@@ -18,7 +18,8 @@ import asyncpg
 
 from controller.config import Config
 from controller.metrics import Metrics
-from storage.backends.base import Backend, BackendError, manifest_key_for, open_backend
+from storage.backends.base import Backend, BackendError, manifest_key_for
+from storage.backends.locations import StorageLocations, as_locations
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,17 @@ class PurgeReport:
 
 async def purge_expired(
     pool: asyncpg.Pool,
-    backend: Backend,
+    store: Backend | StorageLocations,
     *,
     now: datetime | None = None,
     dry_run: bool = False,
     actor: str = "retention",
     progress: Callable[[int, int], None] | None = None,
 ) -> PurgeReport:
-    """Purge every stored recording whose retention date has passed and that is not on legal hold."""
+    """Purge every stored recording whose retention date has passed and that is not on legal hold, from
+    the store that holds it (`store`: the installation's locations, or one backend)."""
     now = now or datetime.now(UTC)
+    locations = as_locations(store)
     report = PurgeReport(dry_run=dry_run)
     rows = await pool.fetch(
         "SELECT id FROM recordings WHERE retention_until < $1 AND NOT legal_hold AND state = 'stored'"
@@ -59,9 +62,9 @@ async def purge_expired(
     total = len(rows)
     for i, r in enumerate(rows, 1):
         try:
-            if await _purge_one(pool, backend, r["id"], now, actor):
+            if await _purge_one(pool, locations, r["id"], now, actor):
                 report.purged.append(str(r["id"]))
-        except (BackendError, OSError, asyncpg.PostgresError) as e:
+        except (BackendError, OSError, ValueError, asyncpg.PostgresError) as e:
             report.errors.append(f"{r['id']}: {e}")
             log.warning("purge of %s failed (will retry next run): %s", r["id"], e)
         if progress:
@@ -69,7 +72,7 @@ async def purge_expired(
     return report
 
 
-async def _purge_one(pool: asyncpg.Pool, backend: Backend, rid: Any, now: datetime, actor: str) -> bool:
+async def _purge_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, now: datetime, actor: str) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         # Lock the row, then re-check: a legal hold set a moment ago must win over this purge.
         row = await conn.fetchrow(
@@ -78,6 +81,7 @@ async def _purge_one(pool: asyncpg.Pool, backend: Backend, rid: Any, now: dateti
         if row is None:
             return False
         if row["object_uri"]:
+            backend = locations.for_row(row)
             key = backend.key_from_uri(row["object_uri"])
 
             def rm() -> None:
@@ -112,12 +116,12 @@ class RetentionScheduler:
         config: Config,
         metrics: Metrics | None = None,
         *,
-        backend: Backend | None = None,
+        backend: Backend | StorageLocations | None = None,
         interval_seconds: float | None = None,
     ) -> None:
         self.pool, self.config = pool, config
         self.metrics = metrics or Metrics()
-        self.backend = backend or open_backend(config.storage, config.storage_path)
+        self.locations = as_locations(backend) if backend is not None else StorageLocations.from_config(config)
         self.interval = interval_seconds or config.retention.purge_interval_minutes * 60.0
         self.last_report: PurgeReport | None = None
         self._scheduler: Any = None
@@ -140,7 +144,7 @@ class RetentionScheduler:
         self._scheduler.start()
 
     async def run_now(self) -> PurgeReport:
-        report = await purge_expired(self.pool, self.backend)
+        report = await purge_expired(self.pool, self.locations)
         self.last_report = report
         self.metrics.inc("callrec_retention_purged_total", len(report.purged))
         self.metrics.set("callrec_retention_held", report.held)

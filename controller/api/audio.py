@@ -111,10 +111,13 @@ def object_path(uri: str) -> Path:
 
 
 def backend_age_opener(config: Config) -> AudioOpener:
-    """Playback from the configured storage backend (local or S3) with `encryption.identity_file`."""
+    """Playback from the store that holds each recording ([storage] or its account's own; local, S3 or
+    WebDAV) with `encryption.identity_file`."""
     identity_file = config.encryption.identity_file
+    locations: Any = None  # the stores, opened once on first playback
 
     def opener(rec: Mapping[str, Any]) -> AsyncIterator[bytes]:
+        nonlocal locations
         if not identity_file:
             raise ApiError(503, "playback_unavailable", "no encryption.identity_file configured for playback")
         try:
@@ -123,9 +126,10 @@ def backend_age_opener(config: Config) -> AudioOpener:
             raise ApiError(503, "playback_unavailable", f"cannot read the playback identity file: {e}") from None
         uri = rec.get("object_uri") or ""
         try:
-            from storage.backends.base import open_backend
+            from storage.backends.locations import StorageLocations
 
-            backend = open_backend(config.storage, config.storage_path)
+            locations = locations or StorageLocations.from_config(config)
+            backend = locations.for_row(rec)
             key = backend.key_from_uri(uri)
         except ImportError:  # storage backends not installed: local files only
             path = object_path(uri)

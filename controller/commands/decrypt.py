@@ -10,7 +10,8 @@ from pathlib import Path
 from controller.commands._common import config_from_args, open_pool
 from controller.commands._storage_cli import fail, identities
 from storage import crypto, manifest
-from storage.backends.base import MANIFEST_SUFFIX, open_backend
+from storage.backends.base import MANIFEST_SUFFIX
+from storage.backends.locations import StorageLocations
 from storage.playback import object_reader
 
 
@@ -39,7 +40,7 @@ def _decrypt(args: argparse.Namespace) -> int:
             if row is None:
                 return fail(f"no stored recording {args.target!r} (and no such file)")
             expected = row["audio_sha256"]
-            sha = _write(object_reader(open_backend(cfg.storage, cfg.storage_path), row), Path(args.output), ids)
+            sha = _write(object_reader(StorageLocations.from_config(cfg), row), Path(args.output), ids)
     except crypto.WrongKeyError as e:
         return fail(f"wrong key: {e}")
     except (crypto.KeyFileError, crypto.CorruptCiphertext, OSError, ValueError) as e:

@@ -9,7 +9,7 @@ from controller.commands._common import config_from_args, open_pool
 from controller.commands._storage_cli import fail
 from controller.numbering import InvalidNumber, normalize_e164, search_forms
 from storage import repo
-from storage.backends.base import open_backend
+from storage.backends.locations import StorageLocations
 from storage.erasure import ErasureReport, erase_number
 
 
@@ -33,7 +33,7 @@ def _erase(args: argparse.Namespace) -> int:
                 return str(e)
             return await erase_number(
                 pool,
-                open_backend(cfg.storage, cfg.storage_path),
+                StorageLocations.from_config(cfg),
                 number,
                 dry_run=args.dry_run,
                 request=args.request,

@@ -10,7 +10,8 @@ from pathlib import Path
 from controller.commands._common import config_from_args, open_pool
 from controller.commands._storage_cli import day_start, fail, parse_date, progress_bar
 from storage import archive, crypto, keyring, recordings_query
-from storage.backends.base import BackendError, open_backend
+from storage.backends.base import BackendError
+from storage.backends.locations import StorageLocations
 from storage.recordings_query import SearchFilter
 
 
@@ -56,7 +57,7 @@ def _export(args: argparse.Namespace) -> int:
             n = await asyncio.to_thread(
                 archive.export_archive,
                 rows,
-                open_backend(cfg.storage, cfg.storage_path),
+                StorageLocations.from_config(cfg),
                 Path(args.output),
                 public_key=pub,
                 signer_keys=signers,

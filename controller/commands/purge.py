@@ -7,7 +7,7 @@ import asyncio
 
 from controller.commands._common import config_from_args, open_pool
 from controller.commands._storage_cli import progress_bar
-from storage.backends.base import open_backend
+from storage.backends.locations import StorageLocations
 from storage.retention import PurgeReport, purge_expired
 
 
@@ -25,7 +25,7 @@ def _purge(args: argparse.Namespace) -> int:
         async with open_pool(cfg) as pool:
             return await purge_expired(
                 pool,
-                open_backend(cfg.storage, cfg.storage_path),
+                StorageLocations.from_config(cfg),
                 dry_run=args.dry_run,
                 actor="cli:purge",
                 progress=update,

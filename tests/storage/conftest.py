@@ -132,6 +132,7 @@ async def insert_recording(
     retention_days: int = 183,
     write_audio: bool = True,
     enqueue: bool = True,
+    account: str = "main",
 ) -> tuple[str, dict[str, str]]:
     """What the recorder writes (calls row, recordings row 'stopped', job, NOTIFY) plus the PBX's spool files."""
     rid, cid = str(uuid.uuid4()), str(uuid.uuid4())
@@ -149,22 +150,23 @@ async def insert_recording(
         "record": True,
         "sources": {"record": "account"},
         "settings": {"dual_channel": dual_channel, "retention_days": retention_days},
-        "account": "main",
+        "account": account,
         "direction": "inbound",
         "number": "+15551234567",
     }
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO calls (id, pbx, pbx_call_id, account_id, direction, customer_number, account_number, agent,"
-            " started_at) VALUES ($1, 'pbx1', $2, 'main', 'inbound', '+15550001111', '+15551234567', '2001', $3)",
+            " started_at) VALUES ($1, 'pbx1', $2, $4, 'inbound', '+15550001111', '+15551234567', '2001', $3)",
             cid,
             f"pbx-{rid[:8]}",
             started,
+            account,
         )
         await conn.execute(
             "INSERT INTO recordings (id, call_id, pbx, pbx_kind, customer_leg, account_id, direction, customer_number,"
             " account_number, agent, agents, state, policy, dual_channel, spool_files, timeline, started_at,"
-            " stopped_at, stop_reason, retention_until) VALUES ($1, $2, 'pbx1', $3, 'leg-1', 'main', 'inbound',"
+            " stopped_at, stop_reason, retention_until) VALUES ($1, $2, 'pbx1', $3, 'leg-1', $11, 'inbound',"
             " '+15550001111', '+15551234567', '2001', '{2001}', 'stopped', $4, $5, $6, $7, $8, $9, 'hangup', $10)",
             rid,
             cid,
@@ -176,6 +178,7 @@ async def insert_recording(
             started,
             started + timedelta(seconds=seconds),
             started + timedelta(days=retention_days),
+            account,
         )
         if enqueue:
             await conn.execute("INSERT INTO finalize_jobs (recording_id) VALUES ($1) ON CONFLICT DO NOTHING", rid)
