@@ -56,8 +56,11 @@ class PolicyCache:
 
     CHANNEL = "callrec_policy"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, listen_dsn: str = "") -> None:
+        """`listen_dsn`: listen on a connection of its own (the service's way: the pool stays whole,
+        even at pool_max = 1); without it the listener holds one of the pool's connections."""
         self.pool = pool
+        self.listen_dsn = listen_dsn
         self.current = PolicySet()
         self.loads = 0
         self._changed = asyncio.Event()
@@ -71,7 +74,8 @@ class PolicyCache:
 
     async def _listen(self) -> asyncpg.Connection | None:
         try:
-            conn = await asyncio.wait_for(self.pool.acquire(), POLICY_REFRESH_SECONDS)
+            opening = asyncpg.connect(self.listen_dsn) if self.listen_dsn else self.pool.acquire()
+            conn = await asyncio.wait_for(opening, POLICY_REFRESH_SECONDS)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             log.warning("policy change notifications unavailable, reloading every %ss: %s", POLICY_REFRESH_SECONDS, e)
             return None
@@ -79,18 +83,24 @@ class PolicyCache:
             await conn.add_listener(self.CHANNEL, self._notified)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             log.warning("cannot listen for policy changes: %s", e)
-            await self.pool.release(conn)
+            await self._drop(conn)
             return None
         self._changed.set()  # a change may have slipped by while not listening
         return conn
+
+    async def _drop(self, conn: asyncpg.Connection) -> None:
+        with contextlib.suppress(Exception):
+            if self.listen_dsn:
+                await conn.close()
+            else:
+                await self.pool.release(conn)
 
     async def run(self) -> None:
         conn: asyncpg.Connection | None = None
         try:
             while True:
                 if conn is not None and conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await self.pool.release(conn)
+                    await self._drop(conn)
                     conn = None
                 if conn is None:
                     conn = await self._listen()
@@ -105,8 +115,7 @@ class PolicyCache:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.remove_listener(self.CHANNEL, self._notified)
-                with contextlib.suppress(Exception):
-                    await self.pool.release(conn)
+                await self._drop(conn)
 
     def __call__(self) -> PolicySet:
         return self.current
@@ -142,7 +151,7 @@ class Service:
         if applied:
             log.info("database migrated: %s", ", ".join(applied))
 
-        self.policy = PolicyCache(pool)
+        self.policy = PolicyCache(pool, listen_dsn=dsn)
         await self.policy.refresh()
         self._spawn(self.policy.run(), "policy-refresh")
 

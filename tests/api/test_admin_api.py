@@ -197,11 +197,15 @@ async def test_changes_are_audited_with_who_old_new_and_filterable(world: World)
     assert r.status == 400 and (await r.json())["error"]["field"] == "from"
 
 
-async def test_a_running_policy_cache_sees_a_change_at_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("listen_on", ["own connection", "pool connection"])
+async def test_a_running_policy_cache_sees_a_change_at_once(
+    world: World, api_dsn: str, monkeypatch: pytest.MonkeyPatch, listen_on: str
+) -> None:
     """The recorder's policy (service.PolicyCache) reloads on the database's notification: with the
     fallback poll pushed to a minute, a number override is still seen within seconds."""
     monkeypatch.setattr(service, "POLICY_REFRESH_SECONDS", 60.0)
-    cache = service.PolicyCache(world.pool)
+    await world.pool.execute("DELETE FROM numbers WHERE number = '+15550006001'")
+    cache = service.PolicyCache(world.pool, listen_dsn=api_dsn if listen_on == "own connection" else "")
     task = asyncio.create_task(cache.run())
     try:
         for _ in range(250):

@@ -58,6 +58,13 @@ async def test_admin_turns_off_continue_on_external_transfer_for_a_number(world:
             await expect(page.locator("#set-continue_on_external_transfer")).to_be_checked()
             help_text = await page.locator('[data-field="continue_on_external_transfer"] .help').inner_text()
             assert "blind or warm" in help_text and "ring groups" in help_text and "private extensions" in help_text
+            # the administrator's limit for share links lives on the same screen
+            limits = await (await world.request("GET", "/api/v1/sharing", "admin")).json()
+            await expect(page.locator("#sharing-max")).to_have_value(str(limits["max_hours"]))
+            await page.fill("#sharing-max", "48")
+            await page.click("#sharing-form button")
+            await expect(page.locator("#sharing-status")).to_contain_text("Saved")
+            assert (await (await world.request("GET", "/api/v1/sharing", "admin")).json())["max_hours"] == 48
             await shot(page, "admin-recording-settings")
 
             # Numbers: add the DID, override one field; the others show the inherited value

@@ -21,8 +21,30 @@ export function showAdminScreen(name) {
   if (load) load().catch((err) => { $(errorId).textContent = err.message; });
 }
 
+// ---------- share link lifetimes ----------
+async function loadSharing() {
+  const view = await api("GET", "/api/v1/sharing");
+  adm.sharing = view;
+  $("sharing-default").value = String(view.default_hours);
+  $("sharing-max").value = String(view.max_hours);
+}
+
+async function saveSharing(e) {
+  e.preventDefault();
+  $("sharing-error").textContent = "";
+  const body = { default_hours: Number($("sharing-default").value), max_hours: Number($("sharing-max").value) };
+  try {
+    adm.sharing = await api("PUT", "/api/v1/sharing", body, adm.sharing ? ifMatch(adm.sharing.version) : {});
+    $("sharing-status").textContent = `Saved ${new Date().toLocaleTimeString()}.`;
+  } catch (err) {
+    if (err.status === 409) await loadSharing();
+    $("sharing-error").textContent = err.status === 409 ? "Someone else changed these after you opened them; their values are shown." : err.message;
+  }
+}
+
 // ---------- recording settings ----------
 async function loadSettings() {
+  loadSharing().catch((err) => { $("sharing-error").textContent = err.message; });
   $("settings-error").textContent = "";
   $("settings-status").textContent = "";
   const asked = account("set-account");
@@ -389,6 +411,7 @@ async function createRole(e) {
 }
 
 function wire() {
+  $("sharing-form").addEventListener("submit", saveSharing);
   $("user-add").addEventListener("submit", createUser);
   $("role-add").addEventListener("submit", createRole);
   $("settings-form").addEventListener("submit", saveSettings);
