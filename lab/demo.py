@@ -412,7 +412,9 @@ async def main(args: Any, state_dir: Path, temporary: bool = False) -> int:
     lab: Lab | None = None
     with status.above_logs():
         try:
-            lab = await start_lab(state_dir, api_port=args.port, time_scale=0.02 if batch else 1.0, bind=args.bind)
+            # real time in both modes: the controller stamps timeline marks with its own clock, so only
+            # then do transfer and pause marks land where the waveform changes
+            lab = await start_lab(state_dir, api_port=args.port, time_scale=1.0, bind=args.bind)
             if batch:
                 return await report_batch(lab, args, state_dir, temporary, progress, status)
             print(

@@ -91,6 +91,10 @@ def test_batch_mode_stores_every_recording_and_age_decrypts_it(tmp_path: Path) -
         stop = by_scenario[("blind_transfer_external_stop", "+15557000103")]["recordings"][0]
         assert stop["stop_reason"] == "external_transfer", pbx
         assert stop["timeline"]["transfers"][0]["stopped_recording"] is True, pbx
+        # the transfer mark is where the transfer happened in the file: after the scenario's 2 s of
+        # talk (the demo runs in real time, so the controller's clock and the audio agree)
+        mark = stop["timeline"]["transfers"][0]["at_ms"]
+        assert abs(mark - 2000) <= 300 and mark <= stop["duration_ms"], (pbx, mark, stop["duration_ms"])
         # an agent's pause is shown on both PBXes (silence in the file, the interval in the timeline)
         pause = by_scenario[("pause_resume", "+15557000102")]["recordings"][0]
         assert len(pause["timeline"]["pauses"]) == 1, pbx
