@@ -33,7 +33,9 @@ class Metrics:
             self._values[name][key] = value
 
     def get(self, name: str, **labels: str) -> float:
-        return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+        """The current value of one series (0 when never set): what /health reports of a counter."""
+        with self._lock:
+            return self._values.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
 
     def render(self) -> str:
         lines: list[str] = []

@@ -155,11 +155,10 @@ class Service:
         await self.policy.refresh()
         self._spawn(self.policy.run(), "policy-refresh")
 
-        workers = [FinalizeWorker(pool, cfg, self.metrics, self.node_id) for _ in range(cfg.finalize.workers)]
-        self.finalizer = workers[0]
+        # One worker: it runs cfg.finalize.workers concurrent job loops itself.
+        self.finalizer = FinalizeWorker(pool, cfg, self.metrics, self.node_id)
         await startup_sweep(pool, cfg, self.finalizer)  # logs its own summary
-        for i, worker in enumerate(workers):
-            self._spawn(worker.run(), f"finalize-{i}")
+        self._spawn(self.finalizer.run(), "finalize")
         self._retention = RetentionScheduler(pool, cfg, self.metrics, backend=self.finalizer.locations)
         self._retention.start()
 

@@ -70,7 +70,8 @@ class FinalizeStatus:
     last_error: str
     last_error_at: float | None
     config_error: str
-    stored_total: int
+    stored_total: int  # recordings this instance stored since it started: the value of the metrics
+    # counter callrec_finalize_stored_total (one counter for all of the instance's finalize loops)
     no_recipient: dict[str, int] = field(default_factory=dict)  # account → recordings waiting in the spool
 
     @property
@@ -138,9 +139,10 @@ class FinalizeWorker:
         self._wake = asyncio.Event()
         self._last_error = ""
         self._last_error_at: float | None = None
-        self._stored = 0
         m = self.metrics
-        m.describe("callrec_finalize_stored_total", "counter", "Recordings finalized and stored")
+        m.describe(
+            "callrec_finalize_stored_total", "counter", "Recordings this instance finalized and stored since it started"
+        )
         m.describe("callrec_finalize_failed_total", "counter", "Finalize jobs failed for good, by reason")
         m.describe("callrec_finalize_retries_total", "counter", "Finalize attempts that will be retried")
         m.describe("callrec_finalize_backlog", "gauge", "Finalize jobs pending or running")
@@ -340,7 +342,6 @@ class FinalizeWorker:
             if res.split()[-1] != "1":  # our lease expired and someone else took the job: stop quietly
                 raise _LostClaim(rid)
         if step == "commit":
-            self._stored += 1
             self.metrics.inc("callrec_finalize_stored_total")
             log.info("recording %s stored", rid)
 
@@ -622,7 +623,7 @@ class FinalizeWorker:
             last_error=self._last_error,
             last_error_at=self._last_error_at,
             config_error=self.config_error(),
-            stored_total=self._stored,
+            stored_total=int(self.metrics.get("callrec_finalize_stored_total")),
         )
         waiting = await self.pool.fetch(
             "SELECT coalesce(r.account_id, '') AS account, count(*) AS n FROM finalize_jobs f"

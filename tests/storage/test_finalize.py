@@ -118,6 +118,7 @@ async def test_run_wakes_on_notify_and_two_workers_store_each_recording_once(
         await asyncio.gather(*tasks, return_exceptions=True)
     assert await dbpool.fetchval("SELECT count(*) FROM recordings WHERE state = 'stored'") == 6
     assert len([o for o in objects(cfg) if o.endswith(".wav.age")]) == 6
-    assert a._stored + b._stored == 6, "each recording stored by exactly one worker"
+    stored = [w.metrics.get("callrec_finalize_stored_total") for w in (a, b)]
+    assert sum(stored) == 6, "each recording stored by exactly one worker"
     events = await dbpool.fetchval("SELECT count(*) FROM finalize_jobs WHERE state = 'done'")
     assert events == 6
