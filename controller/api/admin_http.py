@@ -1,33 +1,20 @@
-"""What the admin resources' handlers share: the JSON body, the caller as an audit actor, and the
-service layer's refusals as JSON errors (422 naming the field, 404, 409)."""
+"""What the access resources' handlers share: the caller as an audit actor, numeric path ids, and the
+service layer's refusals as JSON errors (422 naming the field, 404, 409). JSON bodies are read with
+admin_common.json_object, like every admin resource."""
 
 from __future__ import annotations
 
 import functools
-import json
-from typing import Any
 
 from aiohttp import web
 
 from controller.access.audit import Who
 from controller.access.errors import AccessError, Conflict, Invalid, NotFound
+from controller.api.admin_common import json_object
 from controller.api.auth import require_right
 from controller.api.errors import ApiError, Handler, not_found
 
-MAX_BODY = 64 * 1024
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"body larger than {MAX_BODY} bytes")
-    raw = await request.read()
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid", "the body must be a JSON object", field="body")
-    return body
+__all__ = ["caller", "json_object", "path_int", "service_errors"]
 
 
 def caller(request: web.Request, right: str) -> Who:
