@@ -200,7 +200,11 @@ port = {api_port}
 file_stable_seconds = 0.5
 poll_interval_seconds = 1.0
 """
-    (state_dir / "callrec.toml").write_text(toml)
+    # It holds the PBX passwords: owner-only, like any config with secrets.
+    fd = os.open(state_dir / "callrec.toml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(toml)
     return load_config(state_dir / "callrec.toml", env={})
 
 

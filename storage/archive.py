@@ -141,7 +141,10 @@ def export_archive(
     done = 0
     part = out.with_name(out.name + ".part")
     try:
-        with tarfile.open(part, "w", format=tarfile.PAX_FORMAT) as tar:
+        # The manifests inside carry customer numbers: never world-readable, even while being written.
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        os.fchmod(fd, 0o640)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, INDEX, json.dumps(index, indent=2, default=_json_default).encode())
             if public_key is not None:
                 _add_bytes(tar, PUBKEY, crypto.public_key_pem(public_key))

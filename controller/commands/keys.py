@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("keys", help="encryption and signing keys")
     ks = p.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", required=True)
     g = ks.add_parser("generate", help="create an age identity/recipient and a manifest signing key")
-    g.add_argument("--dir", help="where to write the key files (default: <state_dir>/keys)")
+    g.add_argument(
+        "--dir", help="where to write the key files (required unless run as root; root's default: <state_dir>/keys)"
+    )
     g.add_argument(
         "--force", action="store_true", help="replace existing key files (old recordings need the old identity!)"
     )
@@ -42,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    if not args.dir and os.geteuid() != 0:
+        print(
+            "callrec: keys generate needs --dir DIR: where to write the identity and signing key"
+            " (e.g. --dir /etc/callrec as root, or a directory of your own)",
+            file=sys.stderr,
+        )
+        return 2
     cfg = config_from_args(args)
     d = Path(args.dir or Path(cfg.state_dir) / "keys").absolute()
     files = {n: d / n for n in ("identity.txt", "recipient.txt", "signing.key", "signing.pub")}

@@ -1,7 +1,9 @@
-"""Local directory backend (the default): date-sharded files, written atomically with fsync + rename."""
+"""Local directory backend (the default): date-sharded files, written atomically with fsync + rename,
+files 0640 and directories 0750."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -14,6 +16,9 @@ from urllib.parse import unquote, urlsplit
 from storage.backends.base import Backend, BackendError, ObjectMissing
 
 _COPY_CHUNK = 1 << 20
+# Manifests carry customer numbers: objects are never world-readable (a backup group may read them).
+FILE_MODE = 0o640
+DIR_MODE = 0o750
 
 
 class LocalBackend(Backend):
@@ -41,12 +46,24 @@ class LocalBackend(Backend):
         # Deterministic name: a retry after a crash overwrites the leftover instead of adding another.
         return final.with_name("." + final.name + ".partial")
 
+    def _mkdirs(self, d: Path) -> None:
+        """Create `d` and its missing parents 0750 (Path.mkdir applies `mode` to the last one only)."""
+        missing = []
+        while not d.exists():
+            missing.append(d)
+            d = d.parent
+        for m in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                m.mkdir(mode=DIR_MODE)
+
     def _write(self, key: str, fill) -> None:  # type: ignore[no-untyped-def]
         final = self._path(key)
         part = self._partial(final)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            with open(part, "wb") as out:
+            self._mkdirs(final.parent)
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)  # a leftover partial from a crash keeps its old mode otherwise
+            with os.fdopen(fd, "wb") as out:
                 fill(out)
                 out.flush()
                 os.fsync(out.fileno())
@@ -64,9 +81,10 @@ class LocalBackend(Backend):
         final = self._path(key)
         part = self._partial(final)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self._mkdirs(final.parent)
             part.unlink(missing_ok=True)
             os.link(src, part)
+            os.chmod(part, FILE_MODE)
         except OSError:
             part.unlink(missing_ok=True)
         else:
@@ -128,7 +146,7 @@ class LocalBackend(Backend):
 
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self._mkdirs(self.root)
         except OSError as e:
             raise BackendError(e.errno or errno.EIO, f"local store {self.root}: {e}") from e
         if not os.access(self.root, os.W_OK | os.X_OK):
