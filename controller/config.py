@@ -303,8 +303,6 @@ def _build(raw: dict[str, Any], problems: _Problems) -> Config:
                     raise ConfigError("pbx", value, "an array of tables ([[pbx]])")
                 nodes = (_build_pbx(i, v, problems) for i, v in enumerate(value))
                 kwargs["pbx"] = tuple(n for n in nodes if n is not None)
-            elif key == "accounts":
-                kwargs["accounts"] = _build_accounts(value, problems)
             else:
                 kwargs[key] = _coerce(key, value, top_fields[key].type)
         except ConfigError as e:

@@ -48,6 +48,15 @@ def check_keys(cfg: Config, problems: Problems) -> None:
         _check_key_file(
             problems, "encryption.signing_key_file", signing, crypto.load_signing_key, "an Ed25519 signing key (PEM)"
         )
+    for account_id, acct in cfg.accounts.items():
+        if acct.encryption is not None and acct.encryption.signing_key_file:
+            _check_key_file(
+                problems,
+                f"accounts.{account_id}.encryption.signing_key_file",
+                Path(acct.encryption.signing_key_file),
+                crypto.load_signing_key,
+                "an Ed25519 signing key (PEM)",
+            )
     if cfg.encryption.identity_file:
         _check_key_file(
             problems,

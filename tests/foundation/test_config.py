@@ -191,3 +191,16 @@ def test_run_refuses_to_start_and_lists_every_problem(tmp_path: Path) -> None:
     assert "api.port = 'http' is invalid" in r.stderr
     assert not state.exists()
     assert stat.S_IMODE(signing.stat().st_mode) == 0o644  # reported, never changed behind the admin's back
+
+
+def test_service_start_checks_an_accounts_own_signing_key(tmp_path: Path) -> None:
+    ident, signing, recipient = _keys(tmp_path / "keys")
+    _, acme_signing, acme_recipient = _keys(tmp_path / "acme", signing_mode=0o644)
+    path = _service_config(tmp_path, ident, signing, [recipient])
+    path.write_text(
+        path.read_text()
+        + f'[accounts.acme.encryption]\nrecipients = ["{acme_recipient}"]\nsigning_key_file = "{acme_signing}"\n'
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(path, env={}, service=True)
+    assert e.value.key == "accounts.acme.encryption.signing_key_file" and "mode 0644" in str(e.value)
