@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
 from tests.drills.conftest import (
     all_finished,
@@ -143,12 +144,28 @@ async def test_ami_call_answered_while_service_dead_is_recorded_after_restart(tm
         assert await ami_connected(sim, 30), "the service never logged in to the AMI simulator"
         await asyncio.to_thread(kill9, procs[0])
         calls = 5
-        tasks = [asyncio.create_task(sim.play(call_scenario(4000), settle=False)) for _ in range(calls)]
-        await asyncio.sleep(1.0)  # answered and bridged while no controller is connected
+        resynced = asyncio.Event()
+        answered = 0
+
+        async def hold_until_resync(step: sc.Step) -> None:
+            """Each call is answered and bridged while no controller runs, and stays up (no simulated
+            time passes) until the restarted service has listed the channels: a restart on a loaded
+            machine takes longer than any fixed talk time, and a call that ends before the controller
+            is back cannot be recorded by anyone."""
+            nonlocal answered
+            if isinstance(step, sc.Answer):
+                answered += 1
+                await resynced.wait()
+
+        tasks = [
+            asyncio.create_task(sim.play(call_scenario(4000), hold_until_resync, settle=False)) for _ in range(calls)
+        ]
+        await until(lambda: answered == calls, 30, "every call answered while the service is down")
         print(f"\nAMI dead-service drill: injected SIGKILL, then {calls} calls answered while the service was down")
         listed = _listings(sim)
         procs.append(await asyncio.to_thread(spawn, svc, "second"))
-        await until(lambda: _listings(sim) > listed, 30, "the restarted service resynced (CoreShowChannels)")
+        await until(lambda: _listings(sim) > listed, 60, "the restarted service resynced (CoreShowChannels)")
+        resynced.set()  # the calls talk 4 s more with the controller back
         played = await asyncio.gather(*tasks)
         legs = [c.customer.uniqueid for c in played]
 
