@@ -108,6 +108,7 @@ class StorageConfig:
     password: str = ""
     verify_tls: bool = True
     base_path: str = ""  # webdav: folder under url (created when missing)
+    object_lock: str = ""  # s3 WORM: "" | compliance | governance (S3 Object Lock until the retention date)
 
 
 @dataclass(frozen=True)
@@ -483,6 +484,10 @@ def _validate_storage(problems: _Problems, prefix: str, st: StorageConfig, *, ow
                 problems.add(f"{prefix}.{key}", "", "a value when backend = 's3'")
     if st.backend == "webdav":
         _validate_webdav_url(problems, f"{prefix}.url", st.url)
+    if st.object_lock and st.object_lock not in ("compliance", "governance"):
+        problems.add(f"{prefix}.object_lock", st.object_lock, "compliance or governance (or unset: no WORM lock)")
+    elif st.object_lock and st.backend != "s3":
+        problems.add(f"{prefix}.object_lock", st.object_lock, "unset unless backend = 's3' (S3 Object Lock)")
     if st.backend == "local" and own and not st.path:
         problems.add(f"{prefix}.path", "", "the account's own directory when backend = 'local'")
 

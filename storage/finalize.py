@@ -561,10 +561,12 @@ class FinalizeWorker:
         audio_key, manifest_key = object_keys(str(row["id"]), row["started_at"])
         doc = manifest.document(row["manifest"], row["manifest_signature"])
         location, backend = self.locations.for_account(row["account_id"])
+        # WORM store: locked until the recording's retention date, in the same write (a legal hold too)
+        lock = {"retain_until": row["retention_until"], "legal_hold": bool(row["legal_hold"])} if backend.worm else {}
 
         def put() -> None:
-            backend.put_file(audio_key, cipher)
-            backend.put_bytes(manifest_key, doc)
+            backend.put_file(audio_key, cipher, **lock)
+            backend.put_bytes(manifest_key, doc, **lock)
 
         try:
             await asyncio.to_thread(put)
@@ -572,7 +574,10 @@ class FinalizeWorker:
             raise
         except OSError as e:
             raise BackendError(e.errno or 5, f"storage write failed: {e}") from e
-        return "commit", {"storage_location": location}
+        return "commit", {
+            "storage_location": location,
+            "object_locked_until": row["retention_until"] if backend.worm else None,
+        }
 
     async def _step_commit(self, row: asyncpg.Record) -> tuple[str, dict[str, Any]]:
         audio_key, _ = object_keys(str(row["id"]), row["started_at"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,8 @@ import asyncpg
 
 from controller.config import Config
 from controller.metrics import Metrics
-from storage.backends.base import Backend, BackendError, manifest_key_for
+from storage import audit
+from storage.backends.base import Backend, BackendError, ObjectMissing, manifest_key_for
 from storage.backends.locations import StorageLocations, as_locations
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class PurgeReport:
     candidates: list[str] = field(default_factory=list)
     purged: list[str] = field(default_factory=list)
     held: int = 0  # expired but under legal hold
+    locked: list[str] = field(default_factory=list)  # "<id>: why" — the store's WORM lock is still in force
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -62,8 +65,12 @@ async def purge_expired(
     total = len(rows)
     for i, r in enumerate(rows, 1):
         try:
-            if await _purge_one(pool, locations, r["id"], now, actor):
+            outcome = await _purge_one(pool, locations, r["id"], now, actor)
+            if outcome == PURGED:
                 report.purged.append(str(r["id"]))
+            elif outcome:
+                report.locked.append(f"{r['id']}: {outcome}")
+                log.info("purge of %s skipped: %s", r["id"], outcome)
         except (BackendError, OSError, ValueError, asyncpg.PostgresError) as e:
             report.errors.append(f"{r['id']}: {e}")
             log.warning("purge of %s failed (will retry next run): %s", r["id"], e)
@@ -72,17 +79,43 @@ async def purge_expired(
     return report
 
 
-async def _purge_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, now: datetime, actor: str) -> bool:
+PURGED = "purged"
+
+
+def worm_lock(backend: Backend, row: Any, key: str) -> str:
+    """Why the store would refuse deleting this recording's objects now ("" when it would not): the
+    lock written with it, then what the store itself says (a lock is never tried early)."""
+    now = datetime.now(UTC)  # the store's locks run on real time, whatever date a purge is run for
+    if row["object_locked_until"] is not None and row["object_locked_until"] > now:
+        return f"WORM-locked until {row['object_locked_until'].isoformat()}"
+    if not backend.worm:
+        return ""
+    for k in (key, manifest_key_for(key)):
+        try:
+            state = backend.lock_state(k)
+        except ObjectMissing:
+            continue
+        why = state.locked_at(now) if state else ""
+        if why:
+            return f"{k} is {why}"
+    return ""
+
+
+async def _purge_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, now: datetime, actor: str) -> str:
+    """PURGED, "" (nothing to do any more), or why the store's WORM lock keeps it."""
     async with pool.acquire() as conn, conn.transaction():
         # Lock the row, then re-check: a legal hold set a moment ago must win over this purge.
         row = await conn.fetchrow(
             "SELECT * FROM recordings WHERE id = $1 AND retention_until < $2 AND NOT legal_hold FOR UPDATE", rid, now
         )
         if row is None:
-            return False
+            return ""
         if row["object_uri"]:
             backend = locations.for_row(row)
             key = backend.key_from_uri(row["object_uri"])
+            locked = await asyncio.to_thread(worm_lock, backend, row, key)
+            if locked:
+                return locked
 
             def rm() -> None:
                 backend.delete(key)
@@ -104,7 +137,59 @@ async def _purge_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, 
             },
         )
     log.info("purged recording %s (retention until %s)", rid, row["retention_until"])
-    return True
+    return PURGED
+
+
+@dataclass
+class HoldResult:
+    recording_id: str
+    on: bool
+    in_store: bool  # also applied as the store's own legal hold (S3 Object Lock)
+
+
+async def set_legal_hold(
+    pool: asyncpg.Pool,
+    store: Backend | StorageLocations,
+    recording_id: str,
+    on: bool,
+    *,
+    actor: str,
+    reason: str = "",
+) -> HoldResult:
+    """Place or lift a legal hold: on the row (purge and erasure refuse it) and, in a WORM store, as
+    the store's own legal hold on the audio and its manifest. Both or neither: a store that refuses
+    leaves the row unchanged. Audited."""
+    try:
+        uuid.UUID(str(recording_id))
+    except ValueError:
+        raise LookupError(f"no recording {recording_id!r} (not a recording id)") from None
+    locations = as_locations(store)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow("SELECT * FROM recordings WHERE id = $1 FOR UPDATE", recording_id)
+        if row is None:
+            raise LookupError(f"no recording {recording_id}")
+        await conn.execute("UPDATE recordings SET legal_hold = $2, updated_at = now() WHERE id = $1", recording_id, on)
+        in_store = False
+        if row["object_uri"]:
+            backend = locations.for_row(row)
+            if backend.worm:
+                key = backend.key_from_uri(row["object_uri"])
+
+                def apply() -> None:
+                    backend.set_legal_hold(key, on)
+                    backend.set_legal_hold(manifest_key_for(key), on)
+
+                await asyncio.to_thread(apply)
+                in_store = True
+        await audit.record(
+            conn,
+            actor=actor,
+            action="recording.legal_hold",
+            target=str(recording_id),
+            detail={"on": on, "reason": reason, "object_uri": row["object_uri"], "store_legal_hold": in_store},
+        )
+    log.info("legal hold %s on recording %s (%s)", "placed" if on else "lifted", recording_id, reason)
+    return HoldResult(str(recording_id), on, in_store)
 
 
 class RetentionScheduler:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +25,27 @@ class BackendError(OSError):
 
 class ObjectMissing(BackendError):
     """The object does not exist in the store."""
+
+
+class ObjectLocked(BackendError):
+    """The store refuses to delete the object: WORM retention or a legal hold is still in force."""
+
+
+@dataclass(frozen=True)
+class LockState:
+    """What the store itself enforces on an object (S3 Object Lock)."""
+
+    mode: str  # COMPLIANCE | GOVERNANCE | "" (none)
+    retain_until: datetime | None
+    legal_hold: bool
+
+    def locked_at(self, when: datetime) -> str:
+        """Why the object cannot be deleted at `when` ("" when it can)."""
+        if self.legal_hold:
+            return "under an S3 Object Lock legal hold"
+        if self.retain_until is not None and self.retain_until > when:
+            return f"WORM-locked ({self.mode.lower() or 'retention'}) until {self.retain_until.isoformat()}"
+        return ""
 
 
 def object_keys(recording_id: str, started_at: datetime) -> tuple[str, str]:
@@ -41,6 +63,7 @@ def manifest_key_for(audio_key: str) -> str:
 
 class Backend(ABC):
     name: str
+    worm = False  # True when the store enforces retention itself (S3 Object Lock)
 
     @abstractmethod
     def uri(self, key: str) -> str:
@@ -50,11 +73,22 @@ class Backend(ABC):
     def key_from_uri(self, uri: str) -> str: ...
 
     @abstractmethod
-    def put_file(self, key: str, src: Path) -> None:
-        """Store `src` under `key` atomically (replacing any previous object of that key)."""
+    def put_file(self, key: str, src: Path, *, retain_until: datetime | None = None, legal_hold: bool = False) -> None:
+        """Store `src` under `key` atomically (replacing any previous object of that key). A WORM store
+        locks the object until `retain_until` (and under `legal_hold`) in the same write; other stores
+        ignore both (the database's retention date and legal hold still govern purge)."""
 
     @abstractmethod
-    def put_bytes(self, key: str, data: bytes) -> None: ...
+    def put_bytes(
+        self, key: str, data: bytes, *, retain_until: datetime | None = None, legal_hold: bool = False
+    ) -> None: ...
+
+    def lock_state(self, key: str) -> LockState | None:
+        """The lock the store enforces on the object, or None for stores without WORM."""
+        return None
+
+    def set_legal_hold(self, key: str, on: bool) -> None:  # noqa: B027 - optional: WORM stores override it
+        """Place or lift the store's own legal hold on the object (no-op for stores without WORM)."""
 
     @abstractmethod
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
@@ -118,6 +152,7 @@ def open_backend(storage: object, default_path: Path) -> Backend:
         from storage.backends.s3 import S3Backend
 
         return S3Backend(
+            object_lock=getattr(storage, "object_lock", ""),
             bucket=getattr(storage, "bucket", ""),
             endpoint=getattr(storage, "endpoint", ""),
             region=getattr(storage, "region", ""),

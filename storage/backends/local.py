@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -76,7 +77,7 @@ class LocalBackend(Backend):
     def staging_dir(self) -> Path:
         return self.root / ".staging"
 
-    def put_file(self, key: str, src: Path) -> None:
+    def put_file(self, key: str, src: Path, *, retain_until: datetime | None = None, legal_hold: bool = False) -> None:
         """Hard-link `src` into place when it is on the store's filesystem (no copy), else copy it."""
         final = self._path(key)
         part = self._partial(final)
@@ -109,7 +110,9 @@ class LocalBackend(Backend):
 
         self._write(key, fill)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(
+        self, key: str, data: bytes, *, retain_until: datetime | None = None, legal_hold: bool = False
+    ) -> None:
         self._write(key, lambda out: out.write(data))
 
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:

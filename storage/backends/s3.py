@@ -7,17 +7,22 @@ object) and it speaks to any endpoint. It is imported lazily so local-only insta
 
 from __future__ import annotations
 
+import base64
 import errno
+import hashlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from storage.backends.base import Backend, BackendError, ObjectMissing
+from storage.backends.base import Backend, BackendError, LockState, ObjectLocked, ObjectMissing
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_CHUNK = 16 * 1024 * 1024
+MAX_SINGLE_PUT = 5 * 1024**3  # S3's limit for one PUT (WORM objects are written in one request)
+OBJECT_LOCK_MODES = ("compliance", "governance")
 
 
 class S3Backend(Backend):
@@ -34,6 +39,7 @@ class S3Backend(Backend):
         prefix: str = "",
         multipart_threshold: int = MULTIPART_THRESHOLD,
         multipart_chunk: int = MULTIPART_CHUNK,
+        object_lock: str = "",
     ) -> None:
         try:
             import boto3
@@ -43,6 +49,10 @@ class S3Backend(Backend):
             raise BackendError(errno.ENOPKG, "storage.backend = s3 needs boto3: pip install 'callrec[s3]'") from None
         if not bucket:
             raise ValueError("storage.bucket is required for the s3 backend")
+        if object_lock and object_lock.lower() not in OBJECT_LOCK_MODES:
+            raise ValueError(f"storage.object_lock must be one of {', '.join(OBJECT_LOCK_MODES)}, not {object_lock!r}")
+        self.object_lock = object_lock.upper()
+        self.worm = bool(object_lock)
         self.bucket, self.prefix = bucket, prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._client = boto3.session.Session().client(
             "s3",
@@ -88,17 +98,80 @@ class S3Backend(Backend):
             return ObjectMissing(errno.ENOENT, f"s3://{self.bucket}/{self._key(key)}: no such object")
         return BackendError(errno.EIO, f"s3 {action} s3://{self.bucket}/{self._key(key)} failed: {e}")
 
-    def put_file(self, key: str, src: Path) -> None:
+    def _lock_args(self, retain_until: datetime | None, legal_hold: bool) -> dict[str, Any]:
+        if not self.worm or retain_until is None:
+            return {}
+        args: dict[str, Any] = {
+            "ObjectLockMode": self.object_lock,
+            "ObjectLockRetainUntilDate": retain_until.astimezone(UTC),
+        }
+        if legal_hold:
+            args["ObjectLockLegalHoldStatus"] = "ON"
+        return args
+
+    def put_file(self, key: str, src: Path, *, retain_until: datetime | None = None, legal_hold: bool = False) -> None:
+        lock = self._lock_args(retain_until, legal_hold)
         try:
-            self._client.upload_file(str(src), self.bucket, self._key(key), Config=self._transfer)
+            if lock:
+                self._put_locked(key, src, lock)
+            else:
+                self._client.upload_file(str(src), self.bucket, self._key(key), Config=self._transfer)
+        except BackendError:
+            raise
         except Exception as e:
             raise self._fail("upload", key, e) from e
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def _put_locked(self, key: str, src: Path, lock: dict[str, Any]) -> None:
+        """S3 accepts Object Lock parameters only with an integrity header: Content-MD5, which every
+        S3-compatible store understands, over one PUT (the lock is part of the write, never a second
+        request that a crash could skip)."""
+        size = src.stat().st_size
+        if size > MAX_SINGLE_PUT:
+            raise BackendError(errno.EFBIG, f"s3 upload {self.uri(key)}: {size} bytes exceed one WORM PUT (5 GiB)")
+        md5 = hashlib.md5(usedforsecurity=False)
+        with open(src, "rb") as f:
+            while chunk := f.read(1 << 20):
+                md5.update(chunk)
+        with open(src, "rb") as f:
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=f,
+                ContentLength=size,
+                ContentMD5=base64.b64encode(md5.digest()).decode(),
+                **lock,
+            )
+
+    def put_bytes(
+        self, key: str, data: bytes, *, retain_until: datetime | None = None, legal_hold: bool = False
+    ) -> None:
+        lock = self._lock_args(retain_until, legal_hold)
+        if lock:
+            lock["ContentMD5"] = base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
         try:
-            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **lock)
         except Exception as e:
             raise self._fail("put", key, e) from e
+
+    def lock_state(self, key: str) -> LockState | None:
+        if not self.worm:
+            return None
+        head = self._head(key)
+        return LockState(
+            mode=str(head.get("ObjectLockMode") or ""),
+            retain_until=head.get("ObjectLockRetainUntilDate"),
+            legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
+        )
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        if not self.worm:
+            return
+        try:
+            self._client.put_object_legal_hold(
+                Bucket=self.bucket, Key=self._key(key), LegalHold={"Status": "ON" if on else "OFF"}
+            )
+        except Exception as e:
+            raise self._fail("legal hold", key, e) from e
 
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
         try:
@@ -138,12 +211,41 @@ class S3Backend(Backend):
         return int(self._head(key)["ContentLength"])
 
     def delete(self, key: str) -> None:
+        """Unversioned bucket: delete the object. Object Lock bucket (always versioned): delete every
+        version — a plain DELETE would only add a delete marker and keep the data. A version still
+        locked is refused by the store: ObjectLocked."""
+        if self.worm:
+            self._delete_versions(key)
+            return
         try:
             self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as e:
             err = self._fail("delete", key, e)
             if not isinstance(err, ObjectMissing):
                 raise err from e
+
+    def _delete_versions(self, key: str) -> None:
+        full = self._key(key)
+        try:
+            versions = [
+                v["VersionId"]
+                for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=full)
+                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                if v["Key"] == full
+            ]
+        except Exception as e:
+            raise self._fail("list versions", key, e) from e
+        for vid in versions:
+            try:
+                self._client.delete_object(Bucket=self.bucket, Key=full, VersionId=vid)
+            except Exception as e:
+                if _error_code(e) in ("AccessDenied", "InvalidRequest"):
+                    raise ObjectLocked(
+                        errno.EPERM, f"s3 delete {self.uri(key)} version {vid} refused by the store (locked): {e}"
+                    ) from e
+                err = self._fail("delete", key, e)
+                if not isinstance(err, ObjectMissing):
+                    raise err from e
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         try:
@@ -159,6 +261,20 @@ class S3Backend(Backend):
             self._client.head_bucket(Bucket=self.bucket)
         except Exception as e:
             raise BackendError(errno.EIO, f"s3 bucket {self.bucket} not reachable: {e}") from e
+        if self.worm:
+            try:
+                conf = self._client.get_object_lock_configuration(Bucket=self.bucket)["ObjectLockConfiguration"]
+                enabled = conf.get("ObjectLockEnabled") == "Enabled"
+            except Exception as e:
+                if _error_code(e) != "ObjectLockConfigurationNotFoundError":
+                    raise BackendError(errno.EIO, f"s3 bucket {self.bucket}: cannot read its Object Lock: {e}") from e
+                enabled = False
+            if not enabled:
+                raise BackendError(
+                    errno.EINVAL,
+                    f"s3 bucket {self.bucket} has no Object Lock but storage.object_lock = "
+                    f"{self.object_lock.lower()!r}: create the bucket with Object Lock enabled",
+                )
 
 
 def _error_code(e: Exception) -> str:

@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -250,11 +251,13 @@ class WebDAVBackend(Backend):
             if await self._head_size(final, missing_ok=True) != size:
                 raise BackendError(errno.EIO, f"webdav MOVE {tmp} -> {final}: temporary object vanished")
 
-    def put_file(self, key: str, src: Path) -> None:
+    def put_file(self, key: str, src: Path, *, retain_until: datetime | None = None, legal_hold: bool = False) -> None:
         size = src.stat().st_size
         self._run(self._put(key, lambda: open(src, "rb"), size))
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(
+        self, key: str, data: bytes, *, retain_until: datetime | None = None, legal_hold: bool = False
+    ) -> None:
         self._run(self._put(key, lambda: data, len(data)))
 
     def delete(self, key: str) -> None:
