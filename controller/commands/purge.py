@@ -40,10 +40,9 @@ def _purge(args: argparse.Namespace) -> int:
             print(f"would purge {rid}")
         print(f"{len(report.candidates)} recording(s) past retention; {report.held} kept by legal hold (dry run)")
         return 0
-    print(
-        f"purged {len(report.purged)} recording(s); {report.held} kept by legal hold;"
-        f" {len(report.locked)} kept by WORM lock; {len(report.errors)} error(s)"
-    )
+    worm = f" {len(report.locked)} kept by WORM lock;" if report.locked else ""
+    errors = len(report.errors)
+    print(f"purged {len(report.purged)} recording(s); {report.held} kept by legal hold;{worm} {errors} error(s)")
     for lk in report.locked:
         print(f"  kept: {lk}")
     for e in report.errors:
