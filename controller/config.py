@@ -60,7 +60,9 @@ SECRET_KEYS = ("password", "secret", "secret_key", "access_key", "url")
 
 
 def _is_secret(key: str) -> bool:
-    return key.rsplit(".", 1)[-1] in SECRET_KEYS
+    """`pbx[0].password`, and the environment's spelling of such a key (`CALLREC_PBX_X_PASSWORD`)."""
+    last = key.rsplit(".", 1)[-1].lower()
+    return last in SECRET_KEYS or last.endswith(tuple("_" + k for k in SECRET_KEYS))
 
 
 @dataclass(frozen=True)

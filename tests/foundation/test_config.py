@@ -204,3 +204,9 @@ def test_service_start_checks_an_accounts_own_signing_key(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as e:
         load_config(path, env={}, service=True)
     assert e.value.key == "accounts.acme.encryption.signing_key_file" and "mode 0644" in str(e.value)
+
+
+def test_a_misspelled_secret_variable_is_named_but_not_echoed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(None, env={"CALLREC_PBX_FIRST_PASSWORD": "hunter2"})
+    assert e.value.key == "CALLREC_PBX_FIRST_PASSWORD" and "hunter2" not in str(e.value)
