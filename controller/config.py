@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +168,16 @@ class FinalizeConfig:
 @dataclass(frozen=True)
 class RetentionConfig:
     purge_interval_minutes: int = 60
+    require_verified_backup: bool = False  # purge only what a verified backup holds (see [backup])
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """`[backup]` + `[backup.storage]`: scheduled export archives of a rolling window."""
+
+    schedule: str = ""  # cron in UTC ("30 2 * * *" = daily 02:30); empty → no scheduled backups
+    window_days: int = 7  # each run archives the recordings started in the last N days
+    storage: StorageConfig | None = None  # where the archives go (same keys as [storage])
 
 
 def default_state_dir() -> str:
@@ -191,6 +201,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     finalize: FinalizeConfig = field(default_factory=FinalizeConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)  # [accounts.<id>.encryption|storage]
 
     # Paths with defaults derived from state_dir.
@@ -223,6 +234,7 @@ SECTIONS: dict[str, type] = {
     "api": ApiConfig,
     "finalize": FinalizeConfig,
     "retention": RetentionConfig,
+    "backup": BackupConfig,
 }
 
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -295,7 +307,9 @@ def _build(raw: dict[str, Any], problems: _Problems) -> Config:
         try:
             if key not in top_fields:
                 raise ConfigError(key, value, f"one of the known keys: {', '.join(sorted(top_fields))}")
-            if key in SECTIONS:
+            if key == "backup":
+                kwargs["backup"] = _build_backup(value, problems)
+            elif key in SECTIONS:
                 if not isinstance(value, dict):
                     raise ConfigError(key, value, "a table")
                 kwargs[key] = _build_section(SECTIONS[key], key, value, problems)
@@ -350,6 +364,19 @@ def _build_accounts(value: Any, problems: _Problems) -> dict[str, AccountConfig]
                 built[key] = _build_section(subtables[key], f"accounts.{acc_id}.{key}", v, problems)
         out[acc_id] = AccountConfig(**built)
     return out
+
+
+def _build_backup(value: Any, problems: _Problems) -> BackupConfig:
+    if not isinstance(value, dict):
+        raise ConfigError("backup", value, "a table")
+    scalars = {k: v for k, v in value.items() if k != "storage"}
+    built: BackupConfig = _build_section(BackupConfig, "backup", scalars, problems) or BackupConfig()
+    sub = value.get("storage")
+    if sub is not None and not isinstance(sub, dict):
+        problems.add("backup.storage", sub, "a table ([backup.storage])")
+    elif sub is not None:
+        built = replace(built, storage=_build_section(StorageConfig, "backup.storage", sub, problems))
+    return built
 
 
 def _build_pbx(i: int, value: Any, problems: _Problems) -> PbxConfig | None:
@@ -450,6 +477,7 @@ def _validate(cfg: Config, problems: _Problems) -> None:
     for account_id, acct in cfg.accounts.items():
         if acct.storage is not None:
             _validate_storage(problems, f"accounts.{account_id}.storage", acct.storage, own=True)
+    _validate_backup(problems, cfg)
     tables = [("encryption", cfg.encryption.recipients)] + [
         (f"accounts.{a}.encryption", acc.encryption.recipients)
         for a, acc in cfg.accounts.items()
@@ -492,6 +520,27 @@ def _validate_storage(problems: _Problems, prefix: str, st: StorageConfig, *, ow
         problems.add(f"{prefix}.object_lock", st.object_lock, "unset unless backend = 's3' (S3 Object Lock)")
     if st.backend == "local" and own and not st.path:
         problems.add(f"{prefix}.path", "", "the account's own directory when backend = 'local'")
+
+
+def _validate_backup(problems: _Problems, cfg: Config) -> None:
+    b = cfg.backup
+    if b.storage is not None:
+        _validate_storage(problems, "backup.storage", b.storage, own=True)
+    if b.schedule:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(b.schedule)
+        except ValueError as e:
+            problems.add("backup.schedule", b.schedule, f"a cron expression 'min hour day month weekday' in UTC ({e})")
+        if b.storage is None:
+            problems.add("backup.storage", None, "a [backup.storage] table when backup.schedule is set")
+    if b.window_days < 1:
+        problems.add("backup.window_days", b.window_days, "an integer >= 1")
+    if cfg.retention.require_verified_backup and b.storage is None:
+        problems.add(
+            "retention.require_verified_backup", True, "false, or a [backup.storage] (else nothing is ever purged)"
+        )
 
 
 def _validate_webdav_url(problems: _Problems, key: str, url: str) -> None:

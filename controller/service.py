@@ -30,6 +30,7 @@ from controller.metrics import Metrics
 from controller.policy import PolicySet
 from controller.recorder import Recorder
 from storage import db, repo
+from storage.backup import BackupScheduler
 from storage.finalize import FinalizeWorker
 from storage.retention import RetentionScheduler
 from storage.sweep import startup_sweep
@@ -136,6 +137,7 @@ class Service:
         self.api_port: int | None = None
         self._runner: web.AppRunner | None = None
         self._retention: RetentionScheduler | None = None
+        self._backup: BackupScheduler | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
 
@@ -161,6 +163,11 @@ class Service:
         self._spawn(self.finalizer.run(), "finalize")
         self._retention = RetentionScheduler(pool, cfg, self.metrics, backend=self.finalizer.locations)
         self._retention.start()
+        if cfg.backup.schedule:
+            self._backup = BackupScheduler(
+                pool, cfg, self.metrics, node=self.node_id, locations=self.finalizer.locations
+            )
+            self._backup.start()
 
         self.drivers = {p.name: make_driver(p, cfg) for p in cfg.pbx}
         nodes = {p.name: p for p in cfg.pbx}
@@ -254,6 +261,8 @@ class Service:
                 await d.close()
         if self._retention is not None:
             self._retention.shutdown()
+        if self._backup is not None:
+            self._backup.shutdown()
         if self.pool is not None:
             await self.pool.close()
 

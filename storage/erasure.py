@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from storage import audit
+from storage import audit, backup
 from storage.backends.base import Backend, manifest_key_for
 from storage.backends.locations import StorageLocations, as_locations
 
@@ -122,6 +122,8 @@ async def _erase_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, 
                 "started_at": row["started_at"].isoformat(),
                 "account": row["account_id"],
                 "ciphertext_sha256": row["ciphertext_sha256"],
+                # a verified backup still holding it: erase it there too (or let the backup age out)
+                "backup": await backup.holding_backup(conn, rid, row["ciphertext_sha256"]),
             },
         )
     log.info("erased recording %s (%s)", rid, REASON)

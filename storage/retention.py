@@ -19,7 +19,7 @@ import asyncpg
 
 from controller.config import Config
 from controller.metrics import Metrics
-from storage import audit
+from storage import audit, backup
 from storage.backends.base import Backend, BackendError, ObjectMissing, manifest_key_for
 from storage.backends.locations import StorageLocations, as_locations
 
@@ -33,6 +33,7 @@ class PurgeReport:
     purged: list[str] = field(default_factory=list)
     held: int = 0  # expired but under legal hold
     locked: list[str] = field(default_factory=list)  # "<id>: why" — the store's WORM lock is still in force
+    not_backed_up: list[str] = field(default_factory=list)  # kept: no verified backup holds it (required)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -47,6 +48,7 @@ async def purge_expired(
     dry_run: bool = False,
     actor: str = "retention",
     progress: Callable[[int, int], None] | None = None,
+    require_backup: bool = False,
 ) -> PurgeReport:
     """Purge every stored recording whose retention date has passed and that is not on legal hold, from
     the store that holds it (`store`: the installation's locations, or one backend)."""
@@ -65,9 +67,11 @@ async def purge_expired(
     total = len(rows)
     for i, r in enumerate(rows, 1):
         try:
-            outcome = await _purge_one(pool, locations, r["id"], now, actor)
+            outcome = await _purge_one(pool, locations, r["id"], now, actor, require_backup)
             if outcome == PURGED:
                 report.purged.append(str(r["id"]))
+            elif outcome == NOT_BACKED_UP:
+                report.not_backed_up.append(str(r["id"]))
             elif outcome:
                 report.locked.append(f"{r['id']}: {outcome}")
                 log.info("purge of %s skipped: %s", r["id"], outcome)
@@ -80,6 +84,7 @@ async def purge_expired(
 
 
 PURGED = "purged"
+NOT_BACKED_UP = "not in a verified backup"
 
 
 def worm_lock(backend: Backend, row: Any, key: str) -> str:
@@ -101,7 +106,9 @@ def worm_lock(backend: Backend, row: Any, key: str) -> str:
     return ""
 
 
-async def _purge_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, now: datetime, actor: str) -> str:
+async def _purge_one(
+    pool: asyncpg.Pool, locations: StorageLocations, rid: Any, now: datetime, actor: str, require_backup: bool = False
+) -> str:
     """PURGED, "" (nothing to do any more), or why the store's WORM lock keeps it."""
     async with pool.acquire() as conn, conn.transaction():
         # Lock the row, then re-check: a legal hold set a moment ago must win over this purge.
@@ -110,6 +117,9 @@ async def _purge_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, 
         )
         if row is None:
             return ""
+        held_by = await backup.holding_backup(conn, rid, row["ciphertext_sha256"])
+        if require_backup and held_by is None:
+            return NOT_BACKED_UP
         if row["object_uri"]:
             backend = locations.for_row(row)
             key = backend.key_from_uri(row["object_uri"])
@@ -128,6 +138,8 @@ async def _purge_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, 
             actor,
             str(rid),
             {
+                "reason": "retention",
+                "backup": held_by,  # the verified backup that still holds it, or None
                 "object_uri": row["object_uri"],
                 "retention_until": row["retention_until"].isoformat(),
                 "started_at": row["started_at"].isoformat(),
@@ -229,7 +241,9 @@ class RetentionScheduler:
         self._scheduler.start()
 
     async def run_now(self) -> PurgeReport:
-        report = await purge_expired(self.pool, self.locations)
+        report = await purge_expired(
+            self.pool, self.locations, require_backup=self.config.retention.require_verified_backup
+        )
         self.last_report = report
         self.metrics.inc("callrec_retention_purged_total", len(report.purged))
         self.metrics.set("callrec_retention_held", report.held)

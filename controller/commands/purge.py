@@ -28,6 +28,7 @@ def _purge(args: argparse.Namespace) -> int:
                 StorageLocations.from_config(cfg),
                 dry_run=args.dry_run,
                 actor="cli:purge",
+                require_backup=cfg.retention.require_verified_backup,
                 progress=update,
             )
 
@@ -45,6 +46,8 @@ def _purge(args: argparse.Namespace) -> int:
     print(f"purged {len(report.purged)} recording(s); {report.held} kept by legal hold;{worm} {errors} error(s)")
     for lk in report.locked:
         print(f"  kept: {lk}")
+    if report.not_backed_up:
+        print(f"{len(report.not_backed_up)} kept: not in a verified backup (retention.require_verified_backup)")
     for e in report.errors:
         print(f"  error: {e}")
     return 1 if report.errors else 0
