@@ -53,6 +53,7 @@ class Leg:
     pbx_direction: str = ""
     originator: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    presented: str = ""  # a dialled leg: the calling number its party was shown (ChannelCreated.presented)
     answered: bool = False
     bridged_to: str | None = None
     hung_up: bool = False
@@ -278,6 +279,7 @@ class CallTracker:
         leg.call_id = ev.call_id or ev.leg
         leg.caller, leg.callee, leg.context = ev.caller, ev.callee, ev.context
         leg.channel_name, leg.pbx_direction, leg.originator = ev.channel_name, ev.pbx_direction, ev.originator
+        leg.presented = ev.presented or leg.presented
         leg.variables.update(ev.variables)
         parent = ev.originator or (ev.call_id if ev.call_id != ev.leg else None)
         if parent and parent in self.call_of_leg:
@@ -368,7 +370,10 @@ class CallTracker:
                 if direction is Direction.INBOUND:
                     call.account_number = dial_string(cust.callee)
                 elif direction is Direction.OUTBOUND:
-                    call.account_number = dial_string(cust.caller) or dial_string(agent.caller)
+                    # the number the customer was called from: what the PBX presented on the dialled leg
+                    call.account_number = (
+                        dial_string(cust.presented) or dial_string(cust.caller) or dial_string(agent.caller)
+                    )
             call.agent = call.hint.get("agent") or agent.party_number
             call.agents = [call.agent] if call.agent else []
             call.answered_wall = call.answered_wall or ev.wall
@@ -576,6 +581,7 @@ class CallTracker:
             leg = self._leg(ch.leg, ch.call_id)
             leg.caller, leg.callee, leg.context = ch.caller or leg.caller, ch.callee or leg.callee, ch.context
             leg.channel_name = ch.channel_name or leg.channel_name
+            leg.presented = ch.presented or leg.presented
             leg.variables.update(ch.variables)
             leg.answered = ch.answered
             leg.bridged_to = ch.bridged_to

@@ -55,6 +55,10 @@ class ChannelCreated(Event):
     originator: str | None = None  # leg id that originated this one, when the PBX says so
     pbx_direction: str = ""  # the PBX's own view: FreeSWITCH Call-Direction inbound|outbound
     variables: dict[str, str] = field(default_factory=dict)
+    # On a leg the PBX dialled: the calling number it presented to that party (Asterisk keeps it in the
+    # dialled channel's connected line; that channel's own caller id is the dialled party's number).
+    # Empty when the leg's `caller` already is that number (FreeSWITCH's B leg).
+    presented: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,7 @@ class LiveChannel:
     channel_name: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     recording_paths: tuple[str, ...] = ()  # files the PBX is writing on this leg right now
+    presented: str = ""  # as ChannelCreated.presented
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ scenarios (pause/resume, reconnect, restart). Each PBX's harness only says how t
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import asyncpg
 
 from controller.drivers.base import PbxDriver
 from controller.live import Actor
-from controller.policy import Account, PolicySet, settings_from_dict
+from controller.policy import Account, NumberOverride, PolicySet, settings_from_dict
 from controller.recorder import Recorder
 from lab import scenarios as sc
 
@@ -101,3 +101,21 @@ class SimHarness:
 
     async def recordings(self) -> list[asyncpg.Record]:
         return await self.pool.fetch("SELECT * FROM recordings WHERE pbx = $1 ORDER BY started_at", self.pbx)
+
+
+def outbound(hook: bool, recorded: bool) -> sc.Scenario:
+    """The shared outbound scenario with or without our dialplan hook; `recorded` = what the test
+    expects (the simulators wait for a recording only when one is expected)."""
+    base = sc.get("outbound")
+    place = base.steps[0]
+    assert isinstance(place, sc.PlaceCall)
+    steps = (replace(place, hook=hook), *base.steps[1:])
+    return replace(base, steps=steps, expect=base.expect if recorded else sc.Expectation(False))
+
+
+def outbound_off_for_did() -> PolicySet:
+    """Outbound calls are recorded, except those presenting the DID (a per-number override)."""
+    return PolicySet(
+        accounts={"main": Account("main", settings_from_dict({"record_outbound": True}))},
+        numbers={sc.DID: ("main", NumberOverride(record_outbound=False))},
+    )

@@ -69,7 +69,8 @@ class Channel:
     context: str = ""
     dialed: str = ""  # the number a Dial/transfer used to reach this channel
     outbound: bool = False  # created by a Dial (the dialled side), not calling in
-    announced: tuple[str, str, bool] | None = None  # (caller, exten, outbound) last sent in ChannelCreated
+    connected: str = ""  # ConnectedLineNum: on a dialled channel, the calling number its party is shown
+    announced: tuple[str, str, bool, str] | None = None  # (caller, exten, outbound, presented) last sent
     answered: bool = False
     bridge: str = ""
     had_partner: bool = False
@@ -84,6 +85,14 @@ class Channel:
         if self.name.startswith("Local/") and self.exten:
             return self.exten
         return self.caller
+
+    @property
+    def presented(self) -> str:
+        """The number a dialled channel's party is called from. Asterisk gives a dialled channel the
+        DIALLED party's number as caller id (S5, R3: `Local/9005551234…;1` has CallerIDNum 9005551234)
+        and the caller's presented number — after any Set(CALLERID(num)=<DID>) of the route — as its
+        connected line (R3: +15557000100)."""
+        return self.connected if self.outbound else ""
 
 
 @dataclass
@@ -144,6 +153,9 @@ class AmiTranslator:
             channel_name=header(msg, "Channel"),
             variables=variables,
             recording_paths=tuple(p for p in files.split("|") if p) if variables.get(VAR_RECORDING.lower()) else (),
+            # the listing does not say which side dialled; the tracker reads this only for the customer
+            # leg of an outbound call, which is the dialled channel
+            presented=number(header(msg, "ConnectedLineNum")),
         )
 
     def snapshot(self, listing: list[Headers]) -> tuple[LiveChannel, ...]:
@@ -258,11 +270,14 @@ class AmiTranslator:
             # changes the agent channel's caller id to the presented number. A Local channel made by
             # Originate gets its caller id just after Newchannel (NewCallerid), hence "first non-empty".
             ch.caller = caller
+        connected = number(header(msg, "ConnectedLineNum"))
+        if connected and not ch.had_partner:
+            ch.connected = connected
         ch.variables.update(chan_variables(msg))
         return ch
 
     def _created(self, ch: Channel, ts: float, wall: float) -> ChannelCreated:
-        ch.announced = (ch.caller, ch.exten, ch.outbound)
+        ch.announced = (ch.caller, ch.exten, ch.outbound, ch.presented)
         return ChannelCreated(
             pbx=self.pbx,
             ts=ts,
@@ -275,6 +290,7 @@ class AmiTranslator:
             channel_name=ch.name,
             pbx_direction="outbound" if ch.outbound else "",
             variables=dict(ch.variables),
+            presented=ch.presented,
         )
 
     def _refresh(self, ch: Channel | None, ts: float, wall: float) -> list[AnyEvent]:
@@ -284,7 +300,7 @@ class AmiTranslator:
         tracker treats a repeated ChannelCreated of a known leg as an update of its attributes."""
         if ch is None or ch.announced is None or ch.had_partner:
             return []
-        if (ch.caller, ch.exten, ch.outbound) == ch.announced:
+        if (ch.caller, ch.exten, ch.outbound, ch.presented) == ch.announced:
             return []
         return [self._created(ch, ts, wall)]
 
@@ -297,6 +313,9 @@ class AmiTranslator:
         return [self._created(ch, ts, wall)]
 
     def _on_NewCallerid(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        return self._refresh(self._track(msg), ts, wall)
+
+    def _on_NewConnectedLine(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         return self._refresh(self._track(msg), ts, wall)
 
     def _on_Newexten(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
@@ -338,6 +357,8 @@ class AmiTranslator:
             if dialed:
                 dest.dialed = dialed
             dest.outbound = True
+            if not dest.connected:  # until its connected line says: the caller id the Dial runs with
+                dest.connected = number(header(msg, "CallerIDNum"))
             out += self._refresh(dest, ts, wall)
         return out
 
@@ -589,4 +610,5 @@ def _with_bridge(lc: LiveChannel, other: str | None) -> LiveChannel:
         channel_name=lc.channel_name,
         variables=lc.variables,
         recording_paths=lc.recording_paths,
+        presented=lc.presented,
     )

@@ -61,6 +61,10 @@ class AmiCalls(AmiPbx):
         else:
             caller = self._phone(agent_p, "", exten=cust_p.number)
             self.set_state(caller, 4)
+            # The outbound route presents the account's number (real R3: Set(CALLERID(num)=<DID>) on the
+            # agent's channel, a NewCallerid before the Dial), hook or not.
+            caller.caller = step.did
+            self.event("NewCallerid", self.snap(caller))
         if step.hook:
             self._run_hook(caller, step)
         if step.direction == "inbound":
@@ -71,6 +75,10 @@ class AmiCalls(AmiPbx):
             callee = self.new_channel(
                 "SIP/trunk", cust_p.number, cust_p.name, "from-internal", "s", cust_p.tone_hz, caller.linkedid
             )
+            # the dialled channel's caller id is the customer's own number; the number it is called from
+            # is its connected line (real R3: NewConnectedLine before DialBegin)
+            callee.connected = caller.caller
+            self.event("NewConnectedLine", self.snap(callee))
             dial = f"trunk/{cust_p.number}"
             call = SimCall(step.direction, customer=callee, agent=caller, parties=dict(parties))
         self._calls[caller.linkedid] = call

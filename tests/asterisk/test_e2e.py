@@ -20,7 +20,7 @@ from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
 from lab.tones import channel_timeline, read_wav
 from storage.audio import join_legs
-from tests.sim_harness import SimHarness, policy_for
+from tests.sim_harness import SimHarness, outbound, outbound_off_for_did, policy_for
 
 
 @dataclass
@@ -115,6 +115,34 @@ async def test_recorded_scenarios(harness: Harness, name: str, tmp_path: Path) -
 async def test_not_recorded_scenarios(harness: Harness, name: str) -> None:
     harness.policy = policy_for(sc.get(name).settings)
     await harness.sim.play(sc.get(name), harness.on_step)
+    await harness.settle()
+    assert await harness.recordings() == []
+    assert not [a for a in harness.sim.actions_seen if a.get("action") == ["MixMonitor"]]
+
+
+@pytest.mark.parametrize("hook", [True, False], ids=["hook", "no_hook"])
+async def test_outbound_account_number_is_the_presented_number(harness: Harness, hook: bool) -> None:
+    """The account number of an outbound call is the number the customer is called from (the DID the
+    route presents), with or without our hook; the dialled channel's own caller id is the customer's."""
+    harness.policy = policy_for({})
+    call = await harness.sim.play(outbound(hook, recorded=True), harness.on_step)
+    await harness.settle()
+    (rec,) = await harness.recordings()
+    assert rec["customer_leg"] == call.customer.uniqueid
+    assert (rec["direction"], rec["customer_number"], rec["account_number"]) == (
+        "outbound",
+        sc.CUSTOMER_NUMBER,
+        sc.DID,
+    )
+
+
+@pytest.mark.parametrize("hook", [True, False], ids=["hook", "no_hook"])
+async def test_outbound_per_number_override_is_looked_up_under_the_presented_number(
+    harness: Harness, hook: bool
+) -> None:
+    """record_outbound = false for the DID: an outbound call presenting it is not recorded."""
+    harness.policy = outbound_off_for_did()
+    await harness.sim.play(outbound(hook, recorded=False), harness.on_step)
     await harness.settle()
     assert await harness.recordings() == []
     assert not [a for a in harness.sim.actions_seen if a.get("action") == ["MixMonitor"]]

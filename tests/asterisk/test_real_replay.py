@@ -69,12 +69,32 @@ class Outcome:
     timeline: dict | None
 
 
-async def replay(name: str, **settings: object) -> Outcome:
+def without_hook(msgs: list[tuple[float, Message]]) -> list[tuple[float, Message]]:
+    """The same capture as a PBX without our dialplan hook sends it: no CallrecPolicy UserEvent and no
+    callrec_* policy variables on the channels (the dialplan itself, e.g. an outbound route's
+    Set(CALLERID(num)=<DID>), is unchanged)."""
+    out = []
+    for t, msg in msgs:
+        if msg.get("Event") == "UserEvent":
+            continue
+        items = msg.get("ChanVariable")
+        if items is not None:
+            items = items if isinstance(items, list) else [items]
+            msg["ChanVariable"] = [
+                x.split("=", 1)[0] + "=" if x.upper().startswith("CALLREC_") else x for x in map(str, items)
+            ]
+        out.append((t, msg))
+    return out
+
+
+async def replay(name: str, *, hook: bool = True, **settings: object) -> Outcome:
     ps = PolicySet(accounts={"main": Account("main", settings_from_dict(dict(settings)))})
     tr, tracker = AmiTranslator("ast"), CallTracker("ast")
     events, decided, stops = [], [], []
     timeline = None
     msgs = await real_messages(name)
+    if not hook:
+        msgs = without_hook(msgs)
     for t, msg in msgs:
         evs = tr.feed(msg, t, 1_800_000_000 + t)
         for ev in evs:
@@ -139,6 +159,21 @@ async def test_originated_channel_is_renamed_only_by_its_first_caller_id() -> No
     )
     dialled = [e for e in o.events if isinstance(e, ChannelCreated) and e.leg == call.customer_leg][-1]
     assert (dialled.pbx_direction, dialled.callee) == ("outbound", "9005551234")
+
+
+async def test_outbound_without_hook_account_number_is_the_presented_number_not_the_customers() -> None:
+    """Without the hook nothing names the account number: it is the number the customer was called
+    from. Asterisk gives the dialled channel the CUSTOMER's number as caller id; the number presented
+    (the route's Set(CALLERID(num)=+15557000100)) is that channel's connected line."""
+    o = await replay("R3-outbound-hook", hook=False)
+    call = _one_call(o)
+    assert not [e for e in o.events if isinstance(e, PolicyHint)]
+    assert (call.direction.value, call.customer_number, call.account_number, call.agent) == (
+        "outbound",
+        "9005551234",
+        "+15557000100",
+        "2001",
+    )
 
 
 async def test_pause_resume_confirmations() -> None:

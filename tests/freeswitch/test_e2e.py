@@ -10,7 +10,7 @@ import pytest
 
 from lab import scenarios as sc
 from lab.tones import channel_timeline, read_wav
-from tests.sim_harness import policy_for
+from tests.sim_harness import outbound, outbound_off_for_did, policy_for
 
 from .conftest import Harness
 
@@ -73,6 +73,33 @@ async def test_recorded_scenarios(harness: Harness, name: str) -> None:
 @pytest.mark.parametrize("name", sorted(n for n, s in sc.SCENARIOS.items() if not s.expect.recorded))
 async def test_not_recorded_scenarios(harness: Harness, name: str) -> None:
     await harness.play(sc.get(name))
+    assert await harness.recordings() == []
+    assert not [c for c in harness.sim.commands if c.startswith("uuid_record")]
+
+
+@pytest.mark.parametrize("hook", [True, False], ids=["hook", "no_hook"])
+async def test_outbound_account_number_is_the_presented_number(harness: Harness, hook: bool) -> None:
+    """The account number of an outbound call is the caller id presented to the customer (the B leg's
+    caller id), with or without our hook."""
+    scenario = outbound(hook, recorded=True)
+    handle = await harness.play(scenario)
+    (rec,) = await harness.recordings()
+    assert rec["customer_leg"] == handle.customer.uuid
+    assert (rec["direction"], rec["customer_number"], rec["account_number"]) == (
+        "outbound",
+        sc.CUSTOMER_NUMBER,
+        sc.DID,
+    )
+
+
+@pytest.mark.parametrize("hook", [True, False], ids=["hook", "no_hook"])
+async def test_outbound_per_number_override_is_looked_up_under_the_presented_number(
+    harness: Harness, hook: bool
+) -> None:
+    """record_outbound = false for the DID: an outbound call presenting it is not recorded."""
+    harness.policy = outbound_off_for_did()
+    await harness.sim.run(outbound(hook, recorded=False), on_step=harness.on_step)
+    await harness.settle()
     assert await harness.recordings() == []
     assert not [c for c in harness.sim.commands if c.startswith("uuid_record")]
 
