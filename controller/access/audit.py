@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,3 +23,8 @@ async def log(
 ) -> None:
     detail: dict[str, Any] = {"old": old, "new": new, **extra}
     await audit.record(conn, actor=who.actor, action=action, target=target, remote=who.remote, detail=detail)
+
+
+def version_of(view: dict[str, Any]) -> str:
+    """A short fingerprint of what an editor sees; a save that names an older one gets 409."""
+    return hashlib.sha256(json.dumps(view, sort_keys=True, default=str).encode()).hexdigest()[:16]

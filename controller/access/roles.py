@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from controller.access.audit import Who, log
+from controller.access.audit import Who, log, version_of
 from controller.access.errors import Conflict, Invalid, NotFound
 from controller.permissions import Role, RoleError, role_from_dict
 from storage import roles as repo
@@ -14,7 +14,7 @@ from storage.users import transaction
 
 
 def view(role: Role, users: int) -> dict[str, Any]:
-    return {**role.as_dict(), "users": users}
+    return {**role.as_dict(), "users": users, "version": version_of(role.as_dict())}
 
 
 async def list_roles(pool: asyncpg.Pool) -> list[dict[str, Any]]:
@@ -29,6 +29,7 @@ async def get_role(pool: asyncpg.Pool, name: str) -> dict[str, Any]:
 
 
 def _validated(data: dict[str, Any], base: Role | None = None) -> Role:
+    data = {k: v for k, v in data.items() if k != "users"}  # read-only: a client may send back what it got
     try:
         return role_from_dict(data, base)
     except RoleError as e:
@@ -44,11 +45,17 @@ async def create_role(pool: asyncpg.Pool, who: Who, data: dict[str, Any]) -> dic
     return view(role, 0)
 
 
-async def update_role(pool: asyncpg.Pool, who: Who, name: str, data: dict[str, Any]) -> dict[str, Any]:
+async def update_role(
+    pool: asyncpg.Pool, who: Who, name: str, data: dict[str, Any], *, version: str | None = None
+) -> dict[str, Any]:
+    """Change a role; with `version` (what the editor loaded) a role changed meanwhile is a Conflict."""
     async with transaction(pool) as c:
         old = await repo.get(c, name, for_update=True)
         if old is None:
             raise NotFound("role")
+        if version is not None and version != version_of(old.as_dict()):
+            current = view(old, await repo.user_count(c, name))
+            raise Conflict("someone changed this role since you loaded it; here it is now", current=current)
         new = _validated(data, old)
         admins = await repo.administrators(c)
         await repo.update(c, new)

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from controller.access.audit import Who, log
+from controller.access.audit import Who, log, version_of
 from controller.access.errors import Conflict, Invalid, NotFound
 from controller.access.roles import keep_an_administrator
 from storage import roles as roles_repo
@@ -31,8 +31,13 @@ def _known(data: dict[str, Any], keys: tuple[str, ...], read_only: tuple[str, ..
             raise Invalid(k, f"unknown field (expected {', '.join(keys)})")
 
 
+def view(user: User) -> dict[str, Any]:
+    d = user.as_dict()
+    return {**d, "version": version_of({k: d[k] for k in ("role", "agent_ext", "ring_groups", "disabled")})}
+
+
 async def list_users(pool: asyncpg.Pool) -> list[dict[str, Any]]:
-    return [u.as_dict() for u in await repo.list_users(pool)]
+    return [view(u) for u in await repo.list_users(pool)]
 
 
 async def _user(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, *, for_update: bool = False) -> User:
@@ -44,7 +49,7 @@ async def _user(conn: asyncpg.Connection | asyncpg.Pool, user_id: int, *, for_up
 
 async def get_user(pool: asyncpg.Pool, user_id: int) -> dict[str, Any]:
     user = await _user(pool, user_id)
-    return {**user.as_dict(), "tokens": [t.as_dict() for t in await repo.list_tokens(pool, user_id)]}
+    return {**view(user), "tokens": [t.as_dict() for t in await repo.list_tokens(pool, user_id)]}
 
 
 async def create_user(pool: asyncpg.Pool, who: Who, data: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -63,13 +68,18 @@ async def create_user(pool: asyncpg.Pool, who: Who, data: dict[str, Any]) -> tup
         except UserError as e:
             raise (Conflict(str(e)) if "already exists" in str(e) else _invalid(e)) from None
         await log(c, who, "user.create", f"user:{user.name}", new=user.as_dict())
-    return user.as_dict(), token
+    return view(user), token
 
 
-async def update_user(pool: asyncpg.Pool, who: Who, user_id: int, data: dict[str, Any]) -> dict[str, Any]:
+async def update_user(
+    pool: asyncpg.Pool, who: Who, user_id: int, data: dict[str, Any], *, version: str | None = None
+) -> dict[str, Any]:
+    """Change a user; with `version` (what the editor loaded) a user changed meanwhile is a Conflict."""
     _known(data, UPDATE_KEYS, read_only=("id", "name", "active_tokens", "created_at", "tokens"))
     async with transaction(pool) as c:
         old = await _user(c, user_id, for_update=True)
+        if version is not None and version != view(old)["version"]:
+            raise Conflict("someone changed this user since you loaded them; here they are now", current=view(old))
         if "name" in data and data["name"] != old.name:
             raise Invalid("name", "a user cannot be renamed")
         role = data.get("role", old.role)
@@ -89,7 +99,7 @@ async def update_user(pool: asyncpg.Pool, who: Who, user_id: int, data: dict[str
         await keep_an_administrator(c, admins)
         new = await _user(c, user_id)
         await log(c, who, "user.update", f"user:{old.name}", old=old.as_dict(), new=new.as_dict())
-    return new.as_dict()
+    return view(new)
 
 
 async def issue_token(pool: asyncpg.Pool, who: Who, user_id: int) -> dict[str, Any]:

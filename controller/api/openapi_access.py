@@ -18,6 +18,8 @@ _RIGHTS = {"type": "array", "items": {"enum": list(RIGHTS)}, "uniqueItems": True
 _ROLE_NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"}
 _GROUP_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.+@-]{0,99}$"}
 _TS = {"type": ["string", "null"]}
+_VERSION_OUT = {"type": "string", "description": "Send back as If-Match (or `version`) to get 409 if it changed"}
+_VERSION_IN = {"type": "string", "pattern": "^[0-9a-f]{1,64}$", "description": "The version you loaded"}
 
 _ROLE_FIELDS: dict[str, Any] = {
     "description": {"type": "string", "maxLength": 500},
@@ -47,6 +49,7 @@ SCHEMAS: dict[str, Any] = {
             "name": {"type": "string"},
             "builtin": {"type": "boolean"},
             "users": {"type": "integer", "description": "How many users have this role"},
+            "version": _VERSION_OUT,
             **_ROLE_FIELDS,
         },
     },
@@ -56,7 +59,11 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"name": _ROLE_NAME, **_ROLE_FIELDS},
         "additionalProperties": False,
     },
-    "RoleChange": {"type": "object", "properties": _ROLE_FIELDS, "additionalProperties": False},
+    "RoleChange": {
+        "type": "object",
+        "properties": {**_ROLE_FIELDS, "version": _VERSION_IN},
+        "additionalProperties": False,
+    },
     "User": {
         "type": "object",
         "required": ["id", "name", "role", "agent_ext", "ring_groups", "disabled", "active_tokens"],
@@ -69,6 +76,7 @@ SCHEMAS: dict[str, Any] = {
             "disabled": {"type": "boolean"},
             "active_tokens": {"type": "integer"},
             "created_at": _TS,
+            "version": _VERSION_OUT,
         },
     },
     "Token": {
@@ -99,6 +107,7 @@ SCHEMAS: dict[str, Any] = {
             "agent_ext": {"type": "string", "maxLength": 64},
             "ring_groups": {"type": "array", "items": {"type": "string"}},
             "disabled": {"type": "boolean", "description": "A disabled user's tokens are refused until enabled again"},
+            "version": _VERSION_IN,
         },
         "additionalProperties": False,
     },

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller.access import roles as service
+from controller.api.admin_common import versioned, wanted_version
 from controller.api.admin_http import caller, json_object, service_errors
 from controller.api.state import api_state
 
@@ -19,20 +20,22 @@ async def list_roles(request: web.Request) -> web.Response:
 async def create_role(request: web.Request) -> web.Response:
     who = caller(request, "roles")
     role = await service.create_role(api_state(request).pool, who, await json_object(request))
-    return web.json_response(role, status=201)
+    return versioned(role, status=201)
 
 
 @service_errors
 async def get_role(request: web.Request) -> web.Response:
     caller(request, "roles")
-    return web.json_response(await service.get_role(api_state(request).pool, request.match_info["name"]))
+    return versioned(await service.get_role(api_state(request).pool, request.match_info["name"]))
 
 
 @service_errors
 async def update_role(request: web.Request) -> web.Response:
     who = caller(request, "roles")
     body = await json_object(request)
-    return web.json_response(await service.update_role(api_state(request).pool, who, request.match_info["name"], body))
+    version = wanted_version(request, body)
+    name = request.match_info["name"]
+    return versioned(await service.update_role(api_state(request).pool, who, name, body, version=version))
 
 
 @service_errors

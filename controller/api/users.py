@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from controller.access import users as service
+from controller.api.admin_common import versioned, wanted_version
 from controller.api.admin_http import caller, json_object, path_int, service_errors
 from controller.api.state import api_state
 
@@ -25,7 +26,7 @@ async def create_user(request: web.Request) -> web.Response:
 @service_errors
 async def get_user(request: web.Request) -> web.Response:
     caller(request, "users")
-    return web.json_response(await service.get_user(api_state(request).pool, path_int(request, "user_id", "user")))
+    return versioned(await service.get_user(api_state(request).pool, path_int(request, "user_id", "user")))
 
 
 @service_errors
@@ -33,7 +34,8 @@ async def update_user(request: web.Request) -> web.Response:
     who = caller(request, "users")
     uid = path_int(request, "user_id", "user")
     body = await json_object(request)
-    return web.json_response(await service.update_user(api_state(request).pool, who, uid, body))
+    version = wanted_version(request, body)
+    return versioned(await service.update_user(api_state(request).pool, who, uid, body, version=version))
 
 
 @service_errors

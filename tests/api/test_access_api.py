@@ -239,3 +239,38 @@ async def test_pause_scope_none_refuses_even_visible_calls(aw: World) -> None:
     assert r.status == 200 and aw.live.calls["call_sales"]["recording"]["state"] == "paused"
     r = await aw.request("POST", "/api/v1/calls/call_sales/recording/resume", headers=_bearer(token))
     assert r.status == 200
+
+
+async def test_two_admins_editing_the_same_role_or_user_the_second_gets_409(aw: World) -> None:
+    """Optimistic concurrency: a save made on what someone else already changed is refused, never merged."""
+    r = await aw.request("GET", "/api/v1/roles/agent", "admin")
+    loaded = await r.json()
+    assert r.headers["ETag"] == f'"{loaded["version"]}"'
+    first = await aw.request(
+        "PUT",
+        "/api/v1/roles/agent",
+        "admin_default",
+        json={**loaded, "description": "first", "version": loaded["version"]},
+    )
+    assert first.status == 200, await first.text()
+    second = await aw.request(
+        "PUT", "/api/v1/roles/agent", "admin", json={"download": "agent"}, headers={"If-Match": r.headers["ETag"]}
+    )
+    err = (await second.json())["error"]
+    assert second.status == 409 and err["current"]["description"] == "first" and err["current"]["download"] == "none"
+    fresh = await aw.request(
+        "PUT", "/api/v1/roles/agent", "admin", json={"description": "", "version": err["current"]["version"]}
+    )
+    assert fresh.status == 200
+
+    uid = (await (await aw.request("GET", "/api/v1/me", "sup_none")).json())["id"]
+    user = await (await aw.request("GET", f"/api/v1/users/{uid}", "admin")).json()
+    ok = await aw.request(
+        "PUT", f"/api/v1/users/{uid}", "admin", json={"agent_ext": "5555", "version": user["version"]}
+    )
+    assert ok.status == 200
+    stale = await aw.request(
+        "PUT", f"/api/v1/users/{uid}", "admin", json={"disabled": True, "version": user["version"]}
+    )
+    assert stale.status == 409 and (await stale.json())["error"]["current"]["agent_ext"] == "5555"
+    assert (await aw.request("GET", "/api/v1/me", "sup_none")).status == 200  # the stale disable did not happen
