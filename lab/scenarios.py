@@ -110,13 +110,16 @@ class Transfer:
     for `consult_ms` with the customer on hold, then completes). method: "phone" = the agent's own
     phone does it (SIP REFER; Replaces for attended) — the usual production path, which FreeSWITCH
     does not announce; "pbx" = the PBX is told (FreeSWITCH uuid_transfer / att_xfer, Asterisk
-    Redirect / Atxfer). The target answers after `ring_ms`."""
+    Redirect / Atxfer). The target answers after `ring_ms`, unless `outcome` says it is busy: then
+    the attended transfer fails and the agent is back with the customer (so far only the simulated
+    Asterisk's Atxfer plays a busy target)."""
 
     kind: Literal["blind", "attended"] = "blind"
     to: str = "target"
     method: Literal["phone", "pbx"] = "phone"
     ring_ms: int = 500
     consult_ms: int = 1000
+    outcome: Literal["answer", "busy"] = "answer"
 
 
 @dataclass(frozen=True)

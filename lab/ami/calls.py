@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab import scenarios as sc
-from lab.ami.model import SimChannel
+from lab.ami.model import SimBridge, SimChannel
 from lab.ami.pbx import AmiPbx
 
 
@@ -239,7 +239,7 @@ class AmiCalls(AmiPbx):
         call.agent = target
         call.parties["agent"] = party
 
-    async def _atxfer_consult(self, call: SimCall, party: sc.Party, ring_ms: int) -> None:
+    async def _atxfer_consult(self, call: SimCall, party: sc.Party, ring_ms: int, answer: bool = True) -> None:
         """Atxfer (real capture tests/fixtures/asterisk/real/R8): the bridge's feature puts the agent
         on hold and makes a Local consultation channel whose `;1` half waits in a new bridge while its
         `;2` half dials the target; the agent moves over to it while the target rings."""
@@ -286,11 +286,32 @@ class AmiCalls(AmiPbx):
         self.enter(b2, agent)
         agent.held = False
         await self.elapse(ring_ms, call.channels)
+        if not answer:
+            self._fail_atxfer(call, x1, x2, target, b2)
+            return
         self.set_state(target, 6)
         self.dial_end(x2, target, "ANSWER")
         self.set_state(x2, 6)
         self.set_state(x1, 6)
         call.pending_atxfer = (party, x1, x2, target, b2)
+
+    def _fail_atxfer(self, call: SimCall, x1: SimChannel, x2: SimChannel, target: SimChannel, b2: SimBridge) -> None:
+        """The Atxfer target is busy (extrapolated, no real capture yet): the consultation's Dial ends
+        BUSY, the Local pair hangs up, and the bridge feature puts the agent back into the customer's
+        bridge, where the customer's hold music stops."""
+        cust, agent = call.customer, call.agent
+        self.dial_end(x2, target, "BUSY")
+        self.hangup(target, "17")
+        self.hangup(x2)
+        self.leave(agent)
+        self.leave(x1)
+        self.hangup(x1)
+        self.destroy(b2)
+        b1 = cust.bridge
+        if b1 is not None:
+            self.enter(b1, agent)
+        self.event("MusicOnHoldStop", self.snap(cust))
+        self.event("Unhold", self.snap(agent))
 
     def _complete_atxfer(self, call: SimCall) -> None:
         """The transferer hangs up (R8): the consultation's `;1` joins the customer's bridge, the
@@ -372,6 +393,8 @@ class AmiCalls(AmiPbx):
                     await self._blind(call, party, announce=step.method == "phone", ring_ms=step.ring_ms)
                 elif step.method == "phone":
                     await self._attended_phone(call, party, step.ring_ms, step.consult_ms)
+                elif step.outcome == "busy":
+                    await self._atxfer_consult(call, party, step.ring_ms, answer=False)
                 else:
                     await self._atxfer_consult(call, party, step.ring_ms)
                     await self.elapse(step.consult_ms, call.channels)

@@ -154,6 +154,47 @@ async def test_outbound_per_number_override_is_looked_up_under_the_presented_num
     assert not [a for a in harness.sim.actions_seen if a.get("action") == ["MixMonitor"]]
 
 
+async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_goes_on(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Atxfer to a busy target: the agent is back with the customer and the recording continues with
+    the agent on the right (the complaint about recorders that never resume after a failed transfer)."""
+    scenario = sc.Scenario(
+        "attended_transfer_busy_pbx",
+        "Atxfer to a busy colleague; the agent takes the customer back",
+        (
+            sc.PlaceCall("inbound"),
+            sc.Ring(),
+            sc.Answer(),
+            sc.Talk(2000),
+            sc.Transfer("attended", method="pbx", outcome="busy"),
+            sc.Talk(2000),
+            sc.Hangup("customer"),
+        ),
+        sc.Expectation(True, segments=("agent",), stop_reason="hangup"),
+        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_INTERNAL},
+    )
+    harness.policy = policy_for({})
+    call = await harness.sim.play(scenario, harness.on_step)
+    await harness.settle()
+    (rec,) = await harness.recordings()
+    assert rec["customer_leg"] == call.customer.uniqueid
+    assert (rec["state"], rec["stop_reason"]) == ("stopped", "hangup")
+    tl = rec["timeline"]
+    assert [s["party"] for s in tl["segments"]] == [sc.AGENT_EXT]
+    assert tl["transfers"] == []
+    stereo = tmp_path / "joined.wav"
+    join_legs(Path(rec["spool_files"]["rx"]), Path(rec["spool_files"]["tx"]), stereo)
+    timeline = channel_timeline(str(stereo), 250)
+    assert {left for left, _ in timeline if left is not None} == {float(sc.CUSTOMER.tone_hz)}
+    # only the agent is ever on the right: before the transfer, silent while the busy target rang,
+    # and again for the 2 s after it failed
+    assert _right_sequence(str(stereo)) == [float(sc.AGENT.tone_hz)]
+    rights = [right for _, right in timeline]
+    assert None in rights[4:-4], "the agent was away (consulting) in the middle"
+    assert rights[-6:] == [float(sc.AGENT.tone_hz)] * 6, "the agent is back on the right at the end"
+
+
 def _numbered(name: str, customer: str) -> sc.Scenario:
     """The shared scenario with its own customer number, so overlapping calls are told apart."""
     base = sc.get(name)
