@@ -180,6 +180,16 @@ class BackupConfig:
     storage: StorageConfig | None = None  # where the archives go (same keys as [storage])
 
 
+@dataclass(frozen=True)
+class WebhooksConfig:
+    concurrency: int = 8  # outbox rows one instance POSTs at once (one batch)
+    timeout_seconds: float = 10.0  # per POST
+    retry_period_hours: float = 24.0  # then the event is dead (listed, redeliverable)
+    backoff_base_seconds: float = 5.0  # first retry; doubles each attempt
+    backoff_max_seconds: float = 600.0  # cap of the doubling
+    poll_interval_seconds: float = 1.0  # outbox poll when the last batch was not full
+
+
 def default_state_dir() -> str:
     """/var/lib/callrec for a system service (root), else the user's XDG state directory."""
     if os.geteuid() == 0:
@@ -202,6 +212,7 @@ class Config:
     finalize: FinalizeConfig = field(default_factory=FinalizeConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     accounts: dict[str, AccountConfig] = field(default_factory=dict)  # [accounts.<id>.encryption|storage]
 
     # Paths with defaults derived from state_dir.
@@ -235,6 +246,7 @@ SECTIONS: dict[str, type] = {
     "finalize": FinalizeConfig,
     "retention": RetentionConfig,
     "backup": BackupConfig,
+    "webhooks": WebhooksConfig,
 }
 
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -501,6 +513,17 @@ def _validate(cfg: Config, problems: _Problems) -> None:
         problems.add("api.port", cfg.api.port, "a TCP port 0-65535 (0 = any free port)")
     if cfg.finalize.workers < 1:
         problems.add("finalize.workers", cfg.finalize.workers, "an integer >= 1")
+    if cfg.webhooks.concurrency < 1:
+        problems.add("webhooks.concurrency", cfg.webhooks.concurrency, "an integer >= 1")
+    for key in (
+        "timeout_seconds",
+        "retry_period_hours",
+        "backoff_base_seconds",
+        "backoff_max_seconds",
+        "poll_interval_seconds",
+    ):
+        if getattr(cfg.webhooks, key) <= 0:
+            problems.add(f"webhooks.{key}", getattr(cfg.webhooks, key), "a number > 0")
 
 
 def _validate_storage(problems: _Problems, prefix: str, st: StorageConfig, *, own: bool = False) -> None:

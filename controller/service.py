@@ -34,6 +34,7 @@ from storage.backup import BackupScheduler
 from storage.finalize import FinalizeWorker
 from storage.retention import RetentionScheduler
 from storage.sweep import startup_sweep
+from storage.webhook_delivery import WebhookWorker
 
 log = logging.getLogger("callrec.service")
 
@@ -168,6 +169,8 @@ class Service:
                 pool, cfg, self.metrics, node=self.node_id, locations=self.finalizer.locations
             )
             self._backup.start()
+        # Webhooks go out from the outbox in a task of their own: a slow receiver never holds up recording.
+        self._spawn(WebhookWorker(pool, cfg.webhooks, self.metrics, self.node_id).run(), "webhooks")
 
         self.drivers = {p.name: make_driver(p, cfg) for p in cfg.pbx}
         nodes = {p.name: p for p in cfg.pbx}

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from storage import audit, backup
+from storage import audit, backup, outbox
 from storage.backends.base import Backend, manifest_key_for
 from storage.backends.locations import StorageLocations, as_locations
 
@@ -94,6 +94,7 @@ async def _erase_one(pool: asyncpg.Pool, locations: StorageLocations, rid: Any, 
         why = _refusal(row)
         if why:
             return why
+        await outbox.enqueue(conn, "recording.purged", rid, {"reason": "erasure"})
         await conn.execute("DELETE FROM recordings WHERE id = $1", rid)
 
         def rm() -> None:

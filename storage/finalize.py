@@ -30,7 +30,7 @@ import asyncpg
 
 from controller.config import Config
 from controller.metrics import Metrics
-from storage import account_keys, audio, crypto, manifest
+from storage import account_keys, audio, crypto, manifest, outbox
 from storage.backends.base import Backend, BackendError, object_keys
 from storage.backends.locations import StorageLocations, as_locations
 
@@ -326,6 +326,8 @@ class FinalizeWorker:
                 await conn.execute(
                     f"UPDATE recordings SET {sets}, updated_at = now() WHERE id = $1", rid, *updates.values()
                 )
+                if updates.get("state") == "stored":
+                    await outbox.enqueue(conn, "recording.stored", rid)
             done = nxt == "done"
             res = await conn.execute(
                 "UPDATE finalize_jobs SET step = $2, state = CASE WHEN $3 THEN 'done' ELSE state END,"
@@ -384,12 +386,14 @@ class FinalizeWorker:
                 attempts if attempts is not None else job["attempts"] + 1,
                 error,
             )
-            await conn.execute(
+            res = await conn.execute(
                 "UPDATE recordings SET state = 'failed', error = $2, updated_at = now()"
                 " WHERE id = $1 AND state <> 'stored'",
                 job["recording_id"],
                 error,
             )
+            if res.endswith(" 1"):
+                await outbox.enqueue(conn, "recording.failed", job["recording_id"])
 
     def _note_error(self, error: str) -> None:
         self._last_error, self._last_error_at = error, time.time()

@@ -15,7 +15,10 @@ from typing import Any
 
 import asyncpg
 
+from storage import outbox
+
 OPEN_STATES = ("recording", "paused")
+_WEBHOOK_KINDS = {"pause": "recording.paused", "resume": "recording.resumed"}
 
 
 def _ts(wall: float) -> datetime:
@@ -122,6 +125,7 @@ async def open_recording(pool: asyncpg.Pool, call: CallRow, rec: RecordingRow) -
             started,
             {"policy": rec.policy, "spool_files": rec.spool_files},
         )
+        await outbox.enqueue(conn, "recording.started", rec.id)
     return call_id
 
 
@@ -151,7 +155,7 @@ async def record_event(
             actor,
             detail,
         )
-        await conn.execute(
+        res = await conn.execute(
             """
             UPDATE recordings SET timeline = $2, state = COALESCE($3, state),
                 agents = COALESCE($4, agents), updated_at = now()
@@ -162,6 +166,8 @@ async def record_event(
             state,
             agents,
         )
+        if kind in _WEBHOOK_KINDS and res.endswith(" 1"):
+            await outbox.enqueue(conn, _WEBHOOK_KINDS[kind], recording_id, {"pause": detail})
 
 
 async def stop_recording(
@@ -213,13 +219,15 @@ async def stop_recording(
 async def fail_recording(pool: asyncpg.Pool, recording_id: str, *, wall: float, error: str) -> None:
     """The PBX refused the start: visibly failed with the reason, never silently gone."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
+        res = await conn.execute(
             "UPDATE recordings SET state = 'failed', error = $2, stopped_at = $3, stop_reason = 'pbx',"
             " updated_at = now() WHERE id = $1 AND state IN ('recording', 'paused')",
             recording_id,
             error,
             _ts(wall),
         )
+        if res.endswith(" 1"):
+            await outbox.enqueue(conn, "recording.failed", recording_id)
         await conn.execute(
             "INSERT INTO recording_events (recording_id, kind, at, actor, detail) VALUES ($1, 'error', $2, 'pbx', $3)",
             recording_id,

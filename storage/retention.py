@@ -19,7 +19,7 @@ import asyncpg
 
 from controller.config import Config
 from controller.metrics import Metrics
-from storage import audit, backup
+from storage import audit, backup, outbox
 from storage.backends.base import Backend, BackendError, ObjectMissing, manifest_key_for
 from storage.backends.locations import StorageLocations, as_locations
 
@@ -132,6 +132,7 @@ async def _purge_one(
                 backend.delete(manifest_key_for(key))
 
             await asyncio.to_thread(rm)
+        await outbox.enqueue(conn, "recording.purged", rid, {"reason": "retention"})
         await conn.execute("DELETE FROM recordings WHERE id = $1", rid)
         await conn.execute(
             "INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, 'recording.purge', $2, $3)",

@@ -27,6 +27,7 @@ from controller.api import (
     settings,
     shares,
     users,
+    webhooks,
 )
 from controller.api.audio import AudioOpener, backend_age_opener
 from controller.api.errors import Handler, error_middleware
@@ -129,6 +130,7 @@ def create_app(
     roles.add_routes(r)
     users.add_routes(r)
     ring_groups.add_routes(r)
+    webhooks.add_routes(r)
     r.add_get("/share/{token}", shares.share_page)
     r.add_get("/share/{token}/info", shares.share_info)
     r.add_get("/share/{token}/audio", shares.share_audio)

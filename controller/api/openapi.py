@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.api import openapi_access
+from controller.api import openapi_access, openapi_webhooks
 from controller.policy import SETTING_FIELDS
 
 _ERROR = {
@@ -749,12 +749,13 @@ def build_spec() -> dict[str, Any]:
         },
     }
     paths.update(openapi_access.paths(_op, _json, _ref, _errors, _p))
+    paths.update(openapi_webhooks.paths(_op, _json, _ref, _errors, _p))
     return {
         "openapi": "3.1.0",
         "info": {"title": "callrec supervisor API", "version": "1"},
         "paths": paths,
         "components": {
-            "schemas": {**SCHEMAS, **openapi_access.SCHEMAS},
+            "schemas": {**SCHEMAS, **openapi_access.SCHEMAS, **openapi_webhooks.SCHEMAS},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "callrec users add prints one"}
             },

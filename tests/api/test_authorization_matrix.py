@@ -306,6 +306,14 @@ async def test_share_links_follow_listen_and_download_scopes(world: World, user:
         ("DELETE", "/api/v1/numbers/%2B15551230001/override"),
         ("GET", "/api/v1/audit"),
         ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/webhooks"),
+        ("POST", "/api/v1/webhooks"),
+        ("GET", "/api/v1/webhooks/1"),
+        ("PUT", "/api/v1/webhooks/1"),
+        ("DELETE", "/api/v1/webhooks/1"),
+        ("POST", "/api/v1/webhooks/1/secret"),
+        ("GET", "/api/v1/webhooks/1/deliveries?state=dead"),
+        ("POST", "/api/v1/webhooks/1/deliveries/1/redeliver"),
     ],
 )
 @pytest.mark.parametrize("who", ["nobody", "garbage", "revoked"])
@@ -403,6 +411,22 @@ async def test_access_routes_need_their_right(rights_world: World, user: str) ->
     await call("GET", "/api/v1/accounts/main/settings", ("view_settings", "settings"), 200)
     await call("PUT", "/api/v1/accounts/main/settings", "settings", 200, json={"retention_days": 200})
     await call("GET", "/api/v1/audit", "audit", 200)
+
+    # webhooks (admin-only: the settings right), a throw-away endpoint of the user's own
+    hook = {"account": "main", "url": "http://127.0.0.1:9/hook", "events": ["recording.stored"]}
+    made = await call("POST", "/api/v1/webhooks", "settings", 201, json=hook)
+    wid = made["id"] if isinstance(made, dict) and "id" in made else 1  # type: ignore[index]
+    await call("GET", "/api/v1/webhooks", "settings", 200)
+    await call("GET", f"/api/v1/webhooks/{wid}", "settings", 200)
+    await call("PUT", f"/api/v1/webhooks/{wid}", "settings", 200, json={"enabled": False})
+    await call("POST", f"/api/v1/webhooks/{wid}/secret", "settings", 200)
+    await call("GET", f"/api/v1/webhooks/{wid}/deliveries?state=dead", "settings", 200)
+    if "settings" in rights:  # no delivery exists: redeliver answers 404 to those allowed, 403 to the rest
+        r = await w.request("POST", f"/api/v1/webhooks/{wid}/deliveries/1/redeliver", user)
+        assert r.status == 404, await r.text()
+    else:
+        await call("POST", f"/api/v1/webhooks/{wid}/deliveries/1/redeliver", "settings", 200)
+    await call("DELETE", f"/api/v1/webhooks/{wid}", "settings", 204)
 
     if "roles" not in rights:  # the forbidden calls changed nothing
         r = await w.request("GET", "/api/v1/roles/supervisor", "admin")

@@ -1,0 +1,148 @@
+"""Webhook endpoints as an administrator edits them: validation naming the field, audit entries with
+old and new values (never the secret), and the dead-letter actions. HTTP lives in api/webhooks.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from controller.access.audit import Who, log
+from controller.access.errors import Invalid, NotFound
+from storage import webhooks as repo
+from storage.outbox import EVENTS
+from storage.users import transaction
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+FIELDS = ("account", "url", "events", "description", "enabled")
+STATES = ("pending", "delivered", "dead")
+
+
+def _validate(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    for k in sorted(data):
+        if k not in FIELDS:
+            raise Invalid(k, f"unknown field (expected {', '.join(FIELDS)})")
+    if creating:
+        for k in ("account", "url", "events"):
+            if k not in data:
+                raise Invalid(k, "required")
+    out: dict[str, Any] = {}
+    if "account" in data:
+        if not isinstance(data["account"], str) or not ACCOUNT_ID.match(data["account"]):
+            raise Invalid("account", "an account id: letters, digits, . _ - (at most 100)")
+        out["account"] = data["account"]
+    if "url" in data:
+        url = data["url"]
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if (
+            parts is None
+            or len(url) > 2000
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or any(c.isspace() for c in url)
+        ):
+            raise Invalid("url", "an http:// or https:// URL of at most 2000 characters")
+        out["url"] = url
+    if "events" in data:
+        ev = data["events"]
+        if not isinstance(ev, list) or not ev or not all(isinstance(e, str) for e in ev):
+            raise Invalid("events", f"a non-empty list of {', '.join(EVENTS)}")
+        bad = [e for e in ev if e not in EVENTS]
+        if bad:
+            raise Invalid("events", f"unknown event {bad[0]!r} (expected some of {', '.join(EVENTS)})")
+        if len(set(ev)) != len(ev):
+            raise Invalid("events", "an event is listed twice")
+        out["events"] = [e for e in EVENTS if e in ev]
+    if "description" in data:
+        if not isinstance(data["description"], str) or len(data["description"]) > 500:
+            raise Invalid("description", "a string of at most 500 characters")
+        out["description"] = data["description"]
+    if "enabled" in data:
+        if not isinstance(data["enabled"], bool):
+            raise Invalid("enabled", "true or false")
+        out["enabled"] = data["enabled"]
+    return out
+
+
+async def list_endpoints(pool: asyncpg.Pool, account: str | None) -> list[dict[str, Any]]:
+    return [repo.endpoint_view(r) for r in await repo.list_endpoints(pool, account)]
+
+
+async def get_endpoint(pool: asyncpg.Pool, endpoint_id: int) -> dict[str, Any]:
+    row = await repo.get(pool, endpoint_id)
+    if row is None:
+        raise NotFound("webhook")
+    return repo.endpoint_view(row)
+
+
+async def create_endpoint(pool: asyncpg.Pool, who: Who, data: dict[str, Any]) -> dict[str, Any]:
+    """The new endpoint with its `secret` — the only time the secret is shown."""
+    fields = _validate(data, creating=True)
+    async with transaction(pool) as conn:
+        row, secret = await repo.create(conn, fields)
+        view = repo.endpoint_view(row)
+        await log(conn, who, "webhook.create", f"webhook:{row['id']}", new=view)
+    return {**view, "secret": secret}
+
+
+async def update_endpoint(pool: asyncpg.Pool, who: Who, endpoint_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    fields = _validate(data, creating=False)
+    async with transaction(pool) as conn:
+        old = await repo.get(conn, endpoint_id, lock=True)
+        if old is None:
+            raise NotFound("webhook")
+        if not fields:
+            return repo.endpoint_view(old)
+        view = repo.endpoint_view(await repo.update(conn, endpoint_id, fields))
+        await log(conn, who, "webhook.update", f"webhook:{endpoint_id}", old=repo.endpoint_view(old), new=view)
+    return view
+
+
+async def rotate_secret(pool: asyncpg.Pool, who: Who, endpoint_id: int) -> dict[str, Any]:
+    async with transaction(pool) as conn:
+        if await repo.get(conn, endpoint_id, lock=True) is None:
+            raise NotFound("webhook")
+        secret = await repo.rotate_secret(conn, endpoint_id)
+        await log(conn, who, "webhook.secret", f"webhook:{endpoint_id}")
+    return {"id": endpoint_id, "secret": secret}
+
+
+async def delete_endpoint(pool: asyncpg.Pool, who: Who, endpoint_id: int) -> None:
+    async with transaction(pool) as conn:
+        old = await repo.get(conn, endpoint_id, lock=True)
+        if old is None:
+            raise NotFound("webhook")
+        await repo.delete(conn, endpoint_id)
+        await log(conn, who, "webhook.delete", f"webhook:{endpoint_id}", old=repo.endpoint_view(old))
+
+
+async def deliveries(
+    pool: asyncpg.Pool, endpoint_id: int, state: str | None, before: int | None, limit: int
+) -> dict[str, Any]:
+    if state is not None and state not in STATES:
+        raise Invalid("state", f"one of {', '.join(STATES)}")
+    if await repo.get(pool, endpoint_id) is None:
+        raise NotFound("webhook")
+    rows = await repo.deliveries(pool, endpoint_id, state, before, limit)
+    return {
+        "deliveries": [repo.delivery_view(r) for r in rows],
+        "next_before": rows[-1]["id"] if len(rows) == limit else None,
+    }
+
+
+async def redeliver(pool: asyncpg.Pool, who: Who, endpoint_id: int, delivery_id: int) -> dict[str, Any]:
+    async with transaction(pool) as conn:
+        row = await repo.redeliver(conn, endpoint_id, delivery_id)
+        if row is None:
+            raise NotFound("delivery")
+        await log(
+            conn,
+            who,
+            "webhook.redeliver",
+            f"webhook:{endpoint_id}",
+            delivery=delivery_id,
+            event_id=str(row["event_id"]),
+        )
+    return repo.delivery_view(row)
