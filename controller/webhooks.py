@@ -35,7 +35,10 @@ def _validate(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         out["account"] = data["account"]
     if "url" in data:
         url = data["url"]
-        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            parts = urlsplit(url) if isinstance(url, str) and url.isprintable() else None
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            parts = None
         if (
             parts is None
             or len(url) > 2000
@@ -56,7 +59,7 @@ def _validate(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
             raise Invalid("events", "an event is listed twice")
         out["events"] = [e for e in EVENTS if e in ev]
     if "description" in data:
-        if not isinstance(data["description"], str) or len(data["description"]) > 500:
+        if not isinstance(data["description"], str) or len(data["description"]) > 500 or "\x00" in data["description"]:
             raise Invalid("description", "a string of at most 500 characters")
         out["description"] = data["description"]
     if "enabled" in data:

@@ -366,3 +366,28 @@ async def test_dead_letter_after_the_retry_period_then_redeliver(short_env: Env)
         assert status == 422 and err["error"]["field"] == "state"
     finally:
         await receiver.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "http://x/h", "events": ["recording.stored"]}, "account"),
+        ({"account": "main", "url": "ftp://x/h", "events": ["recording.stored"]}, "url"),
+        ({"account": "main", "url": "http://[::1/h", "events": ["recording.stored"]}, "url"),
+        ({"account": "main", "url": "http://x/\x00", "events": ["recording.stored"]}, "url"),
+        ({"account": "main", "url": "http://x/h", "events": []}, "events"),
+        ({"account": "main", "url": "http://x/h", "events": ["recording.deleted"]}, "events"),
+        ({"account": "main", "url": "http://x/h", "events": ["recording.stored"], "secret": "mine"}, "secret"),
+        (
+            {"account": "main", "url": "http://x/h", "events": ["recording.stored"], "description": "a\x00"},
+            "description",
+        ),
+    ],
+)
+def test_bad_endpoint_fields_are_named(body: dict[str, Any], field: str) -> None:
+    from controller.access.errors import Invalid
+    from controller.webhooks import _validate
+
+    with pytest.raises(Invalid) as e:
+        _validate(body, creating=True)
+    assert e.value.field == field
