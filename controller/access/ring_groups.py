@@ -24,7 +24,9 @@ def _name(data: dict[str, Any], default: str = "") -> str:
 
 
 async def _members(conn: asyncpg.Connection, raw: Any) -> list[int]:
-    if not isinstance(raw, list) or not all(isinstance(m, int) and not isinstance(m, bool) for m in raw):
+    if not isinstance(raw, list) or not all(
+        isinstance(m, int) and not isinstance(m, bool) and 0 < m < 2**63 for m in raw
+    ):
         raise Invalid("members", "a list of user ids")
     ids = sorted(set(raw))
     found = {r["id"] for r in await conn.fetch("SELECT id FROM users WHERE id = ANY($1::bigint[])", ids)}
