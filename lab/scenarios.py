@@ -111,8 +111,8 @@ class Transfer:
     phone does it (SIP REFER; Replaces for attended) — the usual production path, which FreeSWITCH
     does not announce; "pbx" = the PBX is told (FreeSWITCH uuid_transfer / att_xfer, Asterisk
     Redirect / Atxfer). The target answers after `ring_ms`, unless `outcome` says it is busy: then
-    the attended transfer fails and the agent is back with the customer (so far only the simulated
-    Asterisk's Atxfer plays a busy target)."""
+    the attended transfer fails and the agent is back with the customer (the simulated Asterisk plays
+    it for its Atxfer, the simulated FreeSWITCH for the phone's consultation call)."""
 
     kind: Literal["blind", "attended"] = "blind"
     to: str = "target"

@@ -270,6 +270,18 @@ class CallHandle:
         self.legs["target"] = d
         self.legs["consult"] = consult
         await sim._elapse(self._live(), t.ring_ms)
+        if t.outcome == "busy":
+            # the target is busy (extrapolated): the consultation fails, the agent's phone hangs it up
+            # and takes the customer off hold
+            sim._hangup(d, "USER_BUSY", "recv_refuse", {"variable_sip_term_status": "486"})
+            sim._hangup_complete(d, "USER_BUSY")
+            sim._destroy(d)
+            sim._hangup(consult, "USER_BUSY", "send_refuse")
+            sim._hangup_complete(consult, "USER_BUSY")
+            sim._destroy(consult)
+            del self.legs["target"], self.legs["consult"]
+            agent.held = False
+            return
         sim._answer(d)
         sim._emit("CHANNEL_PROGRESS", consult)
         sim._answer(consult)

@@ -110,6 +110,40 @@ async def test_outbound_per_number_override_is_looked_up_under_the_presented_num
     assert not [c for c in harness.sim.commands if c.startswith("uuid_record")]
 
 
+async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_goes_on(harness: Harness) -> None:
+    """The agent's phone consults a busy colleague, then takes the customer off hold: the recording
+    continues with the agent on the right (recorders that never resume after a failed transfer)."""
+    scenario = sc.Scenario(
+        "attended_transfer_busy",
+        "the agent consults a busy colleague and takes the customer back",
+        (
+            sc.PlaceCall("inbound"),
+            sc.Ring(),
+            sc.Answer(),
+            sc.Talk(2000),
+            sc.Transfer("attended", outcome="busy"),
+            sc.Talk(2000),
+            sc.Hangup("customer"),
+        ),
+        sc.Expectation(True, segments=("agent",), stop_reason="hangup"),
+        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_INTERNAL},
+    )
+    handle = await harness.play(scenario)
+    (rec,) = await harness.recordings()
+    assert rec["customer_leg"] == handle.customer.uuid
+    assert (rec["state"], rec["stop_reason"]) == ("stopped", "hangup")
+    tl = rec["timeline"]
+    assert [s["party"] for s in tl["segments"]] == [sc.AGENT_EXT]
+    assert tl["transfers"] == []
+    path = rec["spool_files"]["stereo"]
+    timeline = channel_timeline(path, 250)
+    assert {left for left, _ in timeline if left is not None} == {float(sc.CUSTOMER.tone_hz)}
+    assert _right_sequence(path) == [float(sc.AGENT.tone_hz)]
+    rights = [right for _, right in timeline]
+    assert None in rights[4:-4], "the customer was on hold in the middle"
+    assert rights[-6:] == [float(sc.AGENT.tone_hz)] * 6, "the agent is back on the right at the end"
+
+
 async def test_overlapping_calls_each_get_a_file_as_long_as_the_call(harness: Harness) -> None:
     """Three calls at once: each call's stereo file holds that call's recorded time only (answer to
     hang-up in simulated time), not the time of the calls beside it (the simulator ticks each call's
