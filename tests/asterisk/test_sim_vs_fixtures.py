@@ -72,6 +72,13 @@ class RawClient:
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await self.writer.drain()
 
+    async def answered(self) -> None:
+        """Until the reply to the last action sent has arrived."""
+        aid = ("ActionID", f"t-{self._n}")
+        async with asyncio.timeout(10):
+            while not any(aid in f and f[0][0] == "Response" for f in self.frames):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+
     async def close(self) -> None:
         self._task.cancel()
         self.writer.close()
@@ -92,7 +99,8 @@ async def play_recorded(scenario: str, tmp_path: Path) -> list[Msg]:
                 assert await sim.wait_recording()
 
         await sim.play(sc.get(scenario), on_step, settle=False)
-        await asyncio.sleep(0.05)
+        await client.send("Ping")
+        await client.answered()  # every event the call sent came before this reply
         return client.frames
     finally:
         await client.close()
@@ -118,10 +126,11 @@ async def play_with_controller_steps(scenario: str, tmp_path: Path) -> tuple[lis
             elif isinstance(step, sc.Pause | sc.Resume):
                 state = "1" if isinstance(step, sc.Pause) else "0"
                 await client.send("MixMonitorMute", Channel=customer[0], Direction="both", State=state)
-                await asyncio.sleep(0.05)
+                await client.answered()  # the mute happened before the call goes on, as on the PBX
 
         call = await sim.play(sc.get(scenario), on_step, settle=False)
-        await asyncio.sleep(0.05)
+        await client.send("Ping")
+        await client.answered()  # every event the call sent came before this reply
         return client.frames, call
     finally:
         await client.close()
