@@ -3,6 +3,7 @@
 // (If-Match); a 409 means someone else saved first: the current values are shown for review.
 
 import { $, api, el, fmtTime, onOff, SETTINGS, settingLabel, sourceText } from "./common.js";
+import { loadWebhooks } from "./webhooks.js";
 
 const adm = { settings: null, numbers: [], plan: null, auditBefore: null, roles: [] };
 const account = (id) => encodeURIComponent(($(id).value || "main").trim());
@@ -14,6 +15,7 @@ const SCREENS = {
   numbering: [() => loadPlan(), "plan-error"],
   audit: [() => loadAudit(false), "audit-error"],
   access: [() => loadAccess(), "user-error"],
+  webhooks: [() => loadWebhooks(), "hook-error"],
 };
 
 export function showAdminScreen(name) {
