@@ -308,7 +308,7 @@ def _check_entry(e: dict[str, Any], m: dict[str, Any], sig: str, ring: KeyRing) 
 
 async def import_archive(
     pool: asyncpg.Pool,
-    backend: Backend,
+    store: Backend | StorageLocations,
     path: Path,
     *,
     trusted: KeyRing,
@@ -316,7 +316,8 @@ async def import_archive(
     progress: Progress | None = None,
     actor: str = "cli",
 ) -> ImportReport:
-    """Restore an archive into this installation (its database and backend).
+    """Restore an archive into this installation (its database and, per recording, the store of its
+    account: [accounts.<id>.storage] or [storage]; a WORM store locks it until its retention date).
 
     Every entry is checked before anything of it is written: its manifest must be signed by a key in
     `trusted` (the key the manifest names), the index entry must agree with the signed manifest, and
@@ -333,7 +334,7 @@ async def import_archive(
             rid = str(e.get("id"))
             done += int(e.get("object_size") or 0)
             try:
-                outcome = await _import_one(pool, backend, tar, e, trusted, remember or [], actor, path)
+                outcome = await _import_one(pool, as_locations(store), tar, e, trusted, remember or [], actor, path)
             except _Rejected as err:
                 report.rejected.append(f"{rid}: {err}")
                 continue
@@ -352,7 +353,7 @@ class _Conflict(Exception):
 
 async def _import_one(
     pool: asyncpg.Pool,
-    backend: Backend,
+    locations: StorageLocations,
     tar: tarfile.TarFile,
     e: dict[str, Any],
     ring: KeyRing,
@@ -377,6 +378,9 @@ async def _import_one(
     started = _ts(m["started_at"])
     assert started is not None
     audio_key, manifest_key = object_keys(rid, started)
+    location, backend = locations.for_account(m.get("account"))
+    retain_until = _ts(m.get("retention_until")) if backend.worm else None  # WORM: locked as when first stored
+    hold = bool(e.get("legal_hold")) and retain_until is not None
     with tempfile.NamedTemporaryFile(prefix="callrec-import-", suffix=".age") as tmp:
         h, size = hashlib.sha256(), 0
         while chunk := audio.read(1 << 20):
@@ -397,15 +401,25 @@ async def _import_one(
                 return _compare_existing(existing, m, sig, h.hexdigest())
             written: list[str] = []
             try:
-                await asyncio.to_thread(backend.put_file, audio_key, Path(tmp.name))
+                await asyncio.to_thread(
+                    lambda: backend.put_file(audio_key, Path(tmp.name), retain_until=retain_until, legal_hold=hold)
+                )
                 written.append(audio_key)
-                await asyncio.to_thread(backend.put_bytes, manifest_key, doc)
+                await asyncio.to_thread(
+                    lambda: backend.put_bytes(manifest_key, doc, retain_until=retain_until, legal_hold=hold)
+                )
                 written.append(manifest_key)
                 signer = crypto.signing_key_id(key)
                 for trusted_key, how in remember:
                     if crypto.signing_key_id(trusted_key) == signer:
                         await keyring.trust_key(conn, trusted_key, source=how, actor=actor)
                 await _insert_row(conn, e, m, sig, size, backend.uri(audio_key), actor, path)
+                await conn.execute(
+                    "UPDATE recordings SET storage_location = $2, object_locked_until = $3 WHERE id = $1",
+                    m["recording_id"],
+                    location,
+                    retain_until,
+                )
             except BaseException:
                 for k in written:  # the row is not there: leave no object behind either
                     with contextlib.suppress(Exception):

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from controller.commands._common import config_from_args, open_pool
 from controller.commands._storage_cli import fail, progress_bar
 from storage import archive, crypto, keyring
-from storage.backends.base import open_backend
+from storage.backends.locations import StorageLocations
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,7 +66,7 @@ def _import(args: argparse.Namespace) -> int:
                 ring.add(key, how)
             return await archive.import_archive(
                 pool,
-                open_backend(cfg.storage, cfg.storage_path),
+                StorageLocations.from_config(cfg),
                 Path(args.archive),
                 trusted=ring,
                 remember=remember,

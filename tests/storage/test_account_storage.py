@@ -16,7 +16,7 @@ import pytest
 from controller.api import create_app, start_api
 from controller.config import Config, ConfigError, load_config
 from controller.metrics import Metrics
-from storage import archive, crypto, manifest, users
+from storage import archive, crypto, keyring, manifest, users
 from storage.backends.locations import StorageLocations
 from storage.finalize import FinalizeWorker
 from storage.retention import purge_expired
@@ -126,6 +126,19 @@ async def test_two_accounts_store_in_their_own_locations_and_play_back(
     assert list((tmp_path / "store").rglob("*.wav.age")) == []
     assert webdav.files(f"tenants/acme-{tag}") == []
     assert s3.list_objects_v2(Bucket=f"globex-{tag}").get("KeyCount") == 0
+
+    # Restoring the archive puts each recording back into its own account's store.
+    ring = await keyring.load_keyring(dbpool, cfg)
+    restored = await archive.import_archive(dbpool, StorageLocations.from_config(cfg), out, trusted=ring)
+    assert sorted(restored.imported) == sorted(ids.values()) and restored.ok
+    back = {acct: await dbpool.fetchrow("SELECT * FROM recordings WHERE id = $1", rid) for acct, rid in ids.items()}
+    assert back["acme"]["storage_location"] == "account:acme"
+    assert back["acme"]["object_uri"].startswith(f"{webdav.url}/tenants/acme-{tag}/")
+    assert back["globex"]["object_uri"].startswith(f"s3://globex-{tag}/")
+    assert len(webdav.files(f"tenants/acme-{tag}")) == 2
+    assert s3.list_objects_v2(Bucket=f"globex-{tag}").get("KeyCount") == 2
+    for acct, rid in ids.items():
+        assert (await manifest.verify_recording(dbpool, cfg, rid)).ok, acct
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,6 @@
 """`callrec legal-hold` and `callrec backup` as an administrator runs them (subprocess, real database,
 real WORM S3 server)."""
 
-
 from __future__ import annotations
 
 import uuid
