@@ -59,8 +59,8 @@ class PolicyCache:
     CHANNEL = "callrec_policy"
 
     def __init__(self, pool: asyncpg.Pool, *, listen_dsn: str = "") -> None:
-        """`listen_dsn`: listen on a connection of its own (the service's way: the pool stays whole,
-        even at pool_max = 1); without it the listener holds one of the pool's connections."""
+        """`listen_dsn`: listen on a connection of its own (the pool stays whole); without it the
+        listener holds one of the pool's connections, as the service does today."""
         self.pool = pool
         self.listen_dsn = listen_dsn
         self.current = PolicySet()
@@ -154,7 +154,7 @@ class Service:
         if applied:
             log.info("database migrated: %s", ", ".join(applied))
 
-        self.policy = PolicyCache(pool, listen_dsn=dsn)
+        self.policy = PolicyCache(pool)
         await self.policy.refresh()
         self._spawn(self.policy.run(), "policy-refresh")
 
