@@ -66,8 +66,11 @@ class WebhookWorker:
             while True:
                 try:
                     n = await self.run_once()
-                except (OSError, asyncpg.PostgresError) as e:
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                     log.warning("webhook delivery: database unavailable (%s); retrying", e)
+                    n = 0
+                except Exception:  # the task must outlive any one bad batch; the rows stay pending
+                    log.exception("webhook delivery: unexpected error; retrying")
                     n = 0
                 if n < self.wc.concurrency:
                     await asyncio.sleep(self.wc.poll_interval_seconds)

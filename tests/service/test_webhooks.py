@@ -391,3 +391,23 @@ def test_bad_endpoint_fields_are_named(body: dict[str, Any], field: str) -> None
     with pytest.raises(Invalid) as e:
         _validate(body, creating=True)
     assert e.value.field == field
+
+
+async def test_the_delivery_task_outlives_a_lost_database(fresh_db: str) -> None:
+    """The pool goes away under the worker (database restart, pool closed): the task keeps running
+    and delivers again on the next round instead of dying silently with events left in the outbox."""
+    from controller.config import WebhooksConfig
+    from controller.metrics import Metrics
+    from storage.webhook_delivery import WebhookWorker
+
+    pool = await db.create_pool(fresh_db)
+    async with pool.acquire() as conn:
+        await db.migrate(conn)
+    worker = WebhookWorker(pool, WebhooksConfig(poll_interval_seconds=0.05), Metrics(), "t")
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.2)
+    await pool.close()  # every claim now fails with "pool is closed"
+    await asyncio.sleep(0.3)
+    assert not task.done(), task.exception() if task.done() else None
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
