@@ -85,6 +85,13 @@ function badge(st) {
   return el("span", { class: `badge ${st}`, "data-testid": "rec-state" }, label);
 }
 
+// A failed recording says why where the list shows it (e.g. "no_recipient: account acme has no
+// usable recipient"): it waits in the spool and is stored once the cause is fixed.
+function failureNote(rec) {
+  if (rec.state !== "failed" || !rec.error) return "";
+  return el("div", { class: "fail-note", "data-testid": "rec-error", title: rec.error }, rec.error);
+}
+
 function why(call) {
   const d = (call.recording && call.recording.decision) || {};
   const src = (d.sources && d.sources.record) || "";
@@ -172,7 +179,7 @@ async function searchRecordings(more) {
         el("td", { class: "mono" }, r.account_number),
         el("td", {}, (r.agents || []).join(", ") || "–"),
         el("td", { class: "mono" }, fmtDur(r.duration_ms)),
-        el("td", {}, badge(r.state)),
+        el("td", {}, badge(r.state), failureNote(r)),
         acts);
       if (perms.listen && r.state === "stored") {
         acts.append(el("button", { type: "button", class: "play", "data-testid": "play-btn",
@@ -245,7 +252,7 @@ async function openRecording(id, row, play) {
   const pol = rec.policy || {};
   const meta = [
     ["Started", fmtTime(rec.started_at)], ["Length", fmtDur(rec.duration_ms)], ["Direction", rec.direction],
-    ["State", rec.state + (rec.stop_reason ? ` (${rec.stop_reason})` : "")],
+    ["State", rec.state + (rec.stop_reason ? ` (${rec.stop_reason})` : "") + (rec.state === "failed" && rec.error ? ` — ${rec.error}` : "")],
     ["Customer", rec.customer_number], ["Our number", rec.account_number], ["Agents", (rec.agents || []).join(", ") || "–"],
     ["Ring groups", (rec.ring_groups || []).join(", ") || "–"],
   ];
