@@ -349,11 +349,7 @@ class CallTracker:
         transfer, from the phone: a call of its own on the PBX) belongs to that call: it is noted in
         that call's timeline, and the recorder decides it by the customer call's account
         (not recorded as a customer recording of its own by default)."""
-        if call.direction is Direction.OUTBOUND:
-            caller = agent
-        elif call.direction is Direction.INTERNAL:
-            caller = cust  # the side that dialled (see _classify_direction): a colleague calling in is none
-        else:
+        if call.direction not in (Direction.OUTBOUND, Direction.INTERNAL):
             return []
         for parent in self.calls.values():
             if parent is call or parent.ended or not parent.decided or parent.customer_leg is None:
@@ -361,7 +357,7 @@ class CallTracker:
             if parent.consultation_of is not None:
                 continue
             current = self._current_party(parent)
-            if not current or current != caller.party_number:
+            if not current or current not in (agent.party_number, cust.party_number):
                 continue
             customer = self.legs.get(parent.customer_leg)
             if customer is None or customer.hung_up:
@@ -370,7 +366,8 @@ class CallTracker:
             rec = parent.recording
             if rec is None or rec.stopping:
                 return []
-            target = (cust if caller is agent else agent).party_number
+            # an internal call has no customer side: the target is whichever party is not the agent
+            target = agent.party_number if cust.party_number == current else cust.party_number
             marker = {
                 "at_ms": rec.timeline.offset(wall),
                 "agent": current,

@@ -161,27 +161,3 @@ def test_rebridge_with_the_same_party_through_a_new_channel_is_not_a_transfer() 
     t.handle(Bridged("fs", 0, T + 6, leg_a="A", leg_b="C"))
     tl = call.recording.timeline.as_dict()  # type: ignore[attr-defined]
     assert [(x["target"], x["from"]) for x in tl["transfers"]] == [("2002", "B2")]
-
-
-def test_agents_own_call_during_a_customer_call_is_its_consultation_a_colleague_calling_in_is_not() -> None:
-    t, call = _recording_call(AccountSettings())
-    # a colleague (2002) calls the agent while the customer call is live: not a consultation
-    t.handle(created("C", "2002", "2001"))
-    t.handle(created("D", "2002", "2001-0xdef", originator="C", dialed_user="2001"))
-    acts = t.handle(Bridged("fs", 0, T + 5, leg_a="C", leg_b="D"))
-    other = next(a for a in acts if isinstance(a, Decide)).call
-    assert other.consultation_of is None and not [a for a in acts if isinstance(a, Changed)]
-    # the agent's phone calls an external number meanwhile: a consultation of the customer call
-    t.handle(created("E", "2001", "+15559990000"))
-    t.handle(created("F", "2001", "+15559990000", originator="E"))
-    acts = t.handle(Bridged("fs", 0, T + 10, leg_a="E", leg_b="F"))
-    consult = next(a for a in acts if isinstance(a, Decide)).call
-    assert consult.direction is Direction.OUTBOUND and consult.consultation_of == call.id  # type: ignore[attr-defined]
-    (mark,) = [a for a in acts if isinstance(a, Changed)]
-    assert (mark.call, mark.kind) == (call, "consultation")
-    assert {k: mark.detail[k] for k in ("at_ms", "agent", "target", "target_class")} == {
-        "at_ms": 10_000,
-        "agent": "2001",
-        "target": "+15559990000",
-        "target_class": "external",
-    }
