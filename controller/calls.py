@@ -77,7 +77,6 @@ class Timeline:
     pauses: list[dict[str, Any]] = field(default_factory=list)
     transfers: list[dict[str, Any]] = field(default_factory=list)
     stop: dict[str, Any] | None = None
-    consultations: list[dict[str, Any]] = field(default_factory=list)  # the agent's calls made meanwhile
 
     def offset(self, wall: float) -> int:
         return max(0, round((wall - self.start_wall) * 1000))
@@ -100,7 +99,6 @@ class Timeline:
             "pauses": [dict(p) for p in self.pauses],
             "transfers": [dict(t) for t in self.transfers],
             "stop": dict(self.stop) if self.stop else None,
-            "consultations": [dict(c) for c in self.consultations],
         }
 
     @classmethod
@@ -111,7 +109,6 @@ class Timeline:
             [dict(p) for p in d.get("pauses") or []],
             [dict(t) for t in d.get("transfers") or []],
             dict(d["stop"]) if d.get("stop") else None,
-            [dict(c) for c in d.get("consultations") or []],
         )
 
 
@@ -148,7 +145,6 @@ class Call:
     end_reason: str = ""
     pending_transfer: dict[str, str] | None = None
     hint: dict[str, str] = field(default_factory=dict)
-    consultation_of: str | None = None  # the customer call this agent's call was made from
 
 
 # ---- actions ------------------------------------------------------------------------------------
@@ -344,41 +340,6 @@ class CallTracker:
             return Direction.INTERNAL, a, b
         return Direction.UNKNOWN, a, b
 
-    def _consultation(self, call: Call, cust: Leg, agent: Leg, wall: float) -> list[Action]:
-        """A call the agent of a live customer call makes meanwhile (a consultation before an attended
-        transfer, from the phone: a call of its own on the PBX) belongs to that call: it is noted in
-        that call's timeline, and the recorder decides it by the customer call's account
-        (not recorded as a customer recording of its own by default)."""
-        if call.direction not in (Direction.OUTBOUND, Direction.INTERNAL):
-            return []
-        for parent in self.calls.values():
-            if parent is call or parent.ended or not parent.decided or parent.customer_leg is None:
-                continue
-            if parent.consultation_of is not None:
-                continue
-            current = self._current_party(parent)
-            if not current or current not in (agent.party_number, cust.party_number):
-                continue
-            customer = self.legs.get(parent.customer_leg)
-            if customer is None or customer.hung_up:
-                continue
-            call.consultation_of = parent.id
-            rec = parent.recording
-            if rec is None or rec.stopping:
-                return []
-            # an internal call has no customer side: the target is whichever party is not the agent
-            target = agent.party_number if cust.party_number == current else cust.party_number
-            marker = {
-                "at_ms": rec.timeline.offset(wall),
-                "agent": current,
-                "target": target,
-                "target_class": rec.decision.classify(target).value if target else NumberClass.EXTERNAL.value,
-                "call_id": call.id,
-            }
-            rec.timeline.consultations.append(marker)
-            return [Changed(parent, "consultation", marker, wall)]
-        return []
-
     @staticmethod
     def _current_party(call: Call) -> str:
         """Who is on the right channel now: the open segment's party, else the first agent."""
@@ -417,7 +378,7 @@ class CallTracker:
             call.agents = [call.agent] if call.agent else []
             call.answered_wall = call.answered_wall or ev.wall
             call.decided = True
-            return [*self._consultation(call, cust, agent, ev.wall), Decide(call)]
+            return [Decide(call)]
         # Any new bridge partner of the customer leg is a new segment (a transfer, however it was done).
         if call.customer_leg not in (a.id, b.id):
             return []  # e.g. a consultation leg of the same PBX call

@@ -138,8 +138,6 @@ class PolicyDecision:
     def record_reason(self) -> str:
         """Why the call is (not) recorded, as a sentence for logs: the rule that decided."""
         source = self.sources.get("record", "")
-        if source == "consultation":
-            return "it is the agent's consultation call during a recorded customer call (in that call's timeline)"
         if source == "dialplan":
             return f"the dialplan hook set callrec_record={'force' if self.record else 'never'}"
         if source.startswith("direction:"):

@@ -17,7 +17,6 @@ import logging
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -292,10 +291,6 @@ class Recorder:
         """Resolve policy and, when it says record, register the recording with the state machine
         at once (pure and fast), so a hangup or transfer that follows is seen against it."""
         decision = self._resolve(node, call)
-        if call.consultation_of is not None and decision.record:
-            # An agent's consultation call belongs to the customer call it was made from: it is in that
-            # call's timeline, not a customer recording of its own.
-            decision = replace(decision, record=False, sources={**decision.sources, "record": "consultation"})
         node.decisions[call.id] = decision
         call.account = decision.account_id
         if decision.record and call.customer_leg is not None:

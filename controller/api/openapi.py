@@ -62,7 +62,6 @@ SCHEMAS: dict[str, Any] = {
             "pauses": {"type": "array", "items": _OBJ},
             "transfers": {"type": "array", "items": _OBJ},
             "stop": {"type": ["object", "null"]},
-            "consultations": {"type": "array", "items": _OBJ},
         },
     },
     "LiveCall": {

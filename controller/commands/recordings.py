@@ -214,8 +214,6 @@ def render_detail(rec: dict[str, Any]) -> str:
     for p in tl.get("pauses") or []:
         end = "still paused" if p.get("end_ms") is None else f"resumed at {_secs(p['end_ms'])}"
         items.append((p.get("start_ms") or 0, 1, f"paused by {p.get('by') or '?'}, {end}"))
-    for c in tl.get("consultations") or []:
-        items.append((c.get("at_ms") or 0, 0, f"{c.get('agent')} consults {c.get('target')} ({c.get('target_class')})"))
     if tl.get("stop"):
         items.append((tl["stop"].get("at_ms") or 0, 2, f"stop: {tl['stop'].get('reason')}"))
     for at, _, text in sorted(items, key=lambda i: (i[0], i[1])):
