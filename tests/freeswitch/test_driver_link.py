@@ -126,7 +126,9 @@ async def test_socket_closed_mid_frame_reconnects(caplog: pytest.LogCaptureFixtu
     await driver.start()
     task = asyncio.create_task(_collect(driver, events))
     try:
-        await _wait(lambda: driver.connects >= 2 and driver.connected)
+        # `connected` is set on the driver's hub thread; the events reach `events` only when the
+        # collector task runs, so wait for the LinkDown too (a busy loop may not have run it yet)
+        await _wait(lambda: driver.connects >= 2 and driver.connected and LinkDown in [type(e) for e in events])
         kinds = [type(e) for e in events]
         assert kinds[:3] == [LinkUp, Resync, LinkDown]
         assert any("mid-frame" in line for line in _esl_lines(caplog)), _esl_lines(caplog)
