@@ -34,23 +34,14 @@ def call_with_transfer(talk_ms: int, after_ms: int) -> sc.Scenario:
     )
 
 
-def plain_call(talk_ms: int, direction: str = "inbound", agent: sc.Party = sc.AGENT) -> sc.Scenario:
-    """Answered, talk `talk_ms`, the customer hangs up. An outbound call needs an `agent` who is in no
-    other live customer call: a call an agent places while in one is that call's consultation (before
-    an attended transfer), noted in its timeline and not a recording of its own."""
+def plain_call(talk_ms: int, direction: str = "inbound") -> sc.Scenario:
+    """Answered, talk `talk_ms`, the customer hangs up."""
     return sc.Scenario(
         f"drill_{direction}",
         f"{direction} call for drills",
         (sc.PlaceCall(direction), sc.Ring(100), sc.Answer(), sc.Talk(talk_ms), sc.Hangup("customer")),  # type: ignore[arg-type]
         sc.Expectation(True, direction=direction, segments=("agent",), stop_reason="hangup"),
-        parties={"customer": sc.CUSTOMER, "agent": agent},
     )
-
-
-def free_agent(n: int) -> sc.Party:
-    """Agent number `n` of a drill's outbound calls (21nn): one per call, busy with nothing else."""
-    ext = f"21{n:02d}"
-    return sc.Party("agent", ext, sc.AGENT.tone_hz, internal=True, name=f"Agent {ext}")
 
 
 @dataclass

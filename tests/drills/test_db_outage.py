@@ -29,7 +29,6 @@ from tests.drills.mixed_calls import (
     PlayedCall,
     ami_connected,
     call_with_transfer,
-    free_agent,
     plain_call,
     play_ami,
     play_esl,
@@ -61,9 +60,9 @@ async def _drill(tmp_path: Path, outage_s: float, per_wave: int) -> None:
         ms = int(outage_s * 1000)
 
         def place(scen_fs, scen_ast) -> None:  # type: ignore[no-untyped-def]
-            for i in range(per_wave):
-                tasks.append(asyncio.create_task(play_esl(fs, scen_fs(i) if callable(scen_fs) else scen_fs)))
-                tasks.append(asyncio.create_task(play_ami(ast, scen_ast(i) if callable(scen_ast) else scen_ast)))
+            for _ in range(per_wave):
+                tasks.append(asyncio.create_task(play_esl(fs, scen_fs)))
+                tasks.append(asyncio.create_task(play_ami(ast, scen_ast)))
 
         # wave A: answered now; transfer at ~30 % and hang-up at ~60 % of the outage
         lead_ms = 1500
@@ -82,9 +81,7 @@ async def _drill(tmp_path: Path, outage_s: float, per_wave: int) -> None:
         )
         # wave C: answered and ended inside the outage; wave B: answered inside, ended after it
         await asyncio.sleep(outage_s * 0.1)
-        # each outbound call by an agent of its own: agent 2001 is in wave A's calls, and a call an agent
-        # places meanwhile is that call's consultation, not a customer recording
-        place(plain_call(ms * 4 // 10), lambda i: plain_call(ms * 4 // 10, "outbound", free_agent(i)))
+        place(plain_call(ms * 4 // 10), plain_call(ms * 4 // 10, "outbound"))
         await asyncio.sleep(outage_s * 0.2)
         place(plain_call(ms + 3000), call_with_transfer(ms, 1500))
         await asyncio.sleep(max(0.0, outage_s - (time.monotonic() - down_at)))
