@@ -346,6 +346,14 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+# The audio routes (a user's and a share link's) take the same download switch and Range header.
+_AUDIO_PARAMS = [
+    _q("download", {"enum": ["0", "1", "true", "false"]}, "1 = download (attachment)"),
+    {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "bytes=start-end"},
+]
+
+
 def _p(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "name": name,
@@ -520,14 +528,7 @@ def build_spec() -> dict[str, Any]:
                 {"200": audio_ok, "206": audio_ok, **_errors(400, 401, 403, 404, 409, 416, 502, 503)},
                 params=[
                     _REC_ID,
-                    _q("download", {"enum": ["0", "1", "true", "false"]}, "1 = download (attachment)"),
-                    {
-                        "name": "Range",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "bytes=start-end",
-                    },
+                    *_AUDIO_PARAMS,
                 ],
                 tag="recordings",
             )
@@ -705,14 +706,7 @@ def build_spec() -> dict[str, Any]:
                 {"200": audio_ok, "206": audio_ok, **_errors(400, 403, 404, 409, 410, 416, 502, 503)},
                 params=[
                     _TOKEN,
-                    _q("download", {"enum": ["0", "1", "true", "false"]}, "1 = download (attachment)"),
-                    {
-                        "name": "Range",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "bytes=start-end",
-                    },
+                    *_AUDIO_PARAMS,
                 ],
                 tag="sharing",
                 public=True,
