@@ -24,7 +24,14 @@ import asyncpg
 
 from controller.calls import Call, CallTracker, Changed, Decide, Ended, Stop
 from controller.config import PbxConfig
-from controller.drivers.base import PbxCommandError, PbxDriver, PbxUnavailable, RecordingRequest, SpoolFiles
+from controller.drivers.base import (
+    PbxCommandError,
+    PbxDriver,
+    PbxUnavailable,
+    RecordingRequest,
+    SpoolFiles,
+    StartInDoubt,
+)
 from controller.events import AnyEvent, Direction, LinkDown, LinkUp, Resync
 from controller.live import Actor, CallNotFound, PauseRefused
 from controller.metrics import Metrics
@@ -83,6 +90,9 @@ class _Node:
         self.known_at_link_up: set[str] = set()  # legs known before the current link came up
         self.task: asyncio.Task[None] | None = None
         self.resync_waiter: asyncio.Task[None] | None = None  # see Recorder._resync_later
+        # recording id → its start request, for starts whose command died with the link (StartInDoubt):
+        # repeated at the next resync if the call is still up
+        self.starts_in_doubt: dict[str, RecordingRequest] = {}
 
 
 class Recorder:
@@ -325,6 +335,26 @@ class Recorder:
         error = ""
         try:
             files = await node.driver.start_recording(req)
+        except StartInDoubt as e:
+            # Journaled as running into the files the command named (the PBX may have started it);
+            # the resync after the reconnect starts it again, idempotently, if the call is still up.
+            files = e.files
+            node.starts_in_doubt[rec_id] = RecordingRequest(
+                recording_id=req.recording_id,
+                call_id=req.call_id,
+                customer_leg=req.customer_leg,
+                spool_dir=req.spool_dir,
+                tags=req.tags,
+                files=files,
+            )
+            log.warning(
+                "%s: the link dropped while recording %s of call %s was starting (%s); "
+                "it is started again when the link is back",
+                node.driver.name,
+                rec_id,
+                call.id,
+                e,
+            )
         except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
             error = str(e) or type(e).__name__
             files = SpoolFiles()
@@ -457,6 +487,7 @@ class Recorder:
             log.warning("%s: resync needs the journal (%s); resyncing again when it is back", node.driver.name, e)
             self._resync_later(node)
             return
+        await self._restart_in_doubt(node, live, wall)
         for call in fresh:
             if call.decided or call.ended:
                 continue
@@ -464,6 +495,49 @@ class Recorder:
             if decide is not None:
                 self._decide_now(node, decide.call, wall)
                 await self._decide(node, decide.call)
+
+    async def _restart_in_doubt(self, node: _Node, live: dict[str, Any], wall: float) -> None:
+        """Starts that died with the link: the call still up → start again into the same files (the
+        driver reuses a recording the PBX already runs, so never two); the call gone → it was closed
+        above as link_lost, and finalize stores the file if the PBX had started it or fails it visibly."""
+        for rec_id, req in list(node.starts_in_doubt.items()):
+            call = node.tracker.call_for_leg(req.customer_leg)
+            rec = call.recording if call is not None else None
+            if call is None or rec is None or rec.id != rec_id or req.customer_leg not in live:
+                del node.starts_in_doubt[rec_id]
+                continue
+            try:
+                files = await node.driver.start_recording(req)
+            except PbxUnavailable:
+                continue  # the link died again: the next resync tries again
+            except (PbxCommandError, TimeoutError) as e:
+                del node.starts_in_doubt[rec_id]
+                error = f"start repeated after a lost PBX link failed: {e}"
+                log.error("%s: recording %s of call %s: %s", node.driver.name, rec_id, call.id, error)
+                await self._journal(
+                    f"failure of recording {rec_id}", journal.fail_recording, rec_id, wall=time.time(), error=error
+                )
+                self.metrics.inc("callrec_recordings_failed_total", pbx=node.driver.name)
+                node.files.pop(rec_id, None)
+                node.started.pop(rec_id, None)
+                call.recording = None
+                self._notify(node, call)
+                continue
+            del node.starts_in_doubt[rec_id]
+            node.files[rec_id] = files
+            at_ms = max(0, round((wall - rec.timeline.start_wall) * 1000))
+            await self._journal(
+                f"restart of recording {rec_id}",
+                journal.record_event,
+                rec_id,
+                "start_repeated",
+                wall=wall,
+                offset_ms=at_ms,
+                actor="controller",
+                detail={"at_ms": at_ms, "reason": "the PBX link dropped while the recording was starting"},
+                timeline=rec.timeline.as_dict(),
+            )
+            log.info("%s: recording %s of call %s runs after the reconnect", node.driver.name, rec_id, call.id)
 
     def _resync_later(self, node: _Node) -> None:
         """Wait for the database, then cut the node's link: the reconnect brings a fresh Resync."""

@@ -32,7 +32,7 @@ from panoramisk.message import Message
 from controller.config import PbxConfig
 from controller.drivers.ami_protocol import AmiLinkLost, AmiProtocol, header
 from controller.drivers.ami_translate import VAR_FILES, VAR_MIXMON, VAR_RECORDING, AmiTranslator, RecordingTag
-from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles
+from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles, StartInDoubt
 from controller.events import AnyEvent, LinkDown, LinkUp, LiveChannel, Resync
 
 log = logging.getLogger(__name__)
@@ -287,6 +287,8 @@ class AsteriskDriver:
         returned instead of starting a second recording of the same call."""
         channel = self._channel(req.customer_leg)
         running = self.translator.recordings.get(req.customer_leg)
+        if running is not None and req.files is not None and not running.mixmon_id:
+            running = None  # a repeat after a lost link: only a MixMonitor that set its i() id surely runs
         if running is not None and running.files.rx and running.files.tx:
             await self._checked(
                 {"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": req.recording_id}
@@ -301,7 +303,7 @@ class AsteriskDriver:
             running.recording_id = req.recording_id
             return running.files
         now = datetime.now(UTC)
-        files = SpoolFiles(
+        files = req.files or SpoolFiles(
             rx=os.path.join(req.spool_dir, spool_relpath(req.recording_id, now, "rx")),
             tx=os.path.join(req.spool_dir, spool_relpath(req.recording_id, now, "tx")),
         )
@@ -329,6 +331,10 @@ class AsteriskDriver:
         reply = results[-1]
         if isinstance(reply, BaseException):
             self.translator.forget_recording(req.customer_leg)
+            protocol = self._protocol
+            if isinstance(reply, PbxUnavailable) and (protocol is None or protocol.closed):
+                # the link died with MixMonitor on its way: a reconnect and resync will tell
+                raise StartInDoubt(str(reply), files) from reply
             raise reply
         for failed in (r for r in results[:-1] if isinstance(r, BaseException)):
             # The recording runs; only re-adoption after a controller restart loses its tag.

@@ -21,6 +21,16 @@ class PbxUnavailable(ConnectionError):
     """No live link to the PBX right now; the recorder retries after the next LinkUp/Resync."""
 
 
+class StartInDoubt(PbxUnavailable):
+    """The link died while a start command was on its way or unanswered: the PBX may be recording
+    into `files` or not. The recorder journals those files and, once the link is back and the call
+    still up, starts again with `RecordingRequest.files` set, which the driver must make idempotent."""
+
+    def __init__(self, message: str, files: SpoolFiles) -> None:
+        super().__init__(message)
+        self.files = files
+
+
 @dataclass(frozen=True, slots=True)
 class RecordingRequest:
     """Start recording `customer_leg` into the spool.
@@ -35,6 +45,9 @@ class RecordingRequest:
     customer_leg: str
     spool_dir: str
     tags: dict[str, str] = field(default_factory=dict)
+    # Set on a start repeated after StartInDoubt: the files the first attempt used. The driver records
+    # into exactly these, or reuses the recording the PBX already runs, never a second one.
+    files: SpoolFiles | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles
+from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles, StartInDoubt
 from controller.events import (
     AnyEvent,
     Bridged,
@@ -405,9 +405,15 @@ class FreeSwitchDriver:
     async def start_recording(self, req: RecordingRequest) -> SpoolFiles:
         """Journal and finalize see `path` under the controller's spool; FreeSWITCH gets its own view."""
         base = req.spool_dir or self.spool_dir
-        d = datetime.now(UTC)
-        rel = os.path.join(f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{req.recording_id}.wav")
-        path = os.path.join(base, rel)
+        if req.files is not None and req.files.stereo:
+            # a repeat after the link died mid-start: the same path, which FreeSWITCH records once per
+            # channel ("Already recording", ../shared/fixtures/freeswitch/NOTES.md), so never twice
+            path = req.files.stereo
+            rel = path.removeprefix(base.rstrip(os.sep) + os.sep)
+        else:
+            d = datetime.now(UTC)
+            rel = os.path.join(f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{req.recording_id}.wav")
+            path = os.path.join(base, rel)
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError:
@@ -416,7 +422,13 @@ class FreeSwitchDriver:
         tags = {RECORDING_ID_VAR: req.recording_id, "callrec_call_id": req.call_id, **req.tags}
         # Customer leg's READ stream (its far end = the customer) is LEFT with RECORD_STEREO (fixtures).
         vars_ = ",".join([f"{k}={v}" for k, v in tags.items()] + ["RECORD_STEREO=true", "record_sample_rate=8000"])
-        await self.api(f"uuid_record {req.customer_leg} start {pbx_path} 0 {{{vars_}}}")
+        try:
+            await self.api(f"uuid_record {req.customer_leg} start {pbx_path} 0 {{{vars_}}}")
+        except PbxUnavailable as e:
+            conn = self._conn
+            if conn is None or not conn.connected:  # the link died: a reconnect and resync will follow
+                raise StartInDoubt(str(e), SpoolFiles(stereo=path)) from e
+            raise
         return SpoolFiles(stereo=path)
 
     async def pause_recording(self, leg: str, files: SpoolFiles) -> None:
