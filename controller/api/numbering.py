@@ -108,6 +108,10 @@ async def explain(request: web.Request) -> web.Response:
     if not ACCOUNT_ID.match(account):
         raise ApiError(400, "invalid_parameter", "account: letters, digits, . _ - (at most 100)", field="account")
     ps = await repo.load_policy_set(api_state(request).pool)
+    if request.query.get("account") and account not in ps.accounts:
+        # as `callrec policy explain`: an unknown account is a mistake, not "the defaults"
+        known = ", ".join(sorted(ps.accounts)) or "none"
+        raise ApiError(404, "not_found", f"no such account {account!r}; known: {known}", field="account")
     try:
         out = explain_call(
             ps, direction=direction, number=number, dialplan=dialplan, transfer_to=transfer_to, account=account

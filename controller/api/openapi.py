@@ -615,7 +615,7 @@ def build_spec() -> dict[str, Any]:
         "/api/v1/policy/explain": {
             "get": _op(
                 "Why a call would (not) be recorded: `callrec policy explain` over HTTP (view_settings right)",
-                {"200": _json(_ref("Explanation")), **_errors(400, 401, 403)},
+                {"200": _json(_ref("Explanation")), **_errors(400, 401, 403, 404)},
                 params=[
                     {
                         **_q("direction", {"enum": ["inbound", "outbound", "internal"]}, "Call direction"),

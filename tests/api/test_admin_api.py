@@ -169,6 +169,10 @@ async def test_why_box_explains_every_value_and_the_transfer(world: World) -> No
     assert bad.status == 400 and (await bad.json())["error"]["field"] == "number"
     bad = await world.request("GET", "/api/v1/policy/explain", "admin", params={**q, "direction": "sideways"})
     assert bad.status == 400 and (await bad.json())["error"]["field"] == "direction"
+    unknown = await world.request("GET", "/api/v1/policy/explain", "admin", params={**q, "account": "nosuch"})
+    assert unknown.status == 404
+    message = (await unknown.json())["error"]["message"]
+    assert "nosuch" in message and "why" in message  # names the account and lists the known ones
 
 
 async def test_changes_are_audited_with_who_old_new_and_filterable(world: World) -> None:
