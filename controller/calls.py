@@ -17,6 +17,14 @@ Why the rules are what they are (see the FreeSWITCH SIP captures):
   markers when the PBX gives them.
 - An external target with continue_on_external_transfer off stops the recording at the transfer; the
   part before is kept.
+- Not a frame of an external party may be recorded when the rule is off, and many transfers announce
+  nothing (an AMI Redirect, a uuid_transfer by another client, a REFER naming no target): when the
+  customer leg leaves its bridge while recorded, the recording is MUTED at once (`Mute`, a pause of
+  kind `transfer_mute` in the timeline) until the next party is known. The earliest reliable signal
+  is the leg the customer's channel dials (FreeSWITCH CHANNEL_CREATE whose originator is the customer
+  leg, Asterisk DialBegin from the customer channel), long before that party answers: a party that
+  may be recorded lifts the mute there (`Unmute`, so the recording has it from its first word), one
+  that may not stops the recording. The new bridge decides when no dial was seen.
 """
 
 from __future__ import annotations
@@ -68,6 +76,14 @@ class Leg:
         return dial_string(self.caller)
 
 
+TRANSFER_MUTE = "transfer_mute"  # `kind` of a pause the state machine opened at an unannounced transfer
+
+
+def user_pauses(timeline: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pauses someone asked for (agent, supervisor), without the state machine's transfer mutes."""
+    return [p for p in timeline.get("pauses") or [] if p.get("kind") != TRANSFER_MUTE]
+
+
 @dataclass
 class Timeline:
     """A recording's timeline; offsets in ms from `start_wall` (the contract in the common brief)."""
@@ -92,6 +108,32 @@ class Timeline:
     @property
     def paused(self) -> bool:
         return bool(self.pauses) and self.pauses[-1]["end_ms"] is None
+
+    @property
+    def transfer_muted(self) -> bool:
+        """Muted by the state machine until the customer's next party is known (not a user's pause)."""
+        return self.paused and self.pauses[-1].get("kind") == TRANSFER_MUTE
+
+    def open_transfer_mute(self, wall: float, reason: str) -> dict[str, Any]:
+        """A pause entry (silence, timeline kept) marked as a transfer mute with why it began."""
+        entry = {
+            "start_ms": self.offset(wall),
+            "end_ms": None,
+            "by": "transfer",
+            "kind": TRANSFER_MUTE,
+            "reason": reason,
+        }
+        self.pauses.append(entry)
+        return entry
+
+    def close_transfer_mute(self, wall: float, outcome: str, party: str = "", party_class: str = "") -> dict[str, Any]:
+        """End the open transfer mute: `outcome` unmuted | stopped | call_ended, and who came next."""
+        entry = self.pauses[-1]
+        entry["end_ms"] = self.offset(wall)
+        entry["outcome"] = outcome
+        if party:
+            entry["next_party"], entry["next_class"] = party, party_class
+        return entry
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -178,7 +220,26 @@ class Ended:
     call: Call
 
 
-Action = Decide | Stop | Changed | Ended
+@dataclass(frozen=True)
+class Mute:
+    """Mask the recording NOW: the customer left its bridge and whoever comes next is not classified
+    yet. `entry` is the timeline's open transfer-mute pause."""
+
+    call: Call
+    entry: dict[str, Any]
+    wall: float
+
+
+@dataclass(frozen=True)
+class Unmute:
+    """Lift a transfer mute: the customer's next party may be recorded. `entry` is the closed pause."""
+
+    call: Call
+    entry: dict[str, Any]
+    wall: float
+
+
+Action = Decide | Stop | Changed | Ended | Mute | Unmute
 
 
 class CallTracker:
@@ -246,11 +307,7 @@ class CallTracker:
         if isinstance(ev, Bridged):
             return self._bridged(ev)
         if isinstance(ev, Unbridged):
-            for a, b in ((ev.leg_a, ev.leg_b), (ev.leg_b, ev.leg_a)):
-                leg = self.legs.get(a)
-                if leg and leg.bridged_to == b:
-                    leg.bridged_to = None
-            return []
+            return self._unbridged(ev)
         if isinstance(ev, Transferred):
             return self._transferred(ev)
         if isinstance(ev, ChannelHungUp):
@@ -289,6 +346,10 @@ class CallTracker:
         hint = {k.removeprefix("callrec_"): v for k, v in ev.variables.items() if k.startswith("callrec_")}
         if hint:
             self._apply_hint(self.calls[self.call_of_leg[ev.leg]], ev.leg, hint)
+        if ev.originator:
+            call = self.call_for_leg(ev.originator)
+            if call is not None and call.customer_leg == ev.originator:
+                return self._customer_dials(call, leg, ev.wall)
         return []
 
     def _hint(self, ev: PolicyHint) -> list[Action]:
@@ -384,12 +445,12 @@ class CallTracker:
             return []  # e.g. a consultation leg of the same PBX call
         other = b if a.id == call.customer_leg else a
         if other.id == call.agent_leg:
-            return []  # re-bridge to the same party (hold/unhold)
+            return self._back_to_current_party(call, ev.wall)  # re-bridge to the same party (hold/unhold)
         if not call.pending_transfer and other.party_number and other.party_number == self._current_party(call):
             # The same party through another channel (Asterisk swaps Local channels out after an
             # attended transfer; a later hold/unhold re-bridges the replacement): not a transfer.
             call.agent_leg = other.id
-            return []
+            return self._back_to_current_party(call, ev.wall)
         previous = call.agent_leg
         call.agent_leg = other.id
         party = other.party_number
@@ -407,25 +468,107 @@ class CallTracker:
         target = party or pending.get("target", "")
         decision = rec.decision.transfer(target) if target else None
         target_class = decision.target_class.value if decision else NumberClass.EXTERNAL.value
+        # A party nobody could name, after a transfer mute, may be external: not heard with the rule off.
+        unknown_stops = (
+            decision is None and rec.timeline.transfer_muted and not rec.decision.settings.continue_on_external_transfer
+        )
+        stops = bool(decision and decision.stop_recording) or unknown_stops
         actions: list[Action] = []
+        if not stops:
+            actions.extend(self._lift_transfer_mute(call, target, target_class, ev.wall))
         if not pending.get("marked"):
             marker = {
                 "at_ms": rec.timeline.offset(ev.wall),
                 "kind": kind,
                 "target": target,
                 "target_class": target_class,
-                "stopped_recording": bool(decision and decision.stop_recording),
+                "stopped_recording": stops,
                 "from": previous or "",
             }
             rec.timeline.transfers.append(marker)
             actions.append(Changed(call, "transfer", marker, ev.wall))
-        if decision and decision.stop_recording:
+        if stops:
             rec.timeline.close_segment(ev.wall)
+            if rec.timeline.transfer_muted:
+                rec.timeline.close_transfer_mute(ev.wall, "stopped", target, target_class)
             actions.extend(self._stop(call, "external_transfer", ev.wall))
             return actions
         rec.timeline.open_segment(target, target_class, ev.wall)
         actions.append(Changed(call, "segment", rec.timeline.segments[-1], ev.wall))
         return actions
+
+    # ---- transfer mute: nothing of an unclassified next party is recorded ----
+    def _unbridged(self, ev: Unbridged) -> list[Action]:
+        for a, b in ((ev.leg_a, ev.leg_b), (ev.leg_b, ev.leg_a)):
+            leg = self.legs.get(a)
+            if leg and leg.bridged_to == b:
+                leg.bridged_to = None
+        call = self.call_for_leg(ev.leg_a) or self.call_for_leg(ev.leg_b)
+        if call is None or call.customer_leg not in (ev.leg_a, ev.leg_b) or ev.moving:
+            return []
+        cust = self.legs.get(call.customer_leg)
+        if cust is None or cust.hung_up or cust.bridged_to is not None or ev.hanging_up == cust.id:
+            return []  # the call ends, or the customer is already with someone else (judged at that bridge)
+        rec = call.recording
+        if rec is None or rec.stopping or rec.timeline.paused:
+            return []  # nothing recorded, or already silent (a user's pause stays the user's)
+        entry = rec.timeline.open_transfer_mute(ev.wall, "customer_left_bridge")
+        return [Mute(call, entry, ev.wall)]
+
+    def _customer_dials(self, call: Call, leg: Leg, wall: float) -> list[Action]:
+        """The customer's channel dials a new party (the earliest reliable signal of where an
+        unannounced transfer goes): classify it now, before it can answer."""
+        rec = call.recording
+        cust = self.legs.get(call.customer_leg or "")
+        party = leg.party_number
+        if rec is None or rec.stopping or cust is None or cust.bridged_to is not None or not party:
+            return []
+        decision = rec.decision.transfer(party)
+        if decision.stop_recording:
+            return self._stop_for_external(call, party, decision.target_class.value, wall)
+        if rec.timeline.transfer_muted:
+            entry = rec.timeline.close_transfer_mute(wall, "unmuted", party, decision.target_class.value)
+            return [Unmute(call, entry, wall)]
+        return []
+
+    def _stop_for_external(self, call: Call, party: str, target_class: str, wall: float) -> list[Action]:
+        """Stop at an external party the rule forbids to record; mark the transfer unless the PBX
+        already announced this very target."""
+        rec = call.recording
+        assert rec is not None
+        pending = call.pending_transfer or {}
+        kind = pending.get("kind", "blind")
+        actions: list[Action] = []
+        if not (pending.get("marked") and pending.get("target") == party):
+            marker = {
+                "at_ms": rec.timeline.offset(wall),
+                "kind": kind,
+                "target": party,
+                "target_class": target_class,
+                "stopped_recording": True,
+                "from": call.agent_leg or "",
+            }
+            rec.timeline.transfers.append(marker)
+            actions.append(Changed(call, "transfer", marker, wall))
+        call.pending_transfer = {"kind": kind, "target": party, "marked": "1"}
+        if rec.timeline.transfer_muted:
+            rec.timeline.close_transfer_mute(wall, "stopped", party, target_class)
+        actions.extend(self._stop(call, "external_transfer", wall))
+        return actions
+
+    def _lift_transfer_mute(self, call: Call, party: str, party_class: str, wall: float) -> list[Action]:
+        rec = call.recording
+        if rec is None or rec.stopping or not rec.timeline.transfer_muted:
+            return []
+        entry = rec.timeline.close_transfer_mute(wall, "unmuted", party, party_class)
+        return [Unmute(call, entry, wall)]
+
+    def _back_to_current_party(self, call: Call, wall: float) -> list[Action]:
+        rec = call.recording
+        if rec is None or not rec.timeline.segments:
+            return []
+        seg = rec.timeline.segments[-1]
+        return self._lift_transfer_mute(call, str(seg.get("party") or ""), str(seg.get("class") or ""), wall)
 
     def _transferred(self, ev: Transferred) -> list[Action]:
         call = self.call_for_leg(ev.leg) or (self.call_for_leg(ev.transferer) if ev.transferer else None)
@@ -497,7 +640,9 @@ class CallTracker:
         rec.stopping = True
         tl = rec.timeline
         tl.close_segment(wall)
-        if tl.paused:
+        if tl.transfer_muted:
+            tl.close_transfer_mute(wall, {"external_transfer": "stopped", "hangup": "call_ended"}.get(reason, reason))
+        elif tl.paused:
             tl.pauses[-1]["end_ms"] = tl.offset(wall)
         tl.stop = {"at_ms": tl.offset(wall), "reason": reason}
         return [Stop(call, reason)]

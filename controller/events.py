@@ -92,8 +92,16 @@ class Bridged(Event):
 
 @dataclass(frozen=True, slots=True)
 class Unbridged(Event):
+    """Two legs stopped exchanging audio. Two facts the PBX states at that moment, so the state
+    machine can tell "the customer left its bridge and someone new may come" from the end of a call
+    or a channel swap: `hanging_up` = the one of the two legs the PBX already hangs up (FreeSWITCH
+    Answer-State hangup, an Asterisk HangupRequest seen), `moving` = the PBX is moving the leg to
+    another bridge with the same party (Asterisk Local channel optimization)."""
+
     leg_a: str
     leg_b: str
+    hanging_up: str = ""
+    moving: bool = False
 
 
 @dataclass(frozen=True, slots=True)

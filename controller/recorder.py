@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from controller.calls import Call, CallTracker, Changed, Decide, Ended, Stop
+from controller.calls import Action, Call, CallTracker, Changed, Decide, Ended, Mute, Stop, Unmute
 from controller.config import PbxConfig
 from controller.drivers.base import (
     PbxCommandError,
@@ -189,7 +189,7 @@ class Recorder:
                 self._decide_now(node, action.call, ev.wall)
             self._chain(node, action)
 
-    def _chain(self, node: _Node, action: Decide | Stop | Changed | Ended) -> None:
+    def _chain(self, node: _Node, action: Action) -> None:
         key = id(action.call)
         prev = node.chains.get(key)
 
@@ -249,11 +249,13 @@ class Recorder:
                 self.journal_waiting -= 1
                 self.metrics.set("callrec_journal_waiting", self.journal_waiting)
 
-    async def _act(self, node: _Node, action: Decide | Stop | Changed | Ended) -> None:
+    async def _act(self, node: _Node, action: Action) -> None:
         if isinstance(action, Decide):
             await self._decide(node, action.call)
         elif isinstance(action, Stop):
             await self._stop(node, action.call, action.reason)
+        elif isinstance(action, (Mute, Unmute)):
+            await self._transfer_mute(node, action)
         elif isinstance(action, Changed):
             call = action.call
             rec = call.recording
@@ -411,6 +413,40 @@ class Recorder:
             retention_days=decision.settings.retention_days,
         )
         return call_row, rec_row
+
+    async def _transfer_mute(self, node: _Node, action: Mute | Unmute) -> None:
+        """Mask / unmask the recording for a transfer whose next party is not classified yet. The PBX
+        command goes first (every millisecond counts: the next party may answer), the journal after.
+        Skipped once the recording stops: a stop needs no mute, and an unmute must never follow it."""
+        call, mute = action.call, isinstance(action, Mute)
+        rec = call.recording
+        if rec is None:
+            return
+        files = node.files.get(rec.id)
+        if not rec.stopping and files is not None and call.customer_leg:
+            try:
+                if mute:
+                    await node.driver.pause_recording(call.customer_leg, files)
+                else:
+                    await node.driver.resume_recording(call.customer_leg, files)
+            except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
+                log.warning(
+                    "%s: transfer %s of recording %s: %s", node.driver.name, "mute" if mute else "unmute", rec.id, e
+                )
+        detail = dict(action.entry)
+        await self._journal(
+            f"transfer {'mute' if mute else 'unmute'} of recording {rec.id}",
+            journal.record_event,
+            rec.id,
+            "transfer_mute" if mute else "transfer_unmute",
+            wall=action.wall,
+            offset_ms=int(detail["start_ms"] if mute else detail["end_ms"]),
+            actor="transfer",
+            detail=detail,
+            timeline=rec.timeline.as_dict(),
+            state=None if rec.stopping else ("paused" if rec.timeline.paused else "recording"),
+        )
+        self._notify(node, call)
 
     async def _stop(self, node: _Node, call: Call, reason: str) -> None:
         rec = call.recording
@@ -689,6 +725,8 @@ class Recorder:
         ready = node.started.get(rec.id)
         if ready is not None and not ready.is_set():
             await asyncio.wait_for(ready.wait(), 10)  # the start is still being journaled
+        if rec.timeline.transfer_muted:
+            raise PauseRefused("state", "muted until the customer's next party is known (transfer)")
         if pause == rec.timeline.paused:
             raise PauseRefused("state", "already paused" if pause else "not paused")
         files = node.files.get(rec.id)

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import asyncpg
 from pyrage import x25519
 
+from controller.calls import user_pauses
 from controller.config import (
     ApiConfig,
     Config,
@@ -618,7 +619,7 @@ class Selftest:
         self.check(name, "agent (880 Hz) on the right", ok, detail)
 
     def _check_pause(self, name: str, tl: list[tuple[float | None, ...]], timeline: dict) -> None:
-        pauses = timeline.get("pauses") or []
+        pauses = user_pauses(timeline)
         if not self.check(
             name,
             "pause journaled",

@@ -70,10 +70,12 @@ class Channel:
     dialed: str = ""  # the number a Dial/transfer used to reach this channel
     outbound: bool = False  # created by a Dial (the dialled side), not calling in
     connected: str = ""  # ConnectedLineNum: on a dialled channel, the calling number its party is shown
-    announced: tuple[str, str, bool, str] | None = None  # (caller, exten, outbound, presented) last sent
+    announced: tuple[str, str, bool, str, str] | None = None  # (caller, exten, outbound, presented, originator)
     answered: bool = False
     bridge: str = ""
     had_partner: bool = False
+    originator: str = ""  # the channel whose Dial created this one (DialBegin's caller)
+    hanging_up: bool = False  # a (Soft)HangupRequest was seen: its next BridgeLeave ends its call
     variables: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -277,7 +279,7 @@ class AmiTranslator:
         return ch
 
     def _created(self, ch: Channel, ts: float, wall: float) -> ChannelCreated:
-        ch.announced = (ch.caller, ch.exten, ch.outbound, ch.presented)
+        ch.announced = (ch.caller, ch.exten, ch.outbound, ch.presented, ch.originator)
         return ChannelCreated(
             pbx=self.pbx,
             ts=ts,
@@ -291,6 +293,7 @@ class AmiTranslator:
             pbx_direction="outbound" if ch.outbound else "",
             variables=dict(ch.variables),
             presented=ch.presented,
+            originator=ch.originator or None,
         )
 
     def _refresh(self, ch: Channel | None, ts: float, wall: float) -> list[AnyEvent]:
@@ -300,7 +303,7 @@ class AmiTranslator:
         tracker treats a repeated ChannelCreated of a known leg as an update of its attributes."""
         if ch is None or ch.announced is None or ch.had_partner:
             return []
-        if (ch.caller, ch.exten, ch.outbound, ch.presented) == ch.announced:
+        if (ch.caller, ch.exten, ch.outbound, ch.presented, ch.originator) == ch.announced:
             return []
         return [self._created(ch, ts, wall)]
 
@@ -357,6 +360,8 @@ class AmiTranslator:
             if dialed:
                 dest.dialed = dialed
             dest.outbound = True
+            # who dials it: a customer channel dialling again after a Redirect is where the transfer goes
+            dest.originator = caller.uniqueid
             if not dest.connected:  # until its connected line says: the caller id the Dial runs with
                 dest.connected = number(header(msg, "CallerIDNum"))
             out += self._refresh(dest, ts, wall)
@@ -454,13 +459,32 @@ class AmiTranslator:
         self.optimizing.discard(header(msg, "LocalOneUniqueid"))
         return []
 
+    def _on_HangupRequest(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        """The channel's own party hangs up (the channel that ends a call first, real R1/R2). Not
+        SoftHangupRequest: Asterisk also soft-hangs-up a channel to move it (a Redirect's async goto)."""
+        ch = self._track(msg)
+        if ch is not None:
+            ch.hanging_up = True
+        return []
+
     def _on_BridgeLeave(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         ch = self._track(msg)
         if ch is None or not ch.bridge:
             return []
         if ch.uniqueid in self.optimizing:
             self.optimized_bridges.add(ch.bridge)
-        return [Unbridged(pbx=self.pbx, ts=ts, wall=wall, leg_a=ch.uniqueid, leg_b=other) for other in self._leave(ch)]
+        members = self.bridges.get(ch.bridge, [])
+        # Local channel optimization moves a party to another bridge: the same party is heard after it
+        moving = (
+            ch.uniqueid in self.optimizing
+            or ch.uniqueid in self.optimization_sources
+            or any(m in self.optimizing for m in members)
+        )
+        ending = ch.uniqueid if ch.hanging_up else ""
+        return [
+            Unbridged(pbx=self.pbx, ts=ts, wall=wall, leg_a=ch.uniqueid, leg_b=other, hanging_up=ending, moving=moving)
+            for other in self._leave(ch)
+        ]
 
     def _on_BridgeDestroy(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         self.bridges.pop(header(msg, "BridgeUniqueid"), None)

@@ -147,7 +147,9 @@ class Translator:
             if hist and "bl_xfer" in hist:
                 target = _user(h.get("variable_sip_refer_to", "")) or hist.rsplit("bl_xfer:", 1)[1].split("/", 1)[0]
                 out.append(Transferred(p, ts, wall, leg=a, kind=TransferKind.BLIND, target=target, transferer=b))
-            out.append(Unbridged(p, ts, wall, leg_a=a, leg_b=b))
+            # the leg the event is about already hangs up (its A leg's own hangup): the call ends here
+            ending = uid if h.get("Answer-State") == "hangup" else ""
+            out.append(Unbridged(p, ts, wall, leg_a=a, leg_b=b, hanging_up=ending))
             return out
         if name == "CHANNEL_HANGUP_COMPLETE":
             out = []

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from controller.calls import user_pauses
 from controller.drivers.asterisk import AsteriskDriver
 from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
@@ -78,7 +79,8 @@ async def test_recorded_scenarios(harness: Harness, name: str, tmp_path: Path) -
     tl = rec["timeline"]
     assert len(tl["segments"]) == len(exp.segments)
     assert tl["segments"][0]["party"] == sc.AGENT_EXT
-    assert len(tl["pauses"]) == exp.pauses
+    assert len(user_pauses(tl)) == exp.pauses
+    assert all(p["end_ms"] is not None for p in tl["pauses"])
     assert [(t["kind"], t["target_class"]) for t in tl["transfers"]] == list(exp.transfers)
     assert tl["stop"]["reason"] == exp.stop_reason
     assert await harness.pool.fetchval("SELECT count(*) FROM finalize_jobs WHERE recording_id = $1", rec["id"]) == 1
@@ -102,7 +104,7 @@ async def test_recorded_scenarios(harness: Harness, name: str, tmp_path: Path) -
     assert _right_sequence(str(stereo)) == [float(x) for x in exp.right_tones]
     if exp.pauses:
         assert (None, None) in timeline, "the paused span must be silent on both channels"
-        p = tl["pauses"][0]
+        p = user_pauses(tl)[0]
         assert p["by"] == "agent:2001" and p["end_ms"] > p["start_ms"]
     if exp.ends_at_transfer:
         xfer = next(s for s in scenario.steps if isinstance(s, sc.Transfer))

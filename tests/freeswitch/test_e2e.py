@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from controller.calls import user_pauses
 from lab import scenarios as sc
 from lab.tones import channel_timeline, read_wav
 from tests.sim_harness import outbound, outbound_off_for_did, policy_for
@@ -44,7 +45,8 @@ async def test_recorded_scenarios(harness: Harness, name: str) -> None:
     tl = rec["timeline"]
     assert len(tl["segments"]) == len(exp.segments)
     assert tl["segments"][0]["party"] == sc.AGENT_EXT
-    assert len(tl["pauses"]) == exp.pauses
+    assert len(user_pauses(tl)) == exp.pauses
+    assert all(p["end_ms"] is not None for p in tl["pauses"])
     assert [(t["kind"], t["target_class"]) for t in tl["transfers"]] == list(exp.transfers)
     assert tl["stop"]["reason"] == exp.stop_reason
     assert await harness.pool.fetchval("SELECT count(*) FROM finalize_jobs WHERE recording_id = $1", rec["id"]) == 1
@@ -60,7 +62,7 @@ async def test_recorded_scenarios(harness: Harness, name: str) -> None:
     assert _right_sequence(path) == [float(x) for x in exp.right_tones]
     if exp.pauses:
         assert (None, None) in timeline, "the paused span must be silent on both channels"
-        p = tl["pauses"][0]
+        p = user_pauses(tl)[0]
         assert p["by"] == "agent:2001" and p["end_ms"] > p["start_ms"]
     if exp.ends_at_transfer:
         # the file ends at the transfer: the 2 s talk before it (+ hold and consultation when attended)
