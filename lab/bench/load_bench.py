@@ -1,6 +1,7 @@
 """The service under call load: recording-start latency, controller CPU and RSS, finalize drain rate.
 
     .venv/bin/python -m lab.bench.load_bench [--pbx freeswitch asterisk] [--rate 100] [--concurrent 1000]
+        [--repeats 3] [--quick]
 
 The simulator (lab.esl_sim / lab.ami_sim, real TCP, real WAV files) is the load generator in THIS
 process; the service runs as `callrec run` composes it (lab.bench.load_service: real PostgreSQL,
@@ -8,7 +9,9 @@ finalize to encrypted local storage, API up) in a CHILD process, so its CPU and 
 Calls arrive at `rate` per second and each talks `concurrent / rate` seconds, so `concurrent` calls
 are up at once in the steady state. Finalize is held during the load, so the controller's own cost
 is measured apart; then the backlog of every recording is released and its drain timed.
-Prints a table; asserts nothing.
+Each PBX runs `--repeats` alternated pairs: the service, and its anchor (lab.bench.anchors: the bare
+greenswitch / panoramisk client reacting to the same simulator under the same load); the latency row
+gives the median p99 of each, their ratio and the goal. Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -113,7 +117,8 @@ async def _count_states(conn: asyncpg.Connection) -> dict[str, int]:
     return {r["state"]: r["n"] for r in await conn.fetch("SELECT state, count(*) AS n FROM recordings GROUP BY 1")}
 
 
-async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn: str) -> Result:
+async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn: str, *, drain: bool = True) -> Result:
+    """One run of the service under load; `drain=False` stops after the load (latency, CPU, RSS only)."""
     res = Result(pbx)
     talk_ms = int(concurrent / rate * 1000)
     name = f"callrec_bench_{secrets.token_hex(4)}"
@@ -145,20 +150,7 @@ async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn
         conn = await asyncpg.connect(dsn)
         res.rss_idle_mb = proc.memory_info().rss / 2**20
         cpu0 = sum(proc.cpu_times()[:2])
-        scen = load_scenario(talk_ms)
-        tasks: list[asyncio.Task[Any]] = []
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        sampler = asyncio.create_task(_sample(sim, proc, res))
-        for i in range(calls):
-            delay = start + i / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if isinstance(sim, EslSimulator):
-                tasks.append(asyncio.create_task(sim.run(scen, settle=False)))
-            else:
-                tasks.append(asyncio.create_task(sim.play(scen, settle=False)))
-        await asyncio.gather(*tasks)
+        await drive_load(sim, rate, calls, talk_ms, proc, res)
         res.calls = calls
 
         async def all_closed() -> bool:
@@ -166,8 +158,9 @@ async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn
             return sum(st.values()) >= calls and not st.get("recording") and not st.get("paused")
 
         await _until_async(all_closed, 60)
-        sampler.cancel()
         res.cpu_load_s = sum(proc.cpu_times()[:2]) - cpu0
+        if not drain:
+            return res
         # finalize backlog drain
         cpu1 = sum(proc.cpu_times()[:2])
         t0 = time.monotonic()
@@ -204,6 +197,136 @@ async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn
         await admin.close()
         tmp.cleanup()
     return res
+
+
+async def drive_load(sim: Any, rate: float, calls: int, talk_ms: int, proc: psutil.Process, res: Result) -> None:
+    """Place `calls` calls at `rate` per second (each talking `talk_ms`) and wait for them all to end;
+    peak concurrency and the RSS of `proc` are sampled meanwhile."""
+    scen = load_scenario(talk_ms)
+    tasks: list[asyncio.Task[Any]] = []
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sampler = asyncio.create_task(_sample(sim, proc, res))
+    try:
+        for i in range(calls):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if isinstance(sim, EslSimulator):
+                tasks.append(asyncio.create_task(sim.run(scen, settle=False)))
+            else:
+                tasks.append(asyncio.create_task(sim.play(scen, settle=False)))
+        await asyncio.gather(*tasks)
+    finally:
+        sampler.cancel()
+
+
+async def run_anchor(pbx: str, rate: float, concurrent: int, calls: int) -> list[float]:
+    """The same load on a fresh simulator, with the bare library client (lab.bench.anchors) in the
+    child process instead of the service: its bridge → command latencies in ms."""
+    talk_ms = int(concurrent / rate * 1000)
+    sim: EslSimulator | LoadAmiSimulator
+    sim = EslSimulator(time_scale=1.0) if pbx == "freeswitch" else LoadAmiSimulator(time_scale=1.0)
+    await sim.start()
+    tmp = tempfile.TemporaryDirectory(prefix="callrec-anchor-")
+    out = Path(tmp.name) / "anchor.json"
+    child = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+        [sys.executable, "-m", "lab.bench.anchors", pbx, str(sim.port), str(out), tmp.name], cwd=ROOT
+    )
+    proc = psutil.Process(child.pid)
+    ticker: asyncio.Task[None] | None = None
+    try:
+        if isinstance(sim, EslSimulator):
+            ok = await sim.wait_connected(30)
+        else:
+            ticker = asyncio.create_task(sim.ticker())
+            ok = await _until(lambda: any(s for s in sim.sessions), 30)
+        if not ok:
+            raise RuntimeError(f"the {pbx} anchor never connected to the simulator")
+        await asyncio.sleep(1.0)
+        await drive_load(sim, rate, calls, talk_ms, proc, Result(pbx))
+    finally:
+        if ticker:
+            ticker.cancel()
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(child.wait, 30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        latencies = [x * 1000 for x in json.loads(out.read_text())["latencies"]] if out.exists() else []
+        await sim.close()
+        tmp.cleanup()
+    return latencies
+
+
+@dataclass
+class Paired:
+    """Alternated runs of the service and of its anchor for one PBX (same simulator, same load)."""
+
+    pbx: str
+    ours: list[Result] = field(default_factory=list)
+    anchor: list[list[float]] = field(default_factory=list)  # latencies (ms) per anchor run
+    load: list[float] = field(default_factory=list)  # 1-minute load average at the start of each run
+
+
+def _p(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] if xs else float("nan")
+
+
+GOALS = {  # issue #15: p99 ceiling (ms) and ratio to the bare client, per PBX
+    "freeswitch": (2.0, 4.0),
+    "asterisk": (3.0, 1.5),
+}
+
+
+async def run_paired(pbx: str, rate: float, concurrent: int, calls: int, dsn: str, repeats: int) -> Paired:
+    """`repeats` pairs, order alternated (anchor first, then service first, ...); the FIRST service
+    run also times the finalize drain, the others stop after the load."""
+    pair = Paired(pbx)
+    for i in range(repeats):
+        order = ("anchor", "ours") if i % 2 == 0 else ("ours", "anchor")
+        for who in order:
+            pair.load.append(os.getloadavg()[0])
+            if who == "anchor":
+                pair.anchor.append(await run_anchor(pbx, rate, concurrent, calls))
+            else:
+                r = await run_one(pbx, rate, concurrent, calls, dsn, drain=not pair.ours)
+                if r.errors:
+                    print(f"{pbx}: recorder errors: {r.errors[:3]}", file=sys.stderr)
+                pair.ours.append(r)
+    return pair
+
+
+def paired_rows(pairs: list[Paired], rate: float, concurrent: int) -> list[tuple[str, str, str]]:
+    """One row per PBX: the service's p99 (median of its runs) next to the bare client's, the ratio
+    and the goal, then the usual rows of the service's first run."""
+    out: list[tuple[str, str, str]] = []
+    for pair in pairs:
+        cmd = "uuid_record" if pair.pbx == "freeswitch" else "MixMonitor"
+        lib = "greenswitch" if pair.pbx == "freeswitch" else "panoramisk"
+        ours = [_p(r.latencies_ms, 99) for r in pair.ours]
+        base = [_p(a, 99) for a in pair.anchor]
+        ours50 = [_p(r.latencies_ms, 50) for r in pair.ours]
+        base50 = [_p(a, 50) for a in pair.anchor]
+        m_ours, m_base = statistics.median(ours), statistics.median(base)
+        ratio = m_ours / m_base if m_base else float("nan")
+        ceiling, max_ratio = GOALS[pair.pbx]
+        met = "met" if m_ours <= ceiling and ratio <= max_ratio else "NOT met"
+        n = len(pair.ours)
+        loads = f"load {min(pair.load):.1f}-{max(pair.load):.1f}"
+        out.append(
+            (
+                f"{pair.pbx}: bridge → {cmd} p99, {rate:.0f} calls/s, {concurrent} live (median of {n} alternated)",
+                f"callrec {m_ours:.2f} ms [{', '.join(f'{x:.2f}' for x in ours)}] p50 "
+                f"{statistics.median(ours50):.2f}; bare {lib} {m_base:.2f} ms [{', '.join(f'{x:.2f}' for x in base)}]"
+                f" p50 {statistics.median(base50):.2f}; ratio {ratio:.1f}x ({loads})",
+                f"p99 <= {ceiling:g} ms and <= {max_ratio:g}x bare: {met}",
+            )
+        )
+        out.extend(rows(pair.ours[:1])[1:])
+    return out
 
 
 async def _sample(sim: Any, proc: psutil.Process, res: Result) -> None:
@@ -312,10 +435,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrent", type=int, default=1000, help="calls up at once (sets the talk time)")
     ap.add_argument("--calls", type=int, default=0, help="calls in all (default: 2 x concurrent)")
     ap.add_argument("--dsn", default=DEFAULT_DSN, help="a PostgreSQL server; a throw-away database is created")
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="alternated service/anchor pairs per PBX (0: service once, no anchor)"
+    )
+    ap.add_argument("--quick", action="store_true", help="200 calls up at once, 400 in all")
     args = ap.parse_args(argv)
-    calls = args.calls or 2 * args.concurrent
-    results = asyncio.run(run(args.pbx, args.rate, args.concurrent, calls, args.dsn))
-    print_table(rows(results))
+    concurrent = 200 if args.quick else args.concurrent
+    calls = args.calls or 2 * concurrent
+    if args.repeats <= 0:
+        print_table(rows(asyncio.run(run(args.pbx, args.rate, concurrent, calls, args.dsn))))
+        return 0
+
+    async def paired() -> list[Paired]:
+        return [await run_paired(p, args.rate, concurrent, calls, args.dsn, args.repeats) for p in args.pbx]
+
+    print_table(paired_rows(asyncio.run(paired()), args.rate, concurrent))
     return 0
 
 

@@ -2,7 +2,9 @@
 
 Runs the load bench (both simulators: recording-start latency, controller CPU/RSS, finalize drain) and
 the ESL events/s bench, and prints their figures as ONE table against the goals; then runs the
-finalize and API benches (`--skip-others` leaves them out), whose own tables follow. `--quick` is a
+finalize and API benches (`--skip-others` leaves them out), whose own tables follow. Each latency row
+is the median of `--repeats` runs alternated with its anchor (the bare greenswitch / panoramisk
+client on the same simulator and load, lab.bench.anchors), with the ratio and the goal. `--quick` is a
 small smoke run (100 calls/s up to 200 concurrent). Asserts nothing; see lab/bench/RESULTS.md.
 """
 
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a small smoke run")
     ap.add_argument("--skip-others", action="store_true", help="only the load and ESL events benches")
+    ap.add_argument("--repeats", type=int, default=3, help="alternated service / bare-client pairs per PBX")
     ap.add_argument("--dsn", default=DEFAULT_DSN)
     args = ap.parse_args(argv)
     concurrent = 200 if args.quick else 1000
@@ -38,8 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     events_calls = 300 if args.quick else 2000
 
     async def run() -> list[tuple[str, str, str]]:
-        results = await load_bench.run(["freeswitch", "asterisk"], 100.0, concurrent, calls, args.dsn)
-        table = load_bench.rows(results)
+        pairs = [
+            await load_bench.run_paired(pbx, 100.0, concurrent, calls, args.dsn, args.repeats)
+            for pbx in ("freeswitch", "asterisk")
+        ]
+        table = load_bench.paired_rows(pairs, 100.0, concurrent)
         table += await esl_events_bench.run(events_calls, args.dsn, True)
         return table
 

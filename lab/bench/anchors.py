@@ -1,0 +1,140 @@
+"""Anchors for the recording-start latency rows: bare PBX clients reacting to the same simulator.
+
+    python -m lab.bench.anchors {freeswitch|asterisk} PORT OUT.json RECORD_DIR
+
+Run by `lab.bench.load_bench` in a child process, exactly where the service would run, against the
+same simulator under the same load, so `callrec ÷ anchor` says what the service adds on top of the
+client library it is built on. Each anchor is the smallest honest client of its library:
+
+- freeswitch: a stock `greenswitch.InboundESL` (gevent in the main thread, nothing monkey-patched)
+  subscribed to the service's own event list; its CHANNEL_BRIDGE handler spawns a greenlet that sends
+  `api uuid_record <A-leg> start <path> 0 {RECORD_STEREO=true}` (a handler must not block
+  greenswitch's dispatch greenlet while it waits for the reply).
+- asterisk: a stock `panoramisk.Manager` (events `call,user`, as the service logs in); on the
+  BridgeEnter that makes a bridge two-party it sends `MixMonitor` with r()/t() files on the channel
+  that was already in the bridge, and does not wait for the reply.
+
+Stamps are the probes' (lab.bench.load_service): bridge event handed over by the library → command
+written to the socket. SIGTERM writes OUT.json ({"latencies": [seconds...], "unmatched": n}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import time
+from typing import Any
+
+LATENCIES: list[float] = []
+
+
+def _dump(out: str, extra: dict[str, Any] | None = None) -> None:
+    with open(out, "w") as f:
+        json.dump({"latencies": LATENCIES, **(extra or {})}, f)
+
+
+def run_freeswitch(port: int, out: str, record_dir: str, password: str = "ClueCon-lab") -> None:
+    import gevent
+    import gevent.event
+    import greenswitch
+
+    from controller.drivers.freeswitch import SUBSCRIBED
+
+    class Stamped(greenswitch.InboundESL):  # type: ignore[misc]
+        """Stock client; `send` is greenswitch's own, with the write stamped."""
+
+        bridged_at: dict[str, float] = {}
+
+        def send(self, data: str) -> Any:
+            if data.startswith("api uuid_record "):
+                t0 = self.bridged_at.pop(data.split()[2], None)
+                if t0 is not None:
+                    LATENCIES.append(time.perf_counter() - t0)
+            return super().send(data)
+
+    conn = Stamped("127.0.0.1", port, password)
+    conn.connect()
+    conn.send("event plain " + SUBSCRIBED)
+
+    def record(leg: str) -> None:
+        path = os.path.join(record_dir, f"{leg}.wav")
+        try:
+            conn.send(f"api uuid_record {leg} start {path} 0 {{RECORD_STEREO=true,record_sample_rate=8000}}")
+        except Exception:  # the simulator is going away at the end of the run
+            pass
+
+    def on_bridge(event: Any) -> None:
+        leg = event.headers.get("Bridge-A-Unique-ID") or event.headers.get("Unique-ID")
+        if leg:
+            conn.bridged_at[leg] = time.perf_counter()
+            gevent.spawn(record, leg)
+
+    conn.register_handle("CHANNEL_BRIDGE", on_bridge)
+    stop = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
+    stop.wait()
+    _dump(out)
+    conn._run = False
+    os._exit(0)  # greenswitch's stop() waits on greenlets blocked in reads
+
+
+def run_asterisk(port: int, out: str, record_dir: str) -> None:
+    import asyncio
+
+    from panoramisk import Manager
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        manager = Manager(
+            loop=loop, host="127.0.0.1", port=port, username="callrec", secret="callrec-secret", events="call,user"
+        )
+        members: dict[str, list[str]] = {}  # bridge id → channel names, in order of entry
+
+        def on_enter(mgr: Any, msg: Any) -> None:
+            now = time.perf_counter()
+            bridge, channel = msg.get("BridgeUniqueid"), msg.get("Channel")
+            if isinstance(channel, list):
+                channel = channel[0]
+            inside = members.setdefault(bridge, [])
+            inside.append(channel)
+            if msg.get("BridgeNumChannels") == "2" and len(inside) >= 2:
+                first = inside[0]
+                mgr.send_action(
+                    {
+                        "Action": "MixMonitor",
+                        "Channel": first,
+                        "Options": f"r({record_dir}/{bridge}-rx.wav)t({record_dir}/{bridge}-tx.wav)",
+                    }
+                )
+                LATENCIES.append(time.perf_counter() - now)
+
+        def on_destroy(mgr: Any, msg: Any) -> None:
+            members.pop(msg.get("BridgeUniqueid"), None)
+
+        manager.register_event("BridgeEnter", on_enter)
+        manager.register_event("BridgeDestroy", on_destroy)
+        await manager.connect()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        await stop.wait()
+        _dump(out)
+        manager.close()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("pbx", choices=["freeswitch", "asterisk"])
+    ap.add_argument("port", type=int)
+    ap.add_argument("out")
+    ap.add_argument("record_dir")
+    args = ap.parse_args()
+    if args.pbx == "freeswitch":
+        run_freeswitch(args.port, args.out, args.record_dir)
+    else:
+        run_asterisk(args.port, args.out, args.record_dir)
