@@ -156,6 +156,18 @@ class RecordingStopped(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureCode(Event):
+    """Someone dialled one of our feature codes on their phone (FreeSWITCH: CUSTOM callrec::feature
+    fired by the hook's bind_meta_app; Asterisk: UserEvent CallrecFeature from the applicationmap
+    Gosub). `leg` is the channel whose phone dialled it, `code` what the hook asks (pause | resume |
+    record; anything else is refused). The recorder decides (controller.features) and answers with a
+    tone on that leg only."""
+
+    leg: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
 class LinkUp(Event):
     """The driver (re)connected and authenticated; a `Resync` follows."""
 
@@ -202,6 +214,7 @@ AnyEvent = (
     | RecordingPaused
     | RecordingResumed
     | RecordingStopped
+    | FeatureCode
     | LinkUp
     | LinkDown
     | Resync

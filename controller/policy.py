@@ -27,8 +27,16 @@ SETTING_FIELDS = (
     "agent_pause_allowed",
     "dual_channel",
     "retention_days",
+    "pause_max_seconds",
+    "agent_record_on_demand",
 )
-BOOL_FIELDS = SETTING_FIELDS[:-1]
+# Whole-number settings and their inclusive range; every other setting is true/false.
+INT_RANGES: dict[str, tuple[int, int, str]] = {
+    "retention_days": (1, 36500, "days"),
+    # 0 = a pause lasts until someone resumes; otherwise it resumes by itself after this many seconds
+    "pause_max_seconds": (0, 86400, "seconds (0 = no limit)"),
+}
+BOOL_FIELDS = tuple(f for f in SETTING_FIELDS if f not in INT_RANGES)
 
 
 class PolicyError(ValueError):
@@ -47,6 +55,8 @@ class AccountSettings:
     agent_pause_allowed: bool = False
     dual_channel: bool = True
     retention_days: int = 183
+    pause_max_seconds: int = 0  # secure pause: auto-resume after this long (0 = never)
+    agent_record_on_demand: bool = False  # the agent's code records a call policy did not record
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in SETTING_FIELDS}
@@ -62,6 +72,8 @@ class NumberOverride:
     agent_pause_allowed: bool | None = None
     dual_channel: bool | None = None
     retention_days: int | None = None
+    pause_max_seconds: int | None = None
+    agent_record_on_demand: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in SETTING_FIELDS if getattr(self, f) is not None}
@@ -75,9 +87,10 @@ def validate_setting(name: str, value: Any) -> Any:
     """Check one setting value; returns it or raises PolicyError naming the field."""
     if name not in SETTING_FIELDS:
         raise PolicyError(name, f"unknown setting (known: {', '.join(SETTING_FIELDS)})")
-    if name == "retention_days":
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 36500:
-            raise PolicyError(name, f"must be a whole number of days from 1 to 36500, got {value!r}")
+    if name in INT_RANGES:
+        low, high, unit = INT_RANGES[name]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise PolicyError(name, f"must be a whole number of {unit} from {low} to {high}, got {value!r}")
     elif not isinstance(value, bool):
         raise PolicyError(name, f"must be true or false, got {value!r}")
     return value

@@ -32,10 +32,11 @@ from controller.drivers.base import (
     SpoolFiles,
     StartInDoubt,
 )
-from controller.events import AnyEvent, Direction, LinkDown, LinkUp, Resync
-from controller.live import Actor, CallNotFound, PauseRefused
+from controller.events import AnyEvent, Direction, FeatureCode, LinkDown, LinkUp, Resync
+from controller.live import CallNotFound
 from controller.metrics import Metrics
 from controller.numbering import InvalidNumber, NumberingPlan
+from controller.pause_control import PauseControl
 from controller.policy import AccountSettings, PolicyDecision, PolicySet
 from storage import journal
 
@@ -95,7 +96,7 @@ class _Node:
         self.starts_in_doubt: dict[str, RecordingRequest] = {}
 
 
-class Recorder:
+class Recorder(PauseControl):
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -123,6 +124,7 @@ class Recorder:
             self.nodes[d.name] = _Node(d, cfg, acct.numbering if acct else NumberingPlan())
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.errors: list[str] = []
+        self._init_pause_control()
         for name, kind, text in (
             ("callrec_recordings_started_total", "counter", "Recordings started"),
             ("callrec_recordings_stopped_total", "counter", "Recordings stopped, by reason"),
@@ -181,6 +183,9 @@ class Recorder:
             return
         if isinstance(ev, LinkDown):
             return
+        if isinstance(ev, FeatureCode):
+            self._on_feature(node, ev)
+            return
         acct = self._policy().accounts.get(node.account)
         if acct is not None and node.tracker.numbering is not acct.numbering:
             node.tracker.numbering = acct.numbering  # an edited numbering plan applies from the next event
@@ -212,7 +217,8 @@ class Recorder:
         node.chain_calls[key] = action.call
 
     async def drain(self, pbx: str | None = None) -> None:
-        """Wait until every queued action (of one node, or all) is done."""
+        """Wait until every queued action (of one node, or all) is done, phone codes included."""
+        await self.drain_features()
         for node in [self.nodes[pbx]] if pbx else list(self.nodes.values()):
             while node.chains:
                 await asyncio.gather(*list(node.chains.values()), return_exceptions=True)
@@ -452,6 +458,7 @@ class Recorder:
         rec = call.recording
         if rec is None:
             return
+        self._forget_pause_state(call)
         files = node.files.get(rec.id)
         if reason not in ("hangup", "link_lost") and files and call.customer_leg:
             try:
@@ -705,53 +712,3 @@ class Recorder:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     q.get_nowait()
             q.put_nowait(msg)
-
-    async def pause(self, call_id: str, actor: Actor) -> dict[str, Any]:
-        return await self._pause_resume(call_id, actor, pause=True)
-
-    async def resume(self, call_id: str, actor: Actor) -> dict[str, Any]:
-        return await self._pause_resume(call_id, actor, pause=False)
-
-    async def _pause_resume(self, call_id: str, actor: Actor, *, pause: bool) -> dict[str, Any]:
-        node, call = self._find(call_id)
-        rec = call.recording
-        if actor.role == "agent":
-            if not actor.agent_ext or (actor.agent_ext != call.agent and actor.agent_ext not in call.agents[-1:]):
-                raise PauseRefused("scope", "agents may pause only their own calls")
-            if rec is not None and not rec.decision.settings.agent_pause_allowed:
-                raise PauseRefused("policy", "agent pause is not allowed for this call's account or number")
-        if rec is None or rec.stopping:
-            raise PauseRefused("state", "the call is not being recorded")
-        ready = node.started.get(rec.id)
-        if ready is not None and not ready.is_set():
-            await asyncio.wait_for(ready.wait(), 10)  # the start is still being journaled
-        if rec.timeline.transfer_muted:
-            raise PauseRefused("state", "muted until the customer's next party is known (transfer)")
-        if pause == rec.timeline.paused:
-            raise PauseRefused("state", "already paused" if pause else "not paused")
-        files = node.files.get(rec.id)
-        if files is None or call.customer_leg is None:
-            raise PauseRefused("state", "the recording's files are unknown")
-        try:
-            if pause:
-                await node.driver.pause_recording(call.customer_leg, files)
-            else:
-                await node.driver.resume_recording(call.customer_leg, files)
-        except PbxUnavailable as e:
-            raise PauseRefused("state", f"PBX not reachable: {e}") from e
-        wall = time.time()
-        entry = (node.tracker.pause if pause else node.tracker.resume)(call, actor.label, wall)
-        await self._journal(
-            f"{'pause' if pause else 'resume'} of recording {rec.id}",
-            journal.record_event,
-            rec.id,
-            "pause" if pause else "resume",
-            wall=wall,
-            offset_ms=int(entry["start_ms"] if pause else entry["end_ms"]),
-            actor=actor.label,
-            detail=dict(entry),
-            timeline=rec.timeline.as_dict(),
-            state="paused" if pause else "recording",
-        )
-        self._notify(node, call)
-        return self._view(node, call)

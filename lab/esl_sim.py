@@ -30,7 +30,7 @@ from lab.esl.calls import CallHandle
 from lab.esl.media import Recording
 from lab.esl.model import Channel
 from lab.esl.pbx import EslPbx
-from lab.tones import TARGET_HZ, WavWriter
+from lab.tones import TARGET_HZ, WavWriter, parse_tone_stream
 
 __all__ = ["CallHandle", "Channel", "EslSimulator"]
 
@@ -73,6 +73,8 @@ class EslSimulator(EslPbx):
                 return "+OK\n"
             if name == "show" and args[:1] in (["channels"], ["calls"]):
                 return self._show(args[0])
+            if name == "uuid_broadcast" and len(args) >= 2:
+                return self._uuid_broadcast(args)
             if name == "uuid_transfer" and len(args) >= 2:
                 return self._uuid_transfer([a for a in args if not a.startswith("-")])
             if name == "uuid_bridge" and len(args) >= 2:
@@ -82,6 +84,21 @@ class EslSimulator(EslPbx):
         except KeyError:
             return "-ERR No such channel!\n"
         return f"-ERR {name} Command not found!\n"
+
+    def _uuid_broadcast(self, args: list[str]) -> str:
+        """`uuid_broadcast <uuid> <path> [aleg|bleg|both]`: only tone_stream:// is simulated; `aleg`
+        (the default) plays to the named leg, `bleg` to its bridge partner, `both` to the two."""
+        ch = self._chan(args[0])
+        path, legs = args[1], args[2] if len(args) > 2 else "aleg"
+        if not path.startswith("tone_stream://"):
+            return "-ERR the simulator plays only tone_stream:// URLs\n"
+        partner = self.channels.get(ch.bridged_to or "")
+        targets = {"aleg": [ch], "bleg": [partner], "both": [ch, partner]}.get(legs, [ch])
+        for target in targets:
+            if target is not None:
+                target.playing.add(parse_tone_stream(path))
+        self._changed.set()
+        return "+OK Message queued\n"
 
     def _uuid_transfer(self, args: list[str]) -> str:
         """Blind-transfer a call's customer leg to a number (FreeSWITCH runs the dialplan again; here the

@@ -103,6 +103,17 @@ class Resume:
 
 
 @dataclass(frozen=True)
+class DialCode:
+    """`party` dials one of our feature codes on their phone (*1 pause, *2 resume, *3 record on
+    demand by default): the PBX runs our hook's binding (FreeSWITCH bind_meta_app → CUSTOM
+    callrec::feature; Asterisk applicationmap → Gosub → UserEvent CallrecFeature), waits for the
+    controller's answer and plays its tone to that party only."""
+
+    code: Literal["pause", "resume", "record"]
+    party: str = "agent"
+
+
+@dataclass(frozen=True)
 class Transfer:
     """The agent transfers the customer to `to` (a role in Scenario.parties, normally "target").
 
@@ -146,7 +157,20 @@ class ControllerRestart:
     starts a new one, which must adopt the running recording."""
 
 
-Step = PlaceCall | Ring | Answer | Talk | Pause | Resume | Transfer | Hangup | Cancel | LinkDrop | ControllerRestart
+Step = (
+    PlaceCall
+    | Ring
+    | Answer
+    | Talk
+    | Pause
+    | Resume
+    | DialCode
+    | Transfer
+    | Hangup
+    | Cancel
+    | LinkDrop
+    | ControllerRestart
+)
 
 
 # ---- expectations ------------------------------------------------------------------------------
@@ -350,6 +374,7 @@ __all__ = [
     "Answer",
     "Cancel",
     "ControllerRestart",
+    "DialCode",
     "Expectation",
     "Hangup",
     "LinkDrop",

@@ -174,3 +174,98 @@ def channel_timeline(path: str | os.PathLike[str], window_ms: int = 250) -> list
             row.append(None if hz is None else round(hz, -1))
         out.append(tuple(row))
     return out
+
+
+# ---- tones a PBX plays to one leg (feature-code answers, warnings, announcements) ---------------
+
+Segments = list[tuple[int | None, int]]  # (frequency or None = silence, milliseconds)
+
+
+def parse_tone_stream(url: str) -> Segments:
+    """FreeSWITCH `tone_stream://%(on,off,hz[,hz2]);loops=N` → segments (the first frequency)."""
+    body = url.removeprefix("tone_stream://")
+    loops = 1
+    parts = body.split(";")
+    for p in parts[1:]:
+        if p.startswith("loops="):
+            loops = int(p[6:])
+    out: Segments = []
+    for spec in parts[0].split("%(")[1:]:
+        on, off, *freqs = (int(x) for x in spec.rstrip(")").split(","))
+        out += [(freqs[0] if freqs else None, on), (None, off)]
+    return [s for s in out * loops if s[1] > 0]
+
+
+def parse_playtones(arg: str) -> Segments:
+    """Asterisk `PlayTones()` list `!hz/ms,!0/ms,…` (played once: every item has `!`) → segments."""
+    out: Segments = []
+    for item in arg.split(","):
+        freq, _, ms = item.strip().lstrip("!").partition("/")
+        hz = int(freq.split("+")[0] or 0)
+        out.append((hz or None, int(ms or 0)))
+    return [s for s in out if s[1] > 0]
+
+
+class ToneQueue:
+    """What the PBX is playing to one leg right now, consumed as simulated time passes. While it
+    plays, it replaces what the leg would hear from its bridge partner (a playback on a channel)."""
+
+    def __init__(self) -> None:
+        self.items: Segments = []
+        self.played: list[int] = []  # every frequency ever played to this leg (for tests)
+
+    def add(self, segments: Segments) -> None:
+        self.items.extend(segments)
+        self.played.extend(hz for hz, _ in segments if hz)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.items)
+
+    def split(self, ms: int, otherwise: int | None) -> Segments:
+        """The next `ms` of what the leg hears: queued tones first, then `otherwise`."""
+        out: Segments = []
+        left = ms
+        while left > 0 and self.items:
+            hz, rem = self.items[0]
+            take = min(rem, left)
+            out.append((hz, take))
+            left -= take
+            if take == rem:
+                self.items.pop(0)
+            else:
+                self.items[0] = (hz, rem - take)
+        if left > 0:
+            out.append((otherwise, left))
+        return out
+
+
+class Earpieces:
+    """Optional per-leg mono WAVs of what each party HEARS (their leg's write stream), so tests can
+    prove by FFT that a tone reached the agent's ear and not the customer's."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+        self.writers: dict[str, WavWriter] = {}
+
+    def write(self, leg: str, segments: Segments) -> None:
+        w = self.writers.get(leg)
+        if w is None:
+            w = self.writers[leg] = WavWriter(self.dir / f"{leg.replace('/', '_')}.wav", channels=1)
+        for hz, ms in segments:
+            w.write((hz,), ms)
+
+    def path(self, leg: str) -> Path:
+        w = self.writers[leg]
+        w.flush()
+        return w.path
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+
+def frame_tones(samples: np.ndarray, frame_ms: int = 20, rate: int = SAMPLE_RATE) -> list[float | None]:
+    """Dominant frequency of every `frame_ms` frame of one channel (None = silence), unrounded."""
+    n = rate * frame_ms // 1000
+    return [dominant_hz(samples[i : i + n], rate) for i in range(0, len(samples) - n + 1, n)]

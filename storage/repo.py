@@ -100,14 +100,12 @@ async def save_policy_set(conn: asyncpg.Connection, ps: PolicySet) -> None:
 
 
 async def _upsert_account(conn: _Conn, account_id: str, s: AccountSettings) -> None:
+    columns = ", ".join(SETTING_FIELDS)
+    params = ", ".join(f"${i + 2}" for i in range(len(SETTING_FIELDS)))
+    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in SETTING_FIELDS)
     await conn.execute(
-        "INSERT INTO accounts (id, record_inbound, record_outbound, continue_on_external_transfer,"
-        " agent_pause_allowed, dual_channel, retention_days) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (id) DO UPDATE SET record_inbound = EXCLUDED.record_inbound,"
-        " record_outbound = EXCLUDED.record_outbound,"
-        " continue_on_external_transfer = EXCLUDED.continue_on_external_transfer,"
-        " agent_pause_allowed = EXCLUDED.agent_pause_allowed, dual_channel = EXCLUDED.dual_channel,"
-        " retention_days = EXCLUDED.retention_days, updated_at = now()",
+        f"INSERT INTO accounts (id, {columns}) VALUES ($1, {params})"
+        f" ON CONFLICT (id) DO UPDATE SET {updates}, updated_at = now()",
         account_id,
         *(getattr(s, f) for f in SETTING_FIELDS),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.api import openapi_access, openapi_webhooks
-from controller.policy import SETTING_FIELDS
+from controller.policy import INT_RANGES, SETTING_FIELDS
 
 _ERROR = {
     "type": "object",
@@ -23,7 +23,11 @@ _ERROR = {
     },
 }
 _SETTINGS_PROPS: dict[str, Any] = {
-    f: ({"type": "integer", "minimum": 1, "maximum": 36500} if f == "retention_days" else {"type": "boolean"})
+    f: (
+        {"type": "integer", "minimum": INT_RANGES[f][0], "maximum": INT_RANGES[f][1]}
+        if f in INT_RANGES
+        else {"type": "boolean"}
+    )
     for f in SETTING_FIELDS
 }
 _OBJ: dict[str, Any] = {"type": "object"}
@@ -349,8 +353,13 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 # The audio routes (a user's and a share link's) take the same download switch and Range header.
 _AUDIO_PARAMS = [
     _q("download", {"enum": ["0", "1", "true", "false"]}, "1 = download (attachment)"),
-    {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"},
-     "description": "bytes=start-end"},
+    {
+        "name": "Range",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "bytes=start-end",
+    },
 ]
 
 

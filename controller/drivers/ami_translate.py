@@ -28,6 +28,7 @@ from controller.events import (
     ChannelAnswered,
     ChannelCreated,
     ChannelHungUp,
+    FeatureCode,
     LiveChannel,
     PolicyHint,
     RecordingPaused,
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # UserEvent names our dialplan hook emits (dialplan/asterisk/callrec.conf), and the lab's S6 name.
 POLICY_USEREVENT = "CallrecPolicy"
+FEATURE_USEREVENT = "CallrecFeature"  # the applicationmap codes' Gosub (callrec-feature): CallrecCode
 LAB_POLICY_USEREVENT = "RecordingPolicy"
 # Body keys of CallrecPolicy → PolicyHint keys. Prefixed so they never clash with snapshot headers.
 POLICY_KEYS = {
@@ -57,6 +59,13 @@ POLICY_KEYS = {
 VAR_RECORDING = "CALLREC_RECORDING"  # our recording id
 VAR_FILES = "CALLREC_FILES"  # "<rx path>|<tx path>" as the CONTROLLER sees them
 VAR_MIXMON = "CALLREC_MIXMON"  # MixMonitor's i() variable: its MixMonitorID
+# The answer to a feature code and the tone to play, read by the hook's [callrec-feature] Gosub.
+VAR_FEATURE_RESULT = "CALLREC_FEATURE_RESULT"  # ok | refused
+VAR_TONE = "CALLREC_TONE"  # a PlayTones() list
+VAR_TONE_WAIT = "CALLREC_TONE_WAIT"  # seconds the tone lasts
+# The hidden applicationmap code whose Gosub plays ${CALLREC_TONE} on the channel it is "received" on
+# (AMI PlayDTMF with Receive: true): how the controller plays a tone to one channel of a bridge.
+TONE_DIGIT = "D"
 
 
 @dataclass
@@ -379,6 +388,9 @@ class AmiTranslator:
                 value = header_last(msg, key).strip()
                 if value:
                     values[name] = value.lower() if name in ("direction", "record") else value
+        elif kind == FEATURE_USEREVENT:
+            code = header_last(msg, "CallrecCode").strip().lower()
+            return [FeatureCode(pbx=self.pbx, ts=ts, wall=wall, leg=leg, code=code)]
         elif kind == LAB_POLICY_USEREVENT:  # the capture lab's own hook (fixture S6): Policy record|skip
             policy = header_last(msg, "Policy")
             if policy in ("record", "skip"):

@@ -31,9 +31,20 @@ from panoramisk.message import Message
 
 from controller.config import PbxConfig
 from controller.drivers.ami_protocol import AmiLinkLost, AmiProtocol, header
-from controller.drivers.ami_translate import VAR_FILES, VAR_MIXMON, VAR_RECORDING, AmiTranslator, RecordingTag
+from controller.drivers.ami_translate import (
+    TONE_DIGIT,
+    VAR_FEATURE_RESULT,
+    VAR_FILES,
+    VAR_MIXMON,
+    VAR_RECORDING,
+    VAR_TONE,
+    VAR_TONE_WAIT,
+    AmiTranslator,
+    RecordingTag,
+)
 from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles, StartInDoubt
 from controller.events import AnyEvent, LinkDown, LinkUp, LiveChannel, Resync
+from controller.tones import TONES, Tone
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +395,36 @@ class AsteriskDriver:
         if reply.success:
             with contextlib.suppress(PbxCommandError, PbxUnavailable):
                 await self._checked({"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": ""})
+
+    # ---- tones (dialplan/asterisk/callrec.conf [callrec-feature]) ----------------------------------
+
+    async def _setvars(self, channel: str, values: dict[str, str]) -> None:
+        """Several Setvar actions in one round trip (Asterisk runs a connection's actions in order)."""
+        actions = [{"Action": "Setvar", "Channel": channel, "Variable": k, "Value": v} for k, v in values.items()]
+        for r in await asyncio.gather(*(self._checked(a) for a in actions), return_exceptions=True):
+            if isinstance(r, BaseException):
+                raise r
+
+    @staticmethod
+    def _tone_vars(tone: Tone) -> dict[str, str]:
+        return {VAR_TONE: tone.asterisk(), VAR_TONE_WAIT: f"{tone.duration_ms / 1000:.2f}"}
+
+    async def feature_reply(self, leg: str, accepted: bool) -> None:
+        """Answer the feature code Gosub that waits on the agent's channel: the tone first, then the
+        result it waits for (it then plays the tone on that channel only and returns to the bridge)."""
+        values = self._tone_vars(TONES["confirm" if accepted else "refuse"])
+        values[VAR_FEATURE_RESULT] = "ok" if accepted else "refused"
+        await self._setvars(self._channel(leg), values)
+
+    async def play_tone(self, leg: str, tone: Tone) -> None:
+        """Play `tone` on one channel of a bridge: AMI has no "play a file to a bridged channel", so the
+        tone goes in a channel variable and the hidden applicationmap code (`TONE_DIGIT`) is "received"
+        on that channel (PlayDTMF with Receive): its Gosub plays the tone there and nowhere else."""
+        channel = self._channel(leg)
+        await self._setvars(channel, self._tone_vars(tone))
+        await self._checked(
+            {"Action": "PlayDTMF", "Channel": channel, "Digit": TONE_DIGIT, "Duration": "100", "Receive": "true"}
+        )
 
     async def live_channels(self) -> list[LiveChannel]:
         listing = await self.action({"Action": "CoreShowChannels"}, as_list=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from controller.events import AnyEvent, LiveChannel
+from controller.tones import Tone
 
 
 class PbxCommandError(RuntimeError):
@@ -96,6 +97,16 @@ class PbxDriver(Protocol):
     async def resume_recording(self, leg: str, files: SpoolFiles) -> None: ...
 
     async def stop_recording(self, leg: str, files: SpoolFiles) -> None: ...
+
+    async def play_tone(self, leg: str, tone: Tone) -> None:
+        """Play `tone` to that leg's party only (never to its bridge partner, never into a recording of
+        the partner's leg): the secure-pause warning to the agent, the announcement to the customer."""
+        ...
+
+    async def feature_reply(self, leg: str, accepted: bool) -> None:
+        """Answer a feature code dialled on `leg` (FeatureCode): the confirmation or the refusal tone,
+        to that leg only, however its PBX's hook waits for the answer."""
+        ...
 
     async def live_channels(self) -> list[LiveChannel]: ...
 

@@ -35,6 +35,7 @@ from controller.events import (
     ChannelAnswered,
     ChannelCreated,
     ChannelHungUp,
+    FeatureCode,
     LinkDown,
     LinkUp,
     LiveChannel,
@@ -46,12 +47,13 @@ from controller.events import (
     Transferred,
     Unbridged,
 )
+from controller.tones import TONES, Tone
 
 log = logging.getLogger("callrec.freeswitch")
 
 SUBSCRIBED = (
     "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP_COMPLETE "
-    "RECORD_START RECORD_STOP CUSTOM callrec::policy"
+    "RECORD_START RECORD_STOP CUSTOM callrec::policy callrec::feature"
 )
 VARIABLES_KEPT = (
     "dialed_user",
@@ -128,6 +130,9 @@ class Translator:
                 if key.startswith("callrec_") and v:
                     values[key[8:]] = v
             return [PolicyHint(p, ts, wall, leg=uid, values=values)]
+        if name == "CUSTOM" and h.get("Event-Subclass") == "callrec::feature":
+            # fired by the hook's bind_meta_app on the leg whose phone dialled the code
+            return [FeatureCode(p, ts, wall, leg=uid, code=h.get("callrec_feature", ""))]
         if name == "CHANNEL_BRIDGE":
             a, b = h.get("Bridge-A-Unique-ID", uid), h.get("Bridge-B-Unique-ID", h.get("Other-Leg-Unique-ID", ""))
             out: list[AnyEvent] = []
@@ -441,6 +446,15 @@ class FreeSwitchDriver:
 
     async def stop_recording(self, leg: str, files: SpoolFiles) -> None:
         await self.api(f"uuid_record {leg} stop {self.pbx_path(files.stereo or '')}")
+
+    async def play_tone(self, leg: str, tone: Tone) -> None:
+        """Play `tone` to `leg` only (`aleg` = the named leg, not its bridge partner): an agent's
+        confirmation never reaches the customer, nor the recording on the customer's leg."""
+        await self.api(f"uuid_broadcast {leg} {tone.freeswitch()} aleg")
+
+    async def feature_reply(self, leg: str, accepted: bool) -> None:
+        """The answer to a feature code: the hook's bind_meta_app only fired the event, the tone is ours."""
+        await self.play_tone(leg, TONES["confirm" if accepted else "refuse"])
 
     async def live_channels(self) -> list[LiveChannel]:
         channels = parse_show_json(await self.api("show channels as json"))

@@ -65,6 +65,8 @@ class CallHandle:
             await self._transfer(step)
             if settle and self.scenario.expect.ends_at_transfer:
                 await sim._wait(lambda: not self.customer.recordings)
+        elif isinstance(step, sc.DialCode):
+            await self._dial_code(step, settle)
         elif isinstance(step, sc.Hangup):
             self._hangup(step.party)
         elif isinstance(step, sc.Cancel):
@@ -75,6 +77,19 @@ class CallHandle:
                 await on_step(step, self)
         elif on_step is not None:
             await on_step(step, self)
+
+    async def _dial_code(self, step: sc.DialCode, settle: bool) -> None:
+        """What dialplan/freeswitch/callrec.xml's bind_meta_app does when the party dials *<digit>:
+        FreeSWITCH swallows the meta digits (they never reach the other leg, nor a recording) and runs
+        the `event` app on the dialling leg, which fires CUSTOM callrec::feature with that leg's
+        channel data. With `settle`, the call goes on once the controller's answer (a tone broadcast
+        to that leg) is playing, as it would in the milliseconds a real controller takes."""
+        sim = self.sim
+        ch = self.legs[step.party]
+        before = len(ch.playing.played)
+        sim._emit("CUSTOM", ch, {"callrec_feature": step.code}, subclass="callrec::feature")
+        if settle:
+            await sim._wait(lambda: len(ch.playing.played) > before)
 
     def _place(self, p: sc.PlaceCall) -> None:
         sim = self.sim

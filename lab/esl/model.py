@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from lab.esl.media import Recording
+from lab.tones import ToneQueue
 
 CORE_UUID = "5e1c0de5-0000-4000-8000-00000000c0de"
 DOMAIN = "127.0.0.1"
@@ -36,6 +37,7 @@ class Channel:
     other_leg: str | None = None
     held: bool = False
     recordings: dict[str, Recording] = field(default_factory=dict)
+    playing: ToneQueue = field(default_factory=ToneQueue)  # uuid_broadcast tone streams to this leg
     gone: bool = False
 
 

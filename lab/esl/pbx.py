@@ -14,6 +14,7 @@ from lab.esl import protocol as wire
 from lab.esl.media import Recording
 from lab.esl.model import Channel, now_us
 from lab.esl.server import EslServer
+from lab.tones import Earpieces
 
 
 class EslPbx(EslServer):
@@ -22,12 +23,15 @@ class EslPbx(EslServer):
         self.time_scale = time_scale  # real seconds per simulated second (0 = as fast as possible)
         self.channels: dict[str, Channel] = {}
         self.handles: dict[str, Any] = {}  # customer leg uuid → its scenario call (lab.esl.calls.CallHandle)
+        self.earpieces: Earpieces | None = None  # set to keep what every leg hears (tests)
 
     async def close(self) -> None:
         await super().close()
         for ch in self.channels.values():
             for rec in ch.recordings.values():
                 rec.writer.close()
+        if self.earpieces is not None:
+            self.earpieces.close()
 
     def _emit(
         self, name: str, ch: Channel | None, extra: dict[str, str] | None = None, subclass: str = "", body: str = ""
@@ -159,13 +163,23 @@ class EslPbx(EslServer):
 
     # ---- audio and simulated time ----
     def _write_audio(self, legs: list[Channel], ms: int) -> None:
+        """The leg's read stream (its own party) LEFT and its write stream RIGHT: what is sent to the
+        leg, i.e. its bridge partner, or a tone uuid_broadcast plays to it (which the party hears and
+        a recording tapped on that leg holds, while a recording on the partner's leg does not)."""
         for ch in legs:
             if ch.gone:
                 continue
             partner = self.channels.get(ch.bridged_to or "")
             right = partner.tone if partner is not None and not partner.held and not ch.held else None
+            heard = ch.playing.split(ms, right)
+            if self.earpieces is not None:
+                self.earpieces.write(ch.uuid, heard)
             for rec in ch.recordings.values():
-                rec.writer.write((None, None) if rec.masked else (ch.tone, right), ms)
+                if rec.masked:
+                    rec.writer.write((None, None), ms)
+                else:
+                    for hz, part in heard:
+                        rec.writer.write((ch.tone, hz), part)
 
     async def _elapse(self, legs: list[Channel], ms: int) -> None:
         """Simulated time passes for one call's `legs` only (never the calls beside it). With a

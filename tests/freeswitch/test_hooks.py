@@ -196,4 +196,35 @@ def test_hook_installed_as_the_docs_say_runs_before_the_contexts_routes(tmp_path
     (conf / "callrec" / "callrec.xml").symlink_to(ROOT / "dialplan/freeswitch/callrec.xml")
     (public,) = load_dialplan(conf).iter("context")
     names = [e.get("name") for e in public.findall("extension")]
-    assert names == ["callrec_policy_inbound", "callrec_policy", "route"]
+    assert names == ["callrec_policy_inbound", "callrec_feature_codes", "callrec_policy", "route"]
+
+
+def test_dialplan_include_binds_the_agent_phone_codes_on_the_agent_side() -> None:
+    """*1/*2/*3 (digits from callrec_*_key, defaults 1-3) are bound with bind_meta_app on the agent's
+    side (b on inbound calls, a otherwise), answered on that same leg, and only fire the event the
+    FreeSWITCH driver turns into a FeatureCode."""
+    from controller.drivers.freeswitch import Translator
+    from controller.events import FeatureCode
+
+    root = ET.parse(ROOT / "dialplan/freeswitch/callrec.xml").getroot()
+    ext = next(e for e in root.findall("extension") if e.get("name") == "callrec_feature_codes")
+    defaults = {
+        a.get("data", "").split("=")[0]: a.get("data", "").split("=")[1]
+        for a in ext.iter("action")
+        if a.get("application") == "set" and a.get("data", "").startswith("callrec_") and "_key=" in a.get("data", "")
+    }
+    assert defaults == {"callrec_pause_key": "1", "callrec_resume_key": "2", "callrec_record_key": "3"}
+    side = next(c for c in ext.findall("condition") if c.get("field") == "${callrec_direction}")
+    assert side.find("action").get("data") == "callrec_agent_side=b"  # type: ignore[union-attr]
+    assert side.find("anti-action").get("data") == "callrec_agent_side=a"  # type: ignore[union-attr]
+    binds = [a.get("data", "") for a in ext.iter("action") if a.get("application") == "bind_meta_app"]
+    assert len(binds) == 3
+    for data, code in zip(binds, ("pause", "resume", "record"), strict=True):
+        key, listen, respond, app = data.split(" ", 3)
+        assert key == f"${{callrec_{code}_key}}" and listen == "${callrec_agent_side}" and respond == "s"
+        name, _, args = app.partition("::")  # bind_meta_app splits at the FIRST "::"
+        assert name == "event"
+        fields = dict(kv.split("=", 1) for kv in args.split(","))
+        headers = {**fields, "Unique-ID": "agent-leg"}
+        (ev,) = Translator("fs1")(headers, 0.0, 0.0)
+        assert isinstance(ev, FeatureCode) and ev.leg == "agent-leg" and ev.code == code

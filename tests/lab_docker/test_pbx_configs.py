@@ -132,11 +132,20 @@ def hook_fields() -> set[str]:
     return {kv.split("=", 1)[0] for kv in event.split(",") if kv.startswith("callrec_")}
 
 
+def feature_fields() -> set[str]:
+    """The headers the hook's phone codes send to callrec in CUSTOM callrec::feature (bind_meta_app
+    runs the `event` app with them), which the FreeSWITCH driver reads."""
+    hook = ET.parse(REPO / "dialplan/freeswitch/callrec.xml").getroot()
+    binds = [a.get("data", "") for a in hook.iter("action") if a.get("application") == "bind_meta_app"]
+    events = [d.split("event::", 1)[1] for d in binds if "event::" in d]
+    return {kv.split("=", 1)[0] for e in events for kv in e.split(",") if kv.startswith("callrec_")}
+
+
 def callrec_vars_read() -> set[str]:
     """Every callrec_* variable something reads: the hook's event fields, and `${callrec_*}` in any
     shipped or lab dialplan (the hook's own conditions, the selftest phones' timers, ...)."""
     reads = {v for f in FS_DIALPLANS for v in re.findall(r"\$\{(callrec_[a-z_]+)\}", f.read_text())}
-    return hook_fields() | reads
+    return hook_fields() | feature_fields() | reads
 
 
 def callrec_vars_set(path: Path) -> list[str]:

@@ -68,7 +68,7 @@ function renderSettings(view) {
   $("settings-form").replaceChildren(...SETTINGS.map((s) => {
     const value = values[s.name] ?? defaults[s.name];
     const input = s.number
-      ? el("input", { type: "number", name: s.name, min: "1", max: "36500", value: value ?? 183, id: `set-${s.name}` })
+      ? el("input", { type: "number", name: s.name, min: String(s.min ?? 1), max: String(s.max ?? 36500), value: value ?? "", id: `set-${s.name}` })
       : el("input", { type: "checkbox", name: s.name, id: `set-${s.name}`, checked: value !== false });
     const src = view ? view.sources[s.name] : "default";
     const eff = view ? `now ${onOff(values[s.name])} (${sourceText(src)}${src === "account" ? `; default ${onOff(defaults[s.name])}` : ""})` : "";
@@ -133,7 +133,7 @@ function numberRow(n, base) {
     const inherited = base[s.name];
     let control;
     if (s.number) {
-      control = el("input", { type: "number", min: "1", max: "36500", size: "5", class: own == null ? "inherit" : "",
+      control = el("input", { type: "number", min: String(s.min ?? 1), max: String(s.max ?? 36500), size: "5", class: own == null ? "inherit" : "",
         name: s.name, value: own ?? "", placeholder: `${inherited} (inherited)`, "aria-label": `${s.label} for ${n.number}` });
       control.addEventListener("input", () => control.classList.toggle("inherit", control.value === ""));
     } else {

@@ -38,7 +38,7 @@ export const fmtDur = (ms) => {
 };
 export const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
 
-// The six settings, in the words an administrator needs before changing one.
+// The settings, in the words an administrator needs before changing one.
 export const SETTINGS = [
   { name: "record_inbound", label: "Record inbound calls",
     help: "Calls from customers into this account (the number they dialled) are recorded." },
@@ -55,6 +55,12 @@ export const SETTINGS = [
     help: "On: customer on the left channel, agent on the right. Off: one mono mix." },
   { name: "retention_days", label: "Retention (days)", number: true,
     help: "How long a recording is kept. Fixed when the recording is made: a change applies to new recordings only." },
+  { name: "pause_max_seconds", label: "Secure pause: resume after (seconds)", number: true, min: 0, max: 86400,
+    help: "0 = a pause lasts until someone resumes. Otherwise a pause resumes by itself after this many seconds, " +
+      "and the agent hears a warning tone 10 s before — so a forgotten pause never leaves the rest of a call unrecorded." },
+  { name: "agent_record_on_demand", label: "Agents may record on demand",
+    help: "Where this account or number does not record a call, the agent may start recording it from that moment " +
+      "with the record code on their phone (default *3). A dialplan hook's never is final." },
 ];
 
 export const onOff = (v) => (typeof v === "boolean" ? (v ? "on" : "off") : String(v));

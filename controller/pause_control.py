@@ -1,0 +1,216 @@
+"""Pause, resume, secure pause and the agent's phone codes: the recorder's part that acts on a live
+recording at someone's request (API, page, phone code) or by itself (a secure pause's limit).
+
+Every pause records who (`by`), how (`how`: api | page | phone | auto_resume) and why (`reason`, an
+optional code the caller gives) and its span in the timeline, which the journal, the manifest and the
+API carry. The decision on a phone code is pure (`controller.features.decide`); this module does the
+I/O it implies: the PBX command, the journal write, the tone on the agent's leg only, and the timers
+of a secure pause (a warning tone 10 s before the limit, then an automatic resume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from controller.drivers.base import PbxCommandError, PbxUnavailable
+from controller.events import FeatureCode
+from controller.features import decide, secure_pause_schedule
+from controller.live import Actor, PauseRefused
+from controller.tones import TONES
+from storage import journal
+
+if TYPE_CHECKING:
+    from controller.calls import Call
+    from controller.recorder import _Node
+
+log = logging.getLogger("callrec.recorder")
+
+HOW = ("api", "page", "phone", "auto_resume")
+REASON_MAX = 64  # a reason is a short code (e.g. "pci", "personal"), not prose
+
+
+def clean_reason(reason: str | None) -> str:
+    """A pause reason code as stored: stripped; PauseRefused('input') when too long or not printable."""
+    r = (reason or "").strip()
+    if len(r) > REASON_MAX or not r.isprintable():
+        raise PauseRefused("input", f"reason must be a printable code of at most {REASON_MAX} characters")
+    return r
+
+
+class PauseControl:
+    """Mixed into `controller.recorder.Recorder` (which provides the attributes declared below)."""
+
+    if TYPE_CHECKING:
+        nodes: dict[str, _Node]
+        _journal: Callable[..., Awaitable[Any]]
+
+        def _find(self, call_id: str) -> tuple[_Node, Call]: ...
+        def _notify(self, node: _Node, call: Call, *, ended: bool = False) -> None: ...
+        def _view(self, node: _Node, call: Call) -> dict[str, Any]: ...
+
+    _pause_locks: dict[str, asyncio.Lock]
+    _pause_timers: dict[str, asyncio.Task[None]]
+    _feature_tasks: set[asyncio.Task[None]]
+    warning_lead_s: float = 10.0  # the warning tone comes this long before a secure pause ends
+
+    def _init_pause_control(self) -> None:
+        self._pause_locks = {}
+        self._pause_timers = {}
+        self._feature_tasks = set()
+
+    # ---- API / page ----
+    async def pause(self, call_id: str, actor: Actor, *, reason: str = "", how: str = "api") -> dict[str, Any]:
+        return await self._pause_resume(call_id, actor, pause=True, reason=reason, how=how)
+
+    async def resume(self, call_id: str, actor: Actor, *, how: str = "api") -> dict[str, Any]:
+        return await self._pause_resume(call_id, actor, pause=False, how=how)
+
+    async def _pause_resume(
+        self, call_id: str, actor: Actor, *, pause: bool, reason: str = "", how: str = "api"
+    ) -> dict[str, Any]:
+        node, call = self._find(call_id)
+        rec = call.recording
+        if actor.role == "agent":
+            if not actor.agent_ext or (actor.agent_ext != call.agent and actor.agent_ext not in call.agents[-1:]):
+                raise PauseRefused("scope", "agents may pause only their own calls")
+            if rec is not None and not rec.decision.settings.agent_pause_allowed:
+                raise PauseRefused("policy", "agent pause is not allowed for this call's account or number")
+        await self._apply_pause(node, call, pause=pause, by=actor.label, how=how, reason=clean_reason(reason))
+        return self._view(node, call)
+
+    # ---- the one place a pause or resume happens ----
+    async def _apply_pause(self, node: _Node, call: Call, *, pause: bool, by: str, how: str, reason: str = "") -> None:
+        """Mask/unmask on the PBX, then the timeline entry, the journal and the secure-pause timers.
+        One at a time per call, so an agent's code, the page and an automatic resume never race."""
+        lock = self._pause_locks.setdefault(call.id, asyncio.Lock())
+        async with lock:
+            rec = call.recording
+            if rec is None or rec.stopping:
+                raise PauseRefused("state", "the call is not being recorded")
+            ready = node.started.get(rec.id)
+            if ready is not None and not ready.is_set():
+                await asyncio.wait_for(ready.wait(), 10)  # the start is still being journaled
+            if rec.timeline.transfer_muted:
+                raise PauseRefused("state", "muted until the customer's next party is known (transfer)")
+            if pause == rec.timeline.paused:
+                raise PauseRefused("state", "already paused" if pause else "not paused")
+            files = node.files.get(rec.id)
+            if files is None or call.customer_leg is None:
+                raise PauseRefused("state", "the recording's files are unknown")
+            try:
+                if pause:
+                    await node.driver.pause_recording(call.customer_leg, files)
+                else:
+                    await node.driver.resume_recording(call.customer_leg, files)
+            except PbxUnavailable as e:
+                raise PauseRefused("state", f"PBX not reachable: {e}") from e
+            wall = time.time()
+            if pause:
+                entry = node.tracker.pause(call, by, wall)
+                entry["how"] = how
+                if reason:
+                    entry["reason"] = reason
+            else:
+                entry = node.tracker.resume(call, by, wall)
+                entry["resumed_how"] = how
+            await self._journal(
+                f"{'pause' if pause else 'resume'} of recording {rec.id}",
+                journal.record_event,
+                rec.id,
+                "pause" if pause else "resume",
+                wall=wall,
+                offset_ms=int(entry["start_ms"] if pause else entry["end_ms"]),
+                actor=by,
+                detail=dict(entry),
+                timeline=rec.timeline.as_dict(),
+                state="paused" if pause else "recording",
+            )
+            self._arm_secure_pause(node, call, rec.id, rec.decision.settings.pause_max_seconds if pause else 0)
+        self._notify(node, call)
+
+    # ---- secure pause ----
+    def _arm_secure_pause(self, node: _Node, call: Call, rec_id: str, limit_s: int) -> None:
+        old = self._pause_timers.pop(call.id, None)
+        if old is not None and old is not asyncio.current_task():
+            old.cancel()
+        schedule = secure_pause_schedule(limit_s, self.warning_lead_s)
+        if schedule is None:
+            return
+        warn_at, resume_at = schedule
+        task = asyncio.get_running_loop().create_task(self._secure_pause(node, call, rec_id, warn_at, resume_at))
+        self._pause_timers[call.id] = task
+
+        def forget(t: asyncio.Task[None], cid: str = call.id) -> None:
+            if self._pause_timers.get(cid) is t:
+                del self._pause_timers[cid]
+
+        task.add_done_callback(forget)
+
+    async def _secure_pause(self, node: _Node, call: Call, rec_id: str, warn_at: float, resume_at: float) -> None:
+        await asyncio.sleep(warn_at)
+        if call.recording is None or call.recording.id != rec_id or not call.recording.timeline.paused:
+            return
+        if call.agent_leg:
+            try:
+                await node.driver.play_tone(call.agent_leg, TONES["warning"])
+            except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
+                log.warning("%s: secure pause warning tone on call %s: %s", node.driver.name, call.id, e)
+        await asyncio.sleep(resume_at - warn_at)
+        with contextlib.suppress(PauseRefused):
+            await self._apply_pause(node, call, pause=False, by="system", how="auto_resume")
+            log.info("%s: secure pause of call %s ended by itself after %.0f s", node.driver.name, call.id, resume_at)
+
+    def _forget_pause_state(self, call: Call) -> None:
+        """The call's recording stopped: no timer may act on it any more."""
+        task = self._pause_timers.pop(call.id, None)
+        if task is not None:
+            task.cancel()
+        self._pause_locks.pop(call.id, None)
+
+    # ---- phone codes ----
+    def _on_feature(self, node: _Node, ev: FeatureCode) -> None:
+        """A code dialled on a phone: decided and answered in a task of its own (a PBX command and a
+        journal write), so the node's event stream goes on meanwhile."""
+        call = node.tracker.call_for_leg(ev.leg)
+        task = asyncio.get_running_loop().create_task(self._feature(node, call, ev))
+        self._feature_tasks.add(task)
+        task.add_done_callback(self._feature_tasks.discard)
+
+    async def _feature(self, node: _Node, call: Call | None, ev: FeatureCode) -> None:
+        decision = node.decisions.get(call.id) if call is not None else None
+        verdict = decide(ev.code, call, ev.leg, decision)
+        accepted = verdict.accepted
+        if accepted and call is not None:
+            by = f"agent:{call.agent}" if call.agent else f"phone:{ev.leg}"
+            try:
+                if verdict.action in ("pause", "resume"):
+                    await self._apply_pause(node, call, pause=verdict.action == "pause", by=by, how="phone")
+                else:
+                    await self._record_on_demand(node, call)
+            except PauseRefused as e:
+                accepted, verdict = False, verdict.__class__(False, "", str(e))
+        where = f"call {call.id}" if call is not None else f"leg {ev.leg}"
+        if accepted:
+            log.info("%s: phone code %s on %s done", node.driver.name, ev.code, where)
+        else:
+            log.info("%s: phone code %s on %s refused: %s", node.driver.name, ev.code, where, verdict.reason)
+        try:
+            await node.driver.feature_reply(ev.leg, accepted)
+        except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
+            log.warning("%s: answer to phone code %s on %s: %s", node.driver.name, ev.code, where, e)
+
+    async def _record_on_demand(self, node: _Node, call: Call) -> None:
+        raise PauseRefused("state", "record on demand is not available yet")
+
+    async def drain_features(self) -> None:
+        """Wait for phone codes being answered (tests, shutdown)."""
+        while self._feature_tasks:
+            await asyncio.gather(*list(self._feature_tasks), return_exceptions=True)
+
+
+__all__ = ["HOW", "PauseControl", "clean_reason"]
