@@ -28,7 +28,7 @@ from lab.ami.calls import AmiCalls, SimCall
 from lab.ami.media import SimMixMonitor
 from lab.ami.model import DEFAULT_CHANNELVARS, STATE_DESC, SimBridge, SimChannel
 from lab.ami.protocol import Session
-from lab.tones import WavWriter
+from lab.tones import WavWriter, parse_playtones
 
 __all__ = ["DEFAULT_CHANNELVARS", "AmiSimulator", "SimBridge", "SimCall", "SimChannel", "SimMixMonitor"]
 
@@ -173,6 +173,22 @@ class AmiSimulator(AmiCalls):
             ch.monitors.remove(m)
         self._respond(s, aid, True)
         self.event("MixMonitorStop", self.snap(ch))
+
+    async def _action_playdtmf(self, s: Session, a: dict[str, list[str]], aid: str) -> None:
+        """PlayDTMF. With `Receive: true` the channel "dials" the digit: the hidden applicationmap code
+        D (callrec_tone) runs the hook's Gosub, which plays ${CALLREC_TONE} to that channel only."""
+        name = wire.get(a, "Channel")
+        ch = self.channels.get(name)
+        if ch is None:
+            self._respond(s, aid, False, "Channel not found")
+            return
+        digit = wire.get(a, "Digit")
+        if not digit:
+            self._respond(s, aid, False, "No digit specified")
+            return
+        self._respond(s, aid, True, "DTMF successfully queued")
+        if wire.get(a, "Receive").lower() in ("true", "yes", "1", "on") and digit == "D":
+            ch.playing.add(parse_playtones(ch.variables.get("CALLREC_TONE", "")))
 
     async def _action_hangup(self, s: Session, a: dict[str, list[str]], aid: str) -> None:
         ch = self._channel_arg(s, a, aid)

@@ -13,6 +13,9 @@ from typing import Any
 from lab import scenarios as sc
 from lab.ami.model import SimBridge, SimChannel
 from lab.ami.pbx import AmiPbx
+from lab.tones import parse_playtones
+
+BEEPERR = [(300, 250)]  # Asterisk's beeperr sound, as the simulator writes it (a low beep)
 
 
 @dataclass
@@ -350,9 +353,35 @@ class AmiCalls(AmiPbx):
         call.parties["agent"] = party
         call.pending_atxfer = None
 
-    async def _until(self, cond: Callable[[], bool]) -> bool:
+    async def _dial_code(self, call: SimCall, step: sc.DialCode, settle: bool) -> None:
+        """What asterisk_conf/features.conf's applicationmap code and the hook's [callrec-feature]
+        Gosub do when the party dials *1/*2/*3 (the digits are consumed by the match): on that party's
+        channel, clear CALLREC_FEATURE_RESULT, UserEvent CallrecFeature, wait (3 s) for the
+        controller's Setvar of the result, then PlayTones(${CALLREC_TONE}) to that channel only —
+        or Playback(beeperr) when no answer came. With `settle` the call waits for the Gosub, as the
+        dialling channel does; without, the Gosub runs beside the call."""
+        ch = call.agent if step.party == "agent" else call.customer
+        route = (ch.context, ch.exten, ch.priority)
+        ch.context, ch.exten, ch.priority = "callrec-feature", "s", 1
+        self.set_var(ch, "CALLREC_FEATURE_RESULT", "")
+        ch.priority = 2
+        self.event("UserEvent", [*self.snap(ch), ("UserEvent", "CallrecFeature"), ("CallrecCode", step.code)])
+        ch.context, ch.exten, ch.priority = route
+
+        async def answer() -> None:
+            if await self._until(lambda: bool(ch.variables.get("CALLREC_FEATURE_RESULT")), limit=3.0):
+                ch.playing.add(parse_playtones(ch.variables.get("CALLREC_TONE", "")))
+            else:
+                ch.playing.add(BEEPERR)
+
+        if settle:
+            await answer()
+        else:
+            self._spawn(answer())
+
+    async def _until(self, cond: Callable[[], bool], limit: float | None = None) -> bool:
         loop = asyncio.get_running_loop()
-        end = loop.time() + self.settle_timeout
+        end = loop.time() + (self.settle_timeout if limit is None else limit)
         while not cond():
             if loop.time() >= end:
                 return False
@@ -401,6 +430,8 @@ class AmiCalls(AmiPbx):
                     self._complete_atxfer(call)
                 if settle and scenario.expect.ends_at_transfer:
                     await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
+            elif isinstance(step, sc.DialCode):
+                await self._dial_code(call, step, settle)
             elif isinstance(step, sc.Hangup):
                 who = {"customer": call.customer, "agent": call.agent, "target": call.agent}[step.party]
                 self._hangup_call(call, who)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lab.ami.media import SimMixMonitor
+from lab.tones import Segments, ToneQueue
 
 DEFAULT_CHANNELVARS = (
     "CALLREC_ACCOUNT",
@@ -38,6 +39,7 @@ class SimChannel:
     bridge: SimBridge | None = None
     held: bool = False
     monitors: list[SimMixMonitor] = field(default_factory=list)
+    playing: ToneQueue = field(default_factory=ToneQueue)  # PlayTones run on this channel (a Gosub)
     alive: bool = True
 
     def snapshot(self, channelvars: tuple[str, ...], prefix: str = "") -> list[tuple[str, str]]:
@@ -72,11 +74,16 @@ class SimChannel:
                 far = others[0].tone
         return own, far
 
-    def advance_monitors(self, ms: float) -> None:
-        if self.monitors:
-            own, far = self.audible()
-            for m in self.monitors:
-                m.advance(own, far, ms)
+    def advance_monitors(self, ms: float) -> Segments:
+        """`ms` of audio; returns what the channel's party heard. A tone the channel plays (PlayTones
+        in a feature Gosub) is written TO this channel: its party hears it, a MixMonitor on it has it
+        in t(), a MixMonitor on its bridge partner does not."""
+        own, far = self.audible()
+        heard = self.playing.split(round(ms), far)
+        for m in self.monitors:
+            for hz, part in heard:
+                m.advance(own, hz, part)
+        return heard
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from lab.ami.model import DEFAULT_CHANNELVARS, SimBridge, SimChannel
 from lab.ami.server import AmiServer
+from lab.tones import Earpieces
 
 
 class AmiPbx(AmiServer):
@@ -26,12 +27,15 @@ class AmiPbx(AmiServer):
         self._seq = itertools.count(1)
         self._uid = itertools.count(1)
         self._epoch = int(time.time())
+        self.earpieces: Earpieces | None = None  # set to keep what every channel's party hears (tests)
 
     async def close(self) -> None:
         await super().close()
         for ch in list(self.channels.values()):
             for m in ch.monitors:
                 m.close()
+        if self.earpieces is not None:
+            self.earpieces.close()
 
     def snap(self, ch: SimChannel, prefix: str = "") -> list[tuple[str, str]]:
         return ch.snapshot(self.channelvars, prefix)
@@ -110,7 +114,9 @@ class AmiPbx(AmiServer):
         """`ms` of audio for the MixMonitors of `channels` (default: every channel, as a wall clock)."""
         for ch in list(self.channels.values()) if channels is None else list(channels):
             if ch.alive:
-                ch.advance_monitors(ms)
+                heard = ch.advance_monitors(ms)
+                if self.earpieces is not None:
+                    self.earpieces.write(ch.uniqueid, heard)
 
     async def elapse(self, ms: float, channels: list[SimChannel] | None = None) -> None:
         """Simulated time passes for one call: the MixMonitors of `channels` (that call's; the list is

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from controller.drivers.ami_translate import POLICY_KEYS, VAR_FILES, VAR_MIXMON, VAR_RECORDING, AmiTranslator
+from controller.drivers.ami_translate import (
+    POLICY_KEYS,
+    VAR_FEATURE_RESULT,
+    VAR_FILES,
+    VAR_MIXMON,
+    VAR_RECORDING,
+    AmiTranslator,
+)
 from controller.drivers.asterisk import AsteriskDriver
 from controller.events import PolicyHint
 from lab.ami_sim import DEFAULT_CHANNELVARS
@@ -58,7 +65,7 @@ def test_asterisklint_would_catch_a_broken_hook(tmp_path: Path) -> None:
 
 
 def _hook_lines() -> list[str]:
-    body = HOOK.read_text().split("[callrec-policy]", 1)[1]
+    body = HOOK.read_text().split("\n[callrec-policy]\n", 1)[1].split("\n[", 1)[0]
     return [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.strip().startswith(";")]
 
 
@@ -143,6 +150,60 @@ def test_manager_user_is_least_privilege_on_loopback() -> None:
 def test_channelvars_cover_what_the_hook_sets_and_the_driver_reads() -> None:
     channelvars = _manager()["general"]["channelvars"].split(",")
     hook_vars = {m for m in re.findall(r"Set\((CALLREC_[A-Z_]+)=", HOOK.read_text())}
-    assert hook_vars <= set(channelvars)
+    # the phone-code Gosub clears the answer the driver writes (Setvar); no event needs to carry it
+    assert hook_vars - {VAR_FEATURE_RESULT} <= set(channelvars)
     assert {VAR_RECORDING, VAR_FILES, VAR_MIXMON} <= set(channelvars)
     assert tuple(channelvars) == DEFAULT_CHANNELVARS  # the simulator behaves like this manager.conf
+
+
+FEATURES = ROOT / "asterisk_conf" / "features.conf"
+
+
+def _section(name: str) -> list[str]:
+    body = HOOK.read_text().split(f"\n[{name}]\n", 1)[1].split("\n[", 1)[0]
+    return [ln.strip() for ln in body.splitlines() if ln.strip() and not ln.strip().startswith(";")]
+
+
+def test_phone_codes_applicationmap_matches_the_dialplan() -> None:
+    """Every applicationmap code runs a Gosub that exists, on the dialling channel (self); the names
+    the dialplan offers in DYNAMIC_FEATURES are exactly those; the agent gets the codes, the customer
+    only the hidden tone code."""
+    cp = configparser.ConfigParser(delimiters=("=>",), inline_comment_prefixes=(";",), interpolation=None)
+    cp.read_string(FEATURES.read_text())
+    amap = {k: v.strip() for k, v in cp["applicationmap"].items()}
+    assert set(amap) == {"callrec_pause", "callrec_resume", "callrec_record", "callrec_tone"}
+    codes = {}
+    for name, spec in amap.items():
+        digits, activate, app = spec.split(",", 2)
+        assert activate == "self"
+        m = re.fullmatch(r"Gosub\(callrec-feature,(s|tone),1(?:\((\w+)\))?\)", app)
+        assert m, app
+        codes[name] = (digits, m.group(1), m.group(2))
+    assert codes["callrec_pause"] == ("*1", "s", "pause") and codes["callrec_resume"] == ("*2", "s", "resume")
+    assert codes["callrec_record"] == ("*3", "s", "record") and codes["callrec_tone"][:2] == ("D", "tone")
+    text = HOOK.read_text()
+    assert "exten => s,1," in text.split("\n[callrec-feature]\n", 1)[1] and "exten => tone,1," in text
+    agent = set(_section("callrec-agent")[0].split("DYNAMIC_FEATURES=${DYNAMIC_FEATURES}#", 1)[1][:-1].split("#"))
+    customer = set(_section("callrec-customer")[0].split("DYNAMIC_FEATURES=${DYNAMIC_FEATURES}#", 1)[1][:-1].split("#"))
+    assert agent == set(amap) and customer == {"callrec_tone"}
+
+
+def test_phone_code_gosub_asks_with_the_userevent_the_driver_reads() -> None:
+    from controller.events import FeatureCode
+
+    lines = _section("callrec-feature")
+    (ask,) = [ln for ln in lines if "UserEvent(" in ln]
+    parts = ask.split("UserEvent(", 1)[1][:-1].split(",")
+    assert parts[0] == "CallrecFeature"
+    body = [tuple(p.split(": ", 1)) for p in parts[1:]]
+    for code in ("pause", "resume", "record"):
+        frame = dict(
+            [("Event", "UserEvent"), ("Channel", "PJSIP/2001-00000002"), ("Uniqueid", "1.2"), ("Linkedid", "1.1")]
+            + [("UserEvent", "CallrecFeature")]
+            + [(k, v.replace("${ARG1}", code)) for k, v in body]
+        )
+        (ev,) = AmiTranslator("ast1").feed(frame, 0.0, 0.0)
+        assert isinstance(ev, FeatureCode) and ev.leg == "1.2" and ev.code == code
+    # it waits for the driver's answer, then plays the tone the driver set, on this channel only
+    assert any('While($["${CALLREC_FEATURE_RESULT}" = ""' in ln for ln in lines)
+    assert any(ln.endswith("PlayTones(${CALLREC_TONE})") for ln in lines)

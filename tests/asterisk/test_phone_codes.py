@@ -1,0 +1,74 @@
+"""The agent's phone codes on the simulated Asterisk (real AMI over TCP, real driver, recorder and
+PostgreSQL journal): the applicationmap Gosub's UserEvent CallrecFeature is answered with Setvar
+(tone + result) on the agent's channel, which plays it to the agent only; *1/*2 mute and unmute the
+MixMonitor on the customer's channel (silence over exactly that span in the joined file), and *1 is
+refused where policy does not allow agent pause."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from lab import scenarios as sc
+from lab.ami.calls import SimCall
+from lab.ami_sim import AmiSimulator
+from lab.tones import Earpieces
+from storage.audio import join_legs
+from tests.phone_codes_common import (
+    PAUSE_STEPS,
+    REFUSED_STEPS,
+    assert_pause_heard_and_silent,
+    assert_refused_heard,
+    codes_scenario,
+)
+from tests.sim_harness import policy_for
+
+from .test_e2e import Harness
+
+
+@pytest.fixture
+async def harness(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Harness]:
+    sim = AmiSimulator(secret="lab-" + secrets.token_hex(4))
+    await sim.start()
+    sim.earpieces = Earpieces(tmp_path / "ears")
+    h = Harness(sim, pool, tmp_path / "spool", "ast-" + secrets.token_hex(3))
+    await h.start_controller()
+    yield h
+    await h.stop_controller()
+    await sim.close()
+
+
+async def _play(h: Harness, settings: dict[str, Any], steps: list[sc.Step], tmp_path: Path) -> tuple[SimCall, Path]:
+    h.policy = policy_for(settings)
+    call = await h.sim.play(codes_scenario(steps), h.on_step)
+    await h.settle()
+    (row,) = await h.recordings()
+    stereo = tmp_path / "joined.wav"
+    join_legs(Path(row["spool_files"]["rx"]), Path(row["spool_files"]["tx"]), stereo)
+    return call, stereo
+
+
+async def test_agent_pauses_and_resumes_with_phone_codes(harness: Harness, tmp_path: Path) -> None:
+    call, stereo = await _play(harness, {"agent_pause_allowed": True}, PAUSE_STEPS, tmp_path)
+    (row,) = await harness.recordings()
+    (pause,) = row["timeline"]["pauses"]
+    assert (pause["by"], pause["how"], pause["resumed_how"]) == ("agent:2001", "phone", "phone")
+    ears = harness.sim.earpieces
+    assert ears is not None
+    assert_pause_heard_and_silent(stereo, ears.path(call.agent.uniqueid), ears.path(call.customer.uniqueid))
+    assert call.agent.variables["CALLREC_FEATURE_RESULT"] == "ok"
+
+
+async def test_phone_pause_refused_where_policy_does_not_allow_it(harness: Harness, tmp_path: Path) -> None:
+    call, stereo = await _play(harness, {"agent_pause_allowed": False}, REFUSED_STEPS, tmp_path)
+    (row,) = await harness.recordings()
+    assert row["timeline"]["pauses"] == []
+    assert call.agent.variables["CALLREC_FEATURE_RESULT"] == "refused"
+    ears = harness.sim.earpieces
+    assert ears is not None
+    assert_refused_heard(stereo, ears.path(call.agent.uniqueid))

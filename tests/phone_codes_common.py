@@ -1,0 +1,89 @@
+"""What the phone-code tests check on either simulated PBX, by FFT over 20 ms frames: the recording
+(customer LEFT 440 Hz, agent RIGHT 880 Hz) is silent on both channels over exactly the paused span,
+and a tone callrec plays reaches the ear of the party it is meant for and nobody else — never the
+recording. Frame indices count from the recording's start; an earpiece starts 500 ms (25 frames)
+earlier, when the phone began to ring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.tones import TONES
+from lab import scenarios as sc
+from lab.tones import frame_tones, read_wav
+
+RING_FRAMES = 25  # sc.Ring() = 500 ms before the answer
+
+
+def near(hz: float | None, want: int) -> bool:
+    return hz is not None and abs(hz - want) <= 60
+
+
+def stereo_frames(path: str | Path) -> tuple[list[float | None], list[float | None]]:
+    _, _, frames = read_wav(path)
+    return frame_tones(frames[:, 0]), frame_tones(frames[:, 1])
+
+
+def ear_frames(path: str | Path) -> list[float | None]:
+    """What one party heard, per 20 ms frame, aligned with the recording (the ringing cut off)."""
+    return frame_tones(read_wav(path)[2][:, 0])[RING_FRAMES:]
+
+
+def assert_talk(left: list[float | None], right: list[float | None], start: int, end: int) -> None:
+    assert all(near(x, 440) for x in left[start:end]), left[start:end]
+    assert all(near(x, 880) for x in right[start:end]), right[start:end]
+
+
+def assert_silent(left: list[float | None], right: list[float | None], start: int, end: int) -> None:
+    assert left[start:end] == [None] * (end - start), left[start:end]
+    assert right[start:end] == [None] * (end - start), right[start:end]
+
+
+def frames_with(tones: list[float | None], hz: int) -> list[int]:
+    return [i for i, x in enumerate(tones) if near(x, hz)]
+
+
+CONFIRM, REFUSE = TONES["confirm"].hz, TONES["refuse"].hz
+
+# talk 1 s (frames 0-49), *1, paused 1.5 s (frames 50-124), *2, talk 1 s (frames 125-174)
+PAUSE_STEPS: list[sc.Step] = [
+    sc.Talk(1000),
+    sc.DialCode("pause"),
+    sc.Talk(1500),
+    sc.DialCode("resume"),
+    sc.Talk(1000),
+    sc.Hangup("customer"),
+]
+REFUSED_STEPS: list[sc.Step] = [sc.Talk(1000), sc.DialCode("pause"), sc.Talk(1000), sc.Hangup("customer")]
+
+
+def codes_scenario(steps: list[sc.Step]) -> sc.Scenario:
+    return sc.Scenario(
+        "codes",
+        "inbound; the agent dials codes",
+        (sc.PlaceCall("inbound"), sc.Ring(), sc.Answer(), *steps),
+        sc.Expectation(True),
+    )
+
+
+def assert_pause_heard_and_silent(stereo: str | Path, agent_ear: Path, customer_ear: Path) -> None:
+    """PAUSE_STEPS as recorded and heard."""
+    left, right = stereo_frames(stereo)
+    assert len(left) == 175
+    assert_talk(left, right, 0, 50)
+    assert_silent(left, right, 50, 125)
+    assert_talk(left, right, 125, 175)
+    # the confirmation beeps never reached the recording (customer side or agent side) ...
+    assert not frames_with(left + right, CONFIRM)
+    # ... but the agent heard one right after each code, and the customer none
+    beeps = frames_with(ear_frames(agent_ear), CONFIRM)
+    assert beeps and 50 <= beeps[0] < 60 and any(125 <= i < 135 for i in beeps), beeps
+    assert not frames_with(ear_frames(customer_ear), CONFIRM)
+
+
+def assert_refused_heard(stereo: str | Path, agent_ear: Path) -> None:
+    """REFUSED_STEPS: nothing silent in the file, the refusal (not the confirmation) in the agent's ear."""
+    left, right = stereo_frames(stereo)
+    assert_talk(left, right, 0, len(left))
+    heard = ear_frames(agent_ear)
+    assert frames_with(heard, REFUSE) and not frames_with(heard, CONFIRM)
