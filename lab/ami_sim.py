@@ -152,10 +152,12 @@ class AmiSimulator(AmiCalls):
             self._respond(s, aid, False, "Cannot set mute flag")
             return
         for m in targets:
+            was = (m.mute_read, m.mute_write)
             if direction in ("read", "both"):
                 m.mute_read = state
             if direction in ("write", "both"):
                 m.mute_write = state
+            m.mute_changes += was != (m.mute_read, m.mute_write)
         self._respond(s, aid, True)
         self.event("MixMonitorMute", [*self.snap(ch), ("Direction", direction), ("State", "1" if state else "0")])
 

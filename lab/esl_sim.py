@@ -192,10 +192,9 @@ class EslSimulator(EslPbx):
         found = ch.recordings.get(path)
         if found is None:
             return f"-ERR Cannot find media bug for {path}\n" if action != "stop" else "+OK Success\n"
-        if action == "mask":
-            found.masked = True
-        elif action == "unmask":
-            found.masked = False
+        if action in ("mask", "unmask"):
+            found.mask_changes += found.masked != (action == "mask")
+            found.masked = action == "mask"
         elif action == "stop":
             self._close_recording(ch, found)
         else:

@@ -121,13 +121,17 @@ class Transfer:
     for `consult_ms` with the customer on hold, then completes). method: "phone" = the agent's own
     phone does it (SIP REFER; Replaces for attended) — the usual production path, which FreeSWITCH
     does not announce; "pbx" = the PBX is told (FreeSWITCH uuid_transfer / att_xfer, Asterisk
-    Redirect / Atxfer). The target answers after `ring_ms`, unless `outcome` says it is busy: then
-    the attended transfer fails and the agent is back with the customer (the simulated Asterisk plays
-    it for its Atxfer, the simulated FreeSWITCH for the phone's consultation call)."""
+    Redirect / Atxfer); "redirect" (blind only) = another client or the dialplan moves the customer's
+    leg and no event names the target (an AMI Redirect by a CTI application, a uuid_transfer or
+    `transfer` app whose channel carries no transfer history, a REFER naming no target): the first sign
+    of where it goes is the customer's channel dialling the target. The target answers after
+    `ring_ms`, unless `outcome` says it is busy: then the attended transfer fails and the agent is
+    back with the customer (the simulated Asterisk plays it for its Atxfer, the simulated FreeSWITCH
+    for the phone's consultation call)."""
 
     kind: Literal["blind", "attended"] = "blind"
     to: str = "target"
-    method: Literal["phone", "pbx"] = "phone"
+    method: Literal["phone", "pbx", "redirect"] = "phone"
     ring_ms: int = 500
     consult_ms: int = 1000
     outcome: Literal["answer", "busy"] = "answer"

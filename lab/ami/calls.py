@@ -165,10 +165,36 @@ class AmiCalls(AmiPbx):
         self.hangup(call.caller, "16")
         self._calls.pop(call.caller.linkedid, None)
 
-    async def _blind(self, call: SimCall, party: sc.Party, *, announce: bool, ring_ms: int) -> None:
+    @staticmethod
+    def _mute_changes(ch: SimChannel) -> int:
+        return sum(m.mute_changes for m in ch.monitors)
+
+    def _controller_acted(self, ch: SimChannel, before: int) -> bool:
+        """The controller has settled the customer's recording for this transfer: stopped it, or muted
+        it and lifted the mute again."""
+        if not ch.monitors:
+            return True
+        muted = any(m.mute_read or m.mute_write for m in ch.monitors)
+        return self._mute_changes(ch) >= before + 2 and not muted
+
+    async def _talk_until(self, call: SimCall, cond: Callable[[], bool]) -> None:
+        """Audio flows in real time (20 ms frames, whatever the time_scale) until `cond` or
+        settle_timeout: a real PBX does not hold the parties' voices while the controller reacts."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.settle_timeout
+        while not cond() and loop.time() < end:
+            self.advance_audio(20, call.channels)
+            await asyncio.sleep(0.02)
+
+    async def _blind(
+        self, call: SimCall, party: sc.Party, *, announce: bool, ring_ms: int, settle: bool = False
+    ) -> None:
         """BlindTransfer (announce: phone REFER or AMI BlindTransfer, fixtures S8/S3) or Redirect
-        (no transfer event, S3b): the agent leg goes, the customer dials the target."""
+        (no transfer event, S3b): the agent leg goes, the customer dials the target. With `settle` the
+        target rings until the controller has acted on the customer's recording (bounded): a real
+        phone rings far longer than the controller takes to react to the dial."""
         cust, agent = call.customer, call.agent
+        marks = self._mute_changes(cust)
         b = cust.bridge
         if announce:
             self.event("Unhold", self.snap(agent))
@@ -189,6 +215,8 @@ class AmiCalls(AmiPbx):
         self.dial_begin(cust, target, party.number if party.internal else f"trunk/{party.number}")
         self.set_state(target, 5)
         self.event("DialState", [*self.snap(cust), *self.snap(target, "Dest"), ("DialStatus", "RINGING")])
+        if settle:
+            await self._until(lambda: self._controller_acted(cust, marks))
         await self.elapse(ring_ms, call.channels)
         self.set_state(target, 6)
         self.dial_end(cust, target, "ANSWER")
@@ -419,7 +447,7 @@ class AmiCalls(AmiPbx):
             elif isinstance(step, sc.Transfer):
                 party = scenario.parties[step.to]
                 if step.kind == "blind":
-                    await self._blind(call, party, announce=step.method == "phone", ring_ms=step.ring_ms)
+                    await self._blind(call, party, announce=step.method == "phone", ring_ms=step.ring_ms, settle=settle)
                 elif step.method == "phone":
                     await self._attended_phone(call, party, step.ring_ms, step.consult_ms)
                 elif step.outcome == "busy":
@@ -428,7 +456,10 @@ class AmiCalls(AmiPbx):
                     await self._atxfer_consult(call, party, step.ring_ms)
                     await self.elapse(step.consult_ms, call.channels)
                     self._complete_atxfer(call)
-                if settle and scenario.expect.ends_at_transfer:
+                if settle and scenario.expect.ends_at_transfer and step.kind == "blind":
+                    # the target talks at once, as on a real PBX: what the controller lets through is in the file
+                    await self._talk_until(call, lambda c=call: not c.customer.monitors)  # type: ignore[misc]
+                elif settle and scenario.expect.ends_at_transfer:
                     await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
             elif isinstance(step, sc.DialCode):
                 await self._dial_code(call, step, settle)

@@ -16,6 +16,7 @@ class SimMixMonitor:
     write: WavWriter | None  # t(): what is sent to the channel
     mute_read: bool = False
     mute_write: bool = False
+    mute_changes: int = 0  # MixMonitorMute actions that changed a flag (the simulator's view of the controller)
 
     def advance(self, own: int | None, far: int | None, ms: float) -> None:
         """`ms` of audio: `own` / `far` are the tones heard (None = silence)."""

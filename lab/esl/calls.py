@@ -5,6 +5,7 @@ Replaces) and by FreeSWITCH's att_xfer — as in the captures in tests/fixtures/
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid as uuidlib
 from typing import Any
@@ -62,9 +63,13 @@ class CallHandle:
             await sim._elapse(self._live(), step.ms)
             self._customer_recording()
         elif isinstance(step, sc.Transfer):
-            await self._transfer(step)
+            await self._transfer(step, settle)
             if settle and self.scenario.expect.ends_at_transfer:
-                await sim._wait(lambda: not self.customer.recordings)
+                if step.kind == "blind":
+                    # the target talks at once, as on a real PBX: what the controller lets through is in the file
+                    await self._talk_until(lambda: not self.customer.recordings)
+                else:
+                    await sim._wait(lambda: not self.customer.recordings)
         elif isinstance(step, sc.DialCode):
             await self._dial_code(step, settle)
         elif isinstance(step, sc.Hangup):
@@ -233,14 +238,38 @@ class CallHandle:
         sim._hangup_complete(a, "ORIGINATOR_CANCEL")
         sim._destroy(a)
 
-    async def _transfer(self, t: sc.Transfer) -> None:
+    def _mask_changes(self) -> int:
+        c = self.legs.get("customer")
+        return sum(r.mask_changes for r in c.recordings.values()) if c else 0
+
+    def _controller_acted(self, before: int) -> bool:
+        """The controller has settled the customer's recording for this transfer: stopped it, or
+        muted it and lifted the mute again."""
+        c = self.legs["customer"]
+        if not c.recordings:
+            return True
+        return self._mask_changes() >= before + 2 and not any(r.masked for r in c.recordings.values())
+
+    async def _talk_until(self, cond: Any) -> None:
+        """Audio flows in real time (20 ms frames, whatever the time_scale) until `cond` or
+        settle_timeout: a real PBX does not hold the parties' voices while the controller reacts."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.sim.settle_timeout
+        while not cond() and loop.time() < end:
+            self.sim._write_audio(self._live(), 20)
+            await asyncio.sleep(0.02)
+
+    async def _transfer(self, t: sc.Transfer, settle: bool = False) -> None:
         sim = self.sim
         cust, agent = self.legs["customer"], self.legs["agent"]
         target = self.party(t.to)
         if t.kind == "blind":
+            marks = self._mask_changes()
             hist = f"{int(time.time())}:{uuidlib.uuid4()}:bl_xfer:{target.number}/{cust.context}/XML"
             b_extra: dict[str, str] = {}
             a_extra = {"variable_transfer_history": hist, "variable_transfer_source": hist}
+            if t.method == "redirect":
+                a_extra = {}  # nothing names the target: the customer's leg just leaves and dials
             if t.method == "phone":
                 b_extra = {
                     "variable_endpoint_disposition": "BLIND_TRANSFER",
@@ -258,6 +287,9 @@ class CallHandle:
             sim._destroy(agent)
             c = self._originate(cust, target)
             self.legs["target"] = c
+            if settle:
+                # the phone rings longer than the controller takes to react to the dial (bounded)
+                await sim._wait(lambda: self._controller_acted(marks))
             await sim._elapse(self._live(), t.ring_ms)
             sim._answer(c)
             sim._bridge(cust, c)

@@ -14,4 +14,5 @@ class Recording:
     path: str
     writer: WavWriter
     masked: bool = False
+    mask_changes: int = 0  # mask/unmask commands that changed `masked` (the simulator's view of the controller)
     variables: dict[str, str] = field(default_factory=dict)
