@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +94,9 @@ class _Node:
         # recording id → its start request, for starts whose command died with the link (StartInDoubt):
         # repeated at the next resync if the call is still up
         self.starts_in_doubt: dict[str, RecordingRequest] = {}
+        # recording id → the reply to a start command already written (driver.begin_recording), awaited
+        # by the call's chain; the command itself never waits behind journal writes
+        self.pending_starts: dict[str, Awaitable[SpoolFiles]] = {}
 
 
 class Recorder(PauseControl):
@@ -157,6 +160,11 @@ class Recorder(PauseControl):
         for node in self.nodes.values():
             for task in list(node.chains.values()):
                 task.cancel()
+            for pending in node.pending_starts.values():  # replies nobody will read now
+                close = getattr(pending, "close", None)
+                if close is not None:
+                    close()
+            node.pending_starts.clear()
 
     async def _consume(self, node: _Node) -> None:
         async for ev in node.driver.events():
@@ -315,6 +323,14 @@ class Recorder(PauseControl):
             rec_id = str(uuidlib.uuid4())
             node.tracker.recording_started(call, rec_id, decision, wall)
             node.started[rec_id] = asyncio.Event()
+            begin = getattr(node.driver, "begin_recording", None)
+            if begin is not None:
+                # The command goes to the PBX now, in the step that handled the bridge event, ahead of
+                # the journal writes and other calls' work queued on the loop (issue #15). The journal
+                # row follows in the call's chain, as before: a crash in between leaves a recording
+                # running on the PBX that the restart's resync adopts (Asterisk, by its tags) or
+                # starts again (FreeSWITCH), as it did when the command went out from the chain.
+                node.pending_starts[rec_id] = begin(self._request(call, rec_id))
 
     async def _decide(self, node: _Node, call: Call) -> None:
         rec = call.recording
@@ -332,17 +348,12 @@ class Recorder(PauseControl):
             return
         rec_id = rec.id
         wall = rec.timeline.start_wall
-        assert call.customer_leg is not None
-        req = RecordingRequest(
-            recording_id=rec_id,
-            call_id=call.id,
-            customer_leg=call.customer_leg,
-            spool_dir=self.spool_dir,  # the controller's view; the driver maps it to the PBX's record_dir
-        )
+        req = self._request(call, rec_id)
         ready = node.started[rec_id]
         error = ""
+        pending = node.pending_starts.pop(rec_id, None)
         try:
-            files = await node.driver.start_recording(req)
+            files = await (pending if pending is not None else node.driver.start_recording(req))
         except StartInDoubt as e:
             # Journaled as running into the files the command named (the PBX may have started it);
             # the resync after the reconnect starts it again, idempotently, if the call is still up.
@@ -383,6 +394,15 @@ class Recorder(PauseControl):
             self.metrics.inc("callrec_recordings_started_total", pbx=node.driver.name, direction=call.direction.value)
         ready.set()
         self._notify(node, call)
+
+    def _request(self, call: Call, rec_id: str) -> RecordingRequest:
+        assert call.customer_leg is not None
+        return RecordingRequest(
+            recording_id=rec_id,
+            call_id=call.id,
+            customer_leg=call.customer_leg,
+            spool_dir=self.spool_dir,  # the controller's view; the driver maps it to the PBX's record_dir
+        )
 
     def _rows(
         self, node: _Node, call: Call, decision: PolicyDecision, rec_id: str, files: SpoolFiles, wall: float

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,6 +96,7 @@ class AsteriskDriver:
         self.connects = 0  # successful logins so far (for tests and /health)
         self.hold_rebridge = 0.15  # seconds a re-bridge may wait for its transfer event
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._folders: set[str] = set()  # spool day folders made already
 
     @classmethod
     def from_config(cls, pbx: PbxConfig) -> AsteriskDriver:
@@ -253,10 +254,15 @@ class AsteriskDriver:
         for ev in self.translator.flush():
             self._emit(ev)
 
-    async def _send(self, protocol: AmiProtocol, action: dict[str, Any], as_list: bool | None = None) -> Any:
+    def _write(self, protocol: AmiProtocol, action: dict[str, Any], as_list: bool | None = None) -> Any:
+        """Write one action to the transport NOW; the future gets its reply. Every action goes out
+        here (the bench's latency probe stamps it)."""
         if protocol.closed:
             raise AmiLinkLost("AMI link is closed")
-        fut = protocol.send(action, as_list=as_list)
+        return protocol.send(action, as_list=as_list)
+
+    async def _send(self, protocol: AmiProtocol, action: dict[str, Any], as_list: bool | None = None) -> Any:
+        fut = self._write(protocol, action, as_list)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), self.action_timeout)
         except TimeoutError:
@@ -293,52 +299,99 @@ class AsteriskDriver:
         return os.path.join(self.record_dir, os.path.relpath(controller_path, spool_dir))
 
     async def start_recording(self, req: RecordingRequest) -> SpoolFiles:
-        """MixMonitor the customer channel. If our MixMonitor already runs there (a controller killed
-        between the PBX command and its journal row, then a resync), it is re-tagged and its files
-        returned instead of starting a second recording of the same call."""
-        channel = self._channel(req.customer_leg)
+        return await self.begin_recording(req)
+
+    def begin_recording(self, req: RecordingRequest) -> Awaitable[SpoolFiles]:
+        """MixMonitor the customer channel: the actions are written NOW (the recorder calls this in
+        the step that handled the bridge event) and the awaitable gives the files once Asterisk has
+        answered, or raises (never this call itself). If our MixMonitor already runs there (a
+        controller killed between the PBX command and its journal row, then a resync), it is re-tagged
+        and its files returned instead of starting a second recording of the same call."""
+        try:
+            channel = self._channel(req.customer_leg)
+        except PbxCommandError as e:
+            return self._failed(e)
         running = self.translator.recordings.get(req.customer_leg)
         if running is not None and req.files is not None and not running.mixmon_id:
             running = None  # a repeat after a lost link: only a MixMonitor that set its i() id surely runs
         if running is not None and running.files.rx and running.files.tx:
-            await self._checked(
-                {"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": req.recording_id}
-            )
-            log.warning(
-                "asterisk %s: channel %s already records (%s); reusing it for %s",
-                self.name,
-                channel,
-                running.recording_id,
-                req.recording_id,
-            )
-            running.recording_id = req.recording_id
-            return running.files
+            return self._retag(channel, running, req)
         now = datetime.now(UTC)
         files = req.files or SpoolFiles(
             rx=os.path.join(req.spool_dir, spool_relpath(req.recording_id, now, "rx")),
             tx=os.path.join(req.spool_dir, spool_relpath(req.recording_id, now, "tx")),
         )
         assert files.rx and files.tx
-        if not self.record_dir:  # same host: make the day folder (Asterisk does not create it)
-            with contextlib.suppress(OSError):
-                os.makedirs(os.path.dirname(files.rx), exist_ok=True)
+        folder = os.path.dirname(files.rx)
+        if not self.record_dir and folder not in self._folders:  # same host: make the day folder once
+            with contextlib.suppress(OSError):  # (Asterisk does not create it)
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
         rx_pbx = self._pbx_path(files.rx, req.spool_dir)
         tx_pbx = self._pbx_path(files.tx, req.spool_dir)
         tag = RecordingTag(req.recording_id, files)
         self.translator.note_recording(req.customer_leg, tag)  # before the action: MixMonitorStart may come first
         # One round trip, not three: Asterisk runs a connection's actions in order, so the tags are set
         # before MixMonitor starts; only then are the three replies awaited.
-        tags = [
+        actions = [
             {"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": req.recording_id},
             {"Action": "Setvar", "Channel": channel, "Variable": VAR_FILES, "Value": f"{files.rx}|{files.tx}"},
+            {
+                "Action": "MixMonitor",
+                "Channel": channel,
+                # r() = what the customer channel sends (customer), t() = what it is sent (agent)
+                "Options": f"i({VAR_MIXMON})r({rx_pbx})t({tx_pbx})",
+            },
         ]
-        mixmonitor = {
-            "Action": "MixMonitor",
-            "Channel": channel,
-            # r() = what the customer channel sends (customer), t() = what it is sent (agent)
-            "Options": f"i({VAR_MIXMON})r({rx_pbx})t({tx_pbx})",
-        }
-        results = await asyncio.gather(*(self._checked(a) for a in (*tags, mixmonitor)), return_exceptions=True)
+        protocol = self._protocol
+        sent: list[Any] = []
+        for a in actions:
+            try:
+                if protocol is None or not self._connected:
+                    raise AmiLinkLost("no AMI link")
+                sent.append(self._write(protocol, a))
+            except AmiLinkLost as e:
+                sent.append(e)
+        return self._started(req, channel, tag, files, list(zip(actions, sent, strict=True)))
+
+    async def _failed(self, error: Exception) -> SpoolFiles:
+        raise error
+
+    async def _retag(self, channel: str, running: RecordingTag, req: RecordingRequest) -> SpoolFiles:
+        await self._checked(
+            {"Action": "Setvar", "Channel": channel, "Variable": VAR_RECORDING, "Value": req.recording_id}
+        )
+        log.warning(
+            "asterisk %s: channel %s already records (%s); reusing it for %s",
+            self.name,
+            channel,
+            running.recording_id,
+            req.recording_id,
+        )
+        running.recording_id = req.recording_id
+        return running.files
+
+    async def _reply(self, action: dict[str, Any], sent: Any) -> Message:
+        """The reply to an action `_write` sent (or the AmiLinkLost it raised), as `_checked` gives it."""
+        try:
+            if isinstance(sent, BaseException):
+                raise sent
+            try:
+                reply = await asyncio.wait_for(asyncio.shield(sent), self.action_timeout)
+            except TimeoutError:
+                sent.cancel()
+                raise
+        except (AmiLinkLost, TimeoutError) as e:
+            raise PbxUnavailable(f"asterisk {self.name}: {action.get('Action')} got no reply ({e})") from e
+        if not reply.success:
+            raise PbxCommandError(f"asterisk {self.name}: {action['Action']} failed: {header(reply, 'Message')}")
+        assert isinstance(reply, Message)
+        return reply
+
+    async def _started(
+        self, req: RecordingRequest, channel: str, tag: RecordingTag, files: SpoolFiles, sent: list[tuple[Any, Any]]
+    ) -> SpoolFiles:
+        results = await asyncio.gather(*(self._reply(a, f) for a, f in sent), return_exceptions=True)
         reply = results[-1]
         if isinstance(reply, BaseException):
             self.translator.forget_recording(req.customer_leg)
@@ -356,7 +409,6 @@ class AsteriskDriver:
                 failed,
                 req.recording_id,
             )
-        assert isinstance(reply, Message)
         tag.mixmon_id = header(reply, "MixMonitorID")
         return files
 

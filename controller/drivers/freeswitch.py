@@ -1,10 +1,17 @@
 """FreeSWITCH driver: ESL through `greenswitch`, translated into normalized events.
 
 greenswitch is a gevent library. It runs in ONE dedicated thread with its own gevent hub (gevent hubs
-are per thread) and nothing is monkey-patched, so the asyncio service is untouched: commands go in
-with `hub.loop.run_callback_threadsafe`, replies come out with `loop.call_soon_threadsafe`, and events
-in order through a thread-safe deque that wakes the loop once per burst (one self-pipe write per
-event was the driver's largest cost under load).
+are per thread) and nothing is monkey-patched, so the asyncio service is untouched: events come out in
+order through a thread-safe deque that wakes the loop once per burst (one self-pipe write per event
+was the driver's largest cost under load), replies with `loop.call_soon_threadsafe`.
+
+Commands from asyncio are written to the socket BY THE ASYNCIO THREAD, at once (`api_begin`): the
+reply waiter is queued in greenswitch's reply list and the bytes written under one lock shared with
+the hub's own writers, so replies still match commands in order. Handing the write to the hub
+thread instead (`run_callback_threadsafe`) cost a second thread switch per command, and under load
+that switch waited for the GIL up to the 5 ms switch interval — the bulk of the recording-start
+latency (issue #15). A write that would block (the PBX not reading) waits on the fd with `select`,
+bounded by the command timeout.
 
 The driver translates and never decides (see `translate`). Recording commands use `api` (greenswitch
 merges an event body into its last header, which would garble `bgapi` results). The connection is
@@ -17,13 +24,15 @@ recordings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import select
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -237,11 +246,85 @@ def live_channels_from(channels: list[dict[str, Any]], calls: list[dict[str, Any
 # ---- the gevent side ----------------------------------------------------------------------------
 
 
+def _write_all(fd: int, payload: bytes, timeout: float) -> None:
+    """Write all of `payload` to a non-blocking socket fd from any thread (gevent's own send would
+    park the calling greenlet on the hub of the thread it runs in)."""
+    view = memoryview(payload)
+    deadline = 0.0
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+            continue
+        except BlockingIOError:
+            pass
+        now = time.monotonic()
+        deadline = deadline or now + timeout
+        if now >= deadline:
+            raise TimeoutError("ESL socket not writable")
+        select.select([], [fd], [], deadline - now)
+
+
+class _LoopReply:
+    """A reply waiter for greenswitch's reply list, standing for a command the asyncio thread wrote:
+    the reader greenlet calls `set` / `set_exception` in the hub thread; the result crosses to the
+    loop's future with `call_soon_threadsafe`."""
+
+    __slots__ = ("_done", "fut", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[str]) -> None:
+        self.loop, self.fut, self._done = loop, fut, False
+
+    def ready(self) -> bool:
+        return self._done
+
+    def _deliver(self, value: str | None, exc: BaseException | None) -> None:
+        fut = self.fut
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value or "")
+
+    def set(self, event: Any = None) -> None:
+        self._done = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self._deliver, getattr(event, "data", "") or "", None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._done = True
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._deliver, None, PbxUnavailable(f"ESL link lost: {exc!r}"))
+
+
 def _greenswitch_connection(host: str, port: int, password: str, timeout: float) -> Any:
     """An InboundESL whose reader survives a socket closed mid-frame (the stock one spins on EOF)."""
     import greenswitch
 
     class _Conn(greenswitch.InboundESL):  # type: ignore[misc]
+        def __init__(self, *a: Any, **kw: Any) -> None:
+            super().__init__(*a, **kw)
+            self.wlock = threading.Lock()  # one writer at a time: the hub's greenlets or the asyncio thread
+
+        def write_command(self, data: str, waiter: Any) -> None:
+            """Queue `waiter` for the reply and write the command, as one step for every thread, so
+            replies (matched in order by the reader greenlet) go to the right waiter. Never yields to
+            the gevent hub while holding the lock (that could deadlock a second hub-side writer)."""
+            payload = (data + "\n\n").encode()
+            with self.wlock:
+                if not getattr(self, "connected", False) or not getattr(self, "_run", False):
+                    raise greenswitch.esl.NotConnectedError("not connected")
+                self._commands_sent.append(waiter)
+                try:
+                    _write_all(self.sock.fileno(), payload, self.timeout or 5.0)
+                except (OSError, TimeoutError):
+                    # a partial write leaves the stream unusable: stop reading, the supervisor reconnects
+                    self._commands_sent.remove(waiter)
+                    self._run = False
+                    with contextlib.suppress(OSError):
+                        self.sock.shutdown(2)
+                    raise
+
         @staticmethod
         def _read_socket(sock: Any, length: int) -> str:
             data = b""
@@ -298,9 +381,11 @@ def _greenswitch_connection(host: str, port: int, password: str, timeout: float)
                 buf += text
             if buf:
                 self.closed_reason = getattr(self, "closed_reason", "") or "socket closed mid-frame"
-            self._run = False
-            self.connected = False
-            for pending in self._commands_sent:
+            with self.wlock:  # no writer queues a waiter after this: it sees connected = False
+                self._run = False
+                self.connected = False
+                waiting = list(self._commands_sent)
+            for pending in waiting:
                 if not pending.ready():
                     pending.set_exception(greenswitch.esl.NotConnectedError("connection lost"))
             try:
@@ -350,6 +435,7 @@ class FreeSwitchDriver:
         self._running = False
         self._connected = False
         self.connects = 0  # successful (re)connects, for tests and metrics
+        self._folders: set[str] = set()  # spool day folders made already
 
     # ---- lifecycle ----
     @property
@@ -393,10 +479,23 @@ class FreeSwitchDriver:
 
     # ---- commands ----
     async def api(self, command: str) -> str:
-        if not self._connected or self._hub is None or self._loop is None:
+        return await self.api_reply(command, self.api_begin(command))
+
+    def api_begin(self, command: str) -> asyncio.Future[str]:
+        """Write `api <command>` to the socket NOW, from the calling (asyncio) thread; the future gets
+        the reply body. Raises PbxUnavailable at once when there is no link to write to."""
+        conn, loop = self._conn, self._loop
+        if not self._connected or conn is None or loop is None:
             raise PbxUnavailable(f"{self.name}: not connected to FreeSWITCH")
-        fut: asyncio.Future[str] = self._loop.create_future()
-        self._hub.loop.run_callback_threadsafe(self._spawn_api, command, fut)
+        fut: asyncio.Future[str] = loop.create_future()
+        try:
+            self._write(conn, "api " + command, _LoopReply(loop, fut))
+        except Exception as e:  # NotConnectedError, OSError, TimeoutError: the link is going down
+            raise PbxUnavailable(f"{self.name}: api {command.split(' ', 1)[0]} failed: {e!r}") from e
+        return fut
+
+    async def api_reply(self, command: str, fut: asyncio.Future[str]) -> str:
+        """The reply to a command `api_begin` wrote; -ERR / -USAGE raise PbxCommandError."""
         reply = await asyncio.wait_for(fut, self.command_timeout + 1)
         if reply.startswith("-ERR") or reply.startswith("-USAGE"):
             raise PbxCommandError(f"{self.name}: api {command.split(' ', 1)[0]}: {reply.strip()}")
@@ -410,7 +509,13 @@ class FreeSwitchDriver:
         return os.path.join(self.record_dir, rel)
 
     async def start_recording(self, req: RecordingRequest) -> SpoolFiles:
-        """Journal and finalize see `path` under the controller's spool; FreeSWITCH gets its own view."""
+        return await self.begin_recording(req)
+
+    def begin_recording(self, req: RecordingRequest) -> Awaitable[SpoolFiles]:
+        """Write `uuid_record … start` NOW (the recorder calls this in the same step as the bridge
+        event that decided it); the awaitable gives the files once FreeSWITCH has answered, or raises
+        (never this call itself). Journal and finalize see `path` under the controller's spool;
+        FreeSWITCH gets its own view."""
         base = req.spool_dir or self.spool_dir
         if req.files is not None and req.files.stereo:
             # a repeat after the link died mid-start: the same path, which FreeSWITCH records once per
@@ -421,22 +526,40 @@ class FreeSwitchDriver:
             d = datetime.now(UTC)
             rel = os.path.join(f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{req.recording_id}.wav")
             path = os.path.join(base, rel)
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        except OSError:
-            pass  # the PBX may see the spool on another host; it creates the directories itself
+        folder = os.path.dirname(path)
+        if folder not in self._folders:  # one mkdir per day, not one stat per call
+            try:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+            except OSError:
+                pass  # the PBX may see the spool on another host; it creates the directories itself
         pbx_path = os.path.join(self.record_dir, rel) if self.record_dir else path
         tags = {RECORDING_ID_VAR: req.recording_id, "callrec_call_id": req.call_id, **req.tags}
         # Customer leg's READ stream (its far end = the customer) is LEFT with RECORD_STEREO (fixtures).
         vars_ = ",".join([f"{k}={v}" for k, v in tags.items()] + ["RECORD_STEREO=true", "record_sample_rate=8000"])
+        command = f"uuid_record {req.customer_leg} start {pbx_path} 0 {{{vars_}}}"
+        files = SpoolFiles(stereo=path)
         try:
-            await self.api(f"uuid_record {req.customer_leg} start {pbx_path} 0 {{{vars_}}}")
+            fut: asyncio.Future[str] | None = self.api_begin(command)
+            error: PbxUnavailable | None = None
+        except PbxUnavailable as e:
+            fut, error = None, e
+        return self._started(command, fut, error, files)
+
+    async def _started(
+        self, command: str, fut: asyncio.Future[str] | None, error: PbxUnavailable | None, files: SpoolFiles
+    ) -> SpoolFiles:
+        try:
+            if error is not None:
+                raise error
+            assert fut is not None
+            await self.api_reply(command, fut)
         except PbxUnavailable as e:
             conn = self._conn
             if conn is None or not conn.connected:  # the link died: a reconnect and resync will follow
-                raise StartInDoubt(str(e), SpoolFiles(stereo=path)) from e
+                raise StartInDoubt(str(e), files) from e
             raise
-        return SpoolFiles(stereo=path)
+        return files
 
     async def pause_recording(self, leg: str, files: SpoolFiles) -> None:
         await self.api(f"uuid_record {leg} mask {self.pbx_path(files.stereo or '')}")
@@ -495,45 +618,17 @@ class FreeSwitchDriver:
             except OSError:
                 pass
 
-    def _spawn_api(self, command: str, fut: asyncio.Future[str]) -> None:
-        import gevent
-
-        gevent.spawn(self._api_in_hub, command, fut)
-
-    def _resolve(self, fut: asyncio.Future[str], value: str | None, exc: BaseException | None) -> None:
-        def done() -> None:
-            if fut.done():
-                return
-            if exc is not None:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(value or "")
-
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(done)
+    def _write(self, conn: Any, data: str, waiter: Any) -> None:
+        """Every command goes out here, from either thread (the bench's latency probe stamps it)."""
+        conn.write_command(data, waiter)
 
     def _send(self, conn: Any, data: str) -> Any:
+        """A command from the hub thread (subscription, resync listing), waiting for its reply."""
         import gevent.event
-        import greenswitch
 
-        if not conn.connected:
-            raise greenswitch.esl.NotConnectedError()
         result = gevent.event.AsyncResult()
-        conn._commands_sent.append(result)
-        conn.sock.sendall((data + "\n\n").encode())
+        self._write(conn, data, result)
         return result.get(timeout=self.command_timeout)
-
-    def _api_in_hub(self, command: str, fut: asyncio.Future[str]) -> None:
-        conn = self._conn
-        try:
-            if conn is None:
-                raise PbxUnavailable(f"{self.name}: not connected")
-            resp = self._send(conn, "api " + command)
-            self._resolve(fut, getattr(resp, "data", "") or "", None)
-        except PbxUnavailable as e:
-            self._resolve(fut, None, e)
-        except Exception as e:
-            self._resolve(fut, None, PbxUnavailable(f"{self.name}: api {command.split(' ', 1)[0]} failed: {e!r}"))
 
     def _supervise(self) -> None:
         import gevent
@@ -591,7 +686,9 @@ class FreeSwitchDriver:
                 self._connected = False
                 self._conn = None
                 if conn is not None:
-                    conn._run = False
+                    with getattr(conn, "wlock", contextlib.nullcontext()):  # no write races the close
+                        conn._run = False
+                        conn.connected = False
                     try:
                         conn.sock.close()
                     except Exception:

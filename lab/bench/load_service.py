@@ -37,7 +37,8 @@ UNMATCHED = [0]
 
 
 class ProbedFreeSwitch(FreeSwitchDriver):
-    """Stamps happen in the greenswitch hub thread, where the frame is parsed and the command written."""
+    """The bridge is stamped in the greenswitch hub thread, where the frame is parsed; the command where
+    it is written to the socket (`_write`, in whichever thread writes it)."""
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
@@ -52,7 +53,7 @@ class ProbedFreeSwitch(FreeSwitchDriver):
                     self.bridged_at[leg] = now
         super()._on_event(event)
 
-    def _send(self, conn: Any, data: str) -> Any:
+    def _write(self, conn: Any, data: str, waiter: Any) -> None:
         if data.startswith("api uuid_setvar "):
             t0 = self.bridged_at.get(data.split()[2])
             if t0 is not None:
@@ -66,7 +67,7 @@ class ProbedFreeSwitch(FreeSwitchDriver):
             else:
                 LATENCIES.append(now - t0)
                 STAMPS.append(t0)
-        return super()._send(conn, data)
+        super()._write(conn, data, waiter)
 
 
 class ProbedAsterisk(AsteriskDriver):
@@ -95,7 +96,7 @@ class ProbedAsterisk(AsteriskDriver):
                 self.linked.pop(name, None)
         super()._on_message(msg)
 
-    async def _send(self, protocol: Any, action: dict[str, Any], as_list: bool | None = None) -> Any:
+    def _write(self, protocol: Any, action: dict[str, Any], as_list: bool | None = None) -> Any:
         if action.get("Action") == "Setvar" and action.get("Variable") == VAR_RECORDING:
             linked = self.linked.get(str(action.get("Channel")))
             t0 = self.bridged_at.get(linked) if linked else None
@@ -110,7 +111,7 @@ class ProbedAsterisk(AsteriskDriver):
             else:
                 LATENCIES.append(now - t0)
                 STAMPS.append(t0)
-        return await super()._send(protocol, action, as_list)
+        return super()._write(protocol, action, as_list)
 
 
 def probed_driver(pbx: PbxConfig, config: Config) -> PbxDriver:
