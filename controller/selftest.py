@@ -54,7 +54,7 @@ from controller.metrics import Metrics
 from controller.policy import Account, AccountSettings, NumberOverride, PolicyError, PolicySet
 from controller.recorder import Recorder
 from controller.service import PolicyCache, make_driver
-from lab.tones import AGENT_HZ, CUSTOMER_HZ, TARGET_HZ, channel_timeline, read_wav
+from lab.tones import AGENT_HZ, CUSTOMER_HZ, TARGET_HZ, channel_timeline, read_wav, tone_frames
 from storage import crypto, db, repo
 from storage.finalize import FinalizeWorker
 from storage.playback import decrypted_audio_file
@@ -128,6 +128,14 @@ class Originator(Protocol):
 
     async def transfer(self, call: PlacedCall, target: str) -> None:
         """Blind-transfer the customer to `target` (the PBX does it, like an agent's transfer key)."""
+
+    # Whether `redirect` leaves an event that names the target (FreeSWITCH: the customer leg's
+    # transfer_history) — then the rule stops at that event, with no transfer mute to show.
+    redirect_named: bool
+
+    async def redirect(self, call: PlacedCall, target: str) -> None:
+        """Move the customer's channel to `target` the way a CTI application or another client does,
+        with no transfer event (Asterisk `Redirect`, FreeSWITCH `uuid_transfer` of the customer leg)."""
 
     async def hangup(self, call: PlacedCall) -> None:
         """The calling phone hangs up (customer for inbound, agent for outbound)."""
@@ -220,6 +228,7 @@ class Plan:
     pause: bool = False
     transfer: bool = False
     stops_at_transfer: bool = False
+    redirect: bool = False  # the transfer is a redirect of the customer's channel (no transfer event)
     description: str = ""
 
 
@@ -241,6 +250,16 @@ PLANS: tuple[Plan, ...] = (
         DID_XFER_CONTINUE,
         transfer=True,
         description="inbound; blind transfer to an external number, continue_on_external_transfer=true",
+    ),
+    Plan(
+        "xfer-redirect",
+        "inbound",
+        DID_XFER_STOP,
+        transfer=True,
+        stops_at_transfer=True,
+        redirect=True,
+        description="inbound; the customer's channel redirected to an external number by another client"
+        " (no transfer event), continue_on_external_transfer=false",
     ),
 )
 
@@ -504,7 +523,7 @@ class Selftest:
                 await asyncio.sleep(talk * 0.7)
             elif plan.transfer:
                 await asyncio.sleep(talk * 0.7)
-                await o.transfer(call, TARGET)
+                await (o.redirect if plan.redirect else o.transfer)(call, TARGET)
                 await asyncio.sleep(talk)
             else:
                 await asyncio.sleep(talk)
@@ -601,6 +620,8 @@ class Selftest:
             self._check_pause(name, tl, timeline)
         if plan.transfer:
             self._check_transfer(name, plan, tl, timeline, row, audio_ms)
+        if plan.stops_at_transfer:
+            self._check_no_target_frame(name, plan, frames, timeline)
         elif not plan.pause:
             self.check(name, "stop reason", row["stop_reason"] == "hangup", f"{row['stop_reason']}")
         return out
@@ -679,6 +700,25 @@ class Selftest:
                 "target (660 Hz) recorded after the transfer",
                 row["stop_reason"] == "hangup" and len(after) >= 2,
                 f"stop reason {row['stop_reason']}, {len(after)} window(s) of 660 Hz after {at} ms",
+            )
+
+    def _check_no_target_frame(self, name: str, plan: Plan, frames: Any, timeline: dict) -> None:
+        """Issue #13 §1: not one 20 ms frame of the external party, however the transfer was made; a
+        redirect nothing announces shows the transfer mute that kept it out."""
+        hits = [i for i, f in enumerate(tone_frames(frames, TARGET_HZ, 20)) if any(f)]
+        self.check(
+            name,
+            "no 20 ms frame of the target (660 Hz)",
+            not hits,
+            f"{len(hits)} frame(s) with 660 Hz" + (f", first at {hits[0] * 20} ms" if hits else ""),
+        )
+        if plan.redirect and not self.originator.redirect_named:
+            mutes = [p for p in timeline.get("pauses") or [] if p.get("kind") == "transfer_mute"]
+            self.check(
+                name,
+                "transfer mute journaled",
+                len(mutes) == 1 and mutes[0].get("outcome") == "stopped" and mutes[0].get("end_ms") is not None,
+                json.dumps(mutes),
             )
 
 

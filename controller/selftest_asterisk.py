@@ -33,6 +33,7 @@ from controller.selftest import AGENT_EXT, AST_CONTEXT, AST_PHONES, DID_RECORD, 
 
 class AsteriskOriginator:
     kind = "asterisk"
+    redirect_named = False  # a Redirect sends no transfer event: the transfer mute must show
 
     def __init__(self, host: str, port: int, username: str, secret: str) -> None:
         self.host, self.port, self.username, self._secret = host, port, username, secret
@@ -102,6 +103,8 @@ class AsteriskOriginator:
             f"outbound: Originate Channel=Local/{AGENT_EXT}@{AST_PHONES}/n Context={AST_CONTEXT} Exten=<customer>"
             " ChannelId=U",
             f"transfer: BlindTransfer Channel=<agent channel> Exten=+15550130001 Context={AST_CONTEXT}",
+            f"redirect: Redirect Channel=<channel U> Exten=+15550130001 Context={AST_CONTEXT} Priority=1"
+            " (as a CTI application does: no transfer event)",
             "hangup: Hangup Channel=<channel U>",
         ]
 
@@ -164,6 +167,19 @@ class AsteriskOriginator:
         agent = header(dial, "DestChannel")
         call.handle["agent_channel"] = agent
         await self._checked({"Action": "BlindTransfer", "Channel": agent, "Exten": target, "Context": AST_CONTEXT})
+
+    async def redirect(self, call: PlacedCall, target: str) -> None:
+        channel = call.handle.get("channel")
+        if not channel:
+            raise SelftestError("the customer's channel is not known: cannot redirect it")
+        if (
+            await self.wait_event(lambda m: header(m, "Event") == "BridgeEnter" and header(m, "Channel") == channel, 10)
+            is None
+        ):
+            raise SelftestError("the customer's channel never entered a bridge")
+        await self._checked(
+            {"Action": "Redirect", "Channel": channel, "Exten": target, "Context": AST_CONTEXT, "Priority": "1"}
+        )
 
     async def hangup(self, call: PlacedCall) -> None:
         channel = call.handle.get("channel")

@@ -127,6 +127,8 @@ class EslClient:
 
 class FreeSwitchOriginator:
     kind = "freeswitch"
+    # uuid_transfer IS FreeSWITCH's redirect; the customer leg's transfer_history names the number
+    redirect_named = True
 
     def __init__(self, host: str, port: int, password: str) -> None:
         self.esl = EslClient(host, port, password)
@@ -144,6 +146,7 @@ class FreeSwitchOriginator:
             f"outbound: bgapi originate {{origination_uuid=U,origination_caller_id_number={AGENT_EXT},"
             f"{TAG_VAR}=T,loopback_bowout=false}}loopback/<customer>/{FS_CONTEXT} {AGENT_EXT} XML {FS_PHONES}",
             f"transfer: api uuid_transfer <customer PBX leg> +15550130001 XML {FS_CONTEXT}",
+            "redirect: the same uuid_transfer (another ESL client moving the customer's leg)",
             "hangup: api uuid_kill U",
         ]
 
@@ -207,6 +210,9 @@ class FreeSwitchOriginator:
         reply = await self.esl.command(f"api uuid_transfer {leg} {target} XML {FS_CONTEXT}")
         if not reply.startswith("+OK"):
             raise SelftestError(f"uuid_transfer: {reply.strip()}")
+
+    async def redirect(self, call: PlacedCall, target: str) -> None:
+        await self.transfer(call, target)
 
     async def hangup(self, call: PlacedCall) -> None:
         u = call.handle.get("handset_uuid")

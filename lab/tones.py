@@ -269,3 +269,25 @@ def frame_tones(samples: np.ndarray, frame_ms: int = 20, rate: int = SAMPLE_RATE
     """Dominant frequency of every `frame_ms` frame of one channel (None = silence), unrounded."""
     n = rate * frame_ms // 1000
     return [dominant_hz(samples[i : i + n], rate) for i in range(0, len(samples) - n + 1, n)]
+
+
+def tone_amplitude(samples: np.ndarray, hz: float, rate: int = SAMPLE_RATE) -> float:
+    """Amplitude of the `hz` component of `samples` (one channel), by a Hann-windowed DFT at exactly
+    that frequency: a sine of amplitude A gives ~A; a tone 4+ DFT bins away stays below A/100."""
+    x = samples.astype(np.float64)
+    if x.size == 0:
+        return 0.0
+    w = np.hanning(x.size)
+    n = np.arange(x.size)
+    return float(2 * abs(np.sum(w * x * np.exp(-2j * np.pi * hz * n / rate))) / np.sum(w))
+
+
+def tone_frames(frames: np.ndarray, hz: float, frame_ms: int = 20, rate: int = SAMPLE_RATE) -> list[tuple[bool, ...]]:
+    """Per `frame_ms` frame of (n, channels) samples, per channel: does it carry `hz` at -20 dB of the
+    lab's tone amplitude or more? Frame-exact proof that a party is (or is not) in a recording."""
+    size = rate * frame_ms // 1000
+    channels = frames.shape[1]
+    return [
+        tuple(tone_amplitude(frames[i : i + size, c], hz, rate) >= AMPLITUDE / 10 for c in range(channels))
+        for i in range(0, len(frames) - size + 1, size)
+    ]

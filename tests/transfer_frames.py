@@ -1,40 +1,26 @@
 """Frame-exact checks for transfers (issue #13 §1): which 20 ms frames of a stereo recording carry a
 party's tone, and the blind-transfer-to-an-external-number scenarios both simulators play.
 
-A frame "carries" a tone when the tone's amplitude, estimated by a Hann-windowed DFT at exactly that
-frequency, is at least a tenth of the lab's tone amplitude (-20 dB): one 20 ms frame of the external
-party is found, while the neighbouring parties' tones (440 / 880 Hz, 4+ bins away) stay far below.
+A frame "carries" a tone as `lab.tones.tone_frames` says (-20 dB of the lab's tone amplitude at
+exactly that frequency): one 20 ms frame of the external party is found, while the neighbouring
+parties' tones (440 / 880 Hz) stay far below.
 """
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
-
 from lab import scenarios as sc
-from lab.tones import AMPLITUDE, SAMPLE_RATE, read_wav
+from lab.tones import SAMPLE_RATE, read_wav, tone_frames
 
 FRAME_MS = 20
-FRAME = SAMPLE_RATE * FRAME_MS // 1000
-
-
-def tone_amplitude(samples: np.ndarray, hz: float, rate: int = SAMPLE_RATE) -> float:
-    """Amplitude of the `hz` component of one frame (a full-scale sine of amplitude A gives ~A)."""
-    x = samples.astype(np.float64)
-    w = np.hanning(x.size)
-    n = np.arange(x.size)
-    return float(2 * abs(np.sum(w * x * np.exp(-2j * np.pi * hz * n / rate))) / np.sum(w))
 
 
 def frames_with_tone(path: str | os.PathLike[str], hz: float) -> list[tuple[bool, ...]]:
     """Per 20 ms frame, per channel: does it carry `hz`?"""
-    rate, channels, frames = read_wav(path)
+    rate, _, frames = read_wav(path)
     assert rate == SAMPLE_RATE
-    out = []
-    for i in range(0, len(frames) - FRAME + 1, FRAME):
-        out.append(tuple(tone_amplitude(frames[i : i + FRAME, c], hz) >= AMPLITUDE / 10 for c in range(channels)))
-    return out
+    return tone_frames(frames, hz, FRAME_MS)
 
 
 def blind_external(method: str, continue_rule: bool) -> sc.Scenario:
