@@ -154,9 +154,18 @@ class ApiConfig:
     enabled: bool = True
 
 
+def default_finalize_workers() -> int:
+    """One finalize job loop per core this process may run on: encryption is the CPU-heavy part of
+    a recording's life, and each loop already overlaps its job's disk waits with its next job."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class FinalizeConfig:
-    workers: int = 2
+    workers: int = field(default_factory=default_finalize_workers)
     max_attempts: int = 20
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0

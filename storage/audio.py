@@ -1,7 +1,8 @@
 """Spool audio preparation: WAV header repair, Asterisk leg join (customer LEFT), mono mix.
 
-Everything streams in fixed-size chunks so an hour-long call costs the same memory as a minute. The
-per-chunk sample work is done by pydub (array slicing / audioop underneath); the RIFF header parsing is
+Everything streams in fixed-size chunks so an hour-long call costs the same memory as a minute. Joining
+two legs of one format into stereo is a numpy byte interleave; conversions (legs of different
+rates/widths) and mono mixes are pydub's (audioop underneath); the RIFF header parsing is
 ours because no library repairs a header that lies about its sizes — they all trust it.
 """
 
@@ -14,6 +15,8 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 with warnings.catch_warnings():  # pydub warns about ffmpeg at import; we only use its PCM helpers
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -179,6 +182,9 @@ def _joined_data(
     width = max(i.sample_width for i in (cinfo, ainfo) if i)
     cit = _read_frames(cpath, cinfo, CHUNK_FRAMES) if cpath and cinfo else iter(())
     ait = _read_frames(apath, ainfo, CHUNK_FRAMES) if apath and ainfo else iter(())
+    if stereo and all((i.rate, i.sample_width) == (rate, width) for i in (cinfo, ainfo) if i):
+        yield from _interleaved(cit, ait, width)  # the common case: one MixMonitor, one format
+        return
     while True:
         craw, araw = next(cit, None), next(ait, None)
         if craw is None and araw is None:
@@ -191,6 +197,30 @@ def _joined_data(
         cseg = _pad(cseg, n, rate, width)
         aseg = _pad(aseg, n, rate, width)
         yield AudioSegment.from_mono_audiosegments(cseg, aseg).raw_data if stereo else _mix(cseg, aseg)
+
+
+def _interleaved(cit: Iterator[bytes], ait: Iterator[bytes], width: int) -> Iterator[bytes]:
+    """Two mono legs of one format → stereo frames (customer LEFT, agent RIGHT), chunk by chunk.
+
+    Interleaving is a byte copy, whatever the sample width: frame i of the output is sample i of the
+    customer then sample i of the agent. numpy does it in one strided copy per chunk instead of
+    pydub's per-sample work; a leg that ends first is padded with zero bytes, exactly as before.
+    """
+    # one sample = one element where numpy has an integer of that size; 24-bit samples = 3 bytes
+    dtype, per = (np.dtype(f"<u{width}"), 1) if width in (1, 2, 4, 8) else (np.dtype(np.uint8), width)
+    while True:
+        craw, araw = next(cit, None), next(ait, None)
+        if craw is None and araw is None:
+            return
+        n = max(len(x) for x in (craw, araw) if x is not None) // width
+        out = np.empty((n, 2, per), dtype=dtype)
+        for side, raw in ((0, craw), (1, araw)):
+            have = 0
+            if raw:
+                have = len(raw) // width
+                out[:have, side, :] = np.frombuffer(raw, dtype=dtype, count=have * per).reshape(have, per)
+            out[have:, side, :] = 0
+        yield out.tobytes()
 
 
 def wav_header(channels: int, rate: int, sample_width: int, data_size: int) -> bytes:

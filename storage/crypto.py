@@ -11,18 +11,19 @@ import base64
 import hashlib
 import io
 import os
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pyrage
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pyrage import x25519
+
+from storage import streamhash
 
 
 class EncryptionConfigError(ValueError):
@@ -106,26 +107,16 @@ class EncryptResult:
     key_ids: tuple[str, ...]
 
 
-def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def encrypt_file(src: Path, dst: Path, recipients: list[x25519.Recipient]) -> EncryptResult:
+def encrypt_file(
+    src: Path, dst: Path, recipients: list[x25519.Recipient], *, on_encrypted: Callable[[], None] | None = None
+) -> EncryptResult:
     """Encrypt `src` into `dst` (streaming, constant memory), with SHA-256 of plaintext and ciphertext.
 
-    The hashes run in worker threads next to the encryption (hashlib releases the GIL on large
-    blocks), and the ciphertext is hashed while it is being fsynced, so on two cores the whole thing
-    costs little more than the encryption itself. Written to `dst.part` and renamed once durable: a
-    crash never leaves a truncated `dst`. The source must not change meanwhile (checked).
+    One pass: each block is read once, hashed on a side thread as it enters the encryptor, and each
+    ciphertext write is hashed on another side thread as it leaves (see storage/streamhash.py) — no
+    file is read twice. Written to `dst.part`, fsynced, then renamed: `dst` only ever exists durable
+    and complete. `on_encrypted` is called once the CPU work is done, before the fsync, so the caller
+    can start its next job while the disk catches up. The source must not change meanwhile (checked).
     """
     before = src.stat()
 
@@ -134,80 +125,48 @@ def encrypt_file(src: Path, dst: Path, recipients: list[x25519.Recipient]) -> En
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             raise OSError(f"{src} changed while it was being encrypted")
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callrec-hash") as hasher:
-        plain = hasher.submit(_file_sha256, src)
-        with open(src, "rb") as fin:
-            return _encrypt(fin, dst, recipients, lambda: (plain.result(), before.st_size), check)
+    with open(src, "rb", buffering=0) as fin:
+        return _encrypt(streamhash.file_chunks(fin), dst, recipients, check, on_encrypted)
 
 
-def encrypt_chunks(chunks: Iterator[bytes], dst: Path, recipients: list[x25519.Recipient]) -> EncryptResult:
-    """Encrypt a stream of plaintext chunks (e.g. legs joined on the fly), hashing them on a side thread."""
-    h, size = hashlib.sha256(), 0
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callrec-hash") as hasher:
-
-        def hashed() -> Iterator[bytes]:
-            nonlocal size
-            pending: deque[Future[None]] = deque()
-            for c in chunks:
-                pending.append(hasher.submit(h.update, c))  # FIFO on one thread: in order, off the GIL
-                if len(pending) > 8:  # bounded: memory stays constant even if hashing falls behind
-                    pending.popleft().result()
-                size += len(c)
-                yield c
-
-        reader = io.BufferedReader(_ChunkReader(hashed()), buffer_size=1 << 20)
-
-        def digest() -> tuple[str, int]:
-            hasher.shutdown(wait=True)
-            return h.hexdigest(), size
-
-        return _encrypt(reader, dst, recipients, digest, lambda: None)
-
-
-class _ChunkReader(io.RawIOBase):
-    """A raw stream over an iterator of bytes (wrapped in a BufferedReader, pyrage's 8 KiB reads stay in C)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._it, self._buf = chunks, memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self._buf:
-            nxt = next(self._it, None)
-            if nxt is None:
-                return 0
-            self._buf = memoryview(nxt)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+def encrypt_chunks(
+    chunks: Iterator[bytes],
+    dst: Path,
+    recipients: list[x25519.Recipient],
+    *,
+    on_encrypted: Callable[[], None] | None = None,
+) -> EncryptResult:
+    """Encrypt a stream of plaintext chunks (e.g. legs joined on the fly); hashed like `encrypt_file`."""
+    return _encrypt(chunks, dst, recipients, lambda: None, on_encrypted)
 
 
 def _encrypt(
-    reader: Any,
+    chunks: Iterator[bytes],
     dst: Path,
     recipients: list[x25519.Recipient],
-    plain_digest: Callable[[], tuple[str, int]],
     check: Callable[[], None],
+    on_encrypted: Callable[[], None] | None = None,
 ) -> EncryptResult:
     part = dst.with_name(dst.name + ".part")
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="callrec-hash") as pool:
-        try:
-            with open(part, "wb") as fout:
-                pyrage.encrypt_io(reader, fout, recipients)
-            synced = pool.submit(_fsync, part)
-            cipher_hash = pool.submit(_file_sha256, part)
-            synced.result()
-            plain, plain_size = plain_digest()
-            cipher = cipher_hash.result()
-            check()
-            os.replace(part, dst)
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-    return EncryptResult(plain, plain_size, cipher, dst.stat().st_size, tuple(key_id(str(x)) for x in recipients))
+    plain, cipher = streamhash.SideHash("plain"), streamhash.SideHash("cipher")
+    try:
+        reader = io.BufferedReader(streamhash.HashingSource(chunks, plain), buffer_size=streamhash.BATCH)
+        with open(part, "wb", buffering=0) as fout:
+            sink = streamhash.HashingSink(fout, cipher)  # type: ignore[arg-type]
+            pyrage.encrypt_io(reader, sink, recipients)
+            sink.flush()
+            if on_encrypted is not None:
+                on_encrypted()
+            os.fsync(fout.fileno())  # the hash threads finish meanwhile
+        plain_sha, cipher_sha = plain.result(), cipher.result()
+        check()
+        os.replace(part, dst)
+    except BaseException:
+        plain.close()
+        cipher.close()
+        part.unlink(missing_ok=True)
+        raise
+    return EncryptResult(plain_sha, plain.size, cipher_sha, cipher.size, tuple(key_id(str(x)) for x in recipients))
 
 
 def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: list[x25519.Identity]) -> str:
@@ -251,8 +210,13 @@ def rewrap(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="callrec-rewrap") as ex:
         done = ex.submit(decrypt)
+
+        def decrypted() -> None:  # before the rename: a failed decryption never leaves a truncated `dst`
+            done.result()
+
         with os.fdopen(r_fd, "rb") as reader:  # closed on any error: a blocked writer gets EPIPE
-            return _encrypt(reader, dst, recipients, lambda: (done.result(), size), lambda: None)
+            enc = _encrypt(streamhash.file_chunks(reader), dst, recipients, decrypted)
+        return EncryptResult(done.result(), size, enc.cipher_sha256, enc.cipher_size, enc.key_ids)
 
 
 # ---- Ed25519 signing ---------------------------------------------------------------------------

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import resource
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +43,10 @@ STEPS = ("wait_closed", "prepare", "encrypt", "manifest", "upload", "commit", "c
 WORK_DIR_NAME = ".callrec-work"
 REQUEUE_CHECK_SECONDS = 15.0  # how soon a recording waiting for a recipient notices a new key
 TEST_HOOK_ENV = "CALLREC_TEST_FINALIZE_HOOK"  # tests only: "crash:after:upload", "fsize:before:upload:4096"
+
+
+# Set per job task by `_start`: called once the job's encryption is done (its CPU-heavy part).
+_cpu_done: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("_cpu_done", default=None)
 
 
 class PermanentError(Exception):
@@ -179,26 +185,51 @@ class FinalizeWorker:
         self._wake.set()
 
     async def _loop(self, n: int) -> None:
-        while True:
-            try:
-                if n == 0 and time.monotonic() >= self._next_requeue:
-                    self._next_requeue = time.monotonic() + REQUEUE_CHECK_SECONDS
-                    await self.requeue_no_recipient()
-                done = await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-                self._note_error(f"database: {e}")
-                done = None
-            if done is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.fc.poll_interval_seconds)
-                self._wake.clear()
+        """One worker: claims a job, runs it until its encryption is done, then claims the next one
+        while the previous one finishes behind it (fsync, manifest, upload, commit, cleanup — disk and
+        database waits). At most one such tail per worker, so the backlog stays bounded."""
+        tail: asyncio.Task[None] | None = None
+        try:
+            while True:
+                job = None
+                try:
+                    if n == 0 and time.monotonic() >= self._next_requeue:
+                        self._next_requeue = time.monotonic() + REQUEUE_CHECK_SECONDS
+                        await self.requeue_no_recipient()
+                    job = await self._claim()
+                    prev, tail = tail, (await self._start(job) if job is not None else None)
+                    if prev is not None:
+                        await prev
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                    self._note_error(f"database: {e}")
+                if job is None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.fc.poll_interval_seconds)
+                    self._wake.clear()
+        finally:
+            if tail is not None:
+                tail.cancel()
 
     async def drain(self, *, max_jobs: int = 10_000) -> int:
-        """Run due jobs until none is due; returns how many were handled."""
+        """Run due jobs until none is due; returns how many were handled (all of them finished)."""
         await self.requeue_no_recipient()
-        n = 0
-        while n < max_jobs and await self.run_once() is not None:
-            n += 1
+        n, tail = 0, None
+        try:
+            while n < max_jobs:
+                job = await self._claim()
+                if job is None:
+                    if tail is None:
+                        break
+                    prev, tail = tail, None
+                    await prev  # its outcome may make a job due again (e.g. redo an earlier step)
+                    continue
+                n += 1
+                prev, tail = tail, await self._start(job)
+                if prev is not None:
+                    await prev
+        finally:
+            if tail is not None:
+                await tail
         return n
 
     async def requeue_no_recipient(self) -> list[str]:
@@ -252,7 +283,35 @@ class FinalizeWorker:
 
     async def run_once(self) -> str | None:
         """Claim one due job and take it as far as it can go; returns its recording id or None."""
-        job = await self.pool.fetchrow(
+        job = await self._claim()
+        if job is None:
+            return None
+        await self._run_job(job)
+        return str(job["recording_id"])
+
+    async def _start(self, job: asyncpg.Record) -> asyncio.Task[None]:
+        """Run `job` until its CPU-heavy part is over (its encryption, or the whole job when it ends
+        sooner) and return the task that finishes it. Durability is unchanged: that task still
+        fsyncs the object before the row can say 'stored'."""
+        cpu_free = asyncio.Event()
+
+        async def run() -> None:
+            _cpu_done.set(cpu_free.set)  # this task's own context: only this job signals it
+            await self._run_job(job)
+
+        task = asyncio.create_task(run())
+        waiter = asyncio.create_task(cpu_free.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            waiter.cancel()
+        return task
+
+    async def _claim(self) -> asyncpg.Record | None:
+        return await self.pool.fetchrow(
             """
             WITH due AS (
                 SELECT recording_id FROM finalize_jobs
@@ -270,15 +329,16 @@ class FinalizeWorker:
             self.claim_token,
             float(self.fc.lease_seconds),
         )
-        if job is None:
-            return None
+
+    async def _run_job(self, job: asyncpg.Record) -> None:
+        """Take a claimed job as far as it can go (stored, rescheduled, retried or failed)."""
         rid = str(job["recording_id"])
         step = job["step"]
         try:
             while step != "done":
                 row = await self._row(rid)
                 if row is None:  # recording deleted meanwhile (purge/cascade): nothing to do
-                    return rid
+                    return
                 _hook("before", step)
                 nxt, updates = await self._do(step, row)
                 _hook("after", step)
@@ -301,7 +361,6 @@ class FinalizeWorker:
         except Exception as e:  # transient: store down, disk full, DB blip, ...
             await self._retry(job, step, f"{type(e).__name__}: {e}")
         await self._refresh_gauges()
-        return rid
 
     async def _row(self, rid: str) -> asyncpg.Record | None:
         return await self.pool.fetchrow(
@@ -493,9 +552,18 @@ class FinalizeWorker:
         src = await asyncio.to_thread(self._audio_source, row)
         cipher = self._cipher_path(row)
         cipher.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        signal_free = _cpu_done.get()
+        loop = asyncio.get_running_loop()
+
+        def encrypted() -> None:  # from the encrypting thread, before its fsync: the next job may start
+            if signal_free is not None:
+                loop.call_soon_threadsafe(signal_free)
+
         if isinstance(src, audio.JoinedWav):
             info = src.info
-            enc = await asyncio.to_thread(crypto.encrypt_chunks, src.chunks(), cipher, recipients)
+            enc = await asyncio.to_thread(
+                crypto.encrypt_chunks, src.chunks(), cipher, recipients, on_encrypted=encrypted
+            )
         else:
             if not src.exists():
                 return "prepare", {}  # work file lost (e.g. spool volume restored): redo it
@@ -503,7 +571,7 @@ class FinalizeWorker:
                 info = audio.inspect_wav(src)
             except audio.AudioError as e:
                 raise PermanentError(f"audio: {e}") from e
-            enc = await asyncio.to_thread(crypto.encrypt_file, src, cipher, recipients)
+            enc = await asyncio.to_thread(crypto.encrypt_file, src, cipher, recipients, on_encrypted=encrypted)
         return "manifest", {
             "audio_sha256": enc.plain_sha256,
             "ciphertext_sha256": enc.cipher_sha256,

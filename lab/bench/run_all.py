@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     if not args.skip_others:
         extra = {
-            "lab.bench.finalize_bench": ["--minutes", "10", "--runs", "1"] if args.quick else [],
+            "lab.bench.finalize_bench": ["--quick"] if args.quick else [],  # 10/30/60 min (+120 in full)
             "lab.bench.api_bench": ["--seconds", "5"] if args.quick else [],
         }
         for module, opts in extra.items():
