@@ -17,7 +17,8 @@ class CallNotFound(LookupError):
 
 class PauseRefused(PermissionError):
     """Pause/resume not allowed: `reason` is 'policy' (agent pause disabled for this call's account or
-    number), 'scope' (not the caller's call), or 'state' (not recording / already paused)."""
+    number), 'scope' (not the caller's call), 'state' (not recording / already paused) or 'input' (a
+    bad reason code)."""
 
     def __init__(self, reason: str, message: str) -> None:
         self.reason = reason
@@ -54,10 +55,11 @@ class LiveCallSource(Protocol):
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
 
-    async def pause(self, call_id: str, actor: Actor) -> dict[str, Any]:
+    async def pause(self, call_id: str, actor: Actor, *, reason: str = "", how: str = "api") -> dict[str, Any]:
         """Pause (mask) the call's recording; raises CallNotFound or PauseRefused. An agent may pause
         only their own call and only when policy allows agent pause; supervisors and admins always
-        may (the API checks their scope before calling). Returns the updated call view."""
+        may (the API checks their scope before calling). `reason` (an optional short code) and `how`
+        (api | page | phone) are kept with the pause. Returns the updated call view."""
         ...
 
-    async def resume(self, call_id: str, actor: Actor) -> dict[str, Any]: ...
+    async def resume(self, call_id: str, actor: Actor, *, how: str = "api") -> dict[str, Any]: ...

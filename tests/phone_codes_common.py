@@ -87,3 +87,28 @@ def assert_refused_heard(stereo: str | Path, agent_ear: Path) -> None:
     assert_talk(left, right, 0, len(left))
     heard = ear_frames(agent_ear)
     assert frames_with(heard, REFUSE) and not frames_with(heard, CONFIRM)
+
+
+WARNING = TONES["warning"].hz
+
+# talk 1 s, *1, then 2 s of call in real time: a 1 s secure pause warns at 0.5 s and resumes at 1 s
+SECURE_STEPS: list[sc.Step] = [sc.Talk(1000), sc.DialCode("pause"), sc.Talk(2000), sc.Hangup("customer")]
+
+
+def assert_secure_pause(timeline: dict[str, object], stereo: str | Path, agent_ear: Path, customer_ear: Path) -> None:
+    """SECURE_STEPS with pause_max_seconds = 1 and a 0.5 s warning lead, played in real time: the
+    pause ended by itself (who/how in the timeline) after about a second; the file is silent from the
+    code to the automatic resume, then the call is recorded again; the agent heard the warning during
+    the pause, the customer did not, and the recording has no trace of it. The spans allow 200 ms
+    either way for a loaded machine: what matters is that the pause ENDS, not to the millisecond."""
+    (pause,) = timeline["pauses"]  # type: ignore[misc]
+    assert (pause["how"], pause["resumed_by"], pause["resumed_how"]) == ("phone", "system", "auto_resume")
+    assert 800 <= pause["end_ms"] - pause["start_ms"] <= 1600, pause
+    left, right = stereo_frames(stereo)
+    assert_talk(left, right, 0, 50)
+    assert_silent(left, right, 52, 90)
+    assert_talk(left, right, 110, len(left) - 2)
+    assert len(left) >= 140
+    warned = frames_with(ear_frames(agent_ear), WARNING)
+    assert warned and 55 <= warned[0] <= 95, warned
+    assert not frames_with(ear_frames(customer_ear), WARNING) and not frames_with(left + right, WARNING)

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from controller.api.admin_common import json_object
 from controller.api.auth import principal
 from controller.api.errors import ApiError, not_found
 from controller.api.state import api_state
@@ -65,13 +66,19 @@ async def _pause_resume(request: web.Request, action: str) -> web.Response:
             403, f"{action}_refused", f"role {p.role} may not pause this call (pause scope: {p.pause})", reason="scope"
         )
     live = _live(request)
+    reason, via = await _pause_body(request, action)
     # an agent-initiated pause is checked by the recorder: own call, and agent pause allowed by policy
     actor = Actor(p.name, "agent" if mode == "agent" else "supervisor", p.agent_ext)
     try:
-        view = await (live.pause(call_id, actor) if action == "pause" else live.resume(call_id, actor))
+        if action == "pause":
+            view = await live.pause(call_id, actor, reason=reason, how=via)
+        else:
+            view = await live.resume(call_id, actor, how=via)
     except CallNotFound:
         raise not_found("live call") from None
     except PauseRefused as e:
+        if e.reason == "input":
+            raise ApiError(422, "invalid", str(e), field="reason") from None
         raise ApiError(403 if e.reason != "state" else 409, f"{action}_refused", str(e), reason=e.reason) from None
     await audit.record(
         api_state(request).pool,
@@ -82,6 +89,27 @@ async def _pause_resume(request: web.Request, action: str) -> web.Response:
         detail={"recording": (view.get("recording") or {}).get("id")},
     )
     return web.json_response(view, dumps=_dumps)
+
+
+PAUSE_VIA = ("api", "page")
+
+
+async def _pause_body(request: web.Request, action: str) -> tuple[str, str]:
+    """The optional body of pause/resume: `reason` (pause only: a short code such as "pci", kept with
+    the pause in the timeline and the manifest) and `via` ("api" by default; the page sends "page")."""
+    body = await json_object(request) if request.can_read_body else {}
+    allowed = {"reason", "via"} if action == "pause" else {"via"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(
+            422, "invalid", f"unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})", field=unknown[0]
+        )
+    reason, via = body.get("reason", ""), body.get("via", "api")
+    if not isinstance(reason, str):
+        raise ApiError(422, "invalid", 'reason must be a string (a short code such as "pci")', field="reason")
+    if via not in PAUSE_VIA:
+        raise ApiError(422, "invalid", f"via must be one of {', '.join(PAUSE_VIA)}", field="via")
+    return reason, via
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -410,12 +410,24 @@ def _op(
 
 
 def _pause_op(action: str) -> dict[str, Any]:
-    return _op(
+    props: dict[str, Any] = {
+        "via": {"enum": ["api", "page"], "default": "api", "description": "how the request was made (the page: page)"}
+    }
+    if action == "pause":
+        props["reason"] = {
+            "type": "string",
+            "maxLength": 64,
+            "description": "optional reason code (e.g. pci), kept with the pause in the timeline and manifest",
+        }
+    op = _op(
         f"{action.capitalize()} the call's recording (role's pause scope; `agent`: own call where policy allows)",
-        {"200": _json(_ref("LiveCall")), **_errors(401, 403, 404, 409, 503)},
+        {"200": _json(_ref("LiveCall")), **_errors(401, 403, 404, 409, 422, 503)},
         params=[_CALL_ID],
         tag="calls",
     )
+    schema = {"type": "object", "additionalProperties": False, "properties": props}
+    op["requestBody"] = {"required": False, "content": {"application/json": {"schema": schema}}}
+    return op
 
 
 def build_spec() -> dict[str, Any]:

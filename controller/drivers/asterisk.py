@@ -279,8 +279,8 @@ class AsteriskDriver:
         except (AmiLinkLost, TimeoutError) as e:
             raise PbxUnavailable(f"asterisk {self.name}: {action.get('Action')} got no reply ({e})") from e
 
-    async def _checked(self, action: dict[str, Any]) -> Message:
-        reply = await self.action(action)
+    async def _checked(self, action: dict[str, Any], as_list: bool | None = None) -> Message:
+        reply = await self.action(action, as_list)
         if not reply.success:
             raise PbxCommandError(f"asterisk {self.name}: {action['Action']} failed: {header(reply, 'Message')}")
         return reply
@@ -474,8 +474,11 @@ class AsteriskDriver:
         on that channel (PlayDTMF with Receive): its Gosub plays the tone there and nowhere else."""
         channel = self._channel(leg)
         await self._setvars(channel, self._tone_vars(tone))
+        # as_list=False: Asterisk answers "DTMF successfully queued", which panoramisk would otherwise
+        # take for an async Originate and wait for events that never come
         await self._checked(
-            {"Action": "PlayDTMF", "Channel": channel, "Digit": TONE_DIGIT, "Duration": "100", "Receive": "true"}
+            {"Action": "PlayDTMF", "Channel": channel, "Digit": TONE_DIGIT, "Duration": "100", "Receive": "true"},
+            as_list=False,
         )
 
     async def live_channels(self) -> list[LiveChannel]:

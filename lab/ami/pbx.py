@@ -125,8 +125,9 @@ class AmiPbx(AmiServer):
         the audio does not fall behind the controller's timestamps under load)."""
         loop = asyncio.get_running_loop()
         start, done = loop.time(), 0.0
+        step = 100.0 if self.time_scale else 250.0  # in real time, audio is written at most 100 ms ahead
         while done < ms:
-            chunk = min(250.0, ms - done)
+            chunk = min(step, ms - done)
             self.advance_audio(chunk, channels)
             done += chunk
             await asyncio.sleep(max(0.0, start + done / 1000 * self.time_scale - loop.time()))

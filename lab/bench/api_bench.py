@@ -49,7 +49,7 @@ class StaticLive:
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         pass
 
-    async def pause(self, call_id: str, actor: Any) -> dict[str, Any]:
+    async def pause(self, call_id: str, actor: Any, **_: Any) -> dict[str, Any]:
         raise NotImplementedError
 
     resume = pause

@@ -187,8 +187,9 @@ class EslPbx(EslServer):
         behind the controller's timestamps under load."""
         loop = asyncio.get_running_loop()
         start, done = loop.time(), 0
+        step = 100 if self.time_scale else 500  # in real time, audio is written at most 100 ms ahead
         while done < ms:
-            chunk = min(500, ms - done)
+            chunk = min(step, ms - done)
             self._write_audio(legs, chunk)
             done += chunk
             await asyncio.sleep(max(0.0, start + done / 1000 * self.time_scale - loop.time()))

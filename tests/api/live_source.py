@@ -50,10 +50,10 @@ class MemoryLive:
         if queue in self.queues:
             self.queues.remove(queue)
 
-    async def pause(self, call_id: str, actor: Actor) -> dict[str, Any]:
+    async def pause(self, call_id: str, actor: Actor, *, reason: str = "", how: str = "api") -> dict[str, Any]:
         return self._set(call_id, actor, "paused")
 
-    async def resume(self, call_id: str, actor: Actor) -> dict[str, Any]:
+    async def resume(self, call_id: str, actor: Actor, *, how: str = "api") -> dict[str, Any]:
         return self._set(call_id, actor, "recording")
 
     def _set(self, call_id: str, actor: Actor, state: str) -> dict[str, Any]:

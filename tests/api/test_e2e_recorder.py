@@ -43,9 +43,9 @@ async def test_live_call_pause_resume_and_playback_through_the_recorder(world: W
         await stack.wait(lambda: sse_events)  # snapshot received
 
         async def on_step(step: Any, _handle: Any) -> None:
-            async def post(user: str, action: str) -> Any:
+            async def post(user: str, action: str, body: Any = None) -> Any:
                 url = f"{stack.base}/api/v1/calls/{seen['id']}/recording/{action}"
-                async with world.session.post(url, headers=world.headers(user)) as r:  # type: ignore[union-attr]
+                async with world.session.post(url, headers=world.headers(user), json=body) as r:  # type: ignore[union-attr]
                     return r.status, await r.json()
 
             if isinstance(step, sc.Pause):
@@ -57,7 +57,12 @@ async def test_live_call_pause_resume_and_playback_through_the_recorder(world: W
                 # another agent does not even see it; agent 2001 pauses their own call
                 status, _ = await post("agent_2003_ring", "pause")
                 assert status == 404
-                status, view = await post("agent_2001", "pause")
+                # a bad body is a 422 naming the field, and changes nothing
+                status, err = await post("agent_2001", "pause", {"reason": "x" * 65})
+                assert status == 422 and err["error"]["field"] == "reason"
+                status, err = await post("agent_2001", "pause", {"via": "fax"})
+                assert status == 422 and err["error"]["field"] == "via"
+                status, view = await post("agent_2001", "pause", {"reason": "pci", "via": "page"})
                 assert status == 200 and view["recording"]["state"] == "paused"
             elif isinstance(step, sc.Resume):
                 status, view = await post("sup_mixed", "resume")
@@ -96,6 +101,15 @@ async def test_live_call_pause_resume_and_playback_through_the_recorder(world: W
         assert detail["state"] == "stored"
         assert detail["manifest_verification"]["status"] == "valid"
         assert [p["by"] for p in detail["timeline"]["pauses"]] == ["agent:2001"]
+        # who, how, why and the span of the pause, in the signed manifest's timeline
+        (pause,) = detail["timeline"]["pauses"]
+        assert (pause["how"], pause["reason"], pause["resumed_by"], pause["resumed_how"]) == (
+            "page",
+            "pci",
+            "user:sup_mixed",
+            "api",
+        )
+        assert pause["end_ms"] > pause["start_ms"]
         actors = {e["kind"]: e["actor"] for e in detail["events"]}
         assert actors.get("pause") == "agent:2001" and actors.get("resume") == "user:sup_mixed"
 

@@ -22,8 +22,10 @@ from storage.audio import join_legs
 from tests.phone_codes_common import (
     PAUSE_STEPS,
     REFUSED_STEPS,
+    SECURE_STEPS,
     assert_pause_heard_and_silent,
     assert_refused_heard,
+    assert_secure_pause,
     codes_scenario,
 )
 from tests.sim_harness import policy_for
@@ -72,3 +74,15 @@ async def test_phone_pause_refused_where_policy_does_not_allow_it(harness: Harne
     ears = harness.sim.earpieces
     assert ears is not None
     assert_refused_heard(stereo, ears.path(call.agent.uniqueid))
+
+
+async def test_secure_pause_warns_the_agent_then_resumes_by_itself(harness: Harness, tmp_path: Path) -> None:
+    harness.sim.time_scale = 1.0  # the limit is wall-clock time: the call must take as long
+    assert harness.recorder is not None
+    harness.recorder.warning_lead_s = 0.5
+    settings = {"agent_pause_allowed": True, "pause_max_seconds": 1}
+    call, stereo = await _play(harness, settings, SECURE_STEPS, tmp_path)
+    (row,) = await harness.recordings()
+    ears = harness.sim.earpieces
+    assert ears is not None
+    assert_secure_pause(row["timeline"], stereo, ears.path(call.agent.uniqueid), ears.path(call.customer.uniqueid))

@@ -15,8 +15,10 @@ from lab.tones import Earpieces
 from tests.phone_codes_common import (
     PAUSE_STEPS,
     REFUSED_STEPS,
+    SECURE_STEPS,
     assert_pause_heard_and_silent,
     assert_refused_heard,
+    assert_secure_pause,
     codes_scenario,
 )
 
@@ -56,3 +58,20 @@ async def test_phone_pause_refused_where_policy_does_not_allow_it(harness: Harne
     ears = harness.sim.earpieces
     assert ears is not None
     assert_refused_heard(row["spool_files"]["stereo"], ears.path(handle.legs["agent"].uuid))
+
+
+async def test_secure_pause_warns_the_agent_then_resumes_by_itself(harness: Harness, tmp_path: Path) -> None:
+    harness.sim.time_scale = 1.0  # the limit is wall-clock time: the call must take as long
+    assert harness.recorder is not None
+    harness.recorder.warning_lead_s = 0.5
+    handle = await _play(harness, tmp_path, {"agent_pause_allowed": True, "pause_max_seconds": 1}, SECURE_STEPS)
+    (row,) = await harness.recordings()
+    ears = harness.sim.earpieces
+    assert ears is not None
+    assert_secure_pause(
+        row["timeline"],
+        row["spool_files"]["stereo"],
+        ears.path(handle.legs["agent"].uuid),
+        ears.path(handle.customer.uuid),
+    )
+    assert ("resume", "system") in [(e["kind"], e["actor"]) for e in await harness.events(row["id"])]

@@ -103,7 +103,7 @@ async function pauseResume(call, action, button) {
   button.disabled = true;
   $("live-error").textContent = "";
   try {
-    const view = await api("POST", `/api/v1/calls/${encodeURIComponent(call.id)}/recording/${action}`);
+    const view = await api("POST", `/api/v1/calls/${encodeURIComponent(call.id)}/recording/${action}`, { via: "page" });
     sup.calls.set(view.id, view);
     renderCalls();
   } catch (err) {
