@@ -111,8 +111,13 @@ class Recorder(PauseControl):
         nodes: Mapping[str, PbxConfig] | None = None,
         journal_retry_max: float = 5.0,
         journal_backlog_max: int = 10_000,
+        journal_pool: asyncpg.Pool | None = None,
     ) -> None:
+        """`journal_pool`: where the per-call journal writes go (the service gives them a small pool
+        of their own whose connections skip the reset query on release: one round trip per write, and
+        never queued behind API or finalize work for a connection); default `pool`."""
         self.pool = pool
+        self.journal_pool = journal_pool or pool
         self.journal_retry_max = journal_retry_max
         self.journal_backlog_max = journal_backlog_max
         self.journal_waiting = 0  # journal writes held back by a database outage (one per call at most)
@@ -242,7 +247,7 @@ class Recorder(PauseControl):
         try:
             while True:
                 try:
-                    return await write(self.pool, *args, **kwargs)
+                    return await write(self.journal_pool, *args, **kwargs)
                 except JOURNAL_DOWN as e:
                     if self._closing:
                         raise

@@ -130,6 +130,7 @@ class Service:
         self.metrics = Metrics()
         self.lease_ttl = lease_ttl
         self.pool: asyncpg.Pool | None = None
+        self.journal_pool: asyncpg.Pool | None = None
         self.policy: PolicyCache | None = None
         self.finalizer: FinalizeWorker | None = None
         self.recorder: Recorder | None = None
@@ -174,6 +175,8 @@ class Service:
 
         self.drivers = {p.name: make_driver(p, cfg) for p in cfg.pbx}
         nodes = {p.name: p for p in cfg.pbx}
+        # the recorder's per-call journal writes get connections of their own (see Recorder)
+        self.journal_pool = await db.create_pool(dsn, min_size=1, max_size=4, reset=False)
         self.recorder = Recorder(
             pool,
             list(self.drivers.values()),
@@ -181,6 +184,7 @@ class Service:
             spool_dir=str(cfg.spool_dir),
             metrics=self.metrics,
             nodes=nodes,
+            journal_pool=self.journal_pool,
         )
         await self.recorder.start()
         for name, driver in self.drivers.items():
@@ -266,6 +270,8 @@ class Service:
             self._retention.shutdown()
         if self._backup is not None:
             self._backup.shutdown()
+        if self.journal_pool is not None:
+            await self.journal_pool.close()
         if self.pool is not None:
             await self.pool.close()
 

@@ -71,9 +71,21 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections encode/decode json(b) as Python objects."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """No reset query on release (asyncpg still rolls back a transaction left open)."""
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, reset: bool = True) -> asyncpg.Pool:
+    """A pool whose connections encode/decode json(b) as Python objects. `reset=False` skips the
+    session reset (UNLISTEN *, RESET ALL, ...) asyncpg runs on every release, a round trip each time:
+    only for a pool whose users never LISTEN, lock or SET (the recorder's journal writes)."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=None if reset else _keep_session,
+    )
     assert pool is not None
     return pool
 
