@@ -205,6 +205,7 @@ class Recorder(PauseControl):
         for action in node.tracker.handle(ev):
             if isinstance(action, Decide):
                 self._decide_now(node, action.call, ev.wall)
+                self._notify(node, action.call)  # the view changed (recording state): API and SSE see it now
             self._chain(node, action)
 
     def _chain(self, node: _Node, action: Action) -> None:

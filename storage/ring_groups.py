@@ -14,6 +14,7 @@ import asyncpg
 
 from controller.policy import PolicyError
 from controller.settings_file import RingGroupSpec
+from storage.auth_notify import notify_auth_changed
 
 _Conn: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
@@ -83,7 +84,10 @@ async def rename(conn: _Conn, group_id: str, name: str) -> None:
 
 
 async def delete(conn: _Conn, group_id: str) -> bool:
-    return (await conn.execute("DELETE FROM ring_groups WHERE id = $1", group_id)).endswith(" 1")
+    deleted = (await conn.execute("DELETE FROM ring_groups WHERE id = $1", group_id)).endswith(" 1")
+    if deleted:
+        await notify_auth_changed(conn)
+    return deleted
 
 
 async def set_members(conn: _Conn, group_id: str, user_ids: list[int]) -> None:
@@ -98,6 +102,7 @@ async def set_members(conn: _Conn, group_id: str, user_ids: list[int]) -> None:
         group_id,
         user_ids,
     )
+    await notify_auth_changed(conn)
 
 
 async def add_member(conn: _Conn, group_id: str, user_id: int) -> bool:
@@ -106,6 +111,8 @@ async def add_member(conn: _Conn, group_id: str, user_id: int) -> bool:
         group_id,
         user_id,
     )
+    if status.endswith(" 1"):
+        await notify_auth_changed(conn)
     return status.endswith(" 1")
 
 
@@ -113,6 +120,8 @@ async def remove_member(conn: _Conn, group_id: str, user_id: int) -> bool:
     status = await conn.execute(
         "DELETE FROM ring_group_members WHERE ring_group_id = $1 AND user_id = $2", group_id, user_id
     )
+    if status.endswith(" 1"):
+        await notify_auth_changed(conn)
     return status.endswith(" 1")
 
 
@@ -134,6 +143,7 @@ async def set_groups_of(conn: _Conn, user_id: int, group_ids: list[str]) -> None
         user_id,
         group_ids,
     )
+    await notify_auth_changed(conn)
 
 
 async def missing(conn: _Conn, group_ids: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from controller.permissions import RIGHTS, Role, parse_scope
+from storage.auth_notify import notify_auth_changed
 
 _Conn: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 COLUMNS = "name, description, builtin, view_scope, listen_scope, download_scope, pause_scope, rights"
@@ -74,10 +75,12 @@ async def update(conn: _Conn, role: Role) -> None:
         " pause_scope = $6, rights = $7, updated_at = now() WHERE name = $1",
         *_values(role),
     )
+    await notify_auth_changed(conn)
 
 
 async def delete(conn: _Conn, name: str) -> None:
     await conn.execute("DELETE FROM roles WHERE name = $1", name)
+    await notify_auth_changed(conn)
 
 
 async def administrators(conn: _Conn) -> int:

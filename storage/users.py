@@ -19,6 +19,7 @@ import asyncpg
 from controller.permissions import Principal, ScopeError, parse_scope
 from storage import ring_groups as rg
 from storage import roles
+from storage.auth_notify import notify_auth_changed
 from storage.roles import role_from_row
 
 TOKEN_PREFIX = "crk_"
@@ -192,6 +193,7 @@ async def update_user(conn: _Conn, user_id: int, *, role: str, agent_ext: str, d
     await conn.execute(
         "UPDATE users SET role = $2, agent_ext = $3, disabled = $4 WHERE id = $1", user_id, role, agent_ext, disabled
     )
+    await notify_auth_changed(conn)
 
 
 async def issue_token(conn: _Conn, name: str) -> str:
@@ -227,6 +229,8 @@ async def revoke_token(conn: _Conn, user_id: int, token_id: int) -> Token | None
         token_id,
         user_id,
     )
+    if row:
+        await notify_auth_changed(conn)
     return _token(row) if row else None
 
 
@@ -237,13 +241,16 @@ async def revoke_user(conn: _Conn, name: str) -> int:
         if uid is None:
             raise UserError("name", f"no user named {name!r}")
         status = await c.execute("UPDATE api_tokens SET revoked = true WHERE user_id = $1 AND NOT revoked", uid)
+        await notify_auth_changed(c)
     return int(status.split()[-1])
 
 
 async def authenticate(conn: _Conn, token: str) -> Principal | None:
     """The principal for a bearer token, or None (unknown, revoked, or user disabled).
 
-    The role and ring groups are read in the same query, never cached: an edit applies at once.
+    The role and ring groups are read in the same query, so the answer is always current. The API
+    keeps answers for a few seconds (controller/api/auth_cache.py) and forgets them when a write
+    calls `notify_auth_changed`, so an edit or a revocation still applies at once.
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None

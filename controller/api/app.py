@@ -30,6 +30,7 @@ from controller.api import (
     webhooks,
 )
 from controller.api.audio import AudioOpener, backend_age_opener
+from controller.api.auth_cache import AuthCache
 from controller.api.errors import Handler, error_middleware
 from controller.api.health import HealthCheck
 from controller.api.live_index import LiveIndex
@@ -92,8 +93,11 @@ def create_app(
         manifest_verifier=manifest_verifier or signature_verifier(config, pool),
         openapi=build_spec(),
         live_index=LiveIndex(live) if live is not None else None,
+        auth_cache=AuthCache(pool),
     )
+    app.on_startup.append(_start_background)
     app.on_shutdown.append(_close_streams)
+    app.on_cleanup.append(_stop_background)
 
     r = app.router
     r.add_get("/health", health.health)
@@ -172,6 +176,20 @@ async def _metrics_middleware(request: web.Request, handler: Handler) -> web.Str
         route = request.match_info.route.resource
         name = route.canonical if route is not None else "unmatched"
         request.app[STATE].metrics.inc("callrec_api_requests_total", route=name, status=str(status))
+
+
+async def _start_background(app: web.Application) -> None:
+    state = app[STATE]
+    if state.auth_cache is not None:
+        state.auth_cache.start()
+    if state.live_index is not None:
+        state.live_index.start()
+
+
+async def _stop_background(app: web.Application) -> None:
+    cache = app[STATE].auth_cache
+    if cache is not None:
+        await cache.stop()
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -4,12 +4,16 @@ Scripts send `Authorization: Bearer <token>`. The page also needs the token for 
 `<audio src>`, which cannot set headers, so `POST /api/v1/session` turns a bearer token into an
 HttpOnly, SameSite=Strict cookie; that cookie is honoured for GET/HEAD only, so it can never be used
 to change anything (no CSRF surface).
+
+Every request under /api/ is checked; the principals come from `AuthCache` (auth_cache.py), which
+mirrors the database and forgets on every change, so a revoked token stops working at once.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from controller.api.auth_cache import AuthCache
 from controller.api.errors import ApiError, Handler
 from controller.api.state import api_state
 from controller.permissions import Principal
@@ -18,6 +22,7 @@ from storage import users
 COOKIE = "callrec_token"
 PUBLIC_API = frozenset({"/api/v1/openapi.json"})
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -36,10 +41,21 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         token = bearer_token(request)
         if token is None:
             raise ApiError(401, "unauthorized", "a bearer token is required (Authorization: Bearer <token>)")
-        principal = await users.authenticate(api_state(request).pool, token)
+        cache: AuthCache | None = api_state(request).auth_cache
+        if cache is None:
+            principal = await users.authenticate(api_state(request).pool, token)
+        else:
+            principal = await cache.authenticate(token)
         if principal is None:
             raise ApiError(401, "unauthorized", "the token is unknown or revoked")
         request[PRINCIPAL_KEY] = principal
+        if request.method not in _READS and cache is not None:
+            # a write may have revoked or narrowed someone's access: its client's next request must see
+            # it, without waiting for the notification (which also reaches the other instances)
+            try:
+                return await handler(request)
+            finally:
+                cache.invalidate()
     return await handler(request)
 
 

@@ -384,6 +384,17 @@ _IF_MATCH = {
     "schema": {"type": "string"},
     "description": "the ETag you read; a stale one gets 409 with the current values",
 }
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the ETag of the view you have; 304 when it is still current",
+}
+_LIST_HEADERS = {
+    "ETag": {"schema": {"type": "string"}, "description": "strong; changes exactly when your view does"},
+    "Cache-Control": {"schema": {"type": "string"}, "description": "private, no-cache"},
+}
 _CONFLICT = {"409": _json({"$ref": "#/components/schemas/Conflict"}, "Changed since you loaded it")}
 _SHARE_ID = _p("share_id", "Share id", {"type": "integer", "minimum": 1})
 _TOKEN = _p("token", "The share link's token")
@@ -464,17 +475,23 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/calls": {
             "get": _op(
-                "Live calls you may see, with recording state, policy decision and timeline so far",
+                "Live calls you may see, with recording state, policy decision and timeline so far."
+                " Poll with If-None-Match: an unchanged view is a 304 (strong ETag per view); gzip when accepted",
                 {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["calls"],
-                            "properties": {"calls": {"type": "array", "items": _ref("LiveCall")}},
-                        }
-                    ),
+                    "200": {
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["calls"],
+                                "properties": {"calls": {"type": "array", "items": _ref("LiveCall")}},
+                            }
+                        ),
+                        "headers": _LIST_HEADERS,
+                    },
+                    "304": {"description": "Not modified: If-None-Match is the current ETag", "headers": _LIST_HEADERS},
                     **_errors(401, 503),
                 },
+                params=[_IF_NONE_MATCH],
                 tag="calls",
             )
         },
@@ -490,7 +507,9 @@ def build_spec() -> dict[str, Any]:
         "/api/v1/calls/{call_id}/recording/resume": {"post": _pause_op("resume")},
         "/api/v1/events": {
             "get": _op(
-                "Server-sent events: `snapshot`, then `call.updated` / `call.ended`",
+                "Server-sent events: `snapshot`, then `call.updated` / `call.ended`, only for calls you may see."
+                " When users, tokens, roles or ring groups change the token is checked again: a narrowed scope"
+                " gets a new `snapshot`, a revoked token a last `revoked` event, then the stream ends",
                 {
                     "200": {
                         "description": "text/event-stream",

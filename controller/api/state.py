@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from controller.api.auth_cache import AuthCache
 from controller.api.live_index import LiveIndex
 from controller.config import Config
 from controller.live import LiveCallSource
@@ -27,6 +28,7 @@ class ApiState:
     manifest_verifier: Callable[[Mapping[str, Any]], Any] | None
     openapi: dict[str, Any]
     live_index: LiveIndex | None = None
+    auth_cache: AuthCache | None = None
     state_counts_at: float = -1e9
     sse_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
