@@ -6,7 +6,7 @@
 import { $, api, el, fmtDur, fmtTime, onOff, SETTINGS, sourceText, state } from "./common.js";
 import { showAdminScreen } from "./admin.js";
 
-const sup = { calls: new Map(), events: null, cursor: null, rec: null, peaks: null, selectedRow: null, limits: null };
+const sup = { calls: new Map(), events: null, poll: false, etag: null, cursor: null, rec: null, peaks: null, selectedRow: null, limits: null };
 
 // ---------- sign in and screens ----------
 async function signIn(token) {
@@ -40,18 +40,57 @@ function showScreen(name) {
 }
 
 // ---------- live calls ----------
+// Server-sent events (/api/v1/events) when the browser and the network path allow them; otherwise,
+// or when the stream keeps failing before it ever opens (a proxy that buffers or cuts it), the page
+// polls GET /api/v1/calls with If-None-Match, so an unchanged list costs a 304 and no re-render.
+const POLL_MS = 2000;
+const SSE_FAILURES_BEFORE_POLLING = 3;
+
+function setConn(text, on) { $("conn").textContent = text; $("conn").classList.toggle("on", on); }
+
 function connectEvents() {
   if (sup.events) sup.events.close();
+  if (typeof EventSource !== "function") { startPolling(); return; }
   const es = new EventSource("/api/v1/events");
   sup.events = es;
-  es.addEventListener("open", () => { $("conn").textContent = "live"; $("conn").classList.add("on"); });
-  es.addEventListener("error", () => { $("conn").textContent = "reconnecting"; $("conn").classList.remove("on"); });
+  let opened = false, failures = 0;
+  es.addEventListener("open", () => { opened = true; failures = 0; setConn("live", true); });
+  es.addEventListener("error", () => {
+    setConn("reconnecting", false);
+    if (!opened && ++failures >= SSE_FAILURES_BEFORE_POLLING) { es.close(); sup.events = null; startPolling(); }
+  });
+  es.addEventListener("revoked", () => { es.close(); sup.events = null; setConn("signed out", false); });
   es.addEventListener("snapshot", (e) => {
     sup.calls = new Map(JSON.parse(e.data).calls.map((c) => [c.id, c]));
     renderCalls();
   });
   es.addEventListener("call.updated", (e) => { const { call } = JSON.parse(e.data); sup.calls.set(call.id, call); renderCalls(); });
   es.addEventListener("call.ended", (e) => { const { call } = JSON.parse(e.data); sup.calls.delete(call.id); renderCalls(); });
+}
+
+async function pollCalls() {
+  try {
+    const headers = { Authorization: `Bearer ${state.token}` };
+    if (sup.etag) headers["If-None-Match"] = sup.etag;
+    const resp = await fetch("/api/v1/calls", { headers, cache: "no-store" });
+    if (resp.status === 401) { setConn("signed out", false); return false; }
+    if (resp.status === 200) {
+      sup.etag = resp.headers.get("ETag");
+      sup.calls = new Map((await resp.json()).calls.map((c) => [c.id, c]));
+      renderCalls();
+    }
+    if (resp.ok || resp.status === 304) setConn("polling", true);
+  } catch (_) {
+    setConn("reconnecting", false);
+  }
+  return true;
+}
+
+function startPolling() {
+  if (sup.poll) return;
+  sup.poll = true;
+  const tick = async () => { if (await pollCalls()) setTimeout(tick, POLL_MS); else sup.poll = false; };
+  tick();
 }
 
 function recState(call) { return (call.recording && call.recording.state) || "not_recording"; }
