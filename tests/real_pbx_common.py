@@ -12,7 +12,7 @@ import asyncpg
 from pyrage import x25519
 
 from controller.config import Config, EncryptionConfig, FinalizeConfig, SpoolConfig, StorageConfig
-from lab.tones import channel_timeline
+from lab.tones import TARGET_HZ, channel_timeline, read_wav, tone_frames
 from storage import crypto
 from storage.finalize import FinalizeWorker
 from storage.playback import decrypted_audio_file
@@ -76,3 +76,11 @@ async def stored_timeline(config: Config, row: asyncpg.Record) -> list[tuple[flo
     """The stored object decrypted with the identity, as (left, right) dominant Hz per 250 ms."""
     async with decrypted_audio_file(config, dict(row)) as path:
         return channel_timeline(path, 250)
+
+
+async def stored_target_frames(config: Config, row: asyncpg.Record) -> list[bool]:
+    """Per 20 ms frame of the stored (decrypted) recording: does either channel carry the transfer
+    target's 660 Hz? (issue #13 §1: not one frame of an external party with the rule off)"""
+    async with decrypted_audio_file(config, dict(row)) as path:
+        _, _, frames = read_wav(path)
+    return [any(f) for f in tone_frames(frames, TARGET_HZ, 20)]

@@ -22,6 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from controller.drivers.ami_protocol import header
 from controller.drivers.asterisk import AsteriskDriver
 from controller.events import LinkUp, Resync
 from controller.live import Actor
@@ -42,6 +43,7 @@ from tests.asterisk.real_pbx.harness import (
     make_config,
     target,
 )
+from tests.real_pbx_common import stored_target_frames
 
 pytestmark = [
     pytest.mark.real_asterisk,
@@ -263,6 +265,54 @@ async def test_blind_transfer_to_external_records_on_when_allowed(chain: Chain, 
     assert seq == [880.0, 660.0], rights(tl)
     assert lefts(tl) <= {440.0, None}  # (a Local customer channel is silent while the target rings)
     assert len(tl) * 250 >= 7000
+
+
+async def _redirect(chain: Chain, lab: LabAmi, *, continue_on_external: bool) -> tuple[asyncpg.Record, list[bool]]:
+    """A CTI application moves the customer's channel to an external number with AMI Redirect: Asterisk
+    sends no transfer event, only BridgeLeave, the agent's hangup and the customer's new Dial."""
+    chain.settings = {"continue_on_external_transfer": continue_on_external}
+    await chain.start_controller()
+    cust = await lab.inbound(DID_EXTEN_HOOK, cust_secs=10)
+    rec = await chain.wait_recording()
+    created = await lab.wait_event(lambda m: header(m, "Event") == "Newchannel" and header(m, "Uniqueid") == cust)
+    await asyncio.sleep(2.5)
+    await lab.checked(
+        {
+            "Action": "Redirect",
+            "Channel": header(created, "Channel"),
+            "Exten": EXTERNAL,
+            "Context": "callrec-test-internal",
+            "Priority": "1",
+        }
+    )
+    row = await chain.finalize(rec["id"])
+    return row, await stored_target_frames(chain.config, row)
+
+
+async def test_redirect_to_external_records_no_frame_of_it_when_rule_is_off(chain: Chain, lab: LabAmi) -> None:
+    row, target_frames = await _redirect(chain, lab, continue_on_external=False)
+    assert row["stop_reason"] == "external_transfer"
+    assert not any(target_frames), f"external party in 20 ms frames {[i for i, f in enumerate(target_frames) if f]}"
+    (mute,) = [p for p in row["timeline"]["pauses"] if p.get("kind") == "transfer_mute"]
+    assert (mute["outcome"], mute["next_party"], mute["next_class"]) == ("stopped", EXTERNAL, "external")
+    assert "transfer_mute" in await events_of(chain.pool, row["id"])
+
+
+async def test_redirect_to_external_records_it_from_its_first_frame_when_allowed(chain: Chain, lab: LabAmi) -> None:
+    row, target_frames = await _redirect(chain, lab, continue_on_external=True)
+    assert row["stop_reason"] == "hangup"
+    tl = row["timeline"]
+    (mute,) = [p for p in tl["pauses"] if p.get("kind") == "transfer_mute"]
+    segs = tl["segments"]
+    assert [s["party"] for s in segs] == [AGENT, EXTERNAL]
+    # the mute was lifted at the customer's Dial, before the target answered (1 s of ringing)
+    assert mute["outcome"] == "unmuted" and mute["end_ms"] < segs[1]["start_ms"], (mute, segs)
+    first = target_frames.index(True)
+    talk = target_frames[first : first + 150]  # 3 s of the target after it answered
+    gaps = [i for i, f in enumerate(talk) if not f]
+    assert len(talk) == 150 and not [g for g in gaps if g < 10], f"its first word (200 ms) is cut: {gaps}"
+    assert len(gaps) <= 3, f"frames without the target after its first ({first}): {gaps}"  # media jitter only
+    assert abs(first * 20 - segs[1]["start_ms"]) <= 200, (first * 20, segs[1]["start_ms"])
 
 
 async def test_attended_transfer_to_second_agent(chain: Chain, lab: LabAmi) -> None:
