@@ -183,9 +183,12 @@ def test_phone_codes_applicationmap_matches_the_dialplan() -> None:
     assert codes["callrec_record"] == ("*3", "s", "record") and codes["callrec_tone"][:2] == ("D", "tone")
     text = HOOK.read_text()
     assert "exten => s,1," in text.split("\n[callrec-feature]\n", 1)[1] and "exten => tone,1," in text
-    agent = set(_section("callrec-agent")[0].split("DYNAMIC_FEATURES=${DYNAMIC_FEATURES}#", 1)[1][:-1].split("#"))
-    customer = set(_section("callrec-customer")[0].split("DYNAMIC_FEATURES=${DYNAMIC_FEATURES}#", 1)[1][:-1].split("#"))
+    keep = "DYNAMIC_FEATURES=${IF($[${LEN(${DYNAMIC_FEATURES})} > 0]?${DYNAMIC_FEATURES}#:)}"
+    agent = set(_section("callrec-agent")[0].split(keep, 1)[1][:-1].split("#"))
+    customer = set(_section("callrec-customer")[0].split(keep, 1)[1][:-1].split("#"))
     assert agent == set(amap) and customer == {"callrec_tone"}
+    policy = [ln for ln in _section("callrec-policy") if keep in ln]
+    assert [set(ln.split(keep, 1)[1][:-1].split("#")) for ln in policy] == [{"callrec_tone"}, set(amap)]
 
 
 def test_phone_code_gosub_asks_with_the_userevent_the_driver_reads() -> None:

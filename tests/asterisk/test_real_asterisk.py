@@ -359,3 +359,62 @@ async def test_controller_restart_mid_call_adopts_the_recording_once(chain: Chai
     assert lefts(tl) == {440.0}
     assert rights(tl) == [880.0]
     assert len(tl) * 250 >= 7000  # one continuous file across the restart
+
+
+# ---- the agent's phone codes (asterisk_conf/features.conf + the hook's [callrec-feature]) ------------
+# Needs asterisk_conf/features.conf in the PBX's features.conf. The agent's side "dials" *1 / *2 with
+# AMI PlayDTMF "Receive: true" on the agent's PBX-side channel (DTMF as if its phone sent it), so the
+# bridge matches the applicationmap code the hook offered that channel through b(callrec-agent^s^1).
+
+DID_EXTEN_CODES = "7000150"  # callrec-test-inbound: the hook, then Dial agent 2001 with b(callrec-agent^s^1)
+
+
+async def dial(lab: LabAmi, channel: str, digits: str) -> None:
+    for d in digits:
+        await lab.checked({"Action": "PlayDTMF", "Channel": channel, "Digit": d, "Duration": "120", "Receive": "true"})
+        await asyncio.sleep(0.2)
+
+
+async def test_agent_star1_star2_pause_and_resume_on_a_real_asterisk(chain: Chain, lab: LabAmi) -> None:
+    chain.settings = {"agent_pause_allowed": True}
+    await chain.start_controller()
+    uid = await lab.inbound(DID_EXTEN_CODES, cust_secs=10)
+    rec = await chain.wait_recording()
+    await lab.wait_bridged(uid)
+    agent = lab.dialed_channel(uid, "Local/2001@")
+    await asyncio.sleep(2)
+    await dial(lab, agent, "*1")
+    await chain.wait(lambda: chain.live_call()["recording"]["state"] == "paused", 5)
+    await asyncio.sleep(2.5)  # (the Gosub has played the confirmation to the agent's channel by now)
+    await dial(lab, agent, "*2")
+    await chain.wait(lambda: chain.live_call()["recording"]["state"] == "recording", 5)
+    row = await chain.finalize(rec["id"])
+    (pause,) = row["timeline"]["pauses"]
+    assert (pause["by"], pause["how"], pause["resumed_how"]) == (f"agent:{AGENT}", "phone", "phone")
+    assert await events_of(chain.pool, rec["id"]) == ["start", "pause", "resume", "stop"]
+    tl = await chain.stored_timeline(row)
+    start, end = pause["start_ms"] // 250 + 2, pause["end_ms"] // 250 - 1
+    assert end - start >= 4 and all(r == (None, None) for r in tl[start:end]), tl
+    assert (440.0, 880.0) in tl[end + 2 :]
+    assert not any(1400.0 in r for r in tl), "the confirmation tone must not be recorded"
+
+
+async def test_agent_star1_refused_where_agent_pause_is_not_allowed_on_a_real_asterisk(
+    chain: Chain, lab: LabAmi
+) -> None:
+    chain.settings = {"agent_pause_allowed": False}
+    await chain.start_controller()
+    uid = await lab.inbound(DID_EXTEN_CODES, cust_secs=6)
+    rec = await chain.wait_recording()
+    await lab.wait_bridged(uid)
+    await asyncio.sleep(1.5)
+    agent = lab.dialed_channel(uid, "Local/2001@")
+    await dial(lab, agent, "*1")
+
+    async def answer() -> str:
+        reply = await lab.action({"Action": "Getvar", "Channel": agent, "Variable": "CALLREC_FEATURE_RESULT"})
+        return header(reply, "Value")
+
+    assert await chain.wait(answer, 5) == "refused"  # the Gosub got the answer and played the refusal
+    row = await chain.finalize(rec["id"])
+    assert row["timeline"]["pauses"] == []
