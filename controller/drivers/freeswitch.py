@@ -159,7 +159,11 @@ class Translator:
             # by a CTI client, real capture S4) stays new for the bridge that follows, which says so
             hist = self._new_history(a, raw) if "bl_xfer" in raw.rsplit("|:", 1)[-1] else ""
             if hist and "bl_xfer" in hist:
-                target = _user(h.get("variable_sip_refer_to", "")) or hist.rsplit("bl_xfer:", 1)[1].split("/", 1)[0]
+                dest = hist.rsplit("bl_xfer:", 1)[1]
+                # `<exten>/<context>/<dialplan>`; an INLINE dialplan's "exten" is applications
+                # (`bridge:loopback/…`), not a number: nothing names the target until the leg dials
+                named = "" if dest.endswith("/inline") else dest.split("/", 1)[0]
+                target = _user(h.get("variable_sip_refer_to", "")) or named
                 out.append(Transferred(p, ts, wall, leg=a, kind=TransferKind.BLIND, target=target, transferer=b))
             # the leg the event is about already hangs up (its A leg's own hangup): the call ends here
             ending = uid if h.get("Answer-State") == "hangup" else ""

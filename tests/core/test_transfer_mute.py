@@ -192,3 +192,28 @@ def test_an_announced_internal_target_still_waits_for_the_real_dial() -> None:
         ("2002", False),
         (EXTERNAL, True),
     ]
+
+
+def test_an_inline_transfer_names_no_target() -> None:
+    """FreeSWITCH `uuid_transfer <leg> 'bridge:…' inline` (real capture on 1.10.12): the transfer history
+    holds applications, not a number — the driver passes no target, so the dial decides."""
+    from controller.drivers.freeswitch import Translator
+
+    hist = "1796196062:225a0586:bl_xfer:bridge:loopback/+15559990001/callrec_test_phones/XML/callrec_test/inline"
+    out = Translator("fs")(
+        {
+            "Event-Name": "CHANNEL_UNBRIDGE",
+            "Unique-ID": "A",
+            "Bridge-A-Unique-ID": "A",
+            "Bridge-B-Unique-ID": "B",
+            "Answer-State": "answered",
+            "variable_transfer_history": hist,
+        },
+        0.0,
+        T,
+    )
+    assert [(type(e).__name__, getattr(e, "target", None)) for e in out] == [("Transferred", ""), ("Unbridged", None)]
+    t, _call = _tracker(continue_rule=False)
+    t.handle(ChannelHungUp("fs", 0, T + 2, leg="B"))
+    assert [type(a) for e in out for a in t.handle(e)] == [Mute]
+    assert [type(a) for a in t.handle(dial("C", "+15559990001", T + 2))] == [Changed, Stop]

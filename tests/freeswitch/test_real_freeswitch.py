@@ -36,11 +36,13 @@ from tests.freeswitch.real_pbx.harness import (
     DID_NO_ANSWER,
     EXTERNAL,
     OUTBOUND_CUSTOMER,
+    PHONES,
     ROUTES,
     Chain,
     LabEsl,
     make_config,
 )
+from tests.real_pbx_common import stored_target_frames
 
 TARGET = os.environ.get("CALLREC_TEST_FREESWITCH", "")
 pytestmark = [
@@ -271,6 +273,52 @@ async def test_blind_transfer_to_external_rule_on_keeps_recording(chain: Chain, 
     t = row["timeline"]
     assert [(s["party"], s["class"]) for s in t["segments"]] == [(AGENT, "internal"), (EXTERNAL, "external")]
     assert [x["stopped_recording"] for x in t["transfers"]] == [False]
+
+
+async def inline_transfer(chain: Chain, lab: LabEsl, continue_rule: bool) -> tuple[asyncpg.Record, list[bool]]:
+    """Another ESL client moves the customer's leg with an INLINE dialplan that bridges the external
+    number: the leg's transfer_history holds applications, not a number, so nothing names the target
+    until the customer's leg dials it (CHANNEL_CREATE of the new leg, originator = the customer leg)."""
+    chain.settings = {"continue_on_external_transfer": continue_rule}
+    await chain.start_controller()
+    cust, _, handset = await inbound_call(lab)
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(2.5)
+    lab.note("STEP uuid_transfer customer leg, inline bridge to the external number")
+    await lab.api(f"uuid_transfer {cust} bridge:loopback/{EXTERNAL}/{PHONES}/XML inline")
+    await asyncio.sleep(4)  # the target rings 1 s, then talks
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    return row, await stored_target_frames(chain.config, row)
+
+
+async def test_inline_transfer_to_external_rule_off_records_no_frame_of_it(chain: Chain, lab: LabEsl) -> None:
+    row, target_frames = await inline_transfer(chain, lab, continue_rule=False)
+    assert row["stop_reason"] == "external_transfer"
+    assert not any(target_frames), f"external party in 20 ms frames {[i for i, f in enumerate(target_frames) if f]}"
+    (mute,) = [p for p in row["timeline"]["pauses"] if p.get("kind") == "transfer_mute"]
+    assert (mute["outcome"], mute["next_party"], mute["next_class"]) == ("stopped", EXTERNAL, "external")
+
+
+async def test_inline_transfer_to_external_rule_on_has_it_from_its_first_frame(chain: Chain, lab: LabEsl) -> None:
+    row, target_frames = await inline_transfer(chain, lab, continue_rule=True)
+    assert row["stop_reason"] == "hangup"
+    tl = row["timeline"]
+    (mute,) = [p for p in tl["pauses"] if p.get("kind") == "transfer_mute"]
+    segs = tl["segments"]
+    assert [s["party"] for s in segs] == [AGENT, EXTERNAL]
+    assert mute["outcome"] == "unmuted" and mute["end_ms"] < segs[1]["start_ms"], (mute, segs)
+    first = target_frames.index(True)
+    talk = target_frames[first : first + 100]  # 2 s of the target after it answered
+    gaps = [i for i, f in enumerate(talk) if not f]
+    assert len(talk) == 100 and not [g for g in gaps if g < 10], f"its first word (200 ms) is cut: {gaps}"
+    assert len(gaps) <= 3, f"frames without the target after its first ({first}): {gaps}"  # media jitter only
+    # every 20 ms of the target's segment (bridge → hangup) is in the file, give or take 200 ms. (Not
+    # WHERE: FreeSWITCH writes no samples while the unbridged customer leg waits for the bridge, so
+    # file time runs behind the journal's wall-clock offsets by about the ring time.)
+    expected = (segs[1]["end_ms"] - segs[1]["start_ms"]) // 20
+    assert sum(target_frames) >= expected - 10, (sum(target_frames), expected)
 
 
 async def test_attended_transfer_with_att_xfer(chain: Chain, lab: LabEsl) -> None:
