@@ -415,7 +415,8 @@ function drawWave() {
   ctx.font = "11px system-ui, sans-serif";
   for (const p of tl.pauses || []) {
     ctx.fillStyle = "#a86c00";
-    ctx.fillText(`paused · ${p.by || ""}`, x(p.start_ms) + 4, 12);
+    const label = p.kind === "transfer_mute" ? `muted for transfer · ${p.outcome || "…"}` : `paused · ${p.by || ""}`;
+    ctx.fillText(label, x(p.start_ms) + 4, 12);
   }
   ctx.setLineDash([4, 3]);
   for (const t of tl.transfers || []) {
