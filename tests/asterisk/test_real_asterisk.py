@@ -418,3 +418,36 @@ async def test_agent_star1_refused_where_agent_pause_is_not_allowed_on_a_real_as
     assert await chain.wait(answer, 5) == "refused"  # the Gosub got the answer and played the refusal
     row = await chain.finalize(rec["id"])
     assert row["timeline"]["pauses"] == []
+
+
+async def test_secure_pause_warns_through_the_hidden_code_and_resumes_on_a_real_asterisk(
+    chain: Chain, lab: LabAmi
+) -> None:
+    """pause_max_seconds = 3 with a 1 s warning lead: the driver plays the warning to the agent's
+    channel only (Setvar CALLREC_TONE + PlayDTMF Receive of the hidden code D, whose Gosub plays it),
+    then the recording resumes by itself."""
+    chain.settings = {"agent_pause_allowed": True, "pause_max_seconds": 3}
+    await chain.start_controller()
+    assert chain.recorder is not None
+    chain.recorder.warning_lead_s = 1.0
+    uid = await lab.inbound(DID_EXTEN_CODES, cust_secs=9)
+    rec = await chain.wait_recording()
+    await lab.wait_bridged(uid)
+    agent = lab.dialed_channel(uid, "Local/2001@")
+    await asyncio.sleep(1.5)
+    await dial(lab, agent, "*1")
+    await chain.wait(lambda: chain.live_call()["recording"]["state"] == "paused", 5)
+
+    async def warned() -> bool:
+        reply = await lab.action({"Action": "Getvar", "Channel": agent, "Variable": "CALLREC_TONE"})
+        return header(reply, "Value").startswith("!1800/")
+
+    await chain.wait(warned, 5)
+    await chain.wait(lambda: chain.live_call()["recording"]["state"] == "recording", 5)
+    row = await chain.finalize(rec["id"])
+    (pause,) = row["timeline"]["pauses"]
+    assert (pause["resumed_by"], pause["resumed_how"]) == ("system", "auto_resume")
+    assert 2500 <= pause["end_ms"] - pause["start_ms"] <= 4500
+    tl = await chain.stored_timeline(row)
+    assert not any(1800.0 in r for r in tl), "the warning must not be recorded"
+    assert (440.0, 880.0) in tl[pause["end_ms"] // 250 + 2 :]

@@ -460,3 +460,28 @@ async def test_agent_star1_refused_where_agent_pause_is_not_allowed(chain: Chain
     assert row["timeline"]["pauses"] == []
     tl = await chain.stored_timeline(row)
     assert all(r[0] == 440.0 for r in tl[1:-1]) and not any(float(TONES["refuse"].hz) in r for r in tl)
+
+
+async def test_secure_pause_warns_the_agent_and_resumes_on_a_real_freeswitch(chain: Chain, lab: LabEsl) -> None:
+    """pause_max_seconds = 3 with a 1 s warning lead: the warning (uuid_broadcast … aleg) reaches the
+    agent's leg only, then the recording resumes by itself; neither tone is in the stored file."""
+    chain.settings = {"agent_pause_allowed": True, "pause_max_seconds": 3}
+    await chain.start_controller()
+    assert chain.recorder is not None
+    chain.recorder.warning_lead_s = 1.0
+    cust, agent, handset = await inbound_call(lab)
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(1.5)
+    assert "+OK" in await lab.api(f"uuid_recv_dtmf {agent} ~*1")
+    await chain.wait(lambda: chain.live_call(cust)["recording"]["state"] == "paused", within=5)
+    await chain.wait(lambda: chain.live_call(cust)["recording"]["state"] == "recording", within=6)
+    await asyncio.sleep(2)
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    (pause,) = row["timeline"]["pauses"]
+    assert (pause["resumed_by"], pause["resumed_how"]) == ("system", "auto_resume")
+    assert 2500 <= pause["end_ms"] - pause["start_ms"] <= 4500
+    tl = await chain.stored_timeline(row)
+    assert not any(float(TONES["warning"].hz) in r or float(TONES["confirm"].hz) in r for r in tl)
+    assert 440.0 in {r[0] for r in tl[pause["end_ms"] // 250 + 2 :]}
