@@ -1,102 +1,217 @@
-"""One active instance per PBX node: a lease row in PostgreSQL.
+"""PBX node leases in PostgreSQL: exactly one instance drives a node, nodes spread over instances.
 
-Several service instances may watch the same PBX for high availability; exactly one acts (sends
-recording commands, journals) at a time. The holder renews its lease every `ttl/3` seconds; a standby
-takes over when the lease has expired, i.e. within `ttl` of the active instance dying (kill -9, host
-loss). Expiry is judged by the database clock only, so instances need no clock agreement.
+Several service instances share the PBX nodes of a deployment. Each instance heartbeats a row in
+`controller_members` (migration 010); the nodes are spread over the live rows by rendezvous hashing
+(controller.assignment, pure), and a lease row per node in `pbx_leases` says who actually drives it.
+The holder renews its leases every round (ttl/4); when an instance joins, the nodes it should now
+drive are handed over cleanly (the old holder closes its PBX link first, then releases the lease, and
+the new owner takes it at its next round); when an instance leaves (stop) it closes its links and
+releases at once; when one dies (kill -9, host loss) its leases and its member row expire after `ttl`
+and the survivors take its nodes at their next round, i.e. within ttl + ttl/4 of the death (+ the
+PBX login). Expiry is judged by the database clock only, so instances need no clock agreement.
 
 While the database is unreachable the active instance keeps acting: a standby cannot take over
 without the database either, and giving up the PBX link would lose every call of the outage. Only
 in a network partition that hides the database from the active instance alone can two instances act
-at once until the partition heals; the one that finds the lease taken then stands down. We prefer
-that (a call possibly recorded twice, both copies journaled) to losing recordings.
+at once until the partition heals; the one that finds the lease taken then stands down (closes its
+PBX link, so its journal writes for that node stop) at its first round with the database back. We
+prefer that (a call possibly recorded twice, both copies journaled) to losing recordings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 import asyncpg
+
+from controller.assignment import Member, owner, plan
 
 log = logging.getLogger(__name__)
 
 _ACQUIRE = """
-INSERT INTO pbx_leases (pbx, holder, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
-ON CONFLICT (pbx) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
+INSERT INTO pbx_leases (pbx, holder, expires_at)
+SELECT node, $2, now() + make_interval(secs => $3) FROM unnest($1::text[]) AS node
+ON CONFLICT (pbx) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,
+    epoch = pbx_leases.epoch + CASE WHEN pbx_leases.holder = EXCLUDED.holder THEN 0 ELSE 1 END
     WHERE pbx_leases.holder = EXCLUDED.holder OR pbx_leases.expires_at < now()
-RETURNING holder
+RETURNING pbx
 """
 
 
 async def try_acquire(pool: asyncpg.Pool, pbx: str, holder: str, ttl: float) -> bool:
     """Take or renew the lease for `pbx`; True when `holder` holds it afterwards."""
-    return await pool.fetchval(_ACQUIRE, pbx, holder, float(ttl)) == holder
+    return pbx in await acquire_many(pool, [pbx], holder, ttl)
+
+
+async def acquire_many(pool: asyncpg.Pool, nodes: list[str], holder: str, ttl: float) -> set[str]:
+    """Take or renew the leases of `nodes` in one statement; returns the ones `holder` holds now."""
+    if not nodes:
+        return set()
+    return {r["pbx"] for r in await pool.fetch(_ACQUIRE, nodes, holder, float(ttl))}
 
 
 async def release(pool: asyncpg.Pool, pbx: str, holder: str) -> None:
-    await pool.execute("DELETE FROM pbx_leases WHERE pbx = $1 AND holder = $2", pbx, holder)
+    """Give the lease up now. The row stays (expired) so peers can tell how long a node has been free."""
+    await pool.execute(
+        "UPDATE pbx_leases SET expires_at = now() - interval '1 millisecond' WHERE pbx = $1 AND holder = $2",
+        pbx,
+        holder,
+    )
 
 
 async def current_holder(pool: asyncpg.Pool, pbx: str) -> str | None:
-    return await pool.fetchval("SELECT holder FROM pbx_leases WHERE pbx = $1 AND expires_at >= now()", pbx)
+    return await pool.fetchval("SELECT holder FROM pbx_leases WHERE pbx = $1 AND expires_at > now()", pbx)
 
 
-class NodeLease:
-    """Keeps trying to become (and stay) the active instance for one PBX node.
+@dataclass(frozen=True)
+class NodeHooks:
+    """What to do when this instance starts / stops driving a node (open / close the PBX link)."""
 
-    `on_acquired` runs when this instance becomes active, `on_lost` when it stops being active (lease
-    taken over after a stall, or the database unreachable for longer than the ttl).
+    on_acquired: Callable[[], Awaitable[None]]
+    on_lost: Callable[[], Awaitable[None]]
+
+
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class LeaseManager:
+    """This instance's membership heartbeat and the leases of the PBX nodes it can drive.
+
+    `name` is the instance's node_id (lease holder, hashing key); `token` identifies this process (its
+    finalize claim token: a finalize job claimed by a process whose member row expired is taken over
+    by the others, storage.finalize). `nodes` maps each configured PBX node to its hooks.
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        pbx: str,
-        holder: str,
         *,
+        name: str,
+        token: str,
+        nodes: Mapping[str, NodeHooks],
         ttl: float = 4.0,
-        on_acquired: Callable[[], Awaitable[None]],
-        on_lost: Callable[[], Awaitable[None]],
     ) -> None:
-        self.pool, self.pbx, self.holder, self.ttl = pool, pbx, holder, ttl
-        self._on_acquired, self._on_lost = on_acquired, on_lost
-        self.active = False
+        self.pool, self.name, self.token, self.ttl = pool, name, token, ttl
+        self.nodes = dict(nodes)
+        self.active: set[str] = set()
+        self.members: list[Member] = []  # the live members seen at the last round
+        self.rounds = 0
+        self._last_ok: float | None = None
+        self._duplicate_warned = False
+
+    def is_active(self, node: str) -> bool:
+        return node in self.active
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_ok = loop.time()
+        """Rounds every ttl/4 until cancelled; then stand down cleanly (links closed, leases released)."""
         try:
             while True:
-                try:
-                    held = await try_acquire(self.pool, self.pbx, self.holder, self.ttl)
-                    last_ok = loop.time()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-                    # Keep acting while the database is unreachable: no standby can take the lease
-                    # without it either, and dropping the PBX link would lose every call placed during
-                    # the outage. Once the database answers again, the lease decides (see module doc).
-                    if loop.time() - last_ok >= self.ttl:
-                        log.warning(
-                            "lease %s: database unreachable for %.0f s (%s); still acting",
-                            self.pbx,
-                            loop.time() - last_ok,
-                            e,
-                        )
-                    held = self.active
-                if held and not self.active:
-                    self.active = True
-                    log.info("lease %s: %s is now the active instance", self.pbx, self.holder)
-                    await self._on_acquired()
-                elif not held and self.active:
-                    self.active = False
-                    log.warning("lease %s: %s lost the lease; standing by", self.pbx, self.holder)
-                    await self._on_lost()
-                await asyncio.sleep(self.ttl / 3 if self.active else self.ttl / 4)
+                await self.round()
+                await asyncio.sleep(self.ttl / 4)
         finally:
-            if self.active:
-                self.active = False
-                try:
-                    await release(self.pool, self.pbx, self.holder)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    pass
+            await self.leave()
+
+    async def round(self) -> None:
+        """Heartbeat, read the live members and the leases, then hand over / take / renew."""
+        loop = asyncio.get_running_loop()
+        try:
+            members, orphaned = await self._heartbeat()
+        except _DB_ERRORS as e:
+            self._unreachable(loop.time(), e)
+            return
+        self.members = members
+        step = plan(self.name, self.nodes, members, self.active, orphaned=orphaned)
+        for node in step.release:
+            await self._hand_over(node, members)
+        try:
+            held = await acquire_many(self.pool, list(step.acquire), self.name, self.ttl)
+        except _DB_ERRORS as e:
+            self._unreachable(loop.time(), e)
+            return
+        self._last_ok = loop.time()
+        self.rounds += 1
+        for node in sorted(self.active - held):  # taken by another instance while we could not renew
+            self.active.discard(node)
+            log.warning("lease %s: %s lost the lease; closing its PBX link", node, self.name)
+            await self._call(node, "on_lost")
+        for node in sorted(held - self.active):
+            self.active.add(node)
+            log.info("lease %s: %s now drives this node", node, self.name)
+            await self._call(node, "on_acquired")
+
+    async def _heartbeat(self) -> tuple[list[Member], set[str]]:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO controller_members (token, name, nodes, expires_at)"
+                " VALUES ($1, $2, $3, now() + make_interval(secs => $4))"
+                " ON CONFLICT (token) DO UPDATE SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at,"
+                " nodes = EXCLUDED.nodes",
+                self.token,
+                self.name,
+                sorted(self.nodes),
+                float(self.ttl),
+            )
+            rows = await conn.fetch(
+                "SELECT token, name, nodes FROM controller_members WHERE expires_at > now() ORDER BY started_at"
+            )
+            leases = await conn.fetch(
+                "SELECT pbx FROM pbx_leases WHERE pbx = ANY($1::text[])"
+                " AND expires_at < now() - make_interval(secs => $2)",
+                sorted(self.nodes),
+                float(self.ttl),
+            )
+            if self.rounds % 200 == 0:  # rows of processes gone for a day are of no use any more
+                await conn.execute("DELETE FROM controller_members WHERE expires_at < now() - interval '1 day'")
+        twins = [r["token"] for r in rows if r["name"] == self.name and r["token"] != self.token]
+        if twins and not self._duplicate_warned:
+            self._duplicate_warned = True
+            log.error("another live instance uses node_id %r (%s): give each instance its own", self.name, twins[0])
+        members = [Member(r["name"], frozenset(r["nodes"])) for r in rows]
+        return members, {r["pbx"] for r in leases}
+
+    async def _hand_over(self, node: str, members: list[Member]) -> None:
+        """Close our link to `node` first, then release the lease: the new owner never overlaps us."""
+        self.active.discard(node)
+        log.info("lease %s: %s hands this node over to %s", node, self.name, owner(node, members))
+        await self._call(node, "on_lost")
+        try:
+            await release(self.pool, node, self.name)
+        except _DB_ERRORS as e:  # the lease then expires by itself within ttl
+            log.warning("lease %s: release failed (%s); it expires within %.0f s", node, e, self.ttl)
+
+    async def _call(self, node: str, hook: str) -> None:
+        try:
+            await getattr(self.nodes[node], hook)()
+        except Exception:  # a hook failing must not stop the lease loop (other nodes depend on it)
+            log.exception("lease %s: %s failed", node, hook)
+
+    def _unreachable(self, now: float, e: BaseException) -> None:
+        # Keep acting while the database is unreachable: no standby can take the lease without it
+        # either, and dropping the PBX link would lose every call placed during the outage. Once the
+        # database answers again, the lease decides (see module doc).
+        if self._last_ok is not None and now - self._last_ok >= self.ttl:
+            log.warning(
+                "leases of %s: database unreachable for %.0f s (%s); still driving %s",
+                self.name,
+                now - self._last_ok,
+                e,
+                ", ".join(sorted(self.active)) or "no node",
+            )
+
+    async def leave(self) -> None:
+        """Stop: close the links, release the leases and expire the member row, so peers take over
+        at their next round instead of after ttl."""
+        for node in sorted(self.active):
+            self.active.discard(node)
+            await self._call(node, "on_lost")
+            with contextlib.suppress(*_DB_ERRORS):
+                await release(self.pool, node, self.name)
+        with contextlib.suppress(*_DB_ERRORS):
+            await self.pool.execute(
+                "UPDATE controller_members SET expires_at = now() - interval '1 millisecond' WHERE token = $1",
+                self.token,
+            )

@@ -77,12 +77,8 @@ class _Node:
     def __init__(self, driver: PbxDriver, cfg: PbxConfig | None, numbering: NumberingPlan) -> None:
         self.driver = driver
         self.account = cfg.account if cfg else "main"
-        self.tracker = CallTracker(
-            driver.name,
-            numbering=numbering,
-            inbound_contexts=tuple(cfg.inbound_contexts) if cfg else (),
-            default_account=self.account,
-        )
+        self.inbound_contexts = tuple(cfg.inbound_contexts) if cfg else ()
+        self.tracker = self.new_tracker(numbering)
         self.files: dict[str, SpoolFiles] = {}  # recording id → spool files
         self.decisions: dict[str, PolicyDecision] = {}  # call id → decision (recorded or not)
         self.started: dict[str, asyncio.Event] = {}  # recording id → set once the journal has its row
@@ -97,6 +93,14 @@ class _Node:
         # recording id → the reply to a start command already written (driver.begin_recording), awaited
         # by the call's chain; the command itself never waits behind journal writes
         self.pending_starts: dict[str, Awaitable[SpoolFiles]] = {}
+
+    def new_tracker(self, numbering: NumberingPlan) -> CallTracker:
+        return CallTracker(
+            self.driver.name,
+            numbering=numbering,
+            inbound_contexts=self.inbound_contexts,
+            default_account=self.account,
+        )
 
 
 class Recorder(PauseControl):
@@ -229,6 +233,23 @@ class Recorder(PauseControl):
         task = asyncio.get_running_loop().create_task(run())
         node.chains[key] = task
         node.chain_calls[key] = action.call
+
+    async def release_node(self, pbx: str, *, wait: float = 10.0) -> None:
+        """This instance stopped driving `pbx` (its lease went to another instance; the link is closed):
+        finish the journal writes already queued for it, then forget its calls. The new owner adopts
+        them from the journal and the PBX; a stale copy kept here would, if the node ever came back
+        to this instance, be journaled as calls lost while the link was down."""
+        node = self.nodes[pbx]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(pbx), wait)
+        for call in node.tracker.live_calls():
+            self._notify(node, call, ended=True)
+        node.tracker = node.new_tracker(node.tracker.numbering)
+        node.files.clear()
+        node.decisions.clear()
+        node.started.clear()
+        node.known_at_link_up = set()
+        self.metrics.set("callrec_live_calls", 0, pbx=pbx)
 
     async def drain(self, pbx: str | None = None) -> None:
         """Wait until every queued action (of one node, or all) is done, phone codes included."""

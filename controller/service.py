@@ -3,7 +3,8 @@
 This module only composes the parts; each owns its logic. `Service.start()` brings them up in
 dependency order (storage before PBX links, so a recording that starts has somewhere to go) and
 `Service.close()` takes them down in reverse. Each PBX node is driven only while this instance holds
-its lease (controller.lease), so several instances can watch one PBX for high availability.
+its lease (controller.lease): several instances share the nodes of a deployment, spread over them and
+taken over when one leaves or dies.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from controller.config import Config, PbxConfig
 from controller.drivers.asterisk import AsteriskDriver
 from controller.drivers.base import PbxDriver
 from controller.drivers.freeswitch import FreeSwitchDriver
-from controller.lease import NodeLease
+from controller.lease import LeaseManager, NodeHooks
 from controller.metrics import Metrics
 from controller.policy import PolicySet
 from controller.recorder import Recorder
@@ -135,7 +136,7 @@ class Service:
         self.finalizer: FinalizeWorker | None = None
         self.recorder: Recorder | None = None
         self.drivers: dict[str, PbxDriver] = {}
-        self.leases: dict[str, NodeLease] = {}
+        self.leases: LeaseManager | None = None
         self.api_port: int | None = None
         self._runner: web.AppRunner | None = None
         self._retention: RetentionScheduler | None = None
@@ -187,23 +188,33 @@ class Service:
             journal_pool=self.journal_pool,
         )
         await self.recorder.start()
-        for name, driver in self.drivers.items():
-            lease = NodeLease(
-                pool,
-                name,
-                self.node_id,
-                ttl=self.lease_ttl,
-                on_acquired=driver.start,
-                on_lost=driver.close,
-            )
-            self.leases[name] = lease
-            self._spawn(lease.run(), f"lease-{name}")
+        self.leases = LeaseManager(
+            pool,
+            name=self.node_id,
+            token=self.finalizer.claim_token,  # finalize claims of this process die with its member row
+            nodes={
+                name: NodeHooks(driver.start, self._stand_down(name, driver)) for name, driver in self.drivers.items()
+            },
+            ttl=self.lease_ttl,
+        )
+        self._spawn(self.leases.run(), "leases")
 
         if cfg.api.enabled:
             app = create_app(cfg, pool, self.recorder, self.metrics, self._health_checks())
             self._runner, self.api_port = await start_api(app, cfg.api.bind, cfg.api.port)
             log.info("API on http://%s:%d/", cfg.api.bind, self.api_port)
         log.info("callrec %s ready: %d PBX node(s)", self.node_id, len(self.drivers))
+
+    def _stand_down(self, name: str, driver: PbxDriver) -> Callable[[], Awaitable[None]]:
+        """Another instance drives `name` now: close the link (no more commands, no more journal
+        writes for it from here), then let the recorder forget the node's calls."""
+
+        async def stand_down() -> None:
+            await driver.close()
+            if self.recorder is not None:
+                await self.recorder.release_node(name)
+
+        return stand_down
 
     def _health_checks(self) -> dict[str, Callable[[], Any]]:
         checks: dict[str, Callable[[], Any]] = {}
@@ -240,8 +251,7 @@ class Service:
 
     def _pbx_check(self, name: str, driver: PbxDriver) -> Callable[[], dict[str, Any]]:
         def check() -> dict[str, Any]:
-            lease = self.leases.get(name)
-            active = bool(lease and lease.active)
+            active = bool(self.leases and self.leases.is_active(name))
             # A standby instance is healthy without a link: another instance is driving this node.
             return {"ok": driver.connected or not active, "connected": driver.connected, "active": active}
 

@@ -4,7 +4,10 @@ Idempotent and resumable: `finalize_jobs.step` records the last completed step, 
 results are committed together with the step change, so a crash between any two steps resumes at
 the right one. Objects have deterministic keys (date shard + recording id), so a step that is redone
 overwrites instead of adding a second object. Jobs are claimed with FOR UPDATE SKIP LOCKED plus a
-lease, so several instances share one database without handling a recording twice.
+lease, so several instances share one database without handling a recording twice. A claim is lost
+only when its lease expired or its process is known to be gone (its `controller_members` row expired,
+or it was an earlier process of this node that is no longer running); before each step the worker
+checks that the job is still its own, so a worker that lost a claim stops before writing anything.
 
 Failures: a transient one (store down, disk full, DB blip) is retried with capped exponential backoff
 while the spool keeps the plaintext; a permanent one (bad recipients, unreadable audio, missing spool
@@ -21,6 +24,7 @@ import resource
 import secrets
 import signal
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +51,12 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "callrec_finalize"
 REQUEUE_CHECK_SECONDS = 15.0  # how soon a recording waiting for a recipient notices a new key
 TEST_HOOK_ENV = "CALLREC_TEST_FINALIZE_HOOK"  # tests only: "crash:after:upload", "fsize:before:upload:4096"
+# A job claimed by a controller process whose member row (controller.lease) expired this long ago is
+# taken over without waiting for the claim's own lease: the process is dead or cut off, and the
+# before-step check stops it should it come back.
+DEAD_MEMBER_GRACE_SECONDS = 10.0
+# Finalize workers alive in THIS process: never "stale", whatever their node id (see release_stale_claims).
+_LIVE: weakref.WeakSet[FinalizeWorker] = weakref.WeakSet()
 
 
 class _LostClaim(Exception):
@@ -109,6 +119,7 @@ class FinalizeWorker(FinalizeSteps):
         self.metrics = metrics or Metrics()
         self.node_id = node_id or config.node_id or f"{os.uname().nodename}:{os.getpid()}"
         self.claim_token = f"{self.node_id}/{os.getpid()}/{secrets.token_hex(3)}"
+        _LIVE.add(self)
         # Where recordings go: [storage], or the account's own store ([accounts.<id>.storage]).
         self.locations = as_locations(backend) if backend is not None else StorageLocations.from_config(config)
         self.backend = self.locations.default
@@ -242,12 +253,22 @@ class FinalizeWorker(FinalizeSteps):
         return [str(x) for x in ready]
 
     async def release_stale_claims(self) -> int:
-        """Claims left by an earlier process of this node (killed mid-job) are released at once."""
+        """Claims left by an earlier process of this node (killed mid-job) are released at once.
+
+        Only claims whose process is gone: not another worker of this process (before 1ece9fc the
+        service ran one worker per finalize loop, all with this node id, and each one's start released
+        the claims its siblings had just taken — the 'claim lost to another worker' warning of a
+        draining backlog), nor a live controller process with the same node id (its member row has
+        not expired). The node id is compared as a plain prefix (LIKE would treat _ and % in it as
+        wildcards and release other nodes' claims)."""
         res = await self.pool.execute(
             "UPDATE finalize_jobs SET claimed_until = NULL, claimed_by = '', state = 'pending', updated_at = now()"
-            " WHERE state = 'running' AND claimed_by LIKE $1 || '/%' AND claimed_by <> $2",
+            " WHERE state = 'running' AND left(claimed_by, length($1) + 1) = $1 || '/'"
+            " AND claimed_by <> ALL($2::text[])"
+            " AND NOT EXISTS (SELECT 1 FROM controller_members m WHERE m.token = finalize_jobs.claimed_by"
+            " AND m.expires_at > now())",
             self.node_id,
-            self.claim_token,
+            [w.claim_token for w in list(_LIVE)],
         )
         return int(res.split()[-1])
 
@@ -288,7 +309,9 @@ class FinalizeWorker(FinalizeSteps):
             WITH due AS (
                 SELECT recording_id FROM finalize_jobs
                 WHERE state IN ('pending', 'running') AND next_attempt_at <= now()
-                  AND (claimed_until IS NULL OR claimed_until < now())
+                  AND (claimed_until IS NULL OR claimed_until < now()
+                       OR claimed_by IN (SELECT token FROM controller_members
+                                         WHERE expires_at < now() - make_interval(secs => $3)))
                 ORDER BY next_attempt_at
                 FOR UPDATE SKIP LOCKED
                 LIMIT 1)
@@ -300,6 +323,7 @@ class FinalizeWorker(FinalizeSteps):
             """,
             self.claim_token,
             float(self.fc.lease_seconds),
+            DEAD_MEMBER_GRACE_SECONDS,
         )
 
     async def _run_job(self, job: asyncpg.Record) -> None:
@@ -308,9 +332,11 @@ class FinalizeWorker(FinalizeSteps):
         step = job["step"]
         try:
             while step != "done":
-                row = await self._row(rid)
+                row = await self._row(rid, step)
                 if row is None:  # recording deleted meanwhile (purge/cascade): nothing to do
                     return
+                if not row["claim_ok"]:  # taken over (see _claim): write nothing more
+                    raise _LostClaim(rid)
                 _hook("before", step)
                 nxt, updates = await self._do(step, row)
                 _hook("after", step)
@@ -334,10 +360,15 @@ class FinalizeWorker(FinalizeSteps):
             await self._retry(job, step, f"{type(e).__name__}: {e}")
         await self._refresh_gauges()
 
-    async def _row(self, rid: str) -> asyncpg.Record | None:
+    async def _row(self, rid: str, step: str) -> asyncpg.Record | None:
+        """The recording, and whether the job is still ours at `step` (same round trip)."""
         return await self.pool.fetchrow(
-            "SELECT r.*, c.pbx_call_id FROM recordings r LEFT JOIN calls c ON c.id = r.call_id WHERE r.id = $1",
+            "SELECT r.*, c.pbx_call_id, coalesce(f.claimed_by = $2 AND f.step = $3, false) AS claim_ok"
+            " FROM recordings r LEFT JOIN calls c ON c.id = r.call_id"
+            " LEFT JOIN finalize_jobs f ON f.recording_id = r.id WHERE r.id = $1",
             rid,
+            self.claim_token,
+            step,
         )
 
     async def _advance(self, rid: str, step: str, nxt: str, updates: dict[str, Any]) -> None:
@@ -394,14 +425,15 @@ class FinalizeWorker(FinalizeSteps):
             delay,
             error,
         )
-        await self.pool.execute(
+        await self.pool.execute(  # only while the claim is ours: never reset another worker's job
             "UPDATE finalize_jobs SET state = 'pending', attempts = $2, last_error = $3, claimed_by = '',"
             " claimed_until = NULL, next_attempt_at = now() + make_interval(secs => $4), updated_at = now()"
-            " WHERE recording_id = $1",
+            " WHERE recording_id = $1 AND claimed_by = $5",
             job["recording_id"],
             attempts,
             f"{step}: {error}",
             float(delay),
+            self.claim_token,
         )
 
     async def _fail(self, job: asyncpg.Record, step: str, error: str, *, attempts: int | None = None) -> None:
@@ -410,13 +442,17 @@ class FinalizeWorker(FinalizeSteps):
         self.metrics.inc("callrec_finalize_failed_total", reason=reason)
         log.error("finalize %s FAILED at %s (spool files kept): %s", job["recording_id"], step, error)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            mine = await conn.execute(  # only while the claim is ours: a job another worker took is its own
                 "UPDATE finalize_jobs SET state = 'failed', attempts = $2, last_error = $3, claimed_by = '',"
-                " claimed_until = NULL, updated_at = now() WHERE recording_id = $1",
+                " claimed_until = NULL, updated_at = now() WHERE recording_id = $1 AND claimed_by = $4",
                 job["recording_id"],
                 attempts if attempts is not None else job["attempts"] + 1,
                 error,
+                self.claim_token,
             )
+            if mine.split()[-1] != "1":
+                log.warning("finalize %s: not failed here, another worker holds the job now", job["recording_id"])
+                return
             res = await conn.execute(
                 "UPDATE recordings SET state = 'failed', error = $2, updated_at = now()"
                 " WHERE id = $1 AND state <> 'stored'",

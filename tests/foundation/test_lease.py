@@ -1,10 +1,26 @@
-"""High availability: exactly one instance acts for a PBX node; a standby takes over on expiry."""
+"""Per-node leases spread over live instances, on a real PostgreSQL.
+
+Several LeaseManagers (one per "instance") run in this process against the same database; each node's
+hooks stand for the PBX link (on_acquired = connect, on_lost = disconnect). A shared Links record says
+who is connected to which node, and flags any moment where two instances are connected at once.
+"""
+
+from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
 
 import asyncpg
 
-from controller.lease import NodeLease, current_holder, try_acquire
+from controller.assignment import Member, assign
+from controller.lease import LeaseManager, NodeHooks, current_holder, try_acquire
+from storage import db
+from tests.freeswitch.test_journal_outage import Relay, via
+
+TTL = 0.8
 
 
 async def test_only_one_holder_at_a_time(pool: asyncpg.Pool) -> None:
@@ -23,58 +39,154 @@ async def test_standby_takes_over_after_expiry(pool: asyncpg.Pool) -> None:
     assert await try_acquire(pool, "fs-b", "standby", 0.3) is True
 
 
-async def test_node_lease_callbacks_follow_who_is_active(pool: asyncpg.Pool) -> None:
-    events: list[str] = []
+class Links:
+    """Who is 'connected' to each node, as the lease hooks say; overlaps are recorded, not raised."""
 
-    def make(name: str) -> NodeLease:
-        async def acquired() -> None:
-            events.append(f"{name}+")
+    def __init__(self) -> None:
+        self.up: dict[str, set[str]] = {}
+        self.overlaps: list[tuple[str, set[str]]] = []
+        self.events: list[str] = []
 
-        async def lost() -> None:
-            events.append(f"{name}-")
+    def hooks(self, who: str, node: str) -> NodeHooks:
+        async def connect() -> None:
+            others = self.up.setdefault(node, set())
+            if others:
+                self.overlaps.append((node, set(others) | {who}))
+            others.add(who)
+            self.events.append(f"{who}+{node}")
 
-        return NodeLease(pool, "fs-c", name, ttl=0.6, on_acquired=acquired, on_lost=lost)
+        async def disconnect() -> None:
+            self.up.setdefault(node, set()).discard(who)
+            self.events.append(f"{who}-{node}")
 
-    a, b = make("a"), make("b")
-    ta = asyncio.create_task(a.run())
-    await asyncio.sleep(0.2)
-    tb = asyncio.create_task(b.run())
-    await asyncio.sleep(0.5)
-    assert a.active and not b.active and events == ["a+"]
-    ta.cancel()  # graceful stop releases the lease: b takes over quickly
-    await asyncio.gather(ta, return_exceptions=True)
-    for _ in range(40):
-        if b.active:
-            break
-        await asyncio.sleep(0.05)
-    assert b.active and events == ["a+", "b+"]
-    tb.cancel()
-    await asyncio.gather(tb, return_exceptions=True)
-    assert await current_holder(pool, "fs-c") is None
+        return NodeHooks(connect, disconnect)
+
+    def owners(self) -> dict[str, str]:
+        out = {}
+        for node, who in self.up.items():
+            assert len(who) <= 1, f"{node} driven by {who}"
+            if who:
+                out[node] = next(iter(who))
+        return out
 
 
-async def test_active_instance_keeps_acting_while_the_database_is_unreachable(db_dsn: str) -> None:
+class Instance:
+    def __init__(self, pool: asyncpg.Pool, name: str, nodes: list[str], links: Links) -> None:
+        self.name = name
+        self.manager = LeaseManager(
+            pool,
+            name=name,
+            token=f"{name}/{secrets.token_hex(3)}",
+            nodes={n: links.hooks(name, n) for n in nodes},
+            ttl=TTL,
+        )
+        self.task = asyncio.create_task(self.manager.run())
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def until(pred: Callable[[], bool], limit: float, what: str) -> float:
+    t0 = time.monotonic()
+    while not pred():
+        assert time.monotonic() - t0 < limit, f"not reached within {limit} s: {what}"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def expected(names: list[str], nodes: list[str]) -> dict[str, str]:
+    return assign([Member(n, frozenset(nodes)) for n in names])
+
+
+async def test_join_rebalances_leave_and_kill_hand_the_nodes_to_the_survivors(pool: asyncpg.Pool, db_dsn: str) -> None:
+    tag = secrets.token_hex(3)
+    nodes = [f"{tag}-fs{i}" for i in range(1, 4)] + [f"{tag}-ast{i}" for i in range(1, 4)]
+    names = [f"{tag}-ctl-a", f"{tag}-ctl-b", f"{tag}-ctl-c"]
+    links = Links()
+    a = Instance(pool, names[0], nodes, links)
+    await until(lambda: links.owners() == dict.fromkeys(nodes, names[0]), 10, "a alone drives every node")
+
+    # join: b and c take their share (rendezvous), a hands those over first
+    b_pool = await db.create_pool(db_dsn, min_size=1, max_size=2)
+    b = Instance(b_pool, names[1], nodes, links)
+    c = Instance(pool, names[2], nodes, links)
+    three = expected(names, nodes)
+    assert len(set(three.values())) == 3, "the drill's names must spread the nodes over all three"
+    await until(lambda: links.owners() == three, 10, "nodes spread over a, b, c")
+    rows = {
+        r["pbx"]: r["holder"] for r in await pool.fetch("SELECT pbx, holder FROM pbx_leases WHERE pbx = ANY($1)", nodes)
+    }
+    assert rows == three, "the lease rows say the same as the links"
+
+    # leave (graceful stop): c's nodes go to a and b, without waiting for c's leases to expire
+    await c.stop()
+    two = expected(names[:2], nodes)
+    await until(lambda: links.owners() == two, 10, "c's nodes taken over after it left")
+
+    # kill (no release): b's pool dies under it, so nothing is released; its nodes move to a only
+    # once b's leases have expired in the database
+    b_nodes = [n for n, who in two.items() if who == names[1]]
+    b_pool.terminate()
+    await b.stop()  # its hooks ran (a killed process's links die with it); the rows stay
+    await until(lambda: links.owners() == dict.fromkeys(nodes, names[0]), 10, "b's nodes taken over after its death")
+    for node in b_nodes:
+        row = await pool.fetchrow("SELECT holder, epoch FROM pbx_leases WHERE pbx = $1", node)
+        assert row["holder"] == names[0] and row["epoch"] >= 2  # a → b → a
+    assert links.overlaps == [], f"two instances drove a node at once: {links.overlaps}"
+    await a.stop()
+    assert links.owners() == {}
+    assert [await current_holder(pool, n) for n in nodes] == [None] * len(nodes), "a stop releases at once"
+
+
+async def test_a_partitioned_holder_stands_down_as_soon_as_it_sees_the_lease_taken(
+    pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    """The holder cut off from the database keeps its link (a database outage must not lose calls);
+    a peer takes the node once the lease expired; when the partition heals, the old holder finds the
+    lease taken and disconnects at its first round — the database never shows two holders."""
+    tag = secrets.token_hex(3)
+    node = f"{tag}-fs1"
+    relay = Relay(*_host_port(db_dsn))
+    await relay.start()
+    a_pool = await db.create_pool(via(db_dsn, relay.port), min_size=1, max_size=2)
+    links = Links()
+    a = Instance(a_pool, f"{tag}-a", [node], links)
+    try:
+        await until(lambda: links.owners() == {node: f"{tag}-a"}, 10, "a drives the node")
+        relay.cut()
+        b = Instance(pool, f"{tag}-b", [node], links)
+        await until(lambda: f"{tag}-b" in links.up.get(node, set()), 10, "b takes the node after a's lease expired")
+        assert f"{tag}-a" in links.up[node], "a kept its link through the outage (by design)"
+        assert await current_holder(pool, node) == f"{tag}-b"
+        relay.restore()
+        await until(lambda: links.up[node] == {f"{tag}-b"}, 10, "a stands down once it sees the lease taken")
+        assert links.events[-1] == f"{tag}-a-{node}"
+        assert a.manager.active == set()
+        await b.stop()
+    finally:
+        await a.stop()
+        with contextlib.suppress(Exception):
+            await a_pool.close()
+        await relay.close()
+
+
+async def test_the_active_instance_keeps_acting_while_the_database_is_unreachable(db_dsn: str) -> None:
     """A database outage must not drop the PBX link (calls of the outage would be lost)."""
-    from storage import db
-
     own = await db.create_pool(db_dsn, min_size=1, max_size=2)
-    lost: list[str] = []
-
-    async def acquired() -> None:
-        pass
-
-    async def on_lost() -> None:
-        lost.append("lost")
-
-    lease = NodeLease(own, "fs-d", "solo", ttl=0.3, on_acquired=acquired, on_lost=on_lost)
-    task = asyncio.create_task(lease.run())
-    for _ in range(40):
-        if lease.active:
-            break
-        await asyncio.sleep(0.05)
-    assert lease.active
+    links = Links()
+    node = f"{secrets.token_hex(3)}-fs-d"
+    solo = Instance(own, "solo", [node], links)
+    await until(lambda: links.owners() == {node: "solo"}, 10, "solo drives the node")
     own.terminate()  # every query now fails as with a dead server
-    await asyncio.sleep(1.0)  # more than 3 ttl without the database
-    assert lease.active and lost == []
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(4 * TTL)
+    assert links.owners() == {node: "solo"} and solo.manager.is_active(node)
+    solo.task.cancel()
+    await asyncio.gather(solo.task, return_exceptions=True)
+
+
+def _host_port(dsn: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(dsn)
+    return u.hostname or "127.0.0.1", u.port or 5432

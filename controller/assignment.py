@@ -1,0 +1,93 @@
+"""Which live instance should drive which PBX node: rendezvous (highest-random-weight) hashing.
+
+Pure: no I/O, no clock. `controller.lease.LeaseManager` feeds it the live members it read from
+PostgreSQL and acts on the answer. Every instance computes the same answer from the same member set,
+so no coordinator is needed; the lease row in PostgreSQL still decides who actually holds a node
+(two instances with momentarily different views can never both hold it).
+
+Why rendezvous hashing: when an instance joins or leaves, only the nodes whose top-scoring instance
+changed move (about 1/n of them), so a rebalance disturbs as few PBX links as possible; and a node's
+owner depends on instance NAMES (node_id), not process ids, so an instance restarted under the same
+name gets its own nodes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Member:
+    """A live instance: its stable name (node_id) and the PBX nodes its configuration lets it drive."""
+
+    name: str
+    nodes: frozenset[str]
+
+
+def score(node: str, name: str) -> int:
+    """The weight of instance `name` for `node`; stable across processes, Python versions and hosts."""
+    return int.from_bytes(hashlib.sha256(f"{node}\x00{name}".encode()).digest()[:8], "big")
+
+
+def owner(node: str, members: Iterable[Member]) -> str | None:
+    """The name of the member that should drive `node`, or None when no live member can."""
+    able = [m.name for m in members if node in m.nodes]
+    if not able:
+        return None
+    return max(able, key=lambda name: (score(node, name), name))
+
+
+def assign(members: Iterable[Member]) -> dict[str, str]:
+    """node → owning member name, for every node some live member can drive."""
+    ms = list({m.name: m for m in members}.values())
+    nodes = sorted({n for m in ms for n in m.nodes})
+    out: dict[str, str] = {}
+    for node in nodes:
+        who = owner(node, ms)
+        if who is not None:
+            out[node] = who
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one instance should do this round for the nodes it can drive."""
+
+    acquire: tuple[str, ...]  # nodes to take (free, expired, or ours to keep)
+    release: tuple[str, ...]  # nodes held now that another live instance should drive: hand over
+
+
+def plan(
+    me: str,
+    my_nodes: Iterable[str],
+    members: Iterable[Member],
+    held: Iterable[str],
+    *,
+    orphaned: Iterable[str] = (),
+) -> Plan:
+    """One round of the lease loop for instance `me`.
+
+    `held`: nodes this instance holds now. `orphaned`: nodes whose lease nobody has held for longer
+    than a ttl — taken by any instance that can drive them (a member whose view of the member set
+    lags, or an owner that cannot reach the database, must not leave a node undriven forever).
+    """
+    ms = list(members)
+    held_set, orphan_set = set(held), set(orphaned)
+    acquire, release = [], []
+    for node in sorted(set(my_nodes)):
+        want = owner(node, ms)
+        if want == me or (want is None and node in held_set) or node in orphan_set:
+            acquire.append(node)
+        elif node in held_set:
+            release.append(node)
+    return Plan(tuple(acquire), tuple(release))
+
+
+def spread(assignment: Mapping[str, str]) -> dict[str, int]:
+    """member name → how many nodes it drives (for logs and the drill's report)."""
+    out: dict[str, int] = {}
+    for name in assignment.values():
+        out[name] = out.get(name, 0) + 1
+    return out
