@@ -119,7 +119,8 @@ class LeaseManager:
         """Heartbeat, read the live members and the leases, then hand over / take / renew."""
         loop = asyncio.get_running_loop()
         try:
-            members, orphaned = await self._heartbeat()
+            # a round never hangs on a stuck connection longer than a ttl (its leases would expire)
+            members, orphaned = await asyncio.wait_for(self._heartbeat(), self.ttl)
         except _DB_ERRORS as e:
             self._unreachable(loop.time(), e)
             return
@@ -128,7 +129,7 @@ class LeaseManager:
         for node in step.release:
             await self._hand_over(node, members)
         try:
-            held = await acquire_many(self.pool, list(step.acquire), self.name, self.ttl)
+            held = await asyncio.wait_for(acquire_many(self.pool, list(step.acquire), self.name, self.ttl), self.ttl)
         except _DB_ERRORS as e:
             self._unreachable(loop.time(), e)
             return

@@ -100,9 +100,12 @@ def expected(names: list[str], nodes: list[str]) -> dict[str, str]:
 
 
 async def test_join_rebalances_leave_and_kill_hand_the_nodes_to_the_survivors(pool: asyncpg.Pool, db_dsn: str) -> None:
-    tag = secrets.token_hex(3)
-    nodes = [f"{tag}-fs{i}" for i in range(1, 4)] + [f"{tag}-ast{i}" for i in range(1, 4)]
-    names = [f"{tag}-ctl-a", f"{tag}-ctl-b", f"{tag}-ctl-c"]
+    while True:  # names of this run (the session database is shared) that give each instance a node
+        tag = secrets.token_hex(3)
+        nodes = [f"{tag}-fs{i}" for i in range(1, 4)] + [f"{tag}-ast{i}" for i in range(1, 4)]
+        names = [f"{tag}-ctl-a", f"{tag}-ctl-b", f"{tag}-ctl-c"]
+        if len(set(expected(names, nodes).values())) == 3:
+            break
     links = Links()
     a = Instance(pool, names[0], nodes, links)
     await until(lambda: links.owners() == dict.fromkeys(nodes, names[0]), 10, "a alone drives every node")
@@ -145,8 +148,11 @@ async def test_a_partitioned_holder_stands_down_as_soon_as_it_sees_the_lease_tak
     """The holder cut off from the database keeps its link (a database outage must not lose calls);
     a peer takes the node once the lease expired; when the partition heals, the old holder finds the
     lease taken and disconnects at its first round — the database never shows two holders."""
-    tag = secrets.token_hex(3)
-    node = f"{tag}-fs1"
+    while True:  # names for which b, not a, is the node's rendezvous owner (so b keeps it after the heal)
+        tag = secrets.token_hex(3)
+        node = f"{tag}-fs1"
+        if expected([f"{tag}-a", f"{tag}-b"], [node]) == {node: f"{tag}-b"}:
+            break
     relay = Relay(*_host_port(db_dsn))
     await relay.start()
     a_pool = await db.create_pool(via(db_dsn, relay.port), min_size=1, max_size=2)
