@@ -4,7 +4,10 @@ finalizing a recording until it is stored, and reading the stored audio back."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import fcntl
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,25 @@ from lab.tones import TARGET_HZ, channel_timeline, read_wav, tone_frames
 from storage import crypto
 from storage.finalize import FinalizeWorker
 from storage.playback import decrypted_audio_file
+
+
+@contextlib.contextmanager
+def one_run_at_a_time(target: str) -> Iterator[None]:
+    """Hold the PBX `target` ("host:port[:credentials]") for this process until the block ends.
+
+    Real-PBX tests of several checkouts run against the same PBX on one machine, with the same test
+    numbers; a controller of one run then records (and stops, and mutes) the other run's calls — seen
+    on a shared Asterisk as two MixMonitors on one channel and a wrong stop reason. An flock per PBX,
+    keyed by host and port only (never the credentials), makes concurrent runs take turns test by test.
+    """
+    host_port = "_".join(target.split(":")[:2])
+    path = Path(tempfile.gettempdir()) / f"callrec-real-pbx-{host_port}.lock"
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def make_config(tmp: Path, node_id: str) -> Config:

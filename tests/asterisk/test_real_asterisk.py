@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -43,7 +43,7 @@ from tests.asterisk.real_pbx.harness import (
     make_config,
     target,
 )
-from tests.real_pbx_common import stored_target_frames
+from tests.real_pbx_common import one_run_at_a_time, stored_target_frames
 
 pytestmark = [
     pytest.mark.real_asterisk,
@@ -57,7 +57,14 @@ RINGBACK = {440.0, 480.0}  # US ringback Asterisk plays to the customer while a 
 
 
 @pytest.fixture(autouse=True)
-async def transcript(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+def pbx_turn() -> Iterator[None]:
+    """One test at a time on this Asterisk, whichever checkout runs it (see one_run_at_a_time)."""
+    with one_run_at_a_time(TARGET):
+        yield
+
+
+@pytest.fixture(autouse=True)
+async def transcript(request: pytest.FixtureRequest, pbx_turn: None) -> AsyncIterator[None]:
     """CALLREC_TEST_ASTERISK_CAPTURE=<dir>: keep what the driver's AMI user received during each test
     (fixture format) — the raw material of the replay tests in the default suite."""
     out = os.environ.get("CALLREC_TEST_ASTERISK_CAPTURE", "")

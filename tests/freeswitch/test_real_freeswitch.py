@@ -16,7 +16,7 @@ import asyncio
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -42,7 +42,7 @@ from tests.freeswitch.real_pbx.harness import (
     LabEsl,
     make_config,
 )
-from tests.real_pbx_common import stored_target_frames
+from tests.real_pbx_common import one_run_at_a_time, stored_target_frames
 
 TARGET = os.environ.get("CALLREC_TEST_FREESWITCH", "")
 pytestmark = [
@@ -57,6 +57,13 @@ pytestmark = [
 def target() -> tuple[str, int, str]:
     host, port, password = TARGET.split(":", 2)
     return host, int(port), password
+
+
+@pytest.fixture(autouse=True)
+def pbx_turn() -> Iterator[None]:
+    """One test at a time on this FreeSWITCH, whichever checkout runs it (see one_run_at_a_time)."""
+    with one_run_at_a_time(TARGET):
+        yield
 
 
 @pytest.fixture

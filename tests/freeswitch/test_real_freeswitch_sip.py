@@ -27,6 +27,7 @@ from controller.policy import Account, PolicySet, settings_from_dict
 from lab.softphone import phones as lab_phones
 from storage import db
 from tests.freeswitch.real_pbx.harness import Chain, LabEsl, make_config
+from tests.real_pbx_common import one_run_at_a_time
 
 TARGET = os.environ.get("CALLREC_TEST_FREESWITCH", "")
 pytestmark = [
@@ -102,6 +103,13 @@ def phones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phones]:
         pytest.fail(f"the baresip lab phones did not come up: {e}")
     yield p
     p.stop()
+
+
+@pytest.fixture(autouse=True)
+def pbx_turn() -> Iterator[None]:
+    """One test at a time on this FreeSWITCH, whichever checkout runs it (see one_run_at_a_time)."""
+    with one_run_at_a_time(TARGET):
+        yield
 
 
 @pytest.fixture

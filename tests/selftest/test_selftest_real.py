@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from controller.selftest import PLANS
+from tests.real_pbx_common import one_run_at_a_time
 from tests.selftest.conftest import run_selftest
 
 FREESWITCH = os.environ.get("CALLREC_TEST_FREESWITCH", "")
@@ -38,7 +39,8 @@ def _assert_all_passed(doc: dict, raw: str) -> None:
 @pytest.mark.skipif(not FREESWITCH, reason="needs a real FreeSWITCH: set CALLREC_TEST_FREESWITCH=host:port:password")
 async def test_selftest_passes_on_real_freeswitch() -> None:
     host, port, password = FREESWITCH.split(":", 2)
-    res = await run_selftest("--freeswitch", f"{host}:{port}", "--password", password, "--json")
+    with one_run_at_a_time(FREESWITCH):
+        res = await run_selftest("--freeswitch", f"{host}:{port}", "--password", password, "--json")
     assert res.rc == 0, res.stdout[-3000:] + res.stderr[-3000:]
     _assert_all_passed(res.doc, res.stdout)
 
@@ -51,8 +53,9 @@ async def test_selftest_passes_on_real_asterisk(tmp_path: Path) -> None:
         user, secret = ASTERISK_LAB.split(":", 1)
     record_dir = os.environ.get("CALLREC_TEST_ASTERISK_RECORD_DIR") or str(tmp_path)
     os.chmod(record_dir, 0o777)
-    res = await run_selftest(
-        "--asterisk", f"{host}:{port}", "--username", user, "--secret", secret, "--record-dir", record_dir, "--json"
-    )
+    with one_run_at_a_time(ASTERISK):
+        res = await run_selftest(
+            "--asterisk", f"{host}:{port}", "--username", user, "--secret", secret, "--record-dir", record_dir, "--json"
+        )
     assert res.rc == 0, res.stdout[-3000:] + res.stderr[-3000:]
     _assert_all_passed(res.doc, res.stdout)
