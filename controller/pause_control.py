@@ -15,8 +15,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from controller.calls import Decide
 from controller.drivers.base import PbxCommandError, PbxUnavailable
 from controller.events import FeatureCode
 from controller.features import decide, secure_pause_schedule
@@ -25,7 +27,8 @@ from controller.tones import TONES
 from storage import journal
 
 if TYPE_CHECKING:
-    from controller.calls import Call
+    from controller.calls import Action, Call
+    from controller.policy import PolicyDecision
     from controller.recorder import _Node
 
 log = logging.getLogger("callrec.recorder")
@@ -52,6 +55,8 @@ class PauseControl:
         def _find(self, call_id: str) -> tuple[_Node, Call]: ...
         def _notify(self, node: _Node, call: Call, *, ended: bool = False) -> None: ...
         def _view(self, node: _Node, call: Call) -> dict[str, Any]: ...
+        def _register_start(self, node: _Node, call: Call, decision: PolicyDecision, wall: float) -> str: ...
+        def _chain(self, node: _Node, action: Action) -> None: ...
 
     _pause_locks: dict[str, asyncio.Lock]
     _pause_timers: dict[str, asyncio.Task[None]]
@@ -191,7 +196,7 @@ class PauseControl:
                 if verdict.action in ("pause", "resume"):
                     await self._apply_pause(node, call, pause=verdict.action == "pause", by=by, how="phone")
                 else:
-                    await self._record_on_demand(node, call)
+                    await self._record_on_demand(node, call, by)
             except PauseRefused as e:
                 accepted, verdict = False, verdict.__class__(False, "", str(e))
         where = f"call {call.id}" if call is not None else f"leg {ev.leg}"
@@ -204,8 +209,23 @@ class PauseControl:
         except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
             log.warning("%s: answer to phone code %s on %s: %s", node.driver.name, ev.code, where, e)
 
-    async def _record_on_demand(self, node: _Node, call: Call) -> None:
-        raise PauseRefused("state", "record on demand is not available yet")
+    async def _record_on_demand(self, node: _Node, call: Call, by: str) -> None:
+        """Start recording a call its policy did not record, from this moment: the decision becomes
+        `record` with the source `on_demand:<who>` (in the journal's policy, the manifest and the
+        API's "why"), the timeline starts now, and the start runs in the call's chain like one at
+        the bridge. PauseRefused when the PBX did not start it (the agent hears the refusal)."""
+        decision = node.decisions.get(call.id)
+        if decision is None or call.customer_leg is None:
+            raise PauseRefused("state", "the call has no customer leg to record")
+        wanted = replace(decision, record=True, sources={**decision.sources, "record": f"on_demand:{by}"})
+        node.decisions[call.id] = wanted
+        rec_id = self._register_start(node, call, wanted, time.time())
+        self._chain(node, Decide(call))
+        task = node.chains.get(id(call))
+        if task is not None:
+            await task
+        if call.recording is None or call.recording.id != rec_id or rec_id not in node.files:
+            raise PauseRefused("state", "the PBX did not start the recording")
 
     async def drain_features(self) -> None:
         """Wait for phone codes being answered (tests, shutdown)."""

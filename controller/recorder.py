@@ -347,17 +347,24 @@ class Recorder(PauseControl):
         node.decisions[call.id] = decision
         call.account = decision.account_id
         if decision.record and call.customer_leg is not None:
-            rec_id = str(uuidlib.uuid4())
-            node.tracker.recording_started(call, rec_id, decision, wall)
-            node.started[rec_id] = asyncio.Event()
-            begin = getattr(node.driver, "begin_recording", None)
-            if begin is not None:
-                # The command goes to the PBX now, in the step that handled the bridge event, ahead of
-                # the journal writes and other calls' work queued on the loop (issue #15). The journal
-                # row follows in the call's chain, as before: a crash in between leaves a recording
-                # running on the PBX that the restart's resync adopts (Asterisk, by its tags) or
-                # starts again (FreeSWITCH), as it did when the command went out from the chain.
-                node.pending_starts[rec_id] = begin(self._request(call, rec_id))
+            self._register_start(node, call, decision, wall)
+
+    def _register_start(self, node: _Node, call: Call, decision: PolicyDecision, wall: float) -> str:
+        """A recording of `call` begins now (at the bridge, or when the agent asks for it): registered
+        with the state machine, its PBX command sent; the journal row follows in the call's chain
+        (`Decide`). Returns the recording id."""
+        rec_id = str(uuidlib.uuid4())
+        node.tracker.recording_started(call, rec_id, decision, wall)
+        node.started[rec_id] = asyncio.Event()
+        begin = getattr(node.driver, "begin_recording", None)
+        if begin is not None:
+            # The command goes to the PBX now, in the step that handled the bridge event, ahead of
+            # the journal writes and other calls' work queued on the loop (issue #15). The journal
+            # row follows in the call's chain, as before: a crash in between leaves a recording
+            # running on the PBX that the restart's resync adopts (Asterisk, by its tags) or
+            # starts again (FreeSWITCH), as it did when the command went out from the chain.
+            node.pending_starts[rec_id] = begin(self._request(call, rec_id))
+        return rec_id
 
     async def _decide(self, node: _Node, call: Call) -> None:
         rec = call.recording

@@ -57,12 +57,12 @@ PAUSE_STEPS: list[sc.Step] = [
 REFUSED_STEPS: list[sc.Step] = [sc.Talk(1000), sc.DialCode("pause"), sc.Talk(1000), sc.Hangup("customer")]
 
 
-def codes_scenario(steps: list[sc.Step]) -> sc.Scenario:
+def codes_scenario(steps: list[sc.Step], *, recorded_at_answer: bool = True) -> sc.Scenario:
     return sc.Scenario(
         "codes",
         "inbound; the agent dials codes",
         (sc.PlaceCall("inbound"), sc.Ring(), sc.Answer(), *steps),
-        sc.Expectation(True),
+        sc.Expectation(recorded_at_answer),
     )
 
 
@@ -112,3 +112,19 @@ def assert_secure_pause(timeline: dict[str, object], stereo: str | Path, agent_e
     warned = frames_with(ear_frames(agent_ear), WARNING)
     assert warned and 55 <= warned[0] <= 95, warned
     assert not frames_with(ear_frames(customer_ear), WARNING) and not frames_with(left + right, WARNING)
+
+
+# talk 1 s unrecorded (policy says no), *3, talk 1 s recorded
+RECORD_STEPS: list[sc.Step] = [sc.Talk(1000), sc.DialCode("record"), sc.Talk(1000), sc.Hangup("customer")]
+RECORD_ON = {"record_inbound": False, "agent_record_on_demand": True}
+
+
+def assert_recorded_from_the_code(row: dict[str, object], stereo: str | Path, agent_ear: Path) -> None:
+    """RECORD_STEPS with RECORD_ON: one recording, started by the agent's code, holding the second
+    after it (not the second before), both parties in place; the agent heard the confirmation."""
+    policy = row["policy"]
+    assert policy["record"] is True and policy["sources"]["record"] == "on_demand:agent:2001", policy  # type: ignore[index]
+    left, right = stereo_frames(stereo)
+    assert 45 <= len(left) <= 55, len(left)  # 1 s, from the code on
+    assert_talk(left, right, 0, len(left))
+    assert frames_with(ear_frames(agent_ear), CONFIRM)

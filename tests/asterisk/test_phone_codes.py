@@ -21,9 +21,12 @@ from lab.tones import Earpieces
 from storage.audio import join_legs
 from tests.phone_codes_common import (
     PAUSE_STEPS,
+    RECORD_ON,
+    RECORD_STEPS,
     REFUSED_STEPS,
     SECURE_STEPS,
     assert_pause_heard_and_silent,
+    assert_recorded_from_the_code,
     assert_refused_heard,
     assert_secure_pause,
     codes_scenario,
@@ -86,3 +89,16 @@ async def test_secure_pause_warns_the_agent_then_resumes_by_itself(harness: Harn
     ears = harness.sim.earpieces
     assert ears is not None
     assert_secure_pause(row["timeline"], stereo, ears.path(call.agent.uniqueid), ears.path(call.customer.uniqueid))
+
+
+async def test_agent_records_on_demand_where_policy_does_not(harness: Harness, tmp_path: Path) -> None:
+    harness.policy = policy_for(RECORD_ON)
+    call = await harness.sim.play(codes_scenario(RECORD_STEPS, recorded_at_answer=False), harness.on_step)
+    await harness.settle()
+    (row,) = await harness.recordings()
+    stereo = tmp_path / "joined.wav"
+    join_legs(Path(row["spool_files"]["rx"]), Path(row["spool_files"]["tx"]), stereo)
+    ears = harness.sim.earpieces
+    assert ears is not None
+    assert_recorded_from_the_code(dict(row), stereo, ears.path(call.agent.uniqueid))
+    assert call.agent.variables["CALLREC_FEATURE_RESULT"] == "ok"

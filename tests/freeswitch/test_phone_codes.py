@@ -13,13 +13,20 @@ from lab import scenarios as sc
 from lab.esl_sim import CallHandle
 from lab.tones import Earpieces
 from tests.phone_codes_common import (
+    CONFIRM,
     PAUSE_STEPS,
+    RECORD_ON,
+    RECORD_STEPS,
+    REFUSE,
     REFUSED_STEPS,
     SECURE_STEPS,
     assert_pause_heard_and_silent,
+    assert_recorded_from_the_code,
     assert_refused_heard,
     assert_secure_pause,
     codes_scenario,
+    ear_frames,
+    frames_with,
 )
 
 from .conftest import Harness, policy_for
@@ -75,3 +82,24 @@ async def test_secure_pause_warns_the_agent_then_resumes_by_itself(harness: Harn
         ears.path(handle.customer.uuid),
     )
     assert ("resume", "system") in [(e["kind"], e["actor"]) for e in await harness.events(row["id"])]
+
+
+async def test_agent_records_on_demand_where_policy_does_not(harness: Harness, tmp_path: Path) -> None:
+    harness.policy = policy_for(RECORD_ON)
+    harness.sim.earpieces = Earpieces(tmp_path / "ears")
+    handle = await harness.sim.run(codes_scenario(RECORD_STEPS, recorded_at_answer=False), on_step=harness.on_step)
+    await harness.settle()
+    (row,) = await harness.recordings()
+    ears = harness.sim.earpieces
+    assert_recorded_from_the_code(dict(row), row["spool_files"]["stereo"], ears.path(handle.legs["agent"].uuid))
+    assert [e["kind"] for e in await harness.events(row["id"])] == ["start", "stop"]
+
+
+async def test_record_on_demand_refused_where_the_setting_is_off(harness: Harness, tmp_path: Path) -> None:
+    harness.policy = policy_for({"record_inbound": False})
+    harness.sim.earpieces = Earpieces(tmp_path / "ears")
+    handle = await harness.sim.run(codes_scenario(RECORD_STEPS, recorded_at_answer=False), on_step=harness.on_step)
+    await harness.settle()
+    assert await harness.recordings() == []
+    heard = ear_frames(harness.sim.earpieces.path(handle.legs["agent"].uuid))
+    assert frames_with(heard, REFUSE) and not frames_with(heard, CONFIRM)

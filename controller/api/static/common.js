@@ -71,6 +71,7 @@ export function sourceText(src) {
   if (src === "account") return "account setting";
   if (src === "default") return "product default";
   if (src === "dialplan") return "dialplan hook";
+  if (src.startsWith("on_demand:")) return `recorded on demand by ${src.slice(10).replace(/^agent:/, "agent ")}`;
   if (src.startsWith("direction:")) return `${src.slice(10)} calls are not recorded`;
   return src;
 }
