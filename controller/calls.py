@@ -187,6 +187,9 @@ class Call:
     end_reason: str = ""
     pending_transfer: dict[str, str] | None = None
     hint: dict[str, str] = field(default_factory=dict)
+    # The customer left its bridge and its next party is not classified yet: nothing may unmask the
+    # recording until it is (a user's pause open at that moment may not be resumed either).
+    next_party_unknown: bool = False
 
 
 # ---- actions ------------------------------------------------------------------------------------
@@ -510,8 +513,11 @@ class CallTracker:
         if cust is None or cust.hung_up or cust.bridged_to is not None or ev.hanging_up == cust.id:
             return []  # the call ends, or the customer is already with someone else (judged at that bridge)
         rec = call.recording
-        if rec is None or rec.stopping or rec.timeline.paused:
-            return []  # nothing recorded, or already silent (a user's pause stays the user's)
+        if rec is None or rec.stopping:
+            return []
+        call.next_party_unknown = True
+        if rec.timeline.paused:
+            return []  # already silent: a user's pause stays the user's (and holds until the party is known)
         entry = rec.timeline.open_transfer_mute(ev.wall, "customer_left_bridge")
         return [Mute(call, entry, ev.wall)]
 
@@ -526,6 +532,7 @@ class CallTracker:
         decision = rec.decision.transfer(party)
         if decision.stop_recording:
             return self._stop_for_external(call, party, decision.target_class.value, wall)
+        call.next_party_unknown = False
         if rec.timeline.transfer_muted:
             entry = rec.timeline.close_transfer_mute(wall, "unmuted", party, decision.target_class.value)
             return [Unmute(call, entry, wall)]
@@ -557,6 +564,7 @@ class CallTracker:
         return actions
 
     def _lift_transfer_mute(self, call: Call, party: str, party_class: str, wall: float) -> list[Action]:
+        call.next_party_unknown = False
         rec = call.recording
         if rec is None or rec.stopping or not rec.timeline.transfer_muted:
             return []

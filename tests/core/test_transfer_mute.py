@@ -178,6 +178,15 @@ def test_a_users_pause_is_kept_and_the_rule_still_stops() -> None:
     assert [p["by"] for p in _pauses(call)] == ["agent:2001"]
 
 
+def test_a_users_pause_may_not_end_before_the_next_party_is_known() -> None:
+    t, call = _tracker(continue_rule=True)
+    t.pause(call, "agent:2001", T + 1)
+    _unannounced_leave(t)
+    assert call.next_party_unknown  # the pause control refuses a resume now
+    assert t.handle(dial("C", "2002-0xabc", T + 2.5, dialed_user="2002")) == []  # still the user's pause
+    assert not call.next_party_unknown
+
+
 def test_an_announced_internal_target_still_waits_for_the_real_dial() -> None:
     """The PBX names a target (FreeSWITCH transfer_history: a dialplan extension), but that extension may
     route anywhere: the mute holds until the dialled party is classified."""
