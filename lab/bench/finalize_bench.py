@@ -136,17 +136,28 @@ def age_cli(src: Path, recipient: str, out: Path) -> tuple[float, float]:
     return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
-def encrypt_io_seconds(src: Path, recipient: str, out: Path) -> float:
-    """pyrage.encrypt_io alone (no hashes, no fsync): the ceiling for anything built on pyrage."""
+def encrypt_io_seconds(src: Path, recipient: str, out: Path) -> tuple[float, float]:
+    """pyrage.encrypt_io alone (no hashes, no fsync), the ceiling for anything built on pyrage:
+    (wall seconds, CPU seconds)."""
     import pyrage
     from pyrage import x25519
 
-    t0 = time.perf_counter()
+    c0, t0 = cpu_self(), time.perf_counter()
     with open(src, "rb") as fin, open(out, "wb") as fout:
         pyrage.encrypt_io(fin, fout, [x25519.Recipient.from_str(recipient)])
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, cpu_self() - c0
     out.unlink()
-    return wall
+    return wall, cpu
+
+
+def sha256_cpu_seconds(src: Path) -> float:
+    """CPU seconds of one SHA-256 over the file (hashlib/OpenSSL): finalize needs two (plain, cipher)."""
+    import hashlib
+
+    c0 = cpu_self()
+    with open(src, "rb") as f:
+        hashlib.file_digest(f, "sha256")
+    return cpu_self() - c0
 
 
 def run_child(layout: str, batch: int, dsn: str, work: Path, src: Path, recipient: str) -> dict[str, float]:
@@ -172,11 +183,13 @@ def measure(minutes: float, runs: int, batch: int, dsn: str, base: Path, recipie
     write_tone_wav(src / "rx.wav", [440], minutes)
     write_tone_wav(src / "tx.wav", [880], minutes)
     age: list[tuple[float, float]] = []
-    io_s: list[float] = []
+    io_s: list[tuple[float, float]] = []
+    sha_cpu: list[float] = []
     fin: dict[str, list[dict[str, float]]] = {"freeswitch": [], "asterisk": []}
     loads: list[float] = []
     for run in range(runs):
         io_s.append(encrypt_io_seconds(src / "stereo.wav", recipient, base / "ref.age"))
+        sha_cpu.append(sha256_cpu_seconds(src / "stereo.wav"))
         for layout in ("freeswitch", "asterisk"):
             age.append(age_cli(src / "stereo.wav", recipient, base / "ref.age"))
             fin[layout].append(run_child(layout, batch, dsn, base / f"{layout}-{run}", src, recipient))
@@ -189,7 +202,12 @@ def measure(minutes: float, runs: int, batch: int, dsn: str, base: Path, recipie
         "age_cpu": statistics.median(c for _, c in age),
         "load": statistics.median(loads),
     }
-    rows: list[Row] = [("encrypt_io", common | {"per_rec": statistics.median(io_s)})]
+    io = {
+        "per_rec": statistics.median(w for w, _ in io_s),
+        "cpu_per_rec": statistics.median(c for _, c in io_s),
+        "sha_cpu": statistics.median(sha_cpu),
+    }
+    rows: list[Row] = [("encrypt_io", common | io)]
     for layout, results in fin.items():
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         med["peak_rss_mb"] = max(r["peak_rss_mb"] for r in results)
@@ -209,17 +227,27 @@ def print_table(rows: list[Row], runs: int, batch: int) -> None:
         f"{'call':>5} {'path':<26} {'WAV MB':>7} {'age s':>6} {'fin s/rec':>9} {'MB/s':>5} {'ratio':>6} "
         f"{'first s':>7} {'ratio':>6} {'CPU fin':>7} {'CPU age':>7} {'RSS before':>10} {'peak RSS':>8} {'load1':>5}"
     )
+    budget = []
     for path, r in rows:
         mb, age_s, per = r["size"] / 1e6, r["age"], r["per_rec"]
         head = f"{r['minutes']:>4.0f}m {path if path != 'encrypt_io' else '(pyrage encrypt_io alone)':<26} {mb:>7.1f}"
         figures = f"{age_s:>6.2f} {per:>9.2f} {mb / per:>5.0f} {age_s / per:>6.2f}"
         if path == "encrypt_io":
-            print(f"{head} {figures}")
+            print(f"{head} {figures} {'':>7} {'':>6} {r['cpu_per_rec']:>7.2f} {r['age_cpu']:>7.2f}")
+            floor = r["cpu_per_rec"] + 2 * r["sha_cpu"]
+            budget.append(
+                f"{r['minutes']:>4.0f}m: age CLI {r['age_cpu']:.2f} CPU-s; finalize needs at least pyrage encrypt_io "
+                f"{r['cpu_per_rec']:.2f} + 2 x SHA-256 {r['sha_cpu']:.2f} = {floor:.2f} CPU-s -> CPU-bound ratio "
+                f"<= {r['age_cpu'] / floor:.2f}"
+            )
             continue
         print(
             f"{head} {figures} {r['first']:>7.2f} {age_s / r['first']:>6.2f} {r['cpu_per_rec']:>7.2f} "
             f"{r['age_cpu']:>7.2f} {r['rss_before_mb']:>8.0f}MB {r['peak_rss_mb']:>6.0f}MB {r['load']:>5.1f}"
         )
+    print("CPU budget (what a machine with no idle core can give; a free core overlaps the two hashes):")
+    for line in budget:
+        print("  " + line)
 
 
 def main() -> None:
