@@ -148,6 +148,16 @@ def _encrypt(
     on_encrypted: Callable[[], None] | None = None,
 ) -> EncryptResult:
     part = dst.with_name(dst.name + ".part")
+    enc = encrypt_to_part(chunks, part, recipients)
+    if on_encrypted is not None:
+        on_encrypted()
+    commit_part(part, dst, check)
+    return enc
+
+
+def encrypt_to_part(chunks: Iterator[bytes], part: Path, recipients: list[x25519.Recipient]) -> EncryptResult:
+    """Encrypt into `part` (not yet durable: see `commit_part`), hashing plaintext and ciphertext in
+    the same pass; on any error `part` is removed."""
     plain, cipher = streamhash.SideHash("plain"), streamhash.SideHash("cipher")
     try:
         reader = io.BufferedReader(streamhash.HashingSource(chunks, plain), buffer_size=streamhash.BATCH)
@@ -155,18 +165,29 @@ def _encrypt(
             sink = streamhash.HashingSink(fout, cipher)  # type: ignore[arg-type]
             pyrage.encrypt_io(reader, sink, recipients)
             sink.flush()
-            if on_encrypted is not None:
-                on_encrypted()
-            os.fsync(fout.fileno())  # the hash threads finish meanwhile
         plain_sha, cipher_sha = plain.result(), cipher.result()
-        check()
-        os.replace(part, dst)
     except BaseException:
         plain.close()
         cipher.close()
         part.unlink(missing_ok=True)
         raise
     return EncryptResult(plain_sha, plain.size, cipher_sha, cipher.size, tuple(key_id(str(x)) for x in recipients))
+
+
+def commit_part(part: Path, dst: Path, check: Callable[[], None] = lambda: None) -> None:
+    """fsync `part`, run `check` (e.g. the source did not change), rename it to `dst`: `dst` only ever
+    exists durable and complete. On any error `part` is removed."""
+    try:
+        fd = os.open(part, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        check()
+        os.replace(part, dst)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def decrypt_stream(src: BinaryIO, dst: BinaryIO, identities: list[x25519.Identity]) -> str:

@@ -32,7 +32,7 @@ import asyncpg
 
 from controller.config import Config
 from controller.metrics import Metrics
-from storage import account_keys, crypto, outbox
+from storage import account_keys, crypto, encrypt_procs, outbox
 from storage.backends.base import Backend
 from storage.backends.locations import StorageLocations, as_locations
 from storage.finalize_steps import (  # noqa: F401 - STEPS, WORK_DIR_NAME, ensure_signing_key: public here too
@@ -146,6 +146,11 @@ class FinalizeWorker(FinalizeSteps):
     async def run(self) -> None:
         """Process jobs until cancelled: wakes on NOTIFY callrec_finalize or every poll interval."""
         await self.release_stale_claims()
+        if self.fc.workers > 1:  # encryption runs on worker processes: start them before the first job
+            try:
+                await asyncio.to_thread(encrypt_procs.prestart, self.fc.workers)
+            except OSError as e:  # the first job tries again (and retries, if it fails too)
+                log.warning("finalize: could not start the encryption processes yet: %s", e)
         listener = await self.pool.acquire()
         try:
             await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from controller.config import Config, FinalizeConfig
-from storage import account_keys, audio, crypto, manifest
+from storage import account_keys, audio, crypto, encrypt_procs, manifest
 from storage.backends.base import BackendError, object_keys
 from storage.backends.locations import StorageLocations
 
@@ -165,6 +165,18 @@ class FinalizeSteps:
         src = await asyncio.to_thread(self._audio_source, row)
         cipher = self._cipher_path(row)
         cipher.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if isinstance(src, audio.JoinedWav):
+            info = src.info
+        else:
+            if not src.exists():
+                return "prepare", {}  # work file lost (e.g. spool volume restored): redo it
+            try:
+                info = audio.inspect_wav(src)
+            except audio.AudioError as e:
+                raise PermanentError(f"audio: {e}") from e
+        if self.fc.workers > 1:  # on worker processes: loops on threads would share one core (GIL)
+            enc = await self._encrypt_on_process(src, cipher, tuple(str(r) for r in recipients))
+            return "manifest", self._encrypted(enc, info)
         signal_free = encryption_done.get()
         loop = asyncio.get_running_loop()
 
@@ -173,19 +185,36 @@ class FinalizeSteps:
                 loop.call_soon_threadsafe(signal_free)
 
         if isinstance(src, audio.JoinedWav):
-            info = src.info
             enc = await asyncio.to_thread(
                 crypto.encrypt_chunks, src.chunks(), cipher, recipients, on_encrypted=encrypted
             )
         else:
-            if not src.exists():
-                return "prepare", {}  # work file lost (e.g. spool volume restored): redo it
-            try:
-                info = audio.inspect_wav(src)
-            except audio.AudioError as e:
-                raise PermanentError(f"audio: {e}") from e
             enc = await asyncio.to_thread(crypto.encrypt_file, src, cipher, recipients, on_encrypted=encrypted)
-        return "manifest", {
+        return "manifest", self._encrypted(enc, info)
+
+    async def _encrypt_on_process(
+        self, src: Path | audio.JoinedWav, cipher: Path, recipients: tuple[str, ...]
+    ) -> crypto.EncryptResult:
+        """Encrypt on a worker process, then (here) fsync and rename: the same durable object."""
+        part = cipher.with_name(cipher.name + ".part")
+        before = await asyncio.to_thread(src.stat) if isinstance(src, Path) else None
+
+        def unchanged() -> None:
+            if isinstance(src, Path) and before is not None:
+                after = src.stat()
+                if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+                    raise OSError(f"{src} changed while it was being encrypted")
+
+        enc = await encrypt_procs.encrypt_to_part(src, part, recipients, self.fc.workers)
+        signal_free = encryption_done.get()
+        if signal_free is not None:
+            signal_free()  # the CPU work is done: the loop may claim its next job while this one syncs
+        await asyncio.to_thread(crypto.commit_part, part, cipher, unchanged)
+        return enc
+
+    @staticmethod
+    def _encrypted(enc: crypto.EncryptResult, info: audio.WavInfo) -> dict[str, Any]:
+        return {
             "audio_sha256": enc.plain_sha256,
             "ciphertext_sha256": enc.cipher_sha256,
             "object_size": enc.cipher_size,

@@ -6,16 +6,19 @@ against the `age` CLI encrypting the same audio in the same run. Prints a table;
 For each call length, each run alternates: `age` CLI on the stereo WAV, a FreeSWITCH finalize, the
 `age` CLI again, an Asterisk finalize (two mono legs joined), so a busy moment of the machine hits
 both sides alike; the figures are medians over the runs. A finalize child process (real PostgreSQL,
-local backend on the same disk) drains a backlog of `--batch` recordings of that length:
+local backend on the same disk) drains a backlog of `--batch` recordings of that length with
+`finalize.workers` as `callrec run` has it (the cores; `--workers` to change; more than one encrypts on
+worker processes, started before the clock starts as the service starts them before its first job):
 
-- s/rec: its drain time / batch: the cost of one recording when the worker has a backlog (one
-  recording's fsync, manifest, upload and commit overlap the next one's encryption);
-- first: the first recording's latency, claim → row 'stored' (nothing overlaps it);
+- s/rec: its drain time / batch: the cost of one recording when finalize has a backlog (each worker
+  overlaps one recording's fsync, manifest, upload and commit with its next one's encryption);
+- first: the first recording's latency, claim → row 'stored';
 - ratio: age CLI seconds / s/rec (higher is better; the issue's goal), `first` gives the latency ratio;
-- CPU: CPU seconds per recording (the child's, all threads) next to the `age` CLI's: on a loaded
-  machine the wall-clock ratio follows the CPU ratio;
-- peak RSS: the child's ru_maxrss (kernel), next to its RSS before the drain (imports, pool): flat
-  when memory does not grow with the call length.
+- CPU: CPU seconds per recording (the child and its encryption processes, all threads) next to the
+  `age` CLI's: on a machine with no idle core the wall-clock ratio follows the CPU ratio (see the
+  CPU budget lines printed under the table);
+- peak RSS: the child's ru_maxrss (kernel), next to its RSS before the drain (imports, pool), and the
+  encryption processes' peak (VmHWM): flat when memory does not grow with the call length.
 """
 
 from __future__ import annotations
@@ -69,11 +72,46 @@ def cpu_self() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def child(layout: str, batch: int, dsn: str, base: Path, src: Path, recipient: str) -> dict[str, float]:
-    """Finalize `batch` recordings whose spool files are hard links to the WAV(s) in `src`."""
+def worker_rss_mb() -> float:
+    """Peak RSS of the encryption worker processes (VmHWM; 0 when encryption ran in this process)."""
+    import psutil
+
+    peak = 0.0
+    for p in psutil.Process().children(recursive=True):
+        try:
+            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+        except (OSError, psutil.Error):
+            continue
+    return peak
+
+
+def cpu_all() -> float:
+    """CPU seconds of this process and of the encryption worker processes (psutil: they are alive)."""
+    import psutil
+
+    me = psutil.Process()
+    procs = [me, *me.children(recursive=True)]
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
+async def child(
+    layout: str, batch: int, workers: int, dsn: str, base: Path, src: Path, recipient: str
+) -> dict[str, float]:
+    """Finalize `batch` recordings whose spool files are hard links to the WAV(s) in `src`, with
+    `workers` concurrent jobs (as `callrec run` does; > 1 encrypts on worker processes, started
+    before the clock starts, as the service starts them before its first job)."""
     from controller.config import Config, EncryptionConfig, FinalizeConfig, SpoolConfig, StorageConfig
     from controller.metrics import Metrics
-    from storage import db
+    from storage import db, encrypt_procs
     from storage.finalize import FinalizeWorker
 
     cfg = Config(
@@ -81,7 +119,7 @@ async def child(layout: str, batch: int, dsn: str, base: Path, src: Path, recipi
         spool=SpoolConfig(dir=str(base / "spool")),
         storage=StorageConfig(path=str(base / "store")),
         encryption=EncryptionConfig(recipients=(recipient,)),  # signing key created in state_dir/keys
-        finalize=FinalizeConfig(workers=1, file_stable_seconds=0.0),
+        finalize=FinalizeConfig(workers=workers, file_stable_seconds=0.0),
     )
     pool = await db.create_pool(dsn, min_size=1, max_size=3)
     started = datetime.now(UTC)
@@ -107,10 +145,12 @@ async def child(layout: str, batch: int, dsn: str, base: Path, src: Path, recipi
         await pool.execute("INSERT INTO finalize_jobs (recording_id) VALUES ($1)", rid)
         ids.append(rid)
     worker = FinalizeWorker(pool, cfg, Metrics(), "bench")
+    if workers > 1:
+        await asyncio.to_thread(encrypt_procs.prestart, workers)
     before = rss_mb()
-    c0, t0, wall0 = cpu_self(), time.perf_counter(), datetime.now(UTC)
-    await worker.drain()
-    seconds, cpu = time.perf_counter() - t0, cpu_self() - c0
+    c0, t0, wall0 = cpu_all(), time.perf_counter(), datetime.now(UTC)
+    await asyncio.gather(*(worker.drain() for _ in range(workers)))  # `run()`'s loops, ending when idle
+    seconds, cpu = time.perf_counter() - t0, cpu_all() - c0
     rows = await pool.fetch("SELECT state, stored_at FROM recordings WHERE id = ANY($1::uuid[])", ids)
     await pool.close()
     if any(r["state"] != "stored" for r in rows):
@@ -122,6 +162,7 @@ async def child(layout: str, batch: int, dsn: str, base: Path, src: Path, recipi
         "cpu_per_rec": cpu / batch,
         "rss_before_mb": before,
         "peak_rss_mb": rss_mb(),
+        "worker_rss_mb": worker_rss_mb(),
     }
 
 
@@ -160,8 +201,10 @@ def sha256_cpu_seconds(src: Path) -> float:
     return cpu_self() - c0
 
 
-def run_child(layout: str, batch: int, dsn: str, work: Path, src: Path, recipient: str) -> dict[str, float]:
-    argv = ["--child", layout, str(batch), dsn, str(work), str(src), recipient]
+def run_child(
+    layout: str, batch: int, workers: int, dsn: str, work: Path, src: Path, recipient: str
+) -> dict[str, float]:
+    argv = ["--child", layout, str(batch), str(workers), dsn, str(work), str(src), recipient]
     out = subprocess.run(
         [sys.executable, "-m", "lab.bench.finalize_bench", *argv],
         capture_output=True,
@@ -176,7 +219,7 @@ def run_child(layout: str, batch: int, dsn: str, work: Path, src: Path, recipien
 Row = tuple[str, dict[str, float]]  # path, figures
 
 
-def measure(minutes: float, runs: int, batch: int, dsn: str, base: Path, recipient: str) -> list[Row]:
+def measure(minutes: float, runs: int, batch: int, workers: int, dsn: str, base: Path, recipient: str) -> list[Row]:
     """Alternated runs for one call length; the medians per path."""
     src = base / f"src-{minutes:g}"
     size = write_tone_wav(src / "stereo.wav", [440, 880], minutes)
@@ -192,7 +235,7 @@ def measure(minutes: float, runs: int, batch: int, dsn: str, base: Path, recipie
         sha_cpu.append(sha256_cpu_seconds(src / "stereo.wav"))
         for layout in ("freeswitch", "asterisk"):
             age.append(age_cli(src / "stereo.wav", recipient, base / "ref.age"))
-            fin[layout].append(run_child(layout, batch, dsn, base / f"{layout}-{run}", src, recipient))
+            fin[layout].append(run_child(layout, batch, workers, dsn, base / f"{layout}-{run}", src, recipient))
             loads.append(os.getloadavg()[0])
     subprocess.run(["rm", "-rf", str(src)], check=True)
     common = {
@@ -215,17 +258,19 @@ def measure(minutes: float, runs: int, batch: int, dsn: str, base: Path, recipie
     return rows
 
 
-def print_table(rows: list[Row], runs: int, batch: int) -> None:
+def print_table(rows: list[Row], runs: int, batch: int, workers: int) -> None:
     la = os.getloadavg()
     print(
         f"\nFinalize vs `age` CLI — {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"medians of {runs} alternated runs, backlog of {batch} per finalize; load average now "
+        f"medians of {runs} alternated runs, backlog of {batch} recordings per finalize, {workers} worker(s)"
+        f"{' (encryption on worker processes)' if workers > 1 else ''}; load average now "
         f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f}"
     )
     print("goal: ratio >= 0.6 FreeSWITCH, >= 0.4 Asterisk (ratio = age CLI s / finalize s per recording)")
     print(
         f"{'call':>5} {'path':<26} {'WAV MB':>7} {'age s':>6} {'fin s/rec':>9} {'MB/s':>5} {'ratio':>6} "
-        f"{'first s':>7} {'ratio':>6} {'CPU fin':>7} {'CPU age':>7} {'RSS before':>10} {'peak RSS':>8} {'load1':>5}"
+        f"{'first s':>7} {'ratio':>6} {'CPU fin':>7} {'CPU age':>7} {'RSS before':>10} {'peak RSS':>8} {'enc proc':>8} "
+        f"{'load1':>5}"
     )
     budget = []
     for path, r in rows:
@@ -243,7 +288,8 @@ def print_table(rows: list[Row], runs: int, batch: int) -> None:
             continue
         print(
             f"{head} {figures} {r['first']:>7.2f} {age_s / r['first']:>6.2f} {r['cpu_per_rec']:>7.2f} "
-            f"{r['age_cpu']:>7.2f} {r['rss_before_mb']:>8.0f}MB {r['peak_rss_mb']:>6.0f}MB {r['load']:>5.1f}"
+            f"{r['age_cpu']:>7.2f} {r['rss_before_mb']:>8.0f}MB {r['peak_rss_mb']:>6.0f}MB "
+            f"{r['worker_rss_mb']:>6.0f}MB {r['load']:>5.1f}"
         )
     print("CPU budget (what a machine with no idle core can give; a free core overlaps the two hashes):")
     for line in budget:
@@ -255,16 +301,20 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, nargs="+", help=f"call lengths (default {LENGTHS})")
     ap.add_argument("--quick", action="store_true", help=f"call lengths {QUICK_LENGTHS} (no 120 min)")
     ap.add_argument("--runs", type=int, default=3, help="alternated runs per length (medians reported)")
-    ap.add_argument("--batch", type=int, default=2, help="recordings per finalize drain (backlog)")
+    ap.add_argument("--batch", type=int, default=4, help="recordings per finalize drain (backlog)")
     ap.add_argument("--dsn", default=DEFAULT_DSN, help="a PostgreSQL server; a throw-away database is created")
-    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=0, help="finalize.workers (default: as `callrec run`, the cores)")
+    ap.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        layout, batch, dsn, base, src, recipient = args.child
-        res = asyncio.run(child(layout, int(batch), dsn, Path(base), Path(src), recipient))
+        layout, batch, workers, dsn, base, src, recipient = args.child
+        res = asyncio.run(child(layout, int(batch), int(workers), dsn, Path(base), Path(src), recipient))
         print(json.dumps(res))
         return
     lengths = args.minutes or (QUICK_LENGTHS if args.quick else LENGTHS)
+    from controller.config import default_finalize_workers
+
+    workers = args.workers or default_finalize_workers()
 
     import asyncpg
 
@@ -296,10 +346,10 @@ def main() -> None:
                 ["age-keygen", "-y", str(base / "id.txt")], check=True, capture_output=True, text=True
             ).stdout.strip()
             for minutes in lengths:
-                rows += measure(minutes, args.runs, args.batch, dsn, base, recipient)
+                rows += measure(minutes, args.runs, args.batch, workers, dsn, base, recipient)
     finally:
         asyncio.run(drop_db(name))
-    print_table(rows, args.runs, args.batch)
+    print_table(rows, args.runs, args.batch, workers)
 
 
 if __name__ == "__main__":

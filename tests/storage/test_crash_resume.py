@@ -23,12 +23,15 @@ from tests.storage.conftest import Keys, age_decrypt, insert_recording, make_con
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_worker(dsn: str, tmp: Path, keys: Keys, hook: str = "", storage: dict | None = None) -> tuple[int, Any]:
+def run_worker(
+    dsn: str, tmp: Path, keys: Keys, hook: str = "", storage: dict | None = None, workers: int = 1
+) -> tuple[int, Any]:
     spec = {
         "dsn": dsn,
         "tmp": str(tmp),
         "keys": {k: str(v) for k, v in dataclasses.asdict(keys).items()},
         "storage": storage,
+        "workers": workers,
     }
     env = {k: v for k, v in os.environ.items() if k != TEST_HOOK_ENV}
     if hook:

@@ -69,10 +69,11 @@ async def _backlog(pool: asyncpg.Pool, cfg: Config) -> list[Rec]:
     return recs
 
 
+@pytest.mark.parametrize("workers", [1, 2])  # 2: encrypted on worker processes (storage/encrypt_procs.py)
 async def test_backlog_through_one_worker_stores_each_recording_once_with_its_own_hashes(
-    dbpool: asyncpg.Pool, keys: Keys, tmp_path: Path
+    dbpool: asyncpg.Pool, keys: Keys, tmp_path: Path, workers: int
 ) -> None:
-    cfg = make_config(tmp_path, keys, workers=1)
+    cfg = make_config(tmp_path, keys, workers=workers)
     recs = await _backlog(dbpool, cfg)
     worker = FinalizeWorker(dbpool, cfg, Metrics(), "test-node")
     assert await worker.drain() == len(recs)
@@ -80,13 +81,13 @@ async def test_backlog_through_one_worker_stores_each_recording_once_with_its_ow
     await _check_all_stored_once(dbpool, cfg, keys, tmp_path, recs)
 
 
-@pytest.mark.parametrize("step", ["encrypt", "upload", "commit"])
+@pytest.mark.parametrize(("step", "workers"), [("encrypt", 1), ("upload", 1), ("commit", 1), ("encrypt", 2)])
 async def test_kill_9_while_the_next_recording_is_encrypting_loses_nothing(
-    dbpool: asyncpg.Pool, fresh_db: str, keys: Keys, tmp_path: Path, step: str
+    dbpool: asyncpg.Pool, fresh_db: str, keys: Keys, tmp_path: Path, step: str, workers: int
 ) -> None:
     cfg = make_config(tmp_path, keys)
     recs = await _backlog(dbpool, cfg)
-    code, _ = run_worker(fresh_db, tmp_path, keys, hook=f"crash:after:{step}")
+    code, _ = run_worker(fresh_db, tmp_path, keys, hook=f"crash:after:{step}", workers=workers)
     assert code == -signal.SIGKILL, "the hook must have killed the worker"
     assert await dbpool.fetchval("SELECT count(*) FROM recordings WHERE state = 'stored'") < len(recs)
 

@@ -1,6 +1,7 @@
 """A finalize worker in its own process (so tests can kill -9 it): python -m tests.storage.worker_proc SPEC_JSON.
 
-SPEC_JSON: {"dsn", "tmp", "keys": {...Keys fields}, "storage": {...StorageConfig} | null, "sweep": bool}
+SPEC_JSON: {"dsn", "tmp", "keys": {...Keys fields}, "storage": {...StorageConfig} | null, "sweep": bool,
+"workers": int (finalize.workers; > 1 encrypts on worker processes)}
 Prints one JSON line with what it did.
 """
 
@@ -22,7 +23,7 @@ from tests.storage.conftest import Keys, make_config
 async def main(spec: dict) -> None:
     keys = Keys(**{k: (Path(v) if k.endswith(("file", "key")) else v) for k, v in spec["keys"].items()})
     over = {"storage": StorageConfig(**spec["storage"])} if spec.get("storage") else {}
-    cfg = make_config(Path(spec["tmp"]), keys, **over)
+    cfg = make_config(Path(spec["tmp"]), keys, workers=spec.get("workers", 1), **over)
     pool = await db.create_pool(spec["dsn"], min_size=1, max_size=4)
     try:
         worker = FinalizeWorker(pool, cfg, Metrics(), cfg.node_id)
