@@ -25,6 +25,13 @@ Why the rules are what they are (see the FreeSWITCH SIP captures):
   leg, Asterisk DialBegin from the customer channel), long before that party answers: a party that
   may be recorded lifts the mute there (`Unmute`, so the recording has it from its first word), one
   that may not stops the recording. The new bridge decides when no dial was seen.
+- A consultation (the agent talks to a transfer target while the customer waits) belongs to the
+  customer's call and is listed in its timeline (`consultations`). Two shapes reach us: the PBX's own
+  attended transfer (Asterisk Atxfer, fixture S4 / real R8; FreeSWITCH att_xfer) keeps it inside the
+  customer's PBX call, so it is the agent leg bridged to someone else than the customer; the agent's
+  phone (fixture S8c; FreeSWITCH's S4 hold + second call) makes it a call of its own, recognised ONLY
+  while the agent's leg of the customer call is on hold — two genuine calls of one extension that
+  merely overlap are never taken for a consultation.
 """
 
 from __future__ import annotations
@@ -40,9 +47,11 @@ from controller.events import (
     ChannelCreated,
     ChannelHungUp,
     Direction,
+    HoldChanged,
     LiveChannel,
     PolicyHint,
     RecordingStopped,
+    TransferKind,
     Transferred,
     Unbridged,
 )
@@ -65,6 +74,7 @@ class Leg:
     answered: bool = False
     bridged_to: str | None = None
     hung_up: bool = False
+    held: bool = False  # put on hold (HoldChanged) and not taken off it yet
 
     @property
     def party_number(self) -> str:
@@ -93,6 +103,8 @@ class Timeline:
     pauses: list[dict[str, Any]] = field(default_factory=list)
     transfers: list[dict[str, Any]] = field(default_factory=list)
     stop: dict[str, Any] | None = None
+    # the agent's consultations meanwhile: at_ms/end_ms, agent, target, target_class, outcome, recorded
+    consultations: list[dict[str, Any]] = field(default_factory=list)
 
     def offset(self, wall: float) -> int:
         return max(0, round((wall - self.start_wall) * 1000))
@@ -141,6 +153,7 @@ class Timeline:
             "pauses": [dict(p) for p in self.pauses],
             "transfers": [dict(t) for t in self.transfers],
             "stop": dict(self.stop) if self.stop else None,
+            "consultations": [dict(c) for c in self.consultations],
         }
 
     @classmethod
@@ -151,6 +164,7 @@ class Timeline:
             [dict(p) for p in d.get("pauses") or []],
             [dict(t) for t in d.get("transfers") or []],
             dict(d["stop"]) if d.get("stop") else None,
+            [dict(c) for c in d.get("consultations") or []],
         )
 
 
@@ -190,6 +204,13 @@ class Call:
     # The customer left its bridge and its next party is not classified yet: nothing may unmask the
     # recording until it is (a user's pause open at that moment may not be resumed either).
     next_party_unknown: bool = False
+    # A consultation call (the agent's phone called the target while this call's customer waited):
+    # the customer call it belongs to, and its entry in that call's timeline (updated when it ends).
+    consultation_of: str | None = None
+    consultation_mark: dict[str, Any] | None = None
+    # On a customer call: its consultation in progress, inside this PBX call (Atxfer / att_xfer shape)
+    # or a call of its own (phone shape), until it ends one way or the other.
+    open_consultation: dict[str, Any] | None = None
 
 
 # ---- actions ------------------------------------------------------------------------------------
@@ -313,6 +334,11 @@ class CallTracker:
             return self._unbridged(ev)
         if isinstance(ev, Transferred):
             return self._transferred(ev)
+        if isinstance(ev, HoldChanged):
+            held = self.legs.get(ev.leg)
+            if held is not None:
+                held.held = ev.held
+            return []
         if isinstance(ev, ChannelHungUp):
             return self._hungup(ev)
         if isinstance(ev, RecordingStopped):
@@ -342,18 +368,137 @@ class CallTracker:
         leg.presented = ev.presented or leg.presented
         leg.variables.update(ev.variables)
         parent = ev.originator or (ev.call_id if ev.call_id != ev.leg else None)
+        actions: list[Action] = []
+        known = ev.leg in self.call_of_leg
         if parent and parent in self.call_of_leg:
             self._link(ev.leg, self.call_of_leg[parent])
-        elif ev.leg not in self.call_of_leg:
-            self._new_call(ev.leg, ev.wall)
+            if not known:
+                actions = self._consultation_in_call(self.calls[self.call_of_leg[parent]], leg, ev.originator, ev.wall)
+        elif not known:
+            call = self._new_call(ev.leg, ev.wall)
+            actions = self._consultation_call(call, leg, ev.wall)
         hint = {k.removeprefix("callrec_"): v for k, v in ev.variables.items() if k.startswith("callrec_")}
         if hint:
             self._apply_hint(self.calls[self.call_of_leg[ev.leg]], ev.leg, hint)
         if ev.originator:
-            call = self.call_for_leg(ev.originator)
-            if call is not None and call.customer_leg == ev.originator:
-                return self._customer_dials(call, leg, ev.wall)
+            dialling = self.call_for_leg(ev.originator)
+            if dialling is not None and dialling.customer_leg == ev.originator:
+                return actions + self._customer_dials(dialling, leg, ev.wall)
+        return actions
+
+    # ---- consultations ----
+    def _consultation_call(self, call: Call, leg: Leg, wall: float) -> list[Action]:
+        """A new PBX call whose first leg is placed by the agent of a customer call that this agent put
+        on hold (the phone's consultation, fixture S8c): it belongs to that customer call. A call of
+        the same extension while its customer call is NOT on hold is a genuine call of its own."""
+        caller = dial_string(leg.caller)
+        if not caller:
+            return []
+        for parent in self.calls.values():
+            if parent is call or parent.ended or parent.customer_leg is None or parent.consultation_of is not None:
+                continue
+            if parent.open_consultation is not None:
+                continue
+            agent_leg = self.legs.get(parent.agent_leg or "")
+            customer = self.legs.get(parent.customer_leg)
+            if agent_leg is None or not agent_leg.held or customer is None or customer.hung_up:
+                continue
+            if self._current_party(parent) != caller:
+                continue
+            call.consultation_of = parent.id
+            mark, actions = self._open_consultation(parent, caller, dial_string(leg.callee), wall)
+            call.consultation_mark = mark
+            return actions
         return []
+
+    def _consultation_in_call(self, call: Call, leg: Leg, originator: str | None, wall: float) -> list[Action]:
+        """A new leg inside a decided customer call made for the agent while the customer waits: the
+        PBX's attended transfer (Asterisk Atxfer: a Local consultation channel created while the agent
+        leg is on hold, S4/R8; FreeSWITCH att_xfer: a leg the agent leg originates)."""
+        if call.customer_leg is None or call.ended or call.open_consultation is not None or not call.agent_leg:
+            return []
+        agent_leg = self.legs.get(call.agent_leg)
+        if agent_leg is None or not (agent_leg.held or originator == agent_leg.id):
+            return []
+        target = dial_string(leg.variables.get("dialed_user") or leg.callee)
+        _, actions = self._open_consultation(call, self._current_party(call), target, wall)
+        return actions
+
+    def _open_consultation(
+        self, parent: Call, agent: str, target: str, wall: float
+    ) -> tuple[dict[str, Any], list[Action]]:
+        rec = parent.recording
+        plan = rec.decision.numbering if rec else self.numbering
+        mark: dict[str, Any] = {
+            "at_ms": rec.timeline.offset(wall) if rec else 0,
+            "end_ms": None,
+            "agent": agent,
+            "target": target,
+            "target_class": plan.classify(target).value if target else NumberClass.EXTERNAL.value,
+            "answered": False,
+            "outcome": None,
+            "recording_id": None,
+        }
+        parent.open_consultation = mark
+        if rec is None or rec.stopping:
+            return mark, []
+        rec.timeline.consultations.append(mark)
+        return mark, [Changed(parent, "consultation", dict(mark), wall)]
+
+    def _close_consultation(self, parent: Call, outcome: str, wall: float, cause: str = "") -> list[Action]:
+        """The consultation ended: `transferred` (the customer went to the target) or `returned` (busy,
+        no answer, cancelled: the agent is back with the customer, the recording goes on)."""
+        mark = parent.open_consultation
+        if mark is None:
+            return []
+        parent.open_consultation = None
+        mark["outcome"] = outcome
+        if outcome == "transferred":
+            mark.pop("cause", None)
+        elif cause:
+            mark["cause"] = cause
+        rec = parent.recording
+        if rec is None or rec.stopping or not any(m is mark for m in rec.timeline.consultations):
+            return []
+        mark["end_ms"] = rec.timeline.offset(wall)
+        return [Changed(parent, "consultation", dict(mark), wall)]
+
+    def _consultation_answered(self, call: Call, target: Leg, wall: float) -> list[Action]:
+        mark = call.open_consultation
+        if mark is None or mark["answered"]:
+            return []
+        mark["answered"] = True
+        if not mark["target"]:
+            mark["target"] = target.party_number
+        rec = call.recording
+        if rec is None or rec.stopping or not any(m is mark for m in rec.timeline.consultations):
+            return []
+        return [Changed(call, "consultation", dict(mark), wall)]
+
+    def _finish_consultation(self, parent: Call, outcome: str, wall: float) -> list[Action]:
+        """The customer call's open consultation is over; a consultation call of its own ends with it."""
+        mark = parent.open_consultation
+        if mark is None:
+            return []
+        for child in list(self.calls.values()):
+            if child.consultation_of == parent.id and child.consultation_mark is mark and not child.ended:
+                return self._end_consultation_call(child, outcome, wall, mark.get("cause", ""))
+        return self._close_consultation(parent, outcome, wall, mark.get("cause", ""))
+
+    def _parent_of(self, call: Call) -> Call | None:
+        return self.calls.get(call.consultation_of) if call.consultation_of else None
+
+    def _end_consultation_call(self, consult: Call, outcome: str, wall: float, cause: str = "") -> list[Action]:
+        """A consultation call is over: its own recording (record_consultation) stops before the
+        customer can be heard on it, its entry in the customer call's timeline is closed."""
+        actions = self._stop(consult, "consultation_ended", wall)
+        parent = self._parent_of(consult)
+        if parent is not None and parent.open_consultation is consult.consultation_mark:
+            actions += self._close_consultation(parent, outcome, wall, cause)
+        consult.ended, consult.end_reason = True, cause or outcome
+        actions.append(Ended(consult))
+        self._forget(consult)
+        return actions
 
     def _hint(self, ev: PolicyHint) -> list[Action]:
         call = self.call_for_leg(ev.leg)
@@ -417,6 +562,11 @@ class CallTracker:
         a.bridged_to, b.bridged_to = b.id, a.id
         a.answered = b.answered = True
         call = self.call_for_leg(a.id) or self.call_for_leg(b.id)
+        if call is not None and call.consultation_of is not None:
+            # the customer joins a leg of its own call's consultation: the customer call decides
+            other_call = self.call_for_leg(b.id if call is self.call_for_leg(a.id) else a.id)
+            if other_call is not None and other_call.id == call.consultation_of:
+                call = other_call
         if call is None:
             call = self._new_call(a.id, ev.wall)
         for leg in (a, b):
@@ -442,18 +592,45 @@ class CallTracker:
             call.agents = [call.agent] if call.agent else []
             call.answered_wall = call.answered_wall or ev.wall
             call.decided = True
-            return [Decide(call)]
+            parent = self._parent_of(call)
+            if parent is None:
+                return [Decide(call)]
+            # The consultation call is decided by the customer call it belongs to: its target's leg is
+            # the one recorded when record_consultation is on (target LEFT, agent RIGHT), and it is
+            # filed under that customer call's numbers, never the target's.
+            dialler = a if a.id == call.first_leg else b if b.id == call.first_leg else agent
+            far = b if dialler is a else a
+            call.customer_leg, call.agent_leg = far.id, dialler.id
+            call.direction, call.account, call.account_number = parent.direction, parent.account, parent.account_number
+            call.customer_number = parent.customer_number
+            call.agent = dialler.party_number or call.agent
+            call.agents = [call.agent] if call.agent else []
+            answered: list[Action] = []
+            if parent.open_consultation is call.consultation_mark:
+                answered = self._consultation_answered(parent, far, ev.wall)
+            return [*answered, Decide(call)]
         # Any new bridge partner of the customer leg is a new segment (a transfer, however it was done).
         if call.customer_leg not in (a.id, b.id):
-            return []  # e.g. a consultation leg of the same PBX call
+            # e.g. the agent leg bridged to the Atxfer / att_xfer consultation inside the same PBX call
+            if call.open_consultation is not None and call.agent_leg in (a.id, b.id):
+                return self._consultation_answered(call, b if a.id == call.agent_leg else a, ev.wall)
+            return []
         other = b if a.id == call.customer_leg else a
         if other.id == call.agent_leg:
-            return self._back_to_current_party(call, ev.wall)  # re-bridge to the same party (hold/unhold)
+            # re-bridge to the same party (hold/unhold); after a consultation: a failed or cancelled
+            # attended transfer, the agent is back with the customer and the recording goes on
+            back = self._finish_consultation(call, "returned", ev.wall)
+            return back + self._back_to_current_party(call, ev.wall)
         if not call.pending_transfer and other.party_number and other.party_number == self._current_party(call):
             # The same party through another channel (Asterisk swaps Local channels out after an
             # attended transfer; a later hold/unhold re-bridges the replacement): not a transfer.
             call.agent_leg = other.id
             return self._back_to_current_party(call, ev.wall)
+        actions: list[Action] = []
+        if call.open_consultation is not None:
+            actions += self._finish_consultation(call, "transferred", ev.wall)
+            if other.id not in self.call_of_leg:
+                self._link(other.id, call.id)  # the target's leg came from the consultation call
         previous = call.agent_leg
         call.agent_leg = other.id
         party = other.party_number
@@ -464,7 +641,7 @@ class CallTracker:
         rec = call.recording
         if rec is None or rec.stopping:
             call.pending_transfer = None
-            return []
+            return actions
         pending = call.pending_transfer or {}
         call.pending_transfer = None
         kind = pending.get("kind", "blind")
@@ -476,7 +653,6 @@ class CallTracker:
             decision is None and rec.timeline.transfer_muted and not rec.decision.settings.continue_on_external_transfer
         )
         stops = bool(decision and decision.stop_recording) or unknown_stops
-        actions: list[Action] = []
         if not stops:
             actions.extend(self._lift_transfer_mute(call, target, target_class, ev.wall))
         if not pending.get("marked"):
@@ -587,9 +763,12 @@ class CallTracker:
         if old and old["kind"] == pending["kind"] and (old.get("marked") or not pending["target"]):
             return []  # the same transfer reported twice (agent hangup + customer unbridge)
         call.pending_transfer = pending
+        done: list[Action] = []
+        if ev.kind is TransferKind.ATTENDED and call.open_consultation is not None:
+            done = self._finish_consultation(call, "transferred", ev.wall)
         rec = call.recording
         if rec is None or rec.stopping or not pending["target"]:
-            return []
+            return done
         # The target is known now: mark the transfer at this moment and stop at once if the rule says so.
         decision = rec.decision.transfer(pending["target"])
         marker = {
@@ -602,7 +781,7 @@ class CallTracker:
         }
         rec.timeline.transfers.append(marker)
         pending["marked"] = "1"
-        actions: list[Action] = [Changed(call, "transfer", marker, ev.wall)]
+        actions: list[Action] = [*done, Changed(call, "transfer", marker, ev.wall)]
         if decision.stop_recording:
             rec.timeline.close_segment(ev.wall)
             actions.extend(self._stop(call, "external_transfer", ev.wall))
@@ -618,8 +797,23 @@ class CallTracker:
                 if partner.bridged_to == leg.id:
                     partner.bridged_to = None
         actions: list[Action] = []
+        consult_done = bool(call) and ev.variables.get("endpoint_disposition") == "ATTENDED_TRANSFER"
+        if call and not call.ended and call.consultation_of is not None:
+            mark = call.consultation_mark
+            if mark is not None and ev.cause and not mark.get("cause"):
+                mark["cause"] = ev.cause  # the first hang-up says why (USER_BUSY, NO_ANSWER, a cancel)
+            if ev.leg in (call.first_leg, call.customer_leg, call.agent_leg):
+                # the agent's phone completed the transfer (REFER/Replaces) or the consultation is over
+                outcome = "transferred" if consult_done else "returned"
+                actions += self._end_consultation_call(call, outcome, ev.wall, (mark or {}).get("cause", ""))
+                self.legs.pop(ev.leg, None)
+                self._unlink(ev.leg)
+                return actions
+        elif call and not call.ended and call.open_consultation is not None and ev.cause:
+            if ev.leg not in (call.customer_leg, call.agent_leg):
+                call.open_consultation.setdefault("cause", ev.cause)  # a leg of the in-call consultation
         if call and not call.ended:
-            consult_done = call.agent_leg == ev.leg and ev.variables.get("endpoint_disposition") == "ATTENDED_TRANSFER"
+            consult_done = consult_done and call.agent_leg == ev.leg
             if (
                 call.customer_leg == ev.leg
                 or (call.customer_leg is None and ev.leg == call.first_leg)
@@ -647,6 +841,9 @@ class CallTracker:
             return []
         rec.stopping = True
         tl = rec.timeline
+        mark = call.open_consultation
+        if mark is not None and mark["end_ms"] is None and any(m is mark for m in tl.consultations):
+            mark["end_ms"] = tl.offset(wall)
         tl.close_segment(wall)
         if tl.transfer_muted:
             tl.close_transfer_mute(wall, {"external_transfer": "stopped", "hangup": "call_ended"}.get(reason, reason))
@@ -661,6 +858,8 @@ class CallTracker:
         agent_class = decision.classify(call.agent).value if call.agent else NumberClass.INTERNAL.value
         tl.open_segment(call.agent, agent_class, wall)
         call.recording = ActiveRecording(recording_id, decision, tl)
+        if call.consultation_mark is not None:
+            call.consultation_mark["recording_id"] = recording_id  # listed in the customer call's timeline
 
     def adopt(
         self,

@@ -118,6 +118,17 @@ class Transferred(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class HoldChanged(Event):
+    """A leg was put on hold or taken off it (Asterisk `Hold`/`Unhold`, FreeSWITCH `CHANNEL_HOLD`/
+    `CHANNEL_UNHOLD`: the phone's re-INVITE sendonly / sendrecv, or the PBX's own hold). On the agent's
+    leg of a customer call it is what makes the agent's next call a consultation of that call (fixtures
+    S8c, FreeSWITCH S4) rather than an unrelated call of the same extension."""
+
+    leg: str
+    held: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelHungUp(Event):
     leg: str
     cause: str = ""
@@ -209,6 +220,7 @@ AnyEvent = (
     | Bridged
     | Unbridged
     | Transferred
+    | HoldChanged
     | ChannelHungUp
     | RecordingStarted
     | RecordingPaused

@@ -29,6 +29,7 @@ SETTING_FIELDS = (
     "retention_days",
     "pause_max_seconds",
     "agent_record_on_demand",
+    "record_consultation",
 )
 # Whole-number settings and their inclusive range; every other setting is true/false.
 INT_RANGES: dict[str, tuple[int, int, str]] = {
@@ -57,6 +58,9 @@ class AccountSettings:
     retention_days: int = 183
     pause_max_seconds: int = 0  # secure pause: auto-resume after this long (0 = never)
     agent_record_on_demand: bool = False  # the agent's code records a call policy did not record
+    # An agent's consultation during a customer call (before an attended transfer) is in that call's
+    # timeline either way; on: it is also recorded as a recording of its own filed under that call.
+    record_consultation: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in SETTING_FIELDS}
@@ -74,6 +78,7 @@ class NumberOverride:
     retention_days: int | None = None
     pause_max_seconds: int | None = None
     agent_record_on_demand: bool | None = None
+    record_consultation: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in SETTING_FIELDS if getattr(self, f) is not None}
@@ -148,9 +153,19 @@ class PolicyDecision:
         stop = cls is NumberClass.EXTERNAL and not self.settings.continue_on_external_transfer
         return TransferDecision(target, cls, stop)
 
+    def for_consultation(self) -> PolicyDecision:
+        """The policy of an agent's consultation during this (customer) call: this call's account,
+        number and settings, recorded only when `record_consultation` says so — never resolved
+        against the target's number as if the consultation were a customer call of its own."""
+        sources = {**self.sources, "record": "consultation"}
+        return replace(self, record=self.settings.record_consultation, sources=sources)
+
     def record_reason(self) -> str:
         """Why the call is (not) recorded, as a sentence for logs: the rule that decided."""
         source = self.sources.get("record", "")
+        if source == "consultation":
+            on = "true" if self.record else "false"
+            return f"it is the agent's consultation during a customer call (record_consultation = {on})"
         if source == "dialplan":
             return f"the dialplan hook set callrec_record={'force' if self.record else 'never'}"
         if source.startswith("direction:"):

@@ -343,7 +343,11 @@ class Recorder(PauseControl):
     def _decide_now(self, node: _Node, call: Call, wall: float) -> None:
         """Resolve policy and, when it says record, register the recording with the state machine
         at once (pure and fast), so a hangup or transfer that follows is seen against it."""
-        decision = self._resolve(node, call)
+        if call.consultation_of is not None:
+            # the agent's consultation belongs to the customer call it was made from (its policy)
+            decision = (node.decisions.get(call.consultation_of) or self._resolve(node, call)).for_consultation()
+        else:
+            decision = self._resolve(node, call)
         node.decisions[call.id] = decision
         call.account = decision.account_id
         if decision.record and call.customer_leg is not None:

@@ -66,6 +66,7 @@ SCHEMAS: dict[str, Any] = {
             "pauses": {"type": "array", "items": _OBJ},
             "transfers": {"type": "array", "items": _OBJ},
             "stop": {"type": ["object", "null"]},
+            "consultations": {"type": "array", "items": _OBJ},
         },
     },
     "LiveCall": {

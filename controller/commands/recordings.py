@@ -175,6 +175,23 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def consultation_text(c: dict[str, Any]) -> str:
+    """One consultation of the timeline as a sentence: who consulted whom and how it ended."""
+    target = f"{c.get('target') or '?'} ({c.get('target_class')})"
+    text = f"{c.get('agent') or '?'} consults {target}" + ("" if c.get("answered") else ", not answered")
+    outcome = c.get("outcome")
+    if outcome == "transferred":
+        text += ", customer transferred"
+    elif outcome == "returned":
+        cause = f" ({c['cause']})" if c.get("cause") else ""
+        text += f", back with the customer{cause}"
+    if c.get("end_ms") is not None:
+        text += f" until {_secs(c['end_ms'])}"
+    if c.get("recording_id"):
+        text += f", recorded as {c['recording_id']}"
+    return text
+
+
 def render_detail(rec: dict[str, Any]) -> str:
     out = [f"recording {rec['id']}"]
 
@@ -214,6 +231,8 @@ def render_detail(rec: dict[str, Any]) -> str:
     for p in tl.get("pauses") or []:
         end = "still paused" if p.get("end_ms") is None else f"resumed at {_secs(p['end_ms'])}"
         items.append((p.get("start_ms") or 0, 1, f"paused by {p.get('by') or '?'}, {end}"))
+    for c in tl.get("consultations") or []:
+        items.append((c.get("at_ms") or 0, 0, consultation_text(c)))
     if tl.get("stop"):
         items.append((tl["stop"].get("at_ms") or 0, 2, f"stop: {tl['stop'].get('reason')}"))
     for at, _, text in sorted(items, key=lambda i: (i[0], i[1])):

@@ -29,6 +29,7 @@ from controller.events import (
     ChannelCreated,
     ChannelHungUp,
     FeatureCode,
+    HoldChanged,
     LiveChannel,
     PolicyHint,
     RecordingPaused,
@@ -398,6 +399,15 @@ class AmiTranslator:
         else:
             return []
         return [PolicyHint(pbx=self.pbx, ts=ts, wall=wall, leg=leg, values=values)]
+
+    def _on_Hold(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        """The phone (re-INVITE sendonly, S8c) or the Atxfer feature (S4) put this channel on hold."""
+        ch = self._track(msg)
+        return [HoldChanged(pbx=self.pbx, ts=ts, wall=wall, leg=ch.uniqueid, held=True)] if ch else []
+
+    def _on_Unhold(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
+        ch = self._track(msg)
+        return [HoldChanged(pbx=self.pbx, ts=ts, wall=wall, leg=ch.uniqueid, held=False)] if ch else []
 
     def _on_BridgeEnter(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         ch = self._track(msg)

@@ -45,6 +45,7 @@ from controller.events import (
     ChannelCreated,
     ChannelHungUp,
     FeatureCode,
+    HoldChanged,
     LinkDown,
     LinkUp,
     LiveChannel,
@@ -62,7 +63,7 @@ log = logging.getLogger("callrec.freeswitch")
 
 SUBSCRIBED = (
     "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP_COMPLETE "
-    "RECORD_START RECORD_STOP CUSTOM callrec::policy callrec::feature"
+    "CHANNEL_HOLD CHANNEL_UNHOLD RECORD_START RECORD_STOP CUSTOM callrec::policy callrec::feature"
 )
 VARIABLES_KEPT = (
     "dialed_user",
@@ -132,6 +133,9 @@ class Translator:
             ]
         if name == "CHANNEL_ANSWER":
             return [ChannelAnswered(p, ts, wall, leg=uid, variables=_variables(h))]
+        if name in ("CHANNEL_HOLD", "CHANNEL_UNHOLD"):
+            # on the leg facing the phone that put its call on hold (S4: the agent leg after uuid_hold)
+            return [HoldChanged(p, ts, wall, leg=uid, held=name == "CHANNEL_HOLD")]
         if name == "CUSTOM" and h.get("Event-Subclass") == "callrec::policy":
             values: dict[str, str] = {}
             for k, v in h.items():

@@ -297,9 +297,11 @@ class CallHandle:
         if t.method == "pbx":
             await self._att_xfer(cust, agent, target, t)
             return
-        # attended by the agent's phone: hold the customer, the phone calls the target (a separate
-        # call), then completes with REFER/Replaces
+        # attended by the agent's phone: hold the customer (re-INVITE sendonly: CHANNEL_HOLD on the
+        # agent's leg, as uuid_hold gave in the real capture S4), the phone calls the target (a
+        # separate call), then completes with REFER/Replaces
         agent.held = True
+        sim._emit("CHANNEL_HOLD", agent)
         consult = sim._new_channel(
             name=f"sofia/internal/{agent.party}@{DOMAIN}",
             direction="inbound",
@@ -328,6 +330,7 @@ class CallHandle:
             sim._destroy(consult)
             del self.legs["target"], self.legs["consult"]
             agent.held = False
+            sim._emit("CHANNEL_UNHOLD", agent)  # the phone takes the customer back (re-INVITE sendrecv)
             return
         sim._answer(d)
         sim._emit("CHANNEL_PROGRESS", consult)

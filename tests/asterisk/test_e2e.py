@@ -65,8 +65,10 @@ async def test_recorded_scenarios(harness: Harness, name: str, tmp_path: Path) -
     rows = await harness.recordings()
     mine = [r for r in rows if r["customer_leg"] == call.customer.uniqueid]
     assert len(mine) == 1, [dict(r) for r in rows]
-    # an agent's phone consulting an external number is an outbound call of its own (its own Linkedid)
-    assert all(r["customer_number"] == sc.EXTERNAL_TARGET for r in rows if r not in mine)
+    # the agent's consultation (from the phone a call of its own, with the PBX's attended transfer a part
+    # of the customer's call) belongs to the customer's call: no recording of its own whose "customer"
+    # would be the transfer target, and it is listed in the customer recording's timeline
+    assert len(rows) == 1, [dict(r) for r in rows]
     rec = mine[0]
     exp = scenario.expect
     assert rec["state"] == "stopped"
@@ -83,6 +85,14 @@ async def test_recorded_scenarios(harness: Harness, name: str, tmp_path: Path) -
     assert all(p["end_ms"] is not None for p in tl["pauses"])
     assert [(t["kind"], t["target_class"]) for t in tl["transfers"]] == list(exp.transfers)
     assert tl["stop"]["reason"] == exp.stop_reason
+    xfer = next((s for s in scenario.steps if isinstance(s, sc.Transfer)), None)
+    consultations = [(c["agent"], c["target"], c["answered"], c["outcome"]) for c in tl["consultations"]]
+    if xfer is not None and xfer.kind == "attended":
+        assert consultations == [(sc.AGENT_EXT, scenario.parties[xfer.to].number, True, "transferred")]
+        c = tl["consultations"][0]
+        assert c["recording_id"] is None and 0 < c["at_ms"] <= c["end_ms"]
+    else:
+        assert consultations == []
     assert await harness.pool.fetchval("SELECT count(*) FROM finalize_jobs WHERE recording_id = $1", rec["id"]) == 1
     kinds = [
         e["kind"]

@@ -427,6 +427,12 @@ function drawWave() {
     ctx.fillText(`${t.kind} → ${t.target} (${t.target_class || "?"})${t.stopped_recording ? " stopped" : ""}`,
       Math.min(tx + 4, W - 220), H - 6);
   }
+  for (const c of tl.consultations || []) {  // the agent consulting someone while the customer waited
+    const cx = x(c.at_ms);
+    ctx.fillStyle = color("--xfer");
+    const how = c.outcome === "returned" ? ` · back${c.cause ? " (" + c.cause + ")" : ""}` : "";
+    ctx.fillText(`consults ${c.target || "?"}${how}`, Math.min(cx + 4, W - 220), 24);
+  }
   ctx.setLineDash([]);
   const audio = $("audio");
   if (audio.duration && !Number.isNaN(audio.duration)) {  // playhead

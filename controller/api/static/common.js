@@ -53,6 +53,12 @@ export const SETTINGS = [
       "every pause is logged with who and when." },
   { name: "dual_channel", label: "Dual channel (stereo)",
     help: "On: customer on the left channel, agent on the right. Off: one mono mix." },
+  { name: "record_consultation", label: "Record consultation calls",
+    help: "When an agent puts the customer on hold and calls a colleague or an outside number (a consultation " +
+      "before an attended transfer), that call belongs to the customer's call and is listed in its recording's " +
+      "timeline either way. On: the consultation is also recorded, as a recording of its own filed under the " +
+      "customer call's numbers (the consulted party left, the agent right), ending when the consultation does. " +
+      "Off: it is not recorded — it is never taken for a separate customer call." },
   { name: "retention_days", label: "Retention (days)", number: true,
     help: "How long a recording is kept. Fixed when the recording is made: a change applies to new recordings only." },
   { name: "pause_max_seconds", label: "Secure pause: resume after (seconds)", number: true, min: 0, max: 86400,
