@@ -211,6 +211,7 @@ class Call:
     # On a customer call: its consultation in progress, inside this PBX call (Atxfer / att_xfer shape)
     # or a call of its own (phone shape), until it ends one way or the other.
     open_consultation: dict[str, Any] | None = None
+    consult_legs: set[str] = field(default_factory=set)  # legs of the in-call consultation still up
 
 
 # ---- actions ------------------------------------------------------------------------------------
@@ -325,6 +326,9 @@ class CallTracker:
             if leg:
                 leg.answered = True
                 leg.variables.update(ev.variables)
+                owner = self.call_for_leg(ev.leg)
+                if owner is not None and ev.leg in owner.consult_legs and ev.leg != owner.agent_leg:
+                    return self._consultation_answered(owner, leg, ev.wall)  # the consulted party picked up
             return []
         if isinstance(ev, PolicyHint):
             return self._hint(ev)
@@ -372,8 +376,11 @@ class CallTracker:
         known = ev.leg in self.call_of_leg
         if parent and parent in self.call_of_leg:
             self._link(ev.leg, self.call_of_leg[parent])
-            if not known:
-                actions = self._consultation_in_call(self.calls[self.call_of_leg[parent]], leg, ev.originator, ev.wall)
+            owner = self.calls[self.call_of_leg[parent]]
+            if not known and owner.consult_legs and owner.open_consultation is not None:
+                owner.consult_legs.add(ev.leg)  # the consultation's further legs (Local ;2, the target)
+            elif not known:
+                actions = self._consultation_in_call(owner, leg, ev.originator, ev.wall)
         elif not known:
             call = self._new_call(ev.leg, ev.wall)
             actions = self._consultation_call(call, leg, ev.wall)
@@ -422,6 +429,7 @@ class CallTracker:
             return []
         target = dial_string(leg.variables.get("dialed_user") or leg.callee)
         _, actions = self._open_consultation(call, self._current_party(call), target, wall)
+        call.consult_legs = {leg.id}
         return actions
 
     def _open_consultation(
@@ -452,6 +460,7 @@ class CallTracker:
         if mark is None:
             return []
         parent.open_consultation = None
+        parent.consult_legs = set()
         mark["outcome"] = outcome
         if outcome == "transferred":
             mark.pop("cause", None)
@@ -611,10 +620,7 @@ class CallTracker:
             return [*answered, Decide(call)]
         # Any new bridge partner of the customer leg is a new segment (a transfer, however it was done).
         if call.customer_leg not in (a.id, b.id):
-            # e.g. the agent leg bridged to the Atxfer / att_xfer consultation inside the same PBX call
-            if call.open_consultation is not None and call.agent_leg in (a.id, b.id):
-                return self._consultation_answered(call, b if a.id == call.agent_leg else a, ev.wall)
-            return []
+            return []  # e.g. the agent leg bridged to the Atxfer / att_xfer consultation in the same PBX call
         other = b if a.id == call.customer_leg else a
         if other.id == call.agent_leg:
             # re-bridge to the same party (hold/unhold); after a consultation: a failed or cancelled
@@ -809,9 +815,17 @@ class CallTracker:
                 self.legs.pop(ev.leg, None)
                 self._unlink(ev.leg)
                 return actions
-        elif call and not call.ended and call.open_consultation is not None and ev.cause:
-            if ev.leg not in (call.customer_leg, call.agent_leg):
-                call.open_consultation.setdefault("cause", ev.cause)  # a leg of the in-call consultation
+        elif call and not call.ended and ev.leg in call.consult_legs:
+            # a leg of the consultation inside the customer's call (Atxfer / att_xfer); when the last one
+            # is gone without a transfer, the attended transfer failed: the agent is back
+            call.consult_legs.discard(ev.leg)
+            if call.open_consultation is not None:
+                if ev.cause:
+                    call.open_consultation.setdefault("cause", ev.cause)
+                if not call.consult_legs:
+                    actions += self._close_consultation(
+                        call, "returned", ev.wall, call.open_consultation.get("cause", "")
+                    )
         if call and not call.ended:
             consult_done = consult_done and call.agent_leg == ev.leg
             if (

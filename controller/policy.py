@@ -165,7 +165,7 @@ class PolicyDecision:
         source = self.sources.get("record", "")
         if source == "consultation":
             on = "true" if self.record else "false"
-            return f"it is the agent's consultation during a customer call (record_consultation = {on})"
+            return f"it is a consultation by the agent during a customer call (record_consultation = {on})"
         if source == "dialplan":
             return f"the dialplan hook set callrec_record={'force' if self.record else 'never'}"
         if source.startswith("direction:"):

@@ -125,16 +125,17 @@ class Transfer:
     leg and no event names the target (an AMI Redirect by a CTI application, a uuid_transfer or
     `transfer` app whose channel carries no transfer history, a REFER naming no target): the first sign
     of where it goes is the customer's channel dialling the target. The target answers after
-    `ring_ms`, unless `outcome` says it is busy: then the attended transfer fails and the agent is
-    back with the customer (the simulated Asterisk plays it for its Atxfer, the simulated FreeSWITCH
-    for the phone's consultation call)."""
+    `ring_ms`, unless `outcome` says the attended transfer fails after `ring_ms`: the target is
+    `busy`, does not answer (`no_answer`) or the agent gives up while it rings (`cancel`); the agent
+    is then back with the customer (both simulators, both methods; extrapolated, no capture of a
+    failed attended transfer)."""
 
     kind: Literal["blind", "attended"] = "blind"
     to: str = "target"
     method: Literal["phone", "pbx", "redirect"] = "phone"
     ring_ms: int = 500
     consult_ms: int = 1000
-    outcome: Literal["answer", "busy"] = "answer"
+    outcome: Literal["answer", "busy", "no_answer", "cancel"] = "answer"
 
 
 @dataclass(frozen=True)

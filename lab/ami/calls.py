@@ -33,10 +33,17 @@ class SimCall:
         self.channels.extend(chs)
 
 
+# a failed consultation's outcome → (DialEnd DialStatus, the target's Hangup Cause)
+FAILED_DIAL = {"busy": ("BUSY", "17"), "no_answer": ("NOANSWER", "19"), "cancel": ("CANCEL", "16")}
+
+
 class AmiCalls(AmiPbx):
     def __init__(self, *, settle_timeout: float = 5.0, **kw: Any) -> None:
         super().__init__(**kw)
         self.settle_timeout = settle_timeout
+        # Which party Local optimization moves when an Atxfer completes: it varies between runs of a real
+        # Asterisk 20 (fixture NOTES §S4) — "customer" (real R8) or "target" (S4's kept run).
+        self.atxfer_moves = "customer"
         self._calls: dict[str, SimCall] = {}  # by the first channel's Linkedid
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -226,8 +233,19 @@ class AmiCalls(AmiPbx):
         call.agent = target
         call.parties["agent"] = party
 
-    async def _attended_phone(self, call: SimCall, party: sc.Party, ring_ms: int, consult_ms: int) -> None:
-        """The agent's phone: hold, a second call to the target, REFER with Replaces (fixture S8c)."""
+    async def _attended_phone(
+        self,
+        call: SimCall,
+        party: sc.Party,
+        ring_ms: int,
+        consult_ms: int,
+        outcome: str = "answer",
+        settle: bool = False,
+        record_consultation: bool = False,
+    ) -> None:
+        """The agent's phone: hold, a second call to the target, REFER with Replaces (fixture S8c). A
+        failed consultation (extrapolated): its Dial ends BUSY / NOANSWER / CANCEL, the phone hangs
+        the second call up and takes the customer off hold (Unhold, the hold music stops)."""
         cust, agent = call.customer, call.agent
         b1 = cust.bridge
         agent.held = True
@@ -243,12 +261,24 @@ class AmiCalls(AmiPbx):
         self.dial_begin(second, target, party.number if party.internal else f"trunk/{party.number}")
         self.set_state(target, 5)
         await self.elapse(ring_ms, call.channels)
+        if outcome != "answer":
+            status, cause = FAILED_DIAL[outcome]
+            self.dial_end(second, target, status)
+            gone = [second, target] if outcome == "cancel" else [target, second]  # who hangs up first
+            for ch in gone:
+                self.hangup(ch, cause)
+            agent.held = False
+            self.event("Unhold", self.snap(agent))
+            self.event("MusicOnHoldStop", self.snap(cust))
+            return
         self.set_state(target, 6)
         self.dial_end(second, target, "ANSWER")
         self.set_state(second, 6)
         b2 = self.new_bridge()
         self.enter(b2, target)
         self.enter(b2, second)
+        if settle and record_consultation:
+            await self._until(lambda: bool(target.monitors))  # the controller records the consultation
         await self.elapse(consult_ms, call.channels)
         agent.held = False
         self.event("Unhold", self.snap(agent))
@@ -269,8 +299,12 @@ class AmiCalls(AmiPbx):
             self.destroy(b1)
         call.agent = target
         call.parties["agent"] = party
+        if settle and target.monitors:
+            # a recorded consultation (record_consultation) ends with the transfer: the controller stops
+            # it within milliseconds on a real PBX, before the customer's audio reaches its file
+            await self._until(lambda: not target.monitors)
 
-    async def _atxfer_consult(self, call: SimCall, party: sc.Party, ring_ms: int, answer: bool = True) -> None:
+    async def _atxfer_consult(self, call: SimCall, party: sc.Party, ring_ms: int, outcome: str = "answer") -> None:
         """Atxfer (real capture tests/fixtures/asterisk/real/R8): the bridge's feature puts the agent
         on hold and makes a Local consultation channel whose `;1` half waits in a new bridge while its
         `;2` half dials the target; the agent moves over to it while the target rings."""
@@ -317,8 +351,8 @@ class AmiCalls(AmiPbx):
         self.enter(b2, agent)
         agent.held = False
         await self.elapse(ring_ms, call.channels)
-        if not answer:
-            self._fail_atxfer(call, x1, x2, target, b2)
+        if outcome != "answer":
+            self._fail_atxfer(call, x1, x2, target, b2, outcome)
             return
         self.set_state(target, 6)
         self.dial_end(x2, target, "ANSWER")
@@ -326,13 +360,17 @@ class AmiCalls(AmiPbx):
         self.set_state(x1, 6)
         call.pending_atxfer = (party, x1, x2, target, b2)
 
-    def _fail_atxfer(self, call: SimCall, x1: SimChannel, x2: SimChannel, target: SimChannel, b2: SimBridge) -> None:
-        """The Atxfer target is busy (extrapolated, no real capture yet): the consultation's Dial ends
-        BUSY, the Local pair hangs up, and the bridge feature puts the agent back into the customer's
-        bridge, where the customer's hold music stops."""
+    def _fail_atxfer(
+        self, call: SimCall, x1: SimChannel, x2: SimChannel, target: SimChannel, b2: SimBridge, outcome: str
+    ) -> None:
+        """The Atxfer consultation fails (extrapolated, no real capture yet): the target is busy, does
+        not answer, or the agent aborts it while it rings; the consultation's Dial ends BUSY / NOANSWER
+        / CANCEL, the Local pair hangs up, and the bridge feature puts the agent back into the
+        customer's bridge, where the customer's hold music stops."""
         cust, agent = call.customer, call.agent
-        self.dial_end(x2, target, "BUSY")
-        self.hangup(target, "17")
+        status, cause = FAILED_DIAL[outcome]
+        self.dial_end(x2, target, status)
+        self.hangup(target, cause)
         self.hangup(x2)
         self.leave(agent)
         self.leave(x1)
@@ -407,6 +445,46 @@ class AmiCalls(AmiPbx):
         else:
             self._spawn(answer())
 
+    def _complete_atxfer_target_moved(self, call: SimCall) -> None:
+        """The other shape of the same completion (fixture S4, the kept run): the consultation's `;1`
+        joins the customer's bridge, the transfer is announced, and Local optimization MOVES THE TARGET
+        into the customer's bridge, which survives; the `;2` half leaves the target's bridge and the
+        Local pair hangs up."""
+        assert call.pending_atxfer is not None
+        party, x1, x2, target, b2 = call.pending_atxfer
+        cust, agent = call.customer, call.agent
+        b1 = cust.bridge
+        self.leave(agent)
+        self.leave(x1)
+        self.event("MusicOnHoldStop", self.snap(cust))
+        if b1 is not None:
+            self.enter(b1, x1)
+        body = [("Result", "Success"), *self.snap(agent, "OrigTransferer")]
+        body += (b1.snapshot("OrigBridge") if b1 else []) + self.snap(agent, "SecondTransferer")
+        # S4 names no TransferTarget here (nor did R7): the target is whoever the consultation reached
+        body += b2.snapshot("SecondBridge") + self.snap(cust, "Transferee")
+        body += [("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", b1.uniqueid if b1 else "")]
+        self.event("AttendedTransfer", body)
+        self.destroy(b2)
+        self.hangup(agent)
+        b3 = self.new_bridge()
+        self.enter(b3, target)
+        self.enter(b3, x2)
+        self.event("LocalOptimizationBegin", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo")])
+        self.leave(target)
+        self.leave(x1)
+        if b1 is not None:
+            self.enter(b1, target, swap=x1)
+        self.event("LocalOptimizationEnd", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo"), ("Success", "Yes")])
+        self.leave(x2)
+        self.destroy(b3)
+        self.event("HangupRequest", [*self.snap(x1), ("Cause", "16")])
+        self.hangup(x2)
+        self.hangup(x1)
+        call.agent = target
+        call.parties["agent"] = party
+        call.pending_atxfer = None
+
     async def _until(self, cond: Callable[[], bool], limit: float | None = None) -> bool:
         loop = asyncio.get_running_loop()
         end = loop.time() + (self.settle_timeout if limit is None else limit)
@@ -449,13 +527,19 @@ class AmiCalls(AmiPbx):
                 if step.kind == "blind":
                     await self._blind(call, party, announce=step.method == "phone", ring_ms=step.ring_ms, settle=settle)
                 elif step.method == "phone":
-                    await self._attended_phone(call, party, step.ring_ms, step.consult_ms)
-                elif step.outcome == "busy":
-                    await self._atxfer_consult(call, party, step.ring_ms, answer=False)
+                    record_consultation = bool(scenario.settings.get("record_consultation"))
+                    await self._attended_phone(
+                        call, party, step.ring_ms, step.consult_ms, step.outcome, settle, record_consultation
+                    )
+                elif step.outcome != "answer":
+                    await self._atxfer_consult(call, party, step.ring_ms, step.outcome)
                 else:
                     await self._atxfer_consult(call, party, step.ring_ms)
                     await self.elapse(step.consult_ms, call.channels)
-                    self._complete_atxfer(call)
+                    if self.atxfer_moves == "target":
+                        self._complete_atxfer_target_moved(call)
+                    else:
+                        self._complete_atxfer(call)
                 if settle and scenario.expect.ends_at_transfer and step.kind == "blind":
                     # the target talks at once, as on a real PBX: what the controller lets through is in the file
                     await self._talk_until(call, lambda c=call: not c.customer.monitors)  # type: ignore[misc]

@@ -15,6 +15,9 @@ from lab.ami.model import DEFAULT_CHANNELVARS, SimBridge, SimChannel
 from lab.ami.server import AmiServer
 from lab.tones import Earpieces
 
+# Q.850 causes the simulated calls hang up with, as Asterisk names them in Hangup's Cause-txt.
+CAUSE_TEXT = {"16": "Normal Clearing", "17": "User busy", "19": "User alerting, no answer"}
+
 
 class AmiPbx(AmiServer):
     def __init__(
@@ -106,7 +109,9 @@ class AmiPbx(AmiServer):
             m.close()
         ch.monitors.clear()
         self.channels.pop(ch.name, None)
-        self.event("Hangup", [*self.snap(ch), ("Cause", cause), ("Cause-txt", "Normal Clearing")])
+        self.event(
+            "Hangup", [*self.snap(ch), ("Cause", cause), ("Cause-txt", CAUSE_TEXT.get(cause, "Normal Clearing"))]
+        )
 
     # ---- simulated time ---------------------------------------------------------------------------
 

@@ -14,6 +14,13 @@ from lab import scenarios as sc
 from lab.esl.model import DOMAIN, TRUNK_HOST, Channel
 from lab.esl.pbx import EslPbx
 
+# outcome → (hang-up cause, the target leg's disposition, its SIP status, the consultation leg's disposition)
+FAILED_CONSULTATION = {
+    "busy": ("USER_BUSY", "recv_refuse", "486", "send_refuse"),
+    "no_answer": ("NO_ANSWER", "send_cancel", "487", "send_refuse"),
+    "cancel": ("ORIGINATOR_CANCEL", "send_cancel", "487", "recv_cancel"),
+}
+
 
 class CallHandle:
     """One simulated call: its legs by role and the steps that act on them."""
@@ -319,15 +326,15 @@ class CallHandle:
         self.legs["target"] = d
         self.legs["consult"] = consult
         await sim._elapse(self._live(), t.ring_ms)
-        if t.outcome == "busy":
-            # the target is busy (extrapolated): the consultation fails, the agent's phone hangs it up
-            # and takes the customer off hold
-            sim._hangup(d, "USER_BUSY", "recv_refuse", {"variable_sip_term_status": "486"})
-            sim._hangup_complete(d, "USER_BUSY")
-            sim._destroy(d)
-            sim._hangup(consult, "USER_BUSY", "send_refuse")
-            sim._hangup_complete(consult, "USER_BUSY")
-            sim._destroy(consult)
+        if t.outcome != "answer":
+            # the consultation fails (extrapolated): busy (486), no answer (the bridge's timeout) or the
+            # agent's phone cancels it; the phone then takes the customer off hold
+            cause, d_disp, status, c_disp = FAILED_CONSULTATION[t.outcome]
+            order = [(consult, c_disp, {}), (d, d_disp, {"variable_sip_term_status": status})]
+            for leg, disposition, extra in order if t.outcome == "cancel" else order[::-1]:
+                sim._hangup(leg, cause, disposition, extra)
+                sim._hangup_complete(leg, cause)
+                sim._destroy(leg)
             del self.legs["target"], self.legs["consult"]
             agent.held = False
             sim._emit("CHANNEL_UNHOLD", agent)  # the phone takes the customer back (re-INVITE sendrecv)
@@ -336,6 +343,8 @@ class CallHandle:
         sim._emit("CHANNEL_PROGRESS", consult)
         sim._answer(consult)
         sim._bridge(consult, d)
+        if settle and self.scenario.settings.get("record_consultation"):
+            await sim._wait(lambda: bool(d.recordings))  # the controller records the consultation
         await sim._elapse(self._live(), t.consult_ms)
         # completion (REFER with Replaces, or the PBX's att_xfer)
         sim._unbridge(consult, d)
@@ -343,6 +352,10 @@ class CallHandle:
         sim._hangup(consult, "NORMAL_CLEARING", "recv_bye")
         sim._hangup_complete(consult, "NORMAL_CLEARING")
         sim._destroy(consult)
+        if settle and d.recordings:
+            # a recorded consultation (record_consultation) ends here: the controller stops it within
+            # milliseconds on a real PBX, before the customer is bridged to the target
+            await sim._wait(lambda: not d.recordings)
         agent.held = False
         if t.method == "phone":
             agent.variables.update(
@@ -374,6 +387,16 @@ class CallHandle:
         d.call_uuid = cust.uuid
         self.legs["target"] = d
         await sim._elapse(self._live(), t.ring_ms)
+        if t.outcome != "answer":
+            # att_xfer's originate fails (extrapolated): the target leg goes, the agent is back with the
+            # customer in the bridge it never left
+            cause, disposition, status, _ = FAILED_CONSULTATION[t.outcome]
+            sim._hangup(d, cause, disposition, {"variable_sip_term_status": status})
+            sim._hangup_complete(d, cause)
+            sim._destroy(d)
+            del self.legs["target"]
+            agent.held = False
+            return
         sim._answer(d)
         consult_partner = agent.bridged_to
         sim._bridge(agent, d)

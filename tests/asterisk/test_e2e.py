@@ -58,7 +58,19 @@ def _right_sequence(path: str) -> list[float]:
 
 @pytest.mark.parametrize("name", sorted(n for n, s in sc.SCENARIOS.items() if s.expect.recorded))
 async def test_recorded_scenarios(harness: Harness, name: str, tmp_path: Path) -> None:
-    scenario = sc.get(name)
+    await _recorded_as_expected(harness, sc.get(name), tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in sc.SCENARIOS if n.startswith("attended_") and n.endswith("_pbx")))
+async def test_atxfer_completed_by_moving_the_target(harness: Harness, name: str, tmp_path: Path) -> None:
+    """The other way a real Asterisk 20 completes an Atxfer (fixture S4's kept run: Local optimization
+    moves the TARGET into the customer's bridge, and AttendedTransfer names no TransferTarget): the
+    same recording, timeline and consultation as when the customer is moved (R8)."""
+    harness.sim.atxfer_moves = "target"
+    await _recorded_as_expected(harness, sc.get(name), tmp_path)
+
+
+async def _recorded_as_expected(harness: Harness, scenario: sc.Scenario, tmp_path: Path) -> None:
     harness.policy = policy_for(scenario.settings)
     call = await harness.sim.play(scenario, harness.on_step)
     await harness.settle()
@@ -160,20 +172,27 @@ async def test_outbound_per_number_override_is_looked_up_under_the_presented_num
     assert not [a for a in harness.sim.actions_seen if a.get("action") == ["MixMonitor"]]
 
 
+FAILED_OUTCOMES = [(m, o) for m in ("pbx", "phone") for o in ("busy", "no_answer", "cancel")]
+FAILED_CAUSE = {"busy": "User busy", "no_answer": "User alerting, no answer", "cancel": "Normal Clearing"}
+
+
+@pytest.mark.parametrize(("method", "outcome"), FAILED_OUTCOMES)
 async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_goes_on(
-    harness: Harness, tmp_path: Path
+    harness: Harness, tmp_path: Path, method: str, outcome: str
 ) -> None:
-    """Atxfer to a busy target: the agent is back with the customer and the recording continues with
-    the agent on the right (the complaint about recorders that never resume after a failed transfer)."""
+    """An attended transfer (Atxfer, or the agent's phone: hold + a second call) to a colleague who is
+    busy, does not answer, or the agent gives up while it rings: the agent is back with the customer
+    and the recording continues with the agent on the right (the complaint about recorders that never
+    resume after a failed transfer); the timeline says the consultation came back and why."""
     scenario = sc.Scenario(
-        "attended_transfer_busy_pbx",
-        "Atxfer to a busy colleague; the agent takes the customer back",
+        f"attended_transfer_{outcome}_{method}",
+        "attended transfer to a colleague that fails; the agent takes the customer back",
         (
             sc.PlaceCall("inbound"),
             sc.Ring(),
             sc.Answer(),
             sc.Talk(2000),
-            sc.Transfer("attended", method="pbx", outcome="busy"),
+            sc.Transfer("attended", method=method, outcome=outcome),  # type: ignore[arg-type]
             sc.Talk(2000),
             sc.Hangup("customer"),
         ),
@@ -189,11 +208,20 @@ async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_g
     tl = rec["timeline"]
     assert [s["party"] for s in tl["segments"]] == [sc.AGENT_EXT]
     assert tl["transfers"] == []
+    (c,) = tl["consultations"]
+    assert (c["agent"], c["target"], c["answered"], c["outcome"], c["cause"]) == (
+        sc.AGENT_EXT,
+        sc.AGENT2_EXT,
+        False,
+        "returned",
+        FAILED_CAUSE[outcome],
+    )
+    assert c["at_ms"] <= c["end_ms"] <= tl["stop"]["at_ms"]
     stereo = tmp_path / "joined.wav"
     join_legs(Path(rec["spool_files"]["rx"]), Path(rec["spool_files"]["tx"]), stereo)
     timeline = channel_timeline(str(stereo), 250)
     assert {left for left, _ in timeline if left is not None} == {float(sc.CUSTOMER.tone_hz)}
-    # only the agent is ever on the right: before the transfer, silent while the busy target rang,
+    # only the agent is ever on the right: before the transfer, silent while the target rang,
     # and again for the 2 s after it failed
     assert _right_sequence(str(stereo)) == [float(sc.AGENT.tone_hz)]
     rights = [right for _, right in timeline]
@@ -261,3 +289,36 @@ async def test_overlapping_calls_transfer_mark_lands_where_the_waveform_changes(
     mark = rec["timeline"]["transfers"][0]["at_ms"]
     assert abs(agent_until - 2000) <= 50, agent_until
     assert abs(mark - agent_until) <= 250, f"transfer mark at {mark} ms, the agent's voice ends at {agent_until} ms"
+
+
+@pytest.mark.parametrize("name", ["attended_transfer_external_continue", "attended_transfer_internal"])
+async def test_recorded_consultation_holds_target_and_agent_never_the_customer(
+    harness: Harness, name: str, tmp_path: Path
+) -> None:
+    """record_consultation on: the agent's consultation by phone (its own Linkedid, S8c) is a recording
+    of its own, filed under the customer call's numbers and named in its timeline, with the consulted
+    party LEFT and the agent RIGHT, stopped at the AttendedTransfer — the customer is never in it
+    (before: an external consultation was an outbound recording whose customer and account number
+    were the target, holding the customer's voice after the transfer)."""
+    base = sc.get(name)
+    scenario = replace(base, settings={**base.settings, "record_consultation": True})
+    harness.policy = policy_for(scenario.settings)
+    call = await harness.sim.play(scenario, harness.on_step)
+    await harness.settle()
+    rows = await harness.recordings()
+    (rec,) = [r for r in rows if r["customer_leg"] == call.customer.uniqueid]
+    (consult,) = [r for r in rows if r["id"] != rec["id"]]
+    (c,) = rec["timeline"]["consultations"]
+    assert (c["outcome"], c["recording_id"]) == ("transferred", str(consult["id"]))
+    assert (consult["customer_number"], consult["account_number"], consult["agent"]) == (
+        sc.CUSTOMER_NUMBER,
+        sc.DID,
+        sc.AGENT_EXT,
+    )
+    assert consult["direction"] == "inbound" and consult["policy"]["sources"]["record"] == "consultation"
+    assert consult["stop_reason"] == "consultation_ended"
+    stereo = tmp_path / "consult.wav"
+    join_legs(Path(consult["spool_files"]["rx"]), Path(consult["spool_files"]["tx"]), stereo)
+    timeline = channel_timeline(str(stereo), 250)
+    assert {left for left, _ in timeline if left is not None} == {float(sc.TARGET_EXTERNAL.tone_hz)}
+    assert {right for _, right in timeline if right is not None} == {float(sc.AGENT.tone_hz)}

@@ -107,10 +107,13 @@ async def play_recorded(scenario: str, tmp_path: Path) -> list[Msg]:
         await sim.close()
 
 
-async def play_with_controller_steps(scenario: str, tmp_path: Path) -> tuple[list[Msg], SimCall]:
+async def play_with_controller_steps(
+    scenario: str, tmp_path: Path, atxfer_moves: str = "customer"
+) -> tuple[list[Msg], SimCall]:
     """Play a scenario with a raw AMI client doing the controller's part: MixMonitor on the customer
     at the answer, MixMonitorMute for Pause/Resume."""
     sim = AmiSimulator()
+    sim.atxfer_moves = atxfer_moves
     await sim.start()
     client = RawClient()
     await client.connect(sim)
@@ -264,3 +267,30 @@ async def test_simulator_matches_real_capture(capture: str, scenario: str, skip:
     for name in set(sim_keys) & set(real_keys) & CALL_EVENTS:
         if f"{name}:keys" not in skip:
             assert sim_keys[name] == real_keys[name], name
+
+
+# The shared capture S4 (a real Asterisk 20.20.1, Local-channel phones of the capture lab): the kept
+# run of an Atxfer completed by the transferer's hangup, where Local optimization moved the TARGET into
+# the customer's bridge — the other shape of R8. The simulator plays it with atxfer_moves="target".
+S4_ROLES = {
+    "customer": "@lab-customer-phone-",
+    "agent": "@lab-agent-phone-",
+    "consultation": "@lab-internal-",
+    "target": "@lab-supervisor-phone-",
+}
+
+
+async def test_atxfer_target_moved_matches_s4(tmp_path: Path) -> None:
+    real = [list(m) for m in recv_messages("S4-attended-transfer")]
+    created = [dict(m)["Channel"] for m in real if m[0] == ("Event", "Newchannel")]
+    seq = per_channel(real)
+    real_by_role = {}
+    for role, mark in S4_ROLES.items():
+        chan = next(c for c in created if c.endswith(";1") and mark in c)
+        # the capture lab's recorder also ran a MixMonitor on the agent: when it starts is its business
+        real_by_role[role] = [n for n in seq[chan] if n in COMPARED]
+    sim, call = await play_with_controller_steps("attended_transfer_internal_pbx", tmp_path, atxfer_moves="target")
+    assert sim_roles(sim, call) == real_by_role
+    real_keys, sim_keys = all_keys_by_event(real), all_keys_by_event(sim)
+    for name in ("AttendedTransfer", "Hold", "MusicOnHoldStart", "MusicOnHoldStop"):
+        assert sim_keys[name] == real_keys[name], name

@@ -116,31 +116,52 @@ async def test_outbound_per_number_override_is_looked_up_under_the_presented_num
     assert not [c for c in harness.sim.commands if c.startswith("uuid_record")]
 
 
-async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_goes_on(harness: Harness) -> None:
-    """The agent's phone consults a busy colleague, then takes the customer off hold: the recording
-    continues with the agent on the right (recorders that never resume after a failed transfer)."""
-    scenario = sc.Scenario(
-        "attended_transfer_busy",
-        "the agent consults a busy colleague and takes the customer back",
+FAILED_OUTCOMES = [(m, o) for m in ("phone", "pbx") for o in ("busy", "no_answer", "cancel")]
+FAILED_CAUSE = {"busy": "USER_BUSY", "no_answer": "NO_ANSWER", "cancel": "ORIGINATOR_CANCEL"}
+
+
+def failed_attended(method: str, outcome: str) -> sc.Scenario:
+    return sc.Scenario(
+        f"attended_transfer_{outcome}_{method}",
+        "the agent consults a colleague who is busy / does not answer / is given up on; the customer is back",
         (
             sc.PlaceCall("inbound"),
             sc.Ring(),
             sc.Answer(),
             sc.Talk(2000),
-            sc.Transfer("attended", outcome="busy"),
+            sc.Transfer("attended", method=method, outcome=outcome),  # type: ignore[arg-type]
             sc.Talk(2000),
             sc.Hangup("customer"),
         ),
         sc.Expectation(True, segments=("agent",), stop_reason="hangup"),
         parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_INTERNAL},
     )
-    handle = await harness.play(scenario)
+
+
+@pytest.mark.parametrize(("method", "outcome"), FAILED_OUTCOMES)
+async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_goes_on(
+    harness: Harness, method: str, outcome: str
+) -> None:
+    """The agent consults a colleague who is busy, does not answer, or the agent gives up while it rings
+    (by the phone: hold + a second call; by the PBX: att_xfer), then has the customer back: the
+    recording continues with the agent on the right (recorders that never resume after a failed
+    transfer), and the timeline says the consultation came back and why."""
+    handle = await harness.play(failed_attended(method, outcome))
     (rec,) = await harness.recordings()
     assert rec["customer_leg"] == handle.customer.uuid
     assert (rec["state"], rec["stop_reason"]) == ("stopped", "hangup")
     tl = rec["timeline"]
     assert [s["party"] for s in tl["segments"]] == [sc.AGENT_EXT]
     assert tl["transfers"] == []
+    (c,) = tl["consultations"]
+    assert (c["agent"], c["target"], c["answered"], c["outcome"], c["cause"]) == (
+        sc.AGENT_EXT,
+        sc.AGENT2_EXT,
+        False,
+        "returned",
+        FAILED_CAUSE[outcome],
+    )
+    assert c["at_ms"] <= c["end_ms"] <= tl["stop"]["at_ms"]
     path = rec["spool_files"]["stereo"]
     timeline = channel_timeline(path, 250)
     assert {left for left, _ in timeline if left is not None} == {float(sc.CUSTOMER.tone_hz)}
@@ -170,3 +191,31 @@ async def test_overlapping_calls_each_get_a_file_as_long_as_the_call(harness: Ha
         with wave.open(rows[handle.customer.uuid]["spool_files"]["stereo"]) as w:
             got = w.getnframes() * 1000 / w.getframerate()
         assert abs(got - expected[name]) <= 40, f"{name}: {got:.0f} ms for a {expected[name]} ms call"
+
+
+@pytest.mark.parametrize("name", ["attended_transfer_external_continue", "attended_transfer_internal"])
+async def test_recorded_consultation_holds_target_and_agent_never_the_customer(harness: Harness, name: str) -> None:
+    """record_consultation on: the agent's consultation by phone is a recording of its own, filed under
+    the customer call's numbers and named in its timeline, with the consulted party LEFT and the agent
+    RIGHT, stopped when the transfer completes — the customer is never in it (before: an external
+    consultation was an outbound recording whose customer was the target, holding the customer's voice
+    after the transfer)."""
+    base = sc.get(name)
+    handle = await harness.play(replace(base, settings={**base.settings, "record_consultation": True}))
+    rows = await harness.recordings()
+    (rec,) = [r for r in rows if r["customer_leg"] == handle.customer.uuid]
+    (consult,) = [r for r in rows if r["id"] != rec["id"]]
+    (c,) = rec["timeline"]["consultations"]
+    assert (c["outcome"], c["recording_id"]) == ("transferred", str(consult["id"]))
+    assert (consult["customer_number"], consult["account_number"], consult["agent"]) == (
+        sc.CUSTOMER_NUMBER,
+        sc.DID,
+        sc.AGENT_EXT,
+    )
+    assert consult["direction"] == "inbound" and consult["policy"]["sources"]["record"] == "consultation"
+    assert consult["stop_reason"] == "consultation_ended"
+    timeline = channel_timeline(consult["spool_files"]["stereo"], 250)
+    assert {left for left, _ in timeline if left is not None} == {float(sc.TARGET_EXTERNAL.tone_hz)}
+    assert {right for _, right in timeline if right is not None} == {float(sc.AGENT.tone_hz)}
+    # the customer's own recording is unchanged: agent, then the target
+    assert _right_sequence(rec["spool_files"]["stereo"]) == [float(sc.AGENT.tone_hz), float(sc.TARGET_EXTERNAL.tone_hz)]
