@@ -71,6 +71,7 @@ DID_XFER_STOP = "+15550100103"  # continue_on_external_transfer = false
 DID_XFER_CONTINUE = "+15550100104"  # continue_on_external_transfer = true
 CUSTOMER_PREFIX = "+1555012"  # + 4 digits: customer phones, 440 Hz
 TARGET = "+15550130001"  # external transfer target, rings 1 s, answers, 660 Hz
+BUSY_TARGET = "+15550140486"  # a colleague who is always busy: the attended transfer to it fails
 FS_CONTEXT, FS_PHONES = "callrec_selftest", "callrec_selftest_phones"
 AST_CONTEXT, AST_PHONES = "callrec-selftest", "callrec-selftest-phones"
 
@@ -136,6 +137,10 @@ class Originator(Protocol):
     async def redirect(self, call: PlacedCall, target: str) -> None:
         """Move the customer's channel to `target` the way a CTI application or another client does,
         with no transfer event (Asterisk `Redirect`, FreeSWITCH `uuid_transfer` of the customer leg)."""
+
+    async def attended_transfer(self, call: PlacedCall, target: str) -> None:
+        """The agent starts an attended transfer to `target` (the PBX's own: FreeSWITCH att_xfer,
+        Asterisk Atxfer), which consults it while the customer waits."""
 
     async def hangup(self, call: PlacedCall) -> None:
         """The calling phone hangs up (customer for inbound, agent for outbound)."""
@@ -229,6 +234,7 @@ class Plan:
     transfer: bool = False
     stops_at_transfer: bool = False
     redirect: bool = False  # the transfer is a redirect of the customer's channel (no transfer event)
+    failed_transfer: bool = False  # an attended transfer to a busy colleague; the agent comes back
     description: str = ""
 
 
@@ -260,6 +266,13 @@ PLANS: tuple[Plan, ...] = (
         redirect=True,
         description="inbound; the customer's channel redirected to an external number by another client"
         " (no transfer event), continue_on_external_transfer=false",
+    ),
+    Plan(
+        "xfer-failed",
+        "inbound",
+        DID_RECORD,
+        failed_transfer=True,
+        description="inbound; attended transfer to a busy colleague, the agent takes the customer back",
     ),
 )
 
@@ -525,6 +538,10 @@ class Selftest:
                 await asyncio.sleep(talk * 0.7)
                 await (o.redirect if plan.redirect else o.transfer)(call, TARGET)
                 await asyncio.sleep(talk)
+            elif plan.failed_transfer:
+                await asyncio.sleep(talk * 0.7)
+                await o.attended_transfer(call, BUSY_TARGET)
+                await asyncio.sleep(talk + 1.5)  # the busy target answers nothing; the agent is back
             else:
                 await asyncio.sleep(talk)
         except Exception as e:
@@ -622,6 +639,8 @@ class Selftest:
             self._check_transfer(name, plan, tl, timeline, row, audio_ms)
         if plan.stops_at_transfer:
             self._check_no_target_frame(name, plan, frames, timeline)
+        elif plan.failed_transfer:
+            self._check_failed_transfer(name, tl, timeline, row)
         elif not plan.pause:
             self.check(name, "stop reason", row["stop_reason"] == "hangup", f"{row['stop_reason']}")
         return out
@@ -665,6 +684,27 @@ class Selftest:
             "audio before and after the pause",
             any(r == talk for r in before) and any(r == talk for r in after),
             f"before: {_compact(before)} after: {_compact(after)}",
+        )
+
+    def _check_failed_transfer(self, name: str, tl: list[tuple[float | None, ...]], timeline: dict, row: Any) -> None:
+        """A failed attended transfer returns the customer to the agent: the consultation is in the
+        timeline as 'returned', no transfer happened, and the recording went on with the agent."""
+        consultations = timeline.get("consultations") or []
+        c = consultations[0] if consultations else {}
+        self.check(
+            name,
+            "failed attended transfer in the timeline",
+            len(consultations) == 1 and c.get("outcome") == "returned" and not timeline.get("transfers"),
+            json.dumps({"consultations": consultations, "transfers": timeline.get("transfers") or []}),
+        )
+        back = int(c.get("end_ms") or 0) + 500
+        after = [r for r in _windows(tl, back, back + 60_000) if r[1] is not None]
+        ok, detail = _mostly([r[1] for r in after], AGENT_HZ, min_windows=2)
+        self.check(
+            name,
+            "agent (880 Hz) back on the right after it",
+            row["stop_reason"] == "hangup" and ok,
+            f"stop reason {row['stop_reason']}; after {back} ms: {detail}",
         )
 
     def _check_transfer(

@@ -10,6 +10,8 @@ a Local channel playing a tone; the ;1 half is the PBX-side channel the recorder
   outbound  Originate Channel=Local/2901@callrec-selftest-phones/n Context=callrec-selftest Exten=<customer>
             → the outbound route presents +15550100101, calls the hook, dials the customer phone (440 Hz).
   transfer  BlindTransfer Channel=<agent channel> Exten=+15550130001 Context=callrec-selftest (660 Hz)
+  attended  Atxfer Channel=<agent channel> Exten=+15550140486 Context=callrec-selftest (always busy:
+              the agent is back with the customer; needs features.conf atxfer and Dial option t/T)
   hangup    Hangup Channel=<the calling phone's PBX-side channel>
 
 The AMI user needs write=originate (Originate) and call (BlindTransfer, Hangup) besides what the
@@ -105,6 +107,7 @@ class AsteriskOriginator:
             f"transfer: BlindTransfer Channel=<agent channel> Exten=+15550130001 Context={AST_CONTEXT}",
             f"redirect: Redirect Channel=<channel U> Exten=+15550130001 Context={AST_CONTEXT} Priority=1"
             " (as a CTI application does: no transfer event)",
+            f"attended: Atxfer Channel=<agent channel> Exten=+15550140486 Context={AST_CONTEXT}",
             "hangup: Hangup Channel=<channel U>",
         ]
 
@@ -159,13 +162,17 @@ class AsteriskOriginator:
         }
         return {k: v for k, v in values.items() if v}
 
-    async def transfer(self, call: PlacedCall, target: str) -> None:
+    async def _agent_channel(self, call: PlacedCall) -> str:
         uid = call.handle.get("uniqueid")
         dial = await self.wait_event(lambda m: header(m, "Event") == "DialBegin" and header(m, "Uniqueid") == uid, 10)
         if dial is None:
             raise SelftestError("no DialBegin seen for the call: cannot find the agent's channel")
         agent = header(dial, "DestChannel")
         call.handle["agent_channel"] = agent
+        return agent
+
+    async def transfer(self, call: PlacedCall, target: str) -> None:
+        agent = await self._agent_channel(call)
         await self._checked({"Action": "BlindTransfer", "Channel": agent, "Exten": target, "Context": AST_CONTEXT})
 
     async def redirect(self, call: PlacedCall, target: str) -> None:
@@ -180,6 +187,10 @@ class AsteriskOriginator:
         await self._checked(
             {"Action": "Redirect", "Channel": channel, "Exten": target, "Context": AST_CONTEXT, "Priority": "1"}
         )
+
+    async def attended_transfer(self, call: PlacedCall, target: str) -> None:
+        agent = await self._agent_channel(call)
+        await self._checked({"Action": "Atxfer", "Channel": agent, "Exten": target, "Context": AST_CONTEXT})
 
     async def hangup(self, call: PlacedCall) -> None:
         channel = call.handle.get("channel")

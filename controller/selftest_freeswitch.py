@@ -11,6 +11,8 @@ Every call stays inside FreeSWITCH (dialplan/freeswitch/callrec_selftest.xml):
             → the outbound route presents DID +15550100101, fires the hook, bridges the customer phone (440 Hz);
               the handset (uuid U) is agent 2901's phone: 880 Hz.
   transfer  api uuid_transfer <customer's PBX leg> +15550130001 XML callrec_selftest   (660 Hz, rings 1 s)
+  attended  api uuid_broadcast <agent's PBX leg> att_xfer::{loopback_bowout=false,origination_caller_id_number=2901}
+              loopback/+15550140486/callrec_selftest aleg   (always busy: the agent is back with the customer)
   hangup    api uuid_kill U
 
 `selftest_call=T` is copied to the loopback b-leg, so CHANNEL_BRIDGE and the hook's CUSTOM event of
@@ -147,6 +149,8 @@ class FreeSwitchOriginator:
             f"{TAG_VAR}=T,loopback_bowout=false}}loopback/<customer>/{FS_CONTEXT} {AGENT_EXT} XML {FS_PHONES}",
             f"transfer: api uuid_transfer <customer PBX leg> +15550130001 XML {FS_CONTEXT}",
             "redirect: the same uuid_transfer (another ESL client moving the customer's leg)",
+            f"attended: api uuid_broadcast <agent PBX leg> att_xfer::{{loopback_bowout=false,"
+            f"origination_caller_id_number={AGENT_EXT}}}loopback/+15550140486/{FS_CONTEXT} aleg",
             "hangup: api uuid_kill U",
         ]
 
@@ -199,13 +203,27 @@ class FreeSwitchOriginator:
         h = found[0]
         return {k[8:]: v for k, v in h.items() if k.startswith("callrec_") and v}
 
-    async def transfer(self, call: PlacedCall, target: str) -> None:
+    async def _bridge(self, call: PlacedCall) -> dict[str, str]:
         found = await self.esl.wait_event(
             lambda h, b: h.get("Event-Name") == "CHANNEL_BRIDGE" and self._tagged(call, h), 10
         )
         if found is None:
             raise SelftestError("no CHANNEL_BRIDGE seen for the call: cannot find the customer's PBX leg")
-        leg = found[0].get("Bridge-A-Unique-ID") or found[0].get("Unique-ID", "")
+        return found[0]
+
+    async def attended_transfer(self, call: PlacedCall, target: str) -> None:
+        """att_xfer run on the agent's PBX leg (Bridge-B of the call's bridge), as FreeSWITCH's attended
+        transfer key does (the recipe of the project's real capture S4b)."""
+        agent = (await self._bridge(call)).get("Bridge-B-Unique-ID", "")
+        call.handle["agent_leg"] = agent
+        dial = f"{{loopback_bowout=false,origination_caller_id_number={AGENT_EXT}}}loopback/{target}/{FS_CONTEXT}"
+        reply = await self.esl.command(f"api uuid_broadcast {agent} att_xfer::{dial} aleg")
+        if not reply.startswith("+OK"):
+            raise SelftestError(f"uuid_broadcast att_xfer: {reply.strip()}")
+
+    async def transfer(self, call: PlacedCall, target: str) -> None:
+        found = await self._bridge(call)
+        leg = found.get("Bridge-A-Unique-ID") or found.get("Unique-ID", "")
         call.handle["customer_leg"] = leg
         reply = await self.esl.command(f"api uuid_transfer {leg} {target} XML {FS_CONTEXT}")
         if not reply.startswith("+OK"):

@@ -238,7 +238,13 @@ class AmiSimulator(AmiCalls):
             return
         self._respond(s, aid, True, "Atxfer successfully queued")
         party = self._party_for(wire.get(a, "Exten"))
-        self._spawn(self._atxfer_consult(call, party, ring_ms=500))
+        self._spawn(
+            self._atxfer_consult(call, party, ring_ms=500, outcome="busy" if self.busy(party.number) else "answer")
+        )
+
+    def busy(self, number: str) -> bool:
+        """Whether the phone at `number` answers an attended transfer's consultation busy (subclasses)."""
+        return False
 
     async def _action_originate(self, s: Session, a: dict[str, list[str]], aid: str) -> None:
         """`Channel: SIP/<ext>` + `Exten: <number>`: the agent's phone places an outbound call that the

@@ -8,10 +8,13 @@ real PBX:
   FreeSWITCH  `originate {…}loopback/<DID>/callrec_selftest …`      → inbound call (PlaceCall with hook)
               `originate {…}loopback/<customer>/callrec_selftest …` → outbound call
               `uuid_transfer <customer leg> <number> XML …`         → blind transfer by the PBX
+              `uuid_broadcast <agent leg> att_xfer::…loopback/<n>/…` → attended transfer by the PBX
+                                                                   (+1555014NNNN: busy, the agent is back)
               `uuid_kill <origination_uuid>`                        → the calling phone hangs up
               `global_getvar recordings_dir`                        → `recordings_dir`
   Asterisk    `Originate Local/<phone>@callrec-selftest-phones/n` into `callrec-selftest` (ChannelId
-              names the calling PBX-side channel), then the simulator's own BlindTransfer and Hangup.
+              names the calling PBX-side channel), then the simulator's own BlindTransfer, Atxfer
+              (+1555014NNNN answers busy) and Hangup.
 
 Time runs in real time (the selftest sleeps between its steps): a ticker writes every running
 recording's audio by wall-clock, so journal offsets and audio line up as on a real PBX.
@@ -40,6 +43,8 @@ from lab.tones import AGENT_HZ, CUSTOMER_HZ, TARGET_HZ
 
 DID_RE = re.compile(r"^\+155501001\d\d$")
 CUSTOMER_RE = re.compile(r"^\+1555012\d{4}$")
+BUSY_RE = re.compile(r"^\+1555014\d{4}$")  # the selftest dialplan's always-busy colleague
+ATT_XFER_RE = re.compile(r"^uuid_broadcast\s+(\S+)\s+att_xfer::(?:\{[^}]*\})?loopback/([^/\s]+)/\S+(?:\s+\S+)?$")
 ORIGINATE_RE = re.compile(r"^originate\s+\{([^}]*)\}loopback/([^/\s]+)/(\S+)\s+(\S+)\s+XML\s+(\S+)\s*$")
 TICK_SECONDS = 0.05
 
@@ -145,6 +150,20 @@ class SelftestEslSimulator(EslSimulator):
             handle, role, queue = self._handsets.pop(parts[1])
             queue.put_nowait(sc.Hangup(role))
             return "+OK\n"
+        m = ATT_XFER_RE.match(cmd.strip())
+        if m:
+            self.commands.append(cmd)
+            for handle, _, queue in self._handsets.values():
+                agent = handle.legs.get("agent")
+                if agent is not None and agent.uuid == m.group(1) and not agent.gone:
+                    number = m.group(2)
+                    handle.scenario = replace(
+                        handle.scenario, parties={**handle.scenario.parties, "target": _target(number)}
+                    )
+                    outcome = "busy" if BUSY_RE.match(number) else "answer"
+                    queue.put_nowait(sc.Transfer(kind="attended", method="pbx", ring_ms=500, outcome=outcome))
+                    return "+OK Message queued\n"
+            return "-ERR No such channel!\n"
         if name == "uuid_transfer" and len(parts) >= 3:
             self.commands.append(cmd)
             for handle, _, queue in self._handsets.values():
@@ -202,6 +221,9 @@ class SelftestEslSimulator(EslSimulator):
 
 
 class SelftestAmiSimulator(AmiSimulator):
+    def busy(self, number: str) -> bool:
+        return bool(BUSY_RE.match(number))
+
     def __init__(self, *, swap_channels: bool = False, ignore_stop: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
         self.swap_channels = swap_channels

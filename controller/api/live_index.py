@@ -170,7 +170,7 @@ class LiveIndex:
             self.calls[call["id"]] = entry
         self.version += 1
         if self.subscribers:
-            event = b"event: %s\ndata: {\"type\":\"%s\",\"call\":%s}\n\n" % (kind.encode(), kind.encode(), entry.json)
+            event = b'event: %s\ndata: {"type":"%s","call":%s}\n\n' % (kind.encode(), kind.encode(), entry.json)
             for sub in self.subscribers:
                 sub.offer(entry, event)
 

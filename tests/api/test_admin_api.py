@@ -250,3 +250,21 @@ async def test_sharing_limits(world: World) -> None:
     assert r.status == 200 and (await r.json())["max_hours"] == 72
     r = await world.request("PUT", "/api/v1/sharing", "admin", json={"max_hours": 96, "version": cur["version"]})
     assert r.status == 409
+
+
+async def test_record_consultation_is_a_setting_with_number_overrides(world: World) -> None:
+    """The account setting `record_consultation` (migration 008): off by default, set over the API like
+    the others, overridden per number, and explained in the "why" of a number."""
+    r = await world.request("PUT", "/api/v1/accounts/cons/settings", "admin", json={})
+    body = await r.json()
+    assert (body["settings"]["record_consultation"], body["defaults"]["record_consultation"]) == (False, False)
+    r = await world.request("PUT", "/api/v1/accounts/cons/settings", "admin", json={"record_consultation": True})
+    body = await r.json()
+    assert body["settings"]["record_consultation"] is True and body["sources"]["record_consultation"] == "account"
+    bad = await world.request("PUT", "/api/v1/accounts/cons/settings", "admin", json={"record_consultation": "yes"})
+    assert bad.status == 422 and "record_consultation" in (await bad.json())["error"]["message"]
+    path = "/api/v1/numbers/+15557000188/override"
+    r = await world.request("PUT", path, "admin", json={"account": "cons", "override": {"record_consultation": False}})
+    num = await r.json()
+    assert num["effective"]["record_consultation"] is False
+    assert num["sources"]["record_consultation"] == "number:+15557000188"

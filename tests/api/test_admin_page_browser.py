@@ -53,11 +53,14 @@ async def test_admin_turns_off_continue_on_external_transfer_for_a_number(world:
             page.on("pageerror", lambda e: errors.append(str(e)))
             await sign_in(page, stack.base, world.tokens["admin"], "admin")
 
-            # Recording settings: the six settings with their explanations
+            # Recording settings: the settings with their explanations
             await page.click('#tabs [data-screen="settings"]')
             await expect(page.locator("#set-continue_on_external_transfer")).to_be_checked()
             help_text = await page.locator('[data-field="continue_on_external_transfer"] .help').inner_text()
             assert "blind or warm" in help_text and "ring groups" in help_text and "private extensions" in help_text
+            await expect(page.locator("#set-record_consultation")).not_to_be_checked()  # off by default
+            consult_help = await page.locator('[data-field="record_consultation"] .help').inner_text()
+            assert "timeline" in consult_help and "consulted party left" in consult_help
             # the administrator's limit for share links lives on the same screen
             limits = await (await world.request("GET", "/api/v1/sharing", "admin")).json()
             await expect(page.locator("#sharing-max")).to_have_value(str(limits["max_hours"]))

@@ -20,6 +20,7 @@ record_inbound = false
 agent_pause_allowed = true
 [accounts.sales]
 retention_days = 30
+record_consultation = true
 """
 
 
@@ -27,6 +28,8 @@ def test_parse_normalizes_numbers_and_round_trips() -> None:
     ps = parse_settings(EXAMPLE)
     assert set(ps.numbers) == {"+15551234567"}
     assert ps.accounts["sales"].settings.retention_days == 30
+    assert ps.accounts["sales"].settings.record_consultation is True
+    assert ps.accounts["main"].settings.record_consultation is False  # the default
     assert ps.accounts["main"].numbering.classify("600").value == "ring_group"
     again = parse_settings(dump_settings(ps))
     assert again == ps

@@ -32,6 +32,7 @@ SPECIFIC = {
         "recording stopped at the external transfer",
         "no 20 ms frame of the target (660 Hz)",
     ),
+    "xfer-failed": ("failed attended transfer in the timeline", "agent (880 Hz) back on the right after it"),
 }
 
 
@@ -67,6 +68,9 @@ async def test_freeswitch_sim_every_check_passes_and_nothing_is_left_behind(esl_
     assert len(originates) == len(PLANS)
     assert all("loopback/" in c and "/callrec_selftest " in c for c in originates)
     assert any(c.startswith("uuid_transfer ") and "+15550130001 XML callrec_selftest" in c for c in esl_sim.commands)
+    assert any(c.startswith("uuid_broadcast ") and "att_xfer::" in c and "+15550140486" in c for c in esl_sim.commands)
+    failed = calls["xfer-failed"]["recordings"][0]["timeline"]["consultations"]
+    assert [(c["target"], c["outcome"]) for c in failed] == [("+15550140486", "returned")]
     assert any(" mask " in c for c in esl_sim.commands) and any(" unmask " in c for c in esl_sim.commands)
     # nothing left behind: the private spool sub-directory is gone with everything in it
     assert list(record_dir.iterdir()) == []
@@ -129,6 +133,7 @@ async def test_asterisk_sim_table_with_a_configured_database(
     # the redirect plan moved the customer's channel with a Redirect, which no transfer event announces
     (redirect,) = [a for a in ami_sim.actions_seen if a.get("action") == ["Redirect"]]
     assert redirect["exten"] == ["+15550130001"] and redirect["context"] == ["callrec-selftest"]
+    assert [a["exten"] for a in ami_sim.actions_seen if a.get("action") == ["Atxfer"]] == [["+15550140486"]]
 
 
 async def test_swapped_channels_fail_the_layout_checks(record_dir: Path) -> None:
