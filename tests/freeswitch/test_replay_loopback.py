@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from controller.calls import Call, Decide, Stop
-from controller.events import Direction, Transferred
-from controller.policy import AccountSettings
+from controller.calls import Call, CallTracker, Decide, Mute, Stop, Unmute
+from controller.events import ChannelAnswered, ChannelCreated, Direction, Resync, Transferred
+from controller.policy import Account, AccountSettings, PolicySet
 from lab import scenarios as sc
 
 from .conftest import Harness
 from .eslcap import LOOPBACK_FIXTURES
 from .eslcap import events as capture_events
-from .test_replay import replay, run_tracker
+from .test_replay import PLAN, replay, run_tracker
 
 DID = "+15557000101"
 
@@ -104,3 +104,36 @@ async def test_simulator_att_xfer_has_the_real_event_shape(harness: Harness) -> 
 async def test_att_xfer_transfer_marker_comes_from_the_bridge(name: str) -> None:
     events = await replay(name, where=LOOPBACK_FIXTURES)
     assert [t.kind.value for t in events if isinstance(t, Transferred)] == ["attended"]
+
+
+@pytest.mark.parametrize("continue_rule", [False, True], ids=["rule_off", "rule_on"])
+async def test_inline_transfer_is_muted_then_decided_at_the_dial(continue_rule: bool) -> None:
+    """LB_inline_external (real 1.10.12): another ESL client moves the customer's leg with an inline
+    dialplan bridging +15559990001 — the transfer history names no number. The customer's unbridge mutes
+    the recording; the target leg's CHANNEL_CREATE (originator: the customer leg), before it answers,
+    stops it (rule off) or lifts the mute (rule on)."""
+    events = await replay("LB_inline_external", resplit=True, where=LOOPBACK_FIXTURES)
+    tracker = CallTracker("fs-replay", numbering=PLAN)
+    settings = AccountSettings(continue_on_external_transfer=continue_rule)
+    ps = PolicySet(accounts={"main": Account("main", settings, PLAN)})
+    seen: list[str] = []
+    target = ""
+    for ev in events:
+        if isinstance(ev, Resync):
+            continue
+        if isinstance(ev, ChannelCreated) and ev.callee == "+15559990001" and ev.originator:
+            target = ev.leg
+            seen.append("dial")
+        if isinstance(ev, ChannelAnswered) and ev.leg == target:
+            seen.append("answer")
+        for act in tracker.handle(ev):
+            if isinstance(act, Decide):
+                tracker.recording_started(act.call, "r", ps.resolve(direction=act.call.direction, number=None), ev.wall)
+            elif isinstance(act, Stop):
+                seen.append(f"stop:{act.reason}")
+            elif isinstance(act, (Mute, Unmute)):
+                seen.append(type(act).__name__.lower())
+    if continue_rule:
+        assert seen == ["mute", "dial", "unmute", "answer", "stop:hangup"]
+    else:
+        assert seen == ["mute", "dial", "stop:external_transfer", "answer"]
