@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from panoramisk.message import Message
 
-from controller.calls import CallTracker, Decide, Stop
+from controller.calls import CallTracker, Decide, Mute, Stop, Unmute
 from controller.drivers.ami_protocol import AmiProtocol
 from controller.drivers.ami_translate import AmiTranslator
-from controller.events import Bridged, ChannelCreated, PolicyHint, Transferred
+from controller.events import Bridged, ChannelAnswered, ChannelCreated, PolicyHint, Transferred
 from controller.policy import Account, PolicySet, settings_from_dict
 from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
@@ -219,6 +219,41 @@ async def test_attended_transfer_is_one_marker_and_no_second_partner(name: str) 
         ("attended", "3002", "internal")
     ]
     assert [s["party"] for s in o.timeline["segments"]] == ["2001", "3002"]
+
+
+@pytest.mark.parametrize("continue_rule", [False, True], ids=["rule_off", "rule_on"])
+async def test_redirect_is_muted_at_the_bridge_leave_and_decided_at_the_dial(continue_rule: bool) -> None:
+    """R9 (real 20.20.1): a CTI application's AMI Redirect of the customer channel to 9005551234. No
+    transfer event: BridgeLeave of the customer (no hangup request on it) mutes the recording; its
+    DialBegin toward the target, before the target answers, stops it (rule off) or lifts the mute
+    (rule on, so the target is recorded from its first word)."""
+    ps = PolicySet(
+        accounts={"main": Account("main", settings_from_dict({"continue_on_external_transfer": continue_rule}))}
+    )
+    tr, tracker = AmiTranslator("ast"), CallTracker("ast")
+    seen: list[str] = []
+    target = ""
+    for t, msg in await real_messages("R9-redirect-external"):
+        for ev in tr.feed(msg, t, 1_800_000_000 + t):
+            if isinstance(ev, Transferred):
+                seen.append("transfer event")
+            if isinstance(ev, ChannelCreated) and ev.originator and ev.callee == "9005551234" and not target:
+                target = ev.leg
+                seen.append("dial")
+            if isinstance(ev, ChannelAnswered) and ev.leg == target:
+                seen.append("answer")
+            for action in tracker.handle(ev):
+                if isinstance(action, Decide):
+                    decision = ps.resolve(direction=action.call.direction, number=action.call.account_number or None)
+                    tracker.recording_started(action.call, "rec-1", decision, ev.wall)
+                elif isinstance(action, Stop):
+                    seen.append(f"stop:{action.reason}")
+                elif isinstance(action, (Mute, Unmute)):
+                    seen.append(type(action).__name__.lower())
+    if continue_rule:
+        assert seen == ["mute", "dial", "unmute", "answer", "stop:hangup"]
+    else:
+        assert seen == ["mute", "dial", "stop:external_transfer", "answer"]
 
 
 # ---- the simulator against the same bytes ----------------------------------------------------------

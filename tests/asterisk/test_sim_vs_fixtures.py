@@ -194,6 +194,9 @@ REAL_CASES = [
     # names no TransferTarget (the sim plays R8's shape; the sequences of both match)
     ("R7-attended-merge-before-transfer", "attended_transfer_internal_pbx", {"AttendedTransfer:keys"}),
     ("R8-attended-customer-moved", "attended_transfer_internal_pbx", set()),
+    # a CTI application's AMI Redirect of the customer channel (no transfer event); MixMonitorMute is
+    # the controller's transfer mute, whose timing is its business like MixMonitorStart's
+    ("R9-redirect-external", "blind_transfer_external_continue_pbx", {"MixMonitorMute"}),
 ]
 REAL_ROLES = {
     "customer": "@callrec-test-customer-phone-",
