@@ -75,6 +75,7 @@ class Leg:
     bridged_to: str | None = None
     hung_up: bool = False
     held: bool = False  # put on hold (HoldChanged) and not taken off it yet
+    peers: set[str] = field(default_factory=set)  # every leg it shares a bridge with (multi-party bridges)
 
     @property
     def party_number(self) -> str:
@@ -105,6 +106,8 @@ class Timeline:
     stop: dict[str, Any] | None = None
     # the agent's consultations meanwhile: at_ms/end_ms, agent, target, target_class, outcome, recorded
     consultations: list[dict[str, Any]] = field(default_factory=list)
+    # a conference (three-way call): who joined the customer and the agent, and when they left
+    conference: list[dict[str, Any]] = field(default_factory=list)
 
     def offset(self, wall: float) -> int:
         return max(0, round((wall - self.start_wall) * 1000))
@@ -154,6 +157,7 @@ class Timeline:
             "transfers": [dict(t) for t in self.transfers],
             "stop": dict(self.stop) if self.stop else None,
             "consultations": [dict(c) for c in self.consultations],
+            "conference": [dict(c) for c in self.conference],
         }
 
     @classmethod
@@ -165,6 +169,7 @@ class Timeline:
             [dict(t) for t in d.get("transfers") or []],
             dict(d["stop"]) if d.get("stop") else None,
             [dict(c) for c in d.get("consultations") or []],
+            [dict(c) for c in d.get("conference") or []],
         )
 
 
@@ -212,6 +217,8 @@ class Call:
     # or a call of its own (phone shape), until it ends one way or the other.
     open_consultation: dict[str, Any] | None = None
     consult_legs: set[str] = field(default_factory=set)  # legs of the in-call consultation still up
+    last_consultation: dict[str, Any] | None = None  # its timeline entry (a three-way turns it into a join)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)  # conference joiners by leg: their entry
 
 
 # ---- actions ------------------------------------------------------------------------------------
@@ -393,6 +400,77 @@ class CallTracker:
                 return actions + self._customer_dials(dialling, leg, ev.wall)
         return actions
 
+    # ---- conferences (three-way calls) ----
+    def _conference_join(self, call: Call, ev: Bridged, a: Leg, b: Leg, shared_before: set[str]) -> list[Action] | None:
+        """A third party entering the bridge the customer shares with the agent (Asterisk's three-way
+        merge or a ConfBridge, a FreeSWITCH conference): a join, not a transfer. The customer stays
+        LEFT and the PBX mixes every other party on the RIGHT; the timeline lists who joined when. An
+        EXTERNAL joiner with continue_on_external_transfer off stops the recording, as a transfer to
+        it would."""
+        if call.customer_leg not in (a.id, b.id) or not call.agent_leg:
+            return None
+        cust, other = (a, b) if a.id == call.customer_leg else (b, a)
+        if other.id == call.agent_leg or other.id in call.members or call.agent_leg not in shared_before:
+            return None
+        agent = self.legs.get(call.agent_leg)
+        if agent is None or agent.hung_up or call.agent_leg not in cust.peers:
+            return None
+        wall = ev.wall
+        # the number the driver knows the joiner by (an Atxfer's Local channel: the extension it runs)
+        party = other.party_number or dial_string(ev.number_a if other is a else ev.number_b)
+        rec = call.recording
+        plan = rec.decision if rec else None
+        cls = (plan.classify(party) if plan else self.numbering.classify(party)).value if party else "external"
+        entry: dict[str, Any] = {"party": party, "class": cls, "joined_ms": 0, "left_ms": None}
+        call.members[other.id] = entry
+        if party and party not in call.agents and self.numbering.is_internal_party(party):
+            call.agents.append(party)
+        actions: list[Action] = []
+        mark = call.last_consultation
+        if mark is not None and mark.get("target") == party and mark.get("outcome") in (None, "returned"):
+            # the agent's consultation became a three-way call with the consulted party
+            mark["outcome"], call.open_consultation, call.consult_legs = "conference", None, set()
+            mark.pop("cause", None)
+        if rec is None or rec.stopping:
+            return actions
+        entry["joined_ms"] = rec.timeline.offset(wall)
+        # a joiner nobody can name may be external: with the rule off it is not recorded either
+        stops = rec.decision.transfer(party).stop_recording if party else None
+        entry["stopped_recording"] = (
+            stops if stops is not None else not rec.decision.settings.continue_on_external_transfer
+        )
+        rec.timeline.conference.append(entry)
+        actions.append(Changed(call, "conference", dict(entry), wall))
+        if entry["stopped_recording"]:
+            rec.timeline.close_segment(wall)
+            actions.extend(self._stop(call, "external_joined", wall))
+        return actions
+
+    def _conference_leave(self, call: Call, leg_a: str, leg_b: str, wall: float) -> list[Action] | None:
+        """A joiner left the customer's bridge (hung up or was dropped): noted in the timeline. When the
+        agent leaves and one joiner stays with the customer, that party is the right channel now."""
+        if call.customer_leg not in (leg_a, leg_b):
+            return [] if (leg_a in call.members or leg_b in call.members) else None
+        other = leg_b if leg_a == call.customer_leg else leg_a
+        rec = call.recording
+        if other in call.members:
+            entry = call.members.pop(other)
+            if entry["left_ms"] is None and rec is not None and not rec.stopping:
+                entry["left_ms"] = rec.timeline.offset(wall)
+                return [Changed(call, "conference", dict(entry), wall)]
+            return []
+        if other == call.agent_leg and call.members:
+            # the agent dropped out of the three-way call: the remaining party carries on with the customer
+            leg_id, entry = next(iter(call.members.items()))
+            del call.members[leg_id]
+            call.agent_leg = leg_id
+            if rec is None or rec.stopping:
+                return []
+            entry["left_ms"] = None
+            rec.timeline.open_segment(str(entry["party"]), str(entry["class"]), wall)
+            return [Changed(call, "segment", rec.timeline.segments[-1], wall)]
+        return None
+
     # ---- consultations ----
     def _consultation_call(self, call: Call, leg: Leg, wall: float) -> list[Action]:
         """A new PBX call whose first leg is placed by the agent of a customer call that this agent put
@@ -447,7 +525,7 @@ class CallTracker:
             "outcome": None,
             "recording_id": None,
         }
-        parent.open_consultation = mark
+        parent.open_consultation = parent.last_consultation = mark
         if rec is None or rec.stopping:
             return mark, []
         rec.timeline.consultations.append(mark)
@@ -568,6 +646,9 @@ class CallTracker:
 
     def _bridged(self, ev: Bridged) -> list[Action]:
         a, b = self._leg(ev.leg_a), self._leg(ev.leg_b)
+        shared_before = set(a.peers) | set(b.peers)
+        a.peers.add(b.id)
+        b.peers.add(a.id)
         a.bridged_to, b.bridged_to = b.id, a.id
         a.answered = b.answered = True
         call = self.call_for_leg(a.id) or self.call_for_leg(b.id)
@@ -618,6 +699,9 @@ class CallTracker:
             if parent.open_consultation is call.consultation_mark:
                 answered = self._consultation_answered(parent, far, ev.wall)
             return [*answered, Decide(call)]
+        joined = self._conference_join(call, ev, a, b, shared_before) if ev.size > 2 else None
+        if joined is not None:
+            return joined
         # Any new bridge partner of the customer leg is a new segment (a transfer, however it was done).
         if call.customer_leg not in (a.id, b.id):
             return []  # e.g. the agent leg bridged to the Atxfer / att_xfer consultation in the same PBX call
@@ -686,9 +770,15 @@ class CallTracker:
     def _unbridged(self, ev: Unbridged) -> list[Action]:
         for a, b in ((ev.leg_a, ev.leg_b), (ev.leg_b, ev.leg_a)):
             leg = self.legs.get(a)
-            if leg and leg.bridged_to == b:
-                leg.bridged_to = None
+            if leg:
+                leg.peers.discard(b)
+                if leg.bridged_to == b:
+                    leg.bridged_to = next(iter(sorted(leg.peers)), None)  # still with the others of its bridge
         call = self.call_for_leg(ev.leg_a) or self.call_for_leg(ev.leg_b)
+        if call is not None and call.members:
+            left = self._conference_leave(call, ev.leg_a, ev.leg_b, ev.wall)
+            if left is not None:
+                return left
         if call is None or call.customer_leg not in (ev.leg_a, ev.leg_b) or ev.moving:
             return []
         cust = self.legs.get(call.customer_leg)
@@ -798,6 +888,9 @@ class CallTracker:
         call = self.call_for_leg(ev.leg)
         if leg:
             leg.hung_up = True
+            for peer in leg.peers:
+                if peer in self.legs:
+                    self.legs[peer].peers.discard(leg.id)
             if leg.bridged_to and leg.bridged_to in self.legs:
                 partner = self.legs[leg.bridged_to]
                 if partner.bridged_to == leg.id:

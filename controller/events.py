@@ -88,6 +88,9 @@ class Bridged(Event):
     leg_b: str
     number_a: str = ""
     number_b: str = ""
+    # how many legs share the bridge now: more than 2 is a multi-party bridge (a three-way call or a
+    # conference), where a new member JOINS the parties already there instead of replacing one
+    size: int = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,20 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class ThreeWay:
+    """The agent brings `to` into the call (a three-way call / conference): the PBX consults it with
+    the customer on hold (Asterisk Atxfer), the consulted party answers after `ring_ms`, and after
+    `consult_ms` the agent joins everyone in ONE multi-party bridge (Asterisk's atxferthreeway). The
+    customer stays LEFT; the PBX mixes the agent and the joiner on the RIGHT. `Hangup("target")`
+    later makes the joiner leave, the call goes on. Asterisk simulator only, extrapolated (no capture
+    of a three-way call)."""
+
+    to: str = "target"
+    ring_ms: int = 500
+    consult_ms: int = 1000
+
+
+@dataclass(frozen=True)
 class Hangup:
     """`party` (a role: customer, agent, target) hangs up; the PBX tears the call down."""
 
@@ -171,6 +185,7 @@ Step = (
     | Resume
     | DialCode
     | Transfer
+    | ThreeWay
     | Hangup
     | Cancel
     | LinkDrop
@@ -391,6 +406,7 @@ __all__ = [
     "Scenario",
     "Step",
     "Talk",
+    "ThreeWay",
     "Transfer",
     "get",
 ]

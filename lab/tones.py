@@ -37,8 +37,18 @@ def _period(freq: int) -> np.ndarray:
     return (AMPLITUDE * np.sin(2 * np.pi * freq * t)).astype("<i2")
 
 
-def tone_samples(freq: int | None, start_sample: int, n: int) -> np.ndarray:
-    """`n` samples of `freq` (None or 0 = silence) continuing phase from absolute sample `start_sample`."""
+Tone = int | tuple[int, ...] | None  # one party's tone, several parties mixed (a conference), or silence
+
+
+def tone_samples(freq: Tone, start_sample: int, n: int) -> np.ndarray:
+    """`n` samples of `freq` (None or 0 = silence; a tuple = those tones mixed, as a conference bridge
+    mixes every other party for one member) continuing phase from absolute sample `start_sample`."""
+    if isinstance(freq, tuple):
+        tones = [f for f in freq if f]
+        if len(tones) <= 1:
+            return tone_samples(tones[0] if tones else None, start_sample, n)
+        mixed = sum(tone_samples(f, start_sample, n).astype(np.int32) for f in tones)
+        return np.asarray(mixed, dtype=np.int32).astype("<i2")  # AMPLITUDE leaves room for a few parties
     if not freq:
         return np.zeros(n, dtype="<i2")
     period = _period(int(freq))
@@ -96,11 +106,11 @@ class WavWriter:
     def duration_ms(self) -> float:
         return self.samples * 1000 / SAMPLE_RATE
 
-    def write(self, freqs: tuple[int | None, ...] | list[int | None], ms: float) -> None:
+    def write(self, freqs: tuple[Tone, ...] | list[Tone], ms: float) -> None:
         n = ms_to_samples(ms)
         self.write_samples(freqs, n)
 
-    def write_samples(self, freqs: tuple[int | None, ...] | list[int | None], n: int) -> None:
+    def write_samples(self, freqs: tuple[Tone, ...] | list[Tone], n: int) -> None:
         if self._f.closed or n <= 0:
             return
         if len(freqs) != self.channels:
@@ -174,6 +184,31 @@ def channel_timeline(path: str | os.PathLike[str], window_ms: int = 250) -> list
             row.append(None if hz is None else round(hz, -1))
         out.append(tuple(row))
     return out
+
+
+def tones_present(samples: np.ndarray, rate: int = SAMPLE_RATE, silence_rms: float = 100.0) -> frozenset[float]:
+    """Every party tone in `samples` (one channel): the spectral peaks at least a third as strong as
+    the strongest, rounded to 10 Hz — two parties mixed on one channel give both."""
+    x = samples.astype(np.float64)
+    if x.size == 0 or float(np.sqrt(np.mean(x * x))) < silence_rms:
+        return frozenset()
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    freqs = np.fft.rfftfreq(x.size, 1 / rate)
+    top = float(spec.max())
+    peaks = [
+        i for i in range(1, len(spec) - 1) if spec[i] >= top / 3 and spec[i] >= spec[i - 1] and spec[i] >= spec[i + 1]
+    ]
+    return frozenset(round(float(freqs[i]), -1) for i in peaks)
+
+
+def channel_tones(path: str | os.PathLike[str], window_ms: int = 250) -> list[tuple[frozenset[float], ...]]:
+    """The tones present per channel per window (empty = silence): who is heard, mixed or not."""
+    rate, channels, frames = read_wav(path)
+    n = rate * window_ms // 1000
+    return [
+        tuple(tones_present(frames[i : i + n, c], rate) for c in range(channels))
+        for i in range(0, len(frames) - n + 1, n)
+    ]
 
 
 # ---- tones a PBX plays to one leg (feature-code answers, warnings, announcements) ---------------

@@ -67,6 +67,7 @@ SCHEMAS: dict[str, Any] = {
             "transfers": {"type": "array", "items": _OBJ},
             "stop": {"type": ["object", "null"]},
             "consultations": {"type": "array", "items": _OBJ},
+            "conference": {"type": "array", "items": _OBJ},
         },
     },
     "LiveCall": {

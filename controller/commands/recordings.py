@@ -233,6 +233,10 @@ def render_detail(rec: dict[str, Any]) -> str:
         items.append((p.get("start_ms") or 0, 1, f"paused by {p.get('by') or '?'}, {end}"))
     for c in tl.get("consultations") or []:
         items.append((c.get("at_ms") or 0, 0, consultation_text(c)))
+    for j in tl.get("conference") or []:
+        left = "" if j.get("left_ms") is None else f", left at {_secs(j['left_ms'])}"
+        stopped = ", recording stopped" if j.get("stopped_recording") else ""
+        items.append((j.get("joined_ms") or 0, 0, f"{j.get('party') or '?'} ({j.get('class')}) joined{left}{stopped}"))
     if tl.get("stop"):
         items.append((tl["stop"].get("at_ms") or 0, 2, f"stop: {tl['stop'].get('reason')}"))
     for at, _, text in sorted(items, key=lambda i: (i[0], i[1])):

@@ -451,6 +451,7 @@ class AmiTranslator:
                     leg_b=other,
                     number_a=ch.number,
                     number_b=o.number,
+                    size=len([m for m in members if m != ch.uniqueid]) + 1,
                 )
             )
         if out:

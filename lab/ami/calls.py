@@ -27,6 +27,7 @@ class SimCall:
     caller: SimChannel | None = None  # type: ignore[assignment]
     callee: SimChannel | None = None  # type: ignore[assignment]
     pending_atxfer: tuple | None = None  # type: ignore[type-arg]
+    member: tuple | None = None  # type: ignore[type-arg]  # a three-way call's joiner: (x1, x2, target, b3)
     channels: list[SimChannel] = field(default_factory=list)  # every channel of the call: its clock ticks them
 
     def add(self, *chs: SimChannel) -> None:
@@ -445,6 +446,44 @@ class AmiCalls(AmiPbx):
         else:
             self._spawn(answer())
 
+    def _threeway(self, call: SimCall) -> None:
+        """The agent merges the answered Atxfer consultation into the customer's bridge (extrapolated
+        from Asterisk's atxferthreeway feature; no capture): the agent and the consultation's `;1`
+        leave their bridge and join the customer's, which now has three members; the consulted party
+        stays behind the Local pair (its `;2` bridged with the target)."""
+        assert call.pending_atxfer is not None
+        _, x1, x2, target, b2 = call.pending_atxfer
+        cust, agent = call.customer, call.agent
+        b1 = cust.bridge
+        self.leave(agent)
+        self.leave(x1)
+        self.destroy(b2)
+        self.event("MusicOnHoldStop", self.snap(cust))
+        agent.held = False
+        self.event("Unhold", self.snap(agent))
+        if b1 is not None:
+            self.enter(b1, agent)
+            self.enter(b1, x1)
+        b3 = self.new_bridge()
+        self.enter(b3, target)
+        self.enter(b3, x2)
+        call.pending_atxfer = None
+        call.member = (x1, x2, target, b3)
+
+    def _member_leaves(self, call: SimCall) -> None:
+        """The three-way call's joiner hangs up: its Local pair goes, the customer and the agent stay."""
+        assert call.member is not None
+        x1, x2, target, b3 = call.member
+        self.event("HangupRequest", [*self.snap(target), ("Cause", "16")])
+        self.leave(target)
+        self.hangup(target)
+        self.leave(x2)
+        self.destroy(b3)
+        self.hangup(x2)
+        self.leave(x1)
+        self.hangup(x1)
+        call.member = None
+
     def _complete_atxfer_target_moved(self, call: SimCall) -> None:
         """The other shape of the same completion (fixture S4, the kept run): the consultation's `;1`
         joins the customer's bridge, the transfer is announced, and Local optimization MOVES THE TARGET
@@ -547,6 +586,14 @@ class AmiCalls(AmiPbx):
                     await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
             elif isinstance(step, sc.DialCode):
                 await self._dial_code(call, step, settle)
+            elif isinstance(step, sc.ThreeWay):
+                await self._atxfer_consult(call, scenario.parties[step.to], step.ring_ms)
+                await self.elapse(step.consult_ms, call.channels)
+                self._threeway(call)
+                if settle and scenario.expect.ends_at_transfer:  # an external joiner with the rule off
+                    await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
+            elif isinstance(step, sc.Hangup) and step.party == "target" and call.member is not None:
+                self._member_leaves(call)
             elif isinstance(step, sc.Hangup):
                 who = {"customer": call.customer, "agent": call.agent, "target": call.agent}[step.party]
                 self._hangup_call(call, who)

@@ -69,9 +69,11 @@ class SimChannel:
         own = self.tone if self.state == 6 else None
         far = None
         if not self.held and self.bridge is not None:
-            others = [m for m in self.bridge.members if m is not self and not m.held]
+            others = [m for m in self.bridge.members if m is not self and not m.held and m.tone]
             if len(others) == 1:
                 far = others[0].tone
+            elif len(others) > 1:  # a multi-party bridge mixes every other member for this one
+                far = tuple(sorted({m.tone for m in others if m.tone}))  # type: ignore[assignment]
         return own, far
 
     def advance_monitors(self, ms: float) -> Segments:

@@ -19,7 +19,7 @@ from controller.calls import user_pauses
 from controller.drivers.asterisk import AsteriskDriver
 from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
-from lab.tones import channel_timeline, read_wav
+from lab.tones import channel_timeline, channel_tones, read_wav
 from storage.audio import join_legs
 from tests.sim_harness import SimHarness, outbound, outbound_off_for_did, policy_for
 
@@ -322,3 +322,83 @@ async def test_recorded_consultation_holds_target_and_agent_never_the_customer(
     timeline = channel_timeline(str(stereo), 250)
     assert {left for left, _ in timeline if left is not None} == {float(sc.TARGET_EXTERNAL.tone_hz)}
     assert {right for _, right in timeline if right is not None} == {float(sc.AGENT.tone_hz)}
+
+
+def _three_way(target: sc.Party, rule_on: bool) -> sc.Scenario:
+    stops = not target.internal and not rule_on
+    return sc.Scenario(
+        "three_way",
+        "the agent brings a third party into the call (Atxfer, then a three-way merge); it leaves again",
+        (
+            sc.PlaceCall("inbound"),
+            sc.Ring(),
+            sc.Answer(),
+            sc.Talk(2000),
+            sc.ThreeWay(),
+            sc.Talk(2000),
+            sc.Hangup("target"),
+            sc.Talk(2000),
+            sc.Hangup("customer"),
+        ),
+        sc.Expectation(
+            True, segments=("agent",), stop_reason="external_joined" if stops else "hangup", ends_at_transfer=stops
+        ),
+        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": target},
+        settings={"continue_on_external_transfer": rule_on},
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "rule_on"),
+    [(sc.TARGET_INTERNAL, False), (sc.TARGET_EXTERNAL, True)],
+    ids=["colleague", "external_rule_on"],
+)
+async def test_three_way_call_mixes_everyone_but_the_customer_on_the_right(
+    harness: Harness, tmp_path: Path, target: sc.Party, rule_on: bool
+) -> None:
+    """A three-way call (the agent consults, then merges the customer's bridge with the consulted
+    party): the customer stays LEFT, the agent and the joiner are mixed on the RIGHT while all three
+    talk, the timeline lists who joined and left (not a transfer), and the recording goes on after
+    the joiner hangs up, with the agent alone on the right again."""
+    scenario = _three_way(target, rule_on)
+    harness.policy = policy_for(scenario.settings)
+    call = await harness.sim.play(scenario, harness.on_step)
+    await harness.settle()
+    (rec,) = await harness.recordings()
+    assert rec["customer_leg"] == call.customer.uniqueid
+    assert (rec["state"], rec["stop_reason"]) == ("stopped", "hangup")
+    tl = rec["timeline"]
+    assert tl["transfers"] == [] and [s["party"] for s in tl["segments"]] == [sc.AGENT_EXT]
+    (joined,) = tl["conference"]
+    cls = "internal" if target.internal else "external"
+    assert (joined["party"], joined["class"], joined["stopped_recording"]) == (target.number, cls, False)
+    assert joined["joined_ms"] <= joined["left_ms"] <= tl["stop"]["at_ms"]
+    assert [(c["target"], c["outcome"]) for c in tl["consultations"]] == [(target.number, "conference")]
+    stereo = tmp_path / "joined.wav"
+    join_legs(Path(rec["spool_files"]["rx"]), Path(rec["spool_files"]["tx"]), stereo)
+    windows = channel_tones(str(stereo), 250)
+    assert {hz for left, _ in windows for hz in left} == {float(sc.CUSTOMER.tone_hz)}, "customer LEFT only"
+    rights = [right for _, right in windows if right]
+    both = frozenset({float(sc.AGENT.tone_hz), float(target.tone_hz)})
+    agent_only = frozenset({float(sc.AGENT.tone_hz)})
+    assert set(rights) == {agent_only, both}, "the joiner is only ever heard mixed with the agent"
+    first_both = rights.index(both)
+    assert rights[:first_both] == [agent_only] * first_both  # the agent alone before the three-way
+    assert rights[-6:] == [agent_only] * 6  # and again after the joiner left
+
+
+async def test_external_joiner_with_the_rule_off_stops_the_recording(harness: Harness, tmp_path: Path) -> None:
+    """continue_on_external_transfer off: an external party joining a three-way call stops the
+    recording where it joins (as a transfer to it would); nothing of it is in the file."""
+    scenario = _three_way(sc.TARGET_EXTERNAL, rule_on=False)
+    harness.policy = policy_for(scenario.settings)
+    await harness.sim.play(scenario, harness.on_step)
+    await harness.settle()
+    (rec,) = await harness.recordings()
+    assert rec["stop_reason"] == "external_joined"
+    (joined,) = rec["timeline"]["conference"]
+    assert (joined["party"], joined["class"], joined["stopped_recording"]) == (sc.EXTERNAL_TARGET, "external", True)
+    stereo = tmp_path / "joined.wav"
+    join_legs(Path(rec["spool_files"]["rx"]), Path(rec["spool_files"]["tx"]), stereo)
+    heard = {hz for _, right in channel_tones(str(stereo), 250) for hz in right}
+    assert float(sc.TARGET_EXTERNAL.tone_hz) not in heard and float(sc.AGENT.tone_hz) in heard

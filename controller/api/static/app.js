@@ -427,6 +427,11 @@ function drawWave() {
     ctx.fillText(`${t.kind} → ${t.target} (${t.target_class || "?"})${t.stopped_recording ? " stopped" : ""}`,
       Math.min(tx + 4, W - 220), H - 6);
   }
+  for (const j of tl.conference || []) {  // a three-way call: who joined the customer and the agent
+    ctx.fillStyle = color("--xfer");
+    const left = j.left_ms == null ? "" : " (left)";
+    ctx.fillText(`+ ${j.party || "?"} joined${left}`, Math.min(x(j.joined_ms) + 4, W - 220), 36);
+  }
   for (const c of tl.consultations || []) {  // the agent consulting someone while the customer waited
     const cx = x(c.at_ms);
     ctx.fillStyle = color("--xfer");
