@@ -256,6 +256,19 @@ async def test_redirect_is_muted_at_the_bridge_leave_and_decided_at_the_dial(con
         assert seen == ["mute", "dial", "stop:external_transfer", "answer"]
 
 
+async def test_attended_transfer_to_a_busy_target_is_no_transfer() -> None:
+    """R10: Atxfer to 3099 (Busy): DialEnd BUSY, the agent waits in the consultation bridge until the
+    busy channel hangs up, then BridgeEnter back into the customer's bridge. No AttendedTransfer event,
+    the customer never leaves its bridge: no transfer, no new segment, one stop at the hangup."""
+    o = await replay("R10-attended-target-busy", continue_on_external_transfer=False)
+    _one_call(o)
+    assert not [e for e in o.events if isinstance(e, Transferred)]
+    assert o.stops == ["hangup"]
+    assert o.timeline is not None
+    assert o.timeline["transfers"] == []
+    assert [s["party"] for s in o.timeline["segments"]] == ["2001"]
+
+
 # ---- the simulator against the same bytes ----------------------------------------------------------
 
 

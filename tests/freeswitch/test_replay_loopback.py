@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from controller.calls import Call, CallTracker, Decide, Mute, Stop, Unmute
-from controller.events import ChannelAnswered, ChannelCreated, Direction, Resync, Transferred
+from controller.events import Bridged, ChannelAnswered, ChannelCreated, Direction, Resync, Transferred
 from controller.policy import Account, AccountSettings, PolicySet
 from lab import scenarios as sc
 
@@ -54,6 +54,48 @@ async def test_uuid_transfer_to_external_rule_off_stops_at_the_transfer() -> Non
     tl = call.recording.timeline.as_dict()
     assert [s["party"] for s in tl["segments"]] == ["2001"]
     assert [(t["target"], t["target_class"]) for t in tl["transfers"]] == [("+15559990001", "external")]
+
+
+async def test_transfer_app_of_the_agent_leg_to_external_rule_off_stops_at_the_unbridge() -> None:
+    """LB_transfer_app_external_rule_off: the AGENT leg runs `transfer -bleg +15559990001 XML
+    callrec_test` (what a bind_meta_app feature code does). Same trace as uuid_transfer: the customer
+    leg's CHANNEL_UNBRIDGE already carries the number and a bl_xfer transfer_history, one ring (~1 s)
+    before the external party is bridged; the rule-off stop comes from that unbridge."""
+    events = await replay("LB_transfer_app_external_rule_off", resplit=True, where=LOOPBACK_FIXTURES)
+    _, actions = run_tracker(events, AccountSettings(continue_on_external_transfer=False))
+    (decide,) = [a for a in actions if isinstance(a, Decide)]
+    call = decide.call
+    assert [a.reason for a in actions if isinstance(a, Stop)] == ["external_transfer"]
+    assert call.recording is not None
+    tl = call.recording.timeline.as_dict()
+    assert [s["party"] for s in tl["segments"]] == ["2001"]
+    assert [(t["kind"], t["target"], t["target_class"]) for t in tl["transfers"]] == [
+        ("blind", "+15559990001", "external")
+    ]
+    xfer = next(i for i, e in enumerate(events) if isinstance(e, Transferred))
+    bridges = [i for i, e in enumerate(events) if isinstance(e, Bridged) and call.customer_leg in (e.leg_a, e.leg_b)]
+    assert len(bridges) == 2 and bridges[0] < xfer < bridges[1], "known at the unbridge, not at the new bridge"
+    assert getattr(events[xfer], "target", None) == "+15559990001"
+
+
+async def test_uuid_transfer_to_external_rule_on_is_a_new_segment() -> None:
+    call, actions = await replayed("LB_blind_external_rule_on", AccountSettings(continue_on_external_transfer=True))
+    assert [a.reason for a in actions if isinstance(a, Stop)] == ["hangup"]
+    assert call.recording is not None
+    tl = call.recording.timeline.as_dict()
+    assert [(s["party"], s["class"]) for s in tl["segments"]] == [("2001", "internal"), ("+15559990001", "external")]
+    assert [t["stopped_recording"] for t in tl["transfers"]] == [False]
+
+
+async def test_att_xfer_to_a_busy_target_is_no_transfer() -> None:
+    """LB_att_xfer_busy: the agent's att_xfer to 3099 fails (USER_BUSY): only the consultation legs are
+    created and hang up; the customer leg is never unbridged. No transfer, no new segment."""
+    call, actions = await replayed("LB_att_xfer_busy", AccountSettings(continue_on_external_transfer=False))
+    assert [a.reason for a in actions if isinstance(a, Stop)] == ["hangup"]
+    assert call.recording is not None
+    tl = call.recording.timeline.as_dict()
+    assert tl["transfers"] == []
+    assert [s["party"] for s in tl["segments"]] == ["2001"]
 
 
 async def test_outbound_customer_is_bridge_b() -> None:
