@@ -85,6 +85,7 @@ class Channel:
     bridge: str = ""
     had_partner: bool = False
     originator: str = ""  # the channel whose Dial created this one (DialBegin's caller)
+    left: dict[str, frozenset[str]] = field(default_factory=dict)  # bridges it left → who stayed in each
     hanging_up: bool = False  # a (Soft)HangupRequest was seen: its next BridgeLeave ends its call
     variables: dict[str, str] = field(default_factory=dict)
 
@@ -456,10 +457,13 @@ class AmiTranslator:
             )
         if out:
             ch.had_partner = True
+        # Back into the bridge it left, with nobody new in it (the agent returning after a failed
+        # Atxfer): not a transfer, nothing to wait for — the customer's transfer mute lifts at once.
+        returning = bridge in ch.left and set(members) <= ch.left[bridge]
         if ch.uniqueid not in members:
             members.append(ch.uniqueid)
         ch.bridge = bridge
-        if rebridge:
+        if rebridge and not returning:
             self.held.extend(out)
             return []
         return out
@@ -468,6 +472,8 @@ class AmiTranslator:
         members = self.bridges.get(ch.bridge, [])
         if ch.uniqueid in members:
             members.remove(ch.uniqueid)
+        if ch.bridge:
+            ch.left[ch.bridge] = frozenset(members)
         ch.bridge = ""
         return list(members)
 

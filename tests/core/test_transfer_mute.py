@@ -226,3 +226,33 @@ def test_an_inline_transfer_names_no_target() -> None:
     t.handle(ChannelHungUp("fs", 0, T + 2, leg="B"))
     assert [type(a) for e in out for a in t.handle(e)] == [Mute]
     assert [type(a) for a in t.handle(dial("C", "+15559990001", T + 2))] == [Changed, Stop]
+
+
+def _ami(event: str, uid: str, **kw: str) -> dict[str, str]:
+    return {"Event": event, "Uniqueid": uid, "Channel": f"PJSIP/{uid}", "Linkedid": "cust", **kw}
+
+
+def test_asterisk_agent_back_in_the_bridge_it_left_is_not_held() -> None:
+    """A failed Atxfer: the agent leaves the customer's bridge for a consultation and comes back. Its
+    re-entry is no transfer, so the translator does not hold it back for a transfer event (which
+    would keep the customer's transfer mute on for the driver's 150 ms hold) — while a newcomer
+    re-bridged with the customer still is held, as before."""
+    from controller.drivers.ami_translate import AmiTranslator
+
+    tr = AmiTranslator("ast")
+    feed = [
+        _ami("BridgeEnter", "agent", BridgeUniqueid="b1"),
+        _ami("BridgeEnter", "cust", BridgeUniqueid="b1"),
+        _ami("BridgeLeave", "agent", BridgeUniqueid="b1"),
+        _ami("BridgeEnter", "agent", BridgeUniqueid="b2"),
+        _ami("BridgeEnter", "busy", BridgeUniqueid="b2"),
+        _ami("BridgeLeave", "agent", BridgeUniqueid="b2"),
+    ]
+    for msg in feed:
+        tr.feed(msg, 0.0, T)
+    back = tr.feed(_ami("BridgeEnter", "agent", BridgeUniqueid="b1"), 0.0, T)
+    assert [(type(e).__name__, e.leg_a, e.leg_b) for e in back] == [("Bridged", "agent", "cust")]
+    # someone who was not in b1 joining the customer there is held for its transfer event
+    tr.feed(_ami("BridgeLeave", "agent", BridgeUniqueid="b1"), 0.0, T)
+    assert tr.feed(_ami("BridgeEnter", "busy", BridgeUniqueid="b1"), 0.0, T) == []
+    assert tr.held
