@@ -108,6 +108,9 @@ class Timeline:
     consultations: list[dict[str, Any]] = field(default_factory=list)
     # a conference (three-way call): who joined the customer and the agent, and when they left
     conference: list[dict[str, Any]] = field(default_factory=list)
+    # consent announcements the customer heard: {"at_ms", "kind" (beep|prompt), "why" (start|resume|
+    # periodic)}; in the dict (and so the manifest) only once one played
+    announcements: list[dict[str, Any]] = field(default_factory=list)
 
     def offset(self, wall: float) -> int:
         return max(0, round((wall - self.start_wall) * 1000))
@@ -151,7 +154,7 @@ class Timeline:
         return entry
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "segments": [dict(s) for s in self.segments],
             "pauses": [dict(p) for p in self.pauses],
             "transfers": [dict(t) for t in self.transfers],
@@ -159,6 +162,9 @@ class Timeline:
             "consultations": [dict(c) for c in self.consultations],
             "conference": [dict(c) for c in self.conference],
         }
+        if self.announcements:
+            out["announcements"] = [dict(a) for a in self.announcements]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], start_wall: float) -> Timeline:
@@ -170,6 +176,7 @@ class Timeline:
             dict(d["stop"]) if d.get("stop") else None,
             [dict(c) for c in d.get("consultations") or []],
             [dict(c) for c in d.get("conference") or []],
+            [dict(a) for a in d.get("announcements") or []],
         )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from controller.calls import Call
-from controller.policy import PolicyDecision
+from controller.policy import AccountSettings, PolicyDecision
 from controller.tones import TONES, Tone
 
 
@@ -88,4 +88,17 @@ def secure_pause_schedule(pause_max_seconds: int, warning_s: float = 10.0) -> tu
     return max(0.0, pause_max_seconds - warning_s), float(pause_max_seconds)
 
 
-__all__ = ["TONES", "Code", "Tone", "Verdict", "decide", "secure_pause_schedule"]
+def announcement_for(settings: AccountSettings, why: str) -> str | None:
+    """What the customer hears (`beep` | `prompt`) when recording starts (`why` = start), resumes
+    after a pause (`resume`: only with announcement_after_resume) or every interval (`periodic`: only
+    with announcement = periodic); None = nothing. A prompt announcement without a prompt file (a
+    number override setting `prompt` where the account has no file) falls back to the beep."""
+    kind = settings.announcement
+    if kind == "none" or (why == "resume" and not settings.announcement_after_resume):
+        return None
+    if why == "periodic" and kind != "periodic":
+        return None
+    return "prompt" if kind == "prompt" and settings.announcement_prompt else "beep"
+
+
+__all__ = ["TONES", "Code", "Tone", "Verdict", "announcement_for", "decide", "secure_pause_schedule"]

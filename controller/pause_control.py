@@ -57,6 +57,7 @@ class PauseControl:
         def _view(self, node: _Node, call: Call) -> dict[str, Any]: ...
         def _register_start(self, node: _Node, call: Call, decision: PolicyDecision, wall: float) -> str: ...
         def _chain(self, node: _Node, action: Action) -> None: ...
+        async def _announce(self, node: _Node, call: Call, why: str) -> None: ...
 
     _pause_locks: dict[str, asyncio.Lock]
     _pause_timers: dict[str, asyncio.Task[None]]
@@ -137,6 +138,8 @@ class PauseControl:
             )
             self._arm_secure_pause(node, call, rec.id, rec.decision.settings.pause_max_seconds if pause else 0)
         self._notify(node, call)
+        if not pause:
+            await self._announce(node, call, "resume")  # when announcement_after_resume asks for it
 
     # ---- secure pause ----
     def _arm_secure_pause(self, node: _Node, call: Call, rec_id: str, limit_s: int) -> None:

@@ -30,14 +30,27 @@ SETTING_FIELDS = (
     "pause_max_seconds",
     "agent_record_on_demand",
     "record_consultation",
+    "announcement",
+    "announcement_interval_seconds",
+    "announcement_prompt",
+    "announcement_after_resume",
 )
 # Whole-number settings and their inclusive range; every other setting is true/false.
 INT_RANGES: dict[str, tuple[int, int, str]] = {
     "retention_days": (1, 36500, "days"),
     # 0 = a pause lasts until someone resumes; otherwise it resumes by itself after this many seconds
     "pause_max_seconds": (0, 86400, "seconds (0 = no limit)"),
+    # how often the periodic announcement beeps while the call is recorded
+    "announcement_interval_seconds": (1, 3600, "seconds"),
 }
-BOOL_FIELDS = tuple(f for f in SETTING_FIELDS if f not in INT_RANGES)
+# The consent announcement the customer hears when recording starts (two-party-consent jurisdictions):
+ANNOUNCEMENTS = ("none", "beep", "prompt", "periodic")
+CHOICES: dict[str, tuple[str, ...]] = {"announcement": ANNOUNCEMENTS}
+# A sound the PBX plays (FreeSWITCH: a file path or URL its playback takes; Asterisk: a sound name or
+# path without extension, as Playback() takes it). One token: the PBX commands are space-separated.
+PROMPT_MAX = 255
+TEXT_FIELDS = ("announcement_prompt",)
+BOOL_FIELDS = tuple(f for f in SETTING_FIELDS if f not in INT_RANGES and f not in CHOICES and f not in TEXT_FIELDS)
 
 
 class PolicyError(ValueError):
@@ -61,6 +74,10 @@ class AccountSettings:
     # An agent's consultation during a customer call (before an attended transfer) is in that call's
     # timeline either way; on: it is also recorded as a recording of its own filed under that call.
     record_consultation: bool = False
+    announcement: str = "none"  # none | beep | prompt | periodic
+    announcement_interval_seconds: int = 30  # periodic: a beep every this many seconds
+    announcement_prompt: str = ""  # prompt: the sound file the PBX plays
+    announcement_after_resume: bool = False  # announce again when a paused recording resumes
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in SETTING_FIELDS}
@@ -79,6 +96,10 @@ class NumberOverride:
     pause_max_seconds: int | None = None
     agent_record_on_demand: bool | None = None
     record_consultation: bool | None = None
+    announcement: str | None = None
+    announcement_interval_seconds: int | None = None
+    announcement_prompt: str | None = None
+    announcement_after_resume: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in SETTING_FIELDS if getattr(self, f) is not None}
@@ -96,6 +117,16 @@ def validate_setting(name: str, value: Any) -> Any:
         low, high, unit = INT_RANGES[name]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise PolicyError(name, f"must be a whole number of {unit} from {low} to {high}, got {value!r}")
+    elif name in CHOICES:
+        if value not in CHOICES[name]:
+            raise PolicyError(name, f"must be one of {', '.join(CHOICES[name])}, got {value!r}")
+    elif name in TEXT_FIELDS:
+        if not isinstance(value, str) or len(value) > PROMPT_MAX or not value.isprintable() or " " in value:
+            raise PolicyError(
+                name,
+                f"must be the sound file the PBX plays: one word of at most {PROMPT_MAX} printable characters"
+                f" without spaces (e.g. /usr/share/sounds/callrec/consent.wav or custom/consent), got {value!r}",
+            )
     elif not isinstance(value, bool):
         raise PolicyError(name, f"must be true or false, got {value!r}")
     return value
@@ -104,7 +135,10 @@ def validate_setting(name: str, value: Any) -> Any:
 def settings_from_dict(d: dict[str, Any], *, base: AccountSettings | None = None) -> AccountSettings:
     for k, v in d.items():
         validate_setting(k, v)
-    return replace(base or AccountSettings(), **d)
+    out = replace(base or AccountSettings(), **d)
+    if out.announcement == "prompt" and not out.announcement_prompt:
+        raise PolicyError("announcement_prompt", "is needed when announcement = prompt: the sound file the PBX plays")
+    return out
 
 
 def override_from_dict(d: dict[str, Any]) -> NumberOverride:
@@ -283,7 +317,11 @@ def explain_call(
 
 
 __all__ = [
+    "ANNOUNCEMENTS",
+    "CHOICES",
+    "INT_RANGES",
     "SETTING_FIELDS",
+    "TEXT_FIELDS",
     "Account",
     "AccountSettings",
     "DialplanOverride",

@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from controller.announce import Announcer
 from controller.calls import Action, Call, CallTracker, Changed, Decide, Ended, Mute, Stop, Unmute
 from controller.config import PbxConfig
 from controller.drivers.base import (
@@ -103,7 +104,7 @@ class _Node:
         )
 
 
-class Recorder(PauseControl):
+class Recorder(PauseControl, Announcer):
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -137,6 +138,7 @@ class Recorder(PauseControl):
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.errors: list[str] = []
         self._init_pause_control()
+        self._init_announcer()
         for name, kind, text in (
             ("callrec_recordings_started_total", "counter", "Recordings started"),
             ("callrec_recordings_stopped_total", "counter", "Recordings stopped, by reason"),
@@ -430,6 +432,7 @@ class Recorder(PauseControl):
         else:
             node.files[rec_id] = files
             self.metrics.inc("callrec_recordings_started_total", pbx=node.driver.name, direction=call.direction.value)
+            self._start_announcements(node, call)
         ready.set()
         self._notify(node, call)
 
@@ -517,6 +520,7 @@ class Recorder(PauseControl):
         if rec is None:
             return
         self._forget_pause_state(call)
+        self._forget_announcements(call)
         files = node.files.get(rec.id)
         if reason not in ("hangup", "link_lost") and files and call.customer_leg:
             try:

@@ -174,4 +174,6 @@ def _key(s: str) -> str:
 
 
 def _val(v: Any) -> str:
-    return ("true" if v else "false") if isinstance(v, bool) else str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return _str(v) if isinstance(v, str) else str(v)

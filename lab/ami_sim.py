@@ -28,7 +28,7 @@ from lab.ami.calls import AmiCalls, SimCall
 from lab.ami.media import SimMixMonitor
 from lab.ami.model import DEFAULT_CHANNELVARS, STATE_DESC, SimBridge, SimChannel
 from lab.ami.protocol import Session
-from lab.tones import WavWriter, parse_playtones
+from lab.tones import PROMPT_SEGMENTS, WavWriter, parse_playtones
 
 __all__ = ["DEFAULT_CHANNELVARS", "AmiSimulator", "SimBridge", "SimCall", "SimChannel", "SimMixMonitor"]
 
@@ -190,7 +190,11 @@ class AmiSimulator(AmiCalls):
             return
         self._respond(s, aid, True, "DTMF successfully queued")
         if wire.get(a, "Receive").lower() in ("true", "yes", "1", "on") and digit == "D":
-            ch.playing.add(parse_playtones(ch.variables.get("CALLREC_TONE", "")))
+            # [callrec-feature] tone: Playback(${CALLREC_PROMPT}) when set, else PlayTones(${CALLREC_TONE})
+            if ch.variables.get("CALLREC_PROMPT"):
+                ch.playing.add(list(PROMPT_SEGMENTS))
+            else:
+                ch.playing.add(parse_playtones(ch.variables.get("CALLREC_TONE", "")))
 
     async def _action_hangup(self, s: Session, a: dict[str, list[str]], aid: str) -> None:
         ch = self._channel_arg(s, a, aid)

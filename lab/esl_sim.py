@@ -30,7 +30,7 @@ from lab.esl.calls import CallHandle
 from lab.esl.media import Recording
 from lab.esl.model import Channel
 from lab.esl.pbx import EslPbx
-from lab.tones import TARGET_HZ, WavWriter, parse_tone_stream
+from lab.tones import PROMPT_SEGMENTS, TARGET_HZ, WavWriter, parse_tone_stream
 
 __all__ = ["CallHandle", "Channel", "EslSimulator"]
 
@@ -86,17 +86,17 @@ class EslSimulator(EslPbx):
         return f"-ERR {name} Command not found!\n"
 
     def _uuid_broadcast(self, args: list[str]) -> str:
-        """`uuid_broadcast <uuid> <path> [aleg|bleg|both]`: only tone_stream:// is simulated; `aleg`
-        (the default) plays to the named leg, `bleg` to its bridge partner, `both` to the two."""
+        """`uuid_broadcast <uuid> <path> [aleg|bleg|both]`: a tone_stream:// URL plays its tones, any
+        other path is a sound file (written as PROMPT_SEGMENTS); `aleg` (the default) plays to the named
+        leg, `bleg` to its bridge partner, `both` to the two."""
         ch = self._chan(args[0])
         path, legs = args[1], args[2] if len(args) > 2 else "aleg"
-        if not path.startswith("tone_stream://"):
-            return "-ERR the simulator plays only tone_stream:// URLs\n"
+        segments = parse_tone_stream(path) if path.startswith("tone_stream://") else PROMPT_SEGMENTS
         partner = self.channels.get(ch.bridged_to or "")
         targets = {"aleg": [ch], "bleg": [partner], "both": [ch, partner]}.get(legs, [ch])
         for target in targets:
             if target is not None:
-                target.playing.add(parse_tone_stream(path))
+                target.playing.add(list(segments))
         self._changed.set()
         return "+OK Message queued\n"
 

@@ -215,6 +215,10 @@ def channel_tones(path: str | os.PathLike[str], window_ms: int = 250) -> list[tu
 
 Segments = list[tuple[int | None, int]]  # (frequency or None = silence, milliseconds)
 
+# A sound file the PBX plays (an announcement prompt), as the simulators write it: 1 s of 520 Hz.
+PROMPT_HZ = 520
+PROMPT_SEGMENTS: Segments = [(PROMPT_HZ, 1000)]
+
 
 def parse_tone_stream(url: str) -> Segments:
     """FreeSWITCH `tone_stream://%(on,off,hz[,hz2]);loops=N` → segments (the first frequency)."""

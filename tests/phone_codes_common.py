@@ -7,6 +7,7 @@ earlier, when the phone began to ring."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from controller.tones import TONES
 from lab import scenarios as sc
@@ -128,3 +129,26 @@ def assert_recorded_from_the_code(row: dict[str, object], stereo: str | Path, ag
     assert 45 <= len(left) <= 55, len(left)  # 1 s, from the code on
     assert_talk(left, right, 0, len(left))
     assert frames_with(ear_frames(agent_ear), CONFIRM)
+
+
+ANNOUNCE = TONES["announce"].hz
+
+
+def onsets(tones: list[float | None], hz: int) -> list[int]:
+    """Frames where a run of `hz` begins."""
+    hits = set(frames_with(tones, hz))
+    return [i for i in sorted(hits) if i - 1 not in hits]
+
+
+def assert_announced_to_the_customer_only(
+    timeline: dict[str, Any], customer_ear: Path, agent_ear: Path, whys: list[str], near_frames: list[int]
+) -> None:
+    """The customer heard the announcement beep at about each of `near_frames` (±15 frames, 300 ms: a
+    real-time call on a loaded machine), the agent never; the timeline lists each, why it played."""
+    assert [a["why"] for a in timeline.get("announcements", [])] == whys, timeline
+    assert all(a["kind"] == "beep" for a in timeline["announcements"])
+    heard = onsets(ear_frames(customer_ear), ANNOUNCE)
+    assert len(heard) == len(near_frames), heard
+    for got, want in zip(heard, near_frames, strict=True):
+        assert abs(got - want) <= 15, (heard, near_frames)
+    assert not frames_with(ear_frames(agent_ear), ANNOUNCE)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.api import openapi_access, openapi_webhooks
-from controller.policy import INT_RANGES, SETTING_FIELDS
+from controller.policy import CHOICES, INT_RANGES, PROMPT_MAX, SETTING_FIELDS, TEXT_FIELDS
 
 _ERROR = {
     "type": "object",
@@ -22,14 +22,17 @@ _ERROR = {
         }
     },
 }
-_SETTINGS_PROPS: dict[str, Any] = {
-    f: (
-        {"type": "integer", "minimum": INT_RANGES[f][0], "maximum": INT_RANGES[f][1]}
-        if f in INT_RANGES
-        else {"type": "boolean"}
-    )
-    for f in SETTING_FIELDS
-}
+def _setting_schema(f: str) -> dict[str, Any]:
+    if f in INT_RANGES:
+        return {"type": "integer", "minimum": INT_RANGES[f][0], "maximum": INT_RANGES[f][1]}
+    if f in CHOICES:
+        return {"type": "string", "enum": list(CHOICES[f])}
+    if f in TEXT_FIELDS:
+        return {"type": "string", "maxLength": PROMPT_MAX, "pattern": "^[^ ]*$"}
+    return {"type": "boolean"}
+
+
+_SETTINGS_PROPS: dict[str, Any] = {f: _setting_schema(f) for f in SETTING_FIELDS}
 _OBJ: dict[str, Any] = {"type": "object"}
 _NULLABLE_STR = {"type": ["string", "null"]}
 _VERSION = {"type": "string", "pattern": "^[0-9a-f]{1,64}$", "description": "send back as If-Match or `version`"}

@@ -64,6 +64,7 @@ VAR_MIXMON = "CALLREC_MIXMON"  # MixMonitor's i() variable: its MixMonitorID
 VAR_FEATURE_RESULT = "CALLREC_FEATURE_RESULT"  # ok | refused
 VAR_TONE = "CALLREC_TONE"  # a PlayTones() list
 VAR_TONE_WAIT = "CALLREC_TONE_WAIT"  # seconds the tone lasts
+VAR_PROMPT = "CALLREC_PROMPT"  # a sound file to Playback() instead of the tone (the announcement prompt)
 # The hidden applicationmap code whose Gosub plays ${CALLREC_TONE} on the channel it is "received" on
 # (AMI PlayDTMF with Receive: true): how the controller plays a tone to one channel of a bridge.
 TONE_DIGIT = "D"

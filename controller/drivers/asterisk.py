@@ -36,6 +36,7 @@ from controller.drivers.ami_translate import (
     VAR_FEATURE_RESULT,
     VAR_FILES,
     VAR_MIXMON,
+    VAR_PROMPT,
     VAR_RECORDING,
     VAR_TONE,
     VAR_TONE_WAIT,
@@ -459,7 +460,7 @@ class AsteriskDriver:
 
     @staticmethod
     def _tone_vars(tone: Tone) -> dict[str, str]:
-        return {VAR_TONE: tone.asterisk(), VAR_TONE_WAIT: f"{tone.duration_ms / 1000:.2f}"}
+        return {VAR_TONE: tone.asterisk(), VAR_TONE_WAIT: f"{tone.duration_ms / 1000:.2f}", VAR_PROMPT: ""}
 
     async def feature_reply(self, leg: str, accepted: bool) -> None:
         """Answer the feature code Gosub that waits on the agent's channel: the tone first, then the
@@ -472,8 +473,14 @@ class AsteriskDriver:
         """Play `tone` on one channel of a bridge: AMI has no "play a file to a bridged channel", so the
         tone goes in a channel variable and the hidden applicationmap code (`TONE_DIGIT`) is "received"
         on that channel (PlayDTMF with Receive): its Gosub plays the tone there and nowhere else."""
-        channel = self._channel(leg)
-        await self._setvars(channel, self._tone_vars(tone))
+        await self._play(self._channel(leg), self._tone_vars(tone))
+
+    async def play_prompt(self, leg: str, prompt: str) -> None:
+        """The announcement prompt (a sound Playback() takes) on that channel only, as play_tone."""
+        await self._play(self._channel(leg), {VAR_PROMPT: prompt})
+
+    async def _play(self, channel: str, values: dict[str, str]) -> None:
+        await self._setvars(channel, values)
         # as_list=False: Asterisk answers "DTMF successfully queued", which panoramisk would otherwise
         # take for an async Originate and wait for events that never come
         await self._checked(

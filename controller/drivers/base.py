@@ -103,6 +103,10 @@ class PbxDriver(Protocol):
         the partner's leg): the secure-pause warning to the agent, the announcement to the customer."""
         ...
 
+    async def play_prompt(self, leg: str, prompt: str) -> None:
+        """Play a sound file (the account's announcement prompt, as the PBX names it) to that leg only."""
+        ...
+
     async def feature_reply(self, leg: str, accepted: bool) -> None:
         """Answer a feature code dialled on `leg` (FeatureCode): the confirmation or the refusal tone,
         to that leg only, however its PBX's hook waits for the answer."""

@@ -583,6 +583,10 @@ class FreeSwitchDriver:
         confirmation never reaches the customer, nor the recording on the customer's leg."""
         await self.api(f"uuid_broadcast {leg} {tone.freeswitch()} aleg")
 
+    async def play_prompt(self, leg: str, prompt: str) -> None:
+        """The announcement prompt (a path or URL FreeSWITCH's playback takes) to `leg` only."""
+        await self.api(f"uuid_broadcast {leg} {prompt} aleg")
+
     async def feature_reply(self, leg: str, accepted: bool) -> None:
         """The answer to a feature code: the hook's bind_meta_app only fired the event, the tone is ours."""
         await self.play_tone(leg, TONES["confirm" if accepted else "refuse"])

@@ -268,3 +268,22 @@ async def test_record_consultation_is_a_setting_with_number_overrides(world: Wor
     num = await r.json()
     assert num["effective"]["record_consultation"] is False
     assert num["sources"]["record_consultation"] == "number:+15557000188"
+async def test_phone_settings_through_the_api_name_the_bad_field(world: World) -> None:
+    """Secure pause, record on demand and the consent announcement are account settings (and number
+    overrides) like the others: saved, shown with their sources, refused with a 422 naming the field."""
+    path = "/api/v1/accounts/phoneset/settings"
+    bad = await world.request("PUT", path, "admin", json={"announcement": "prompt"})
+    assert bad.status == 422 and (await bad.json())["error"]["field"] == "announcement_prompt"
+    bad = await world.request("PUT", path, "admin", json={"announcement": "loud"})
+    assert bad.status == 422 and (await bad.json())["error"]["field"] == "announcement"
+    body = {"announcement": "periodic", "announcement_interval_seconds": 20, "pause_max_seconds": 90}
+    ok = await world.request("PUT", path, "admin", json=body)
+    assert ok.status == 200
+    view = await ok.json()
+    assert {k: view["settings"][k] for k in body} == body
+    assert view["sources"]["announcement"] == "account" and view["defaults"]["announcement"] == "none"
+    num = "/api/v1/numbers/%2B15550009950/override"
+    r = await world.request("PUT", num, "admin", json={"account": "phoneset", "override": {"pause_max_seconds": -5}})
+    assert r.status == 422 and (await r.json())["error"]["field"] == "pause_max_seconds"
+    r = await world.request("PUT", num, "admin", json={"account": "phoneset", "override": {"announcement": "beep"}})
+    assert r.status == 200 and (await r.json())["override"] == {"announcement": "beep"}

@@ -20,16 +20,20 @@ from lab.ami_sim import AmiSimulator
 from lab.tones import Earpieces
 from storage.audio import join_legs
 from tests.phone_codes_common import (
+    ANNOUNCE,
     PAUSE_STEPS,
     RECORD_ON,
     RECORD_STEPS,
     REFUSED_STEPS,
     SECURE_STEPS,
+    assert_announced_to_the_customer_only,
     assert_pause_heard_and_silent,
     assert_recorded_from_the_code,
     assert_refused_heard,
     assert_secure_pause,
     codes_scenario,
+    frames_with,
+    stereo_frames,
 )
 from tests.sim_harness import policy_for
 
@@ -102,3 +106,30 @@ async def test_agent_records_on_demand_where_policy_does_not(harness: Harness, t
     assert ears is not None
     assert_recorded_from_the_code(dict(row), stereo, ears.path(call.agent.uniqueid))
     assert call.agent.variables["CALLREC_FEATURE_RESULT"] == "ok"
+
+
+# ---- the consent announcement (the hidden code's Gosub on the customer's channel) ------------------
+
+
+async def test_announcement_at_start_and_after_resume(harness: Harness, tmp_path: Path) -> None:
+    harness.sim.time_scale = 1.0  # the announcement goes out when the recording has started: real time
+    settings = {"announcement": "beep", "announcement_after_resume": True, "agent_pause_allowed": True}
+    call, stereo = await _play(harness, settings, PAUSE_STEPS, tmp_path)
+    (row,) = await harness.recordings()
+    ears = harness.sim.earpieces
+    assert ears is not None
+    cust, agent = ears.path(call.customer.uniqueid), ears.path(call.agent.uniqueid)
+    assert_announced_to_the_customer_only(row["timeline"], cust, agent, ["start", "resume"], [0, 125])
+    left, right = stereo_frames(stereo)  # t() holds what the customer was sent: the beep
+    assert frames_with(right[:20], ANNOUNCE) and not frames_with(left, ANNOUNCE)
+
+
+async def test_periodic_announcement(harness: Harness, tmp_path: Path) -> None:
+    harness.sim.time_scale = 1.0
+    settings = {"announcement": "periodic", "announcement_interval_seconds": 1}
+    call, _ = await _play(harness, settings, [sc.Talk(2600), sc.Hangup("customer")], tmp_path)
+    (row,) = await harness.recordings()
+    ears = harness.sim.earpieces
+    assert ears is not None
+    cust, agent = ears.path(call.customer.uniqueid), ears.path(call.agent.uniqueid)
+    assert_announced_to_the_customer_only(row["timeline"], cust, agent, ["start", "periodic", "periodic"], [0, 50, 100])

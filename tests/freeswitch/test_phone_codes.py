@@ -11,8 +11,9 @@ from typing import Any
 from controller.tones import TONES
 from lab import scenarios as sc
 from lab.esl_sim import CallHandle
-from lab.tones import Earpieces
+from lab.tones import PROMPT_HZ, Earpieces
 from tests.phone_codes_common import (
+    ANNOUNCE,
     CONFIRM,
     PAUSE_STEPS,
     RECORD_ON,
@@ -20,6 +21,7 @@ from tests.phone_codes_common import (
     REFUSE,
     REFUSED_STEPS,
     SECURE_STEPS,
+    assert_announced_to_the_customer_only,
     assert_pause_heard_and_silent,
     assert_recorded_from_the_code,
     assert_refused_heard,
@@ -27,6 +29,7 @@ from tests.phone_codes_common import (
     codes_scenario,
     ear_frames,
     frames_with,
+    stereo_frames,
 )
 
 from .conftest import Harness, policy_for
@@ -103,3 +106,50 @@ async def test_record_on_demand_refused_where_the_setting_is_off(harness: Harnes
     assert await harness.recordings() == []
     heard = ear_frames(harness.sim.earpieces.path(handle.legs["agent"].uuid))
     assert frames_with(heard, REFUSE) and not frames_with(heard, CONFIRM)
+
+
+# ---- the consent announcement (played to the customer's leg only) --------------------------------
+
+
+async def _realtime(h: Harness, tmp_path: Path, settings: dict[str, Any], steps: list[sc.Step]) -> CallHandle:
+    h.sim.time_scale = 1.0  # the announcement goes out when the recording has started: real time
+    return await _play(h, tmp_path, settings, steps)
+
+
+async def test_announcement_at_start_and_after_resume(harness: Harness, tmp_path: Path) -> None:
+    settings = {"announcement": "beep", "announcement_after_resume": True, "agent_pause_allowed": True}
+    handle = await _realtime(harness, tmp_path, settings, PAUSE_STEPS)
+    (row,) = await harness.recordings()
+    ears = harness.sim.earpieces
+    assert ears is not None
+    cust, agent = ears.path(handle.customer.uuid), ears.path(handle.legs["agent"].uuid)
+    assert_announced_to_the_customer_only(row["timeline"], cust, agent, ["start", "resume"], [0, 125])
+    # the recording holds what the customer was sent: the beep, on the agent's side, at the start
+    left, right = stereo_frames(row["spool_files"]["stereo"])
+    assert frames_with(right[:20], ANNOUNCE) and not frames_with(left, ANNOUNCE)
+    kinds = [e["kind"] for e in await harness.events(row["id"])]
+    assert kinds.count("announcement") == 2
+
+
+async def test_periodic_announcement(harness: Harness, tmp_path: Path) -> None:
+    settings = {"announcement": "periodic", "announcement_interval_seconds": 1}
+    handle = await _realtime(harness, tmp_path, settings, [sc.Talk(2600), sc.Hangup("customer")])
+    (row,) = await harness.recordings()
+    ears = harness.sim.earpieces
+    assert ears is not None
+    cust, agent = ears.path(handle.customer.uuid), ears.path(handle.legs["agent"].uuid)
+    assert_announced_to_the_customer_only(row["timeline"], cust, agent, ["start", "periodic", "periodic"], [0, 50, 100])
+
+
+async def test_prompt_announcement_plays_the_file_to_the_customer(harness: Harness, tmp_path: Path) -> None:
+    prompt = "/usr/share/freeswitch/sounds/callrec/consent.wav"
+    settings = {"announcement": "prompt", "announcement_prompt": prompt}
+    handle = await _realtime(harness, tmp_path, settings, [sc.Talk(1500), sc.Hangup("customer")])
+    (row,) = await harness.recordings()
+    (ann,) = row["timeline"]["announcements"]
+    assert (ann["kind"], ann["why"], ann["prompt"]) == ("prompt", "start", prompt)
+    assert f"uuid_broadcast {handle.customer.uuid} {prompt} aleg" in harness.sim.commands
+    ears = harness.sim.earpieces
+    assert ears is not None
+    assert frames_with(ear_frames(ears.path(handle.customer.uuid))[:60], PROMPT_HZ)
+    assert not frames_with(ear_frames(ears.path(handle.legs["agent"].uuid)), PROMPT_HZ)

@@ -67,9 +67,17 @@ function renderSettings(view) {
   const defaults = view ? view.defaults : {};
   $("settings-form").replaceChildren(...SETTINGS.map((s) => {
     const value = values[s.name] ?? defaults[s.name];
-    const input = s.number
-      ? el("input", { type: "number", name: s.name, min: String(s.min ?? 1), max: String(s.max ?? 36500), value: value ?? "", id: `set-${s.name}` })
-      : el("input", { type: "checkbox", name: s.name, id: `set-${s.name}`, checked: value !== false });
+    let input;
+    if (s.number) {
+      input = el("input", { type: "number", name: s.name, min: String(s.min ?? 1), max: String(s.max ?? 36500), value: value ?? "", id: `set-${s.name}` });
+    } else if (s.choices) {
+      input = el("select", { name: s.name, id: `set-${s.name}` },
+        ...s.choices.map(([v, label]) => el("option", { value: v, selected: value === v }, label)));
+    } else if (s.text) {
+      input = el("input", { type: "text", name: s.name, id: `set-${s.name}`, value: value ?? "", maxlength: "255", placeholder: s.placeholder || "" });
+    } else {
+      input = el("input", { type: "checkbox", name: s.name, id: `set-${s.name}`, checked: value !== false });
+    }
     const src = view ? view.sources[s.name] : "default";
     const eff = view ? `now ${onOff(values[s.name])} (${sourceText(src)}${src === "account" ? `; default ${onOff(defaults[s.name])}` : ""})` : "";
     return el("div", { class: "setting", "data-field": s.name },
@@ -87,7 +95,9 @@ async function saveSettings(e) {
   const body = {};
   for (const s of SETTINGS) {
     const input = $(`set-${s.name}`);
-    body[s.name] = s.number ? (input.value === "" ? null : Number(input.value)) : input.checked;
+    if (s.number) body[s.name] = input.value === "" ? null : Number(input.value);
+    else if (s.choices || s.text) body[s.name] = input.value;
+    else body[s.name] = input.checked;
   }
   const headers = adm.settings ? ifMatch(adm.settings.version) : {};
   try {
@@ -136,6 +146,15 @@ function numberRow(n, base) {
       control = el("input", { type: "number", min: String(s.min ?? 1), max: String(s.max ?? 36500), size: "5", class: own == null ? "inherit" : "",
         name: s.name, value: own ?? "", placeholder: `${inherited} (inherited)`, "aria-label": `${s.label} for ${n.number}` });
       control.addEventListener("input", () => control.classList.toggle("inherit", control.value === ""));
+    } else if (s.text) {
+      control = el("input", { type: "text", size: "12", maxlength: "255", class: own == null ? "inherit" : "",
+        name: s.name, value: own ?? "", placeholder: `${inherited || "–"} (inherited)`, "aria-label": `${s.label} for ${n.number}` });
+      control.addEventListener("input", () => control.classList.toggle("inherit", control.value === ""));
+    } else if (s.choices) {
+      control = el("select", { name: s.name, class: own == null ? "inherit" : "", "aria-label": `${s.label} for ${n.number}` },
+        el("option", { value: "", selected: own == null }, `inherit (${inherited})`),
+        ...s.choices.map(([v, label]) => el("option", { value: v, selected: own === v }, label)));
+      control.addEventListener("change", () => control.classList.toggle("inherit", control.value === ""));
     } else {
       control = el("select", { name: s.name, class: own == null ? "inherit" : "", "aria-label": `${s.label} for ${n.number}` },
         el("option", { value: "", selected: own == null }, `inherit (${onOff(inherited)})`),
@@ -157,7 +176,7 @@ async function saveNumber(n, tr) {
   for (const s of SETTINGS) {
     const c = tr.querySelector(`[name="${s.name}"]`);
     if (c.value === "") continue;
-    override[s.name] = s.number ? Number(c.value) : c.value === "true";
+    override[s.name] = s.number ? Number(c.value) : (s.choices || s.text) ? c.value : c.value === "true";
   }
   try {
     await api("PUT", `/api/v1/numbers/${encodeURIComponent(n.number)}/override`, { override }, ifMatch(n.version));

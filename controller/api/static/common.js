@@ -67,6 +67,19 @@ export const SETTINGS = [
   { name: "agent_record_on_demand", label: "Agents may record on demand",
     help: "Where this account or number does not record a call, the agent may start recording it from that moment " +
       "with the record code on their phone (default *3). A dialplan hook's never is final." },
+  { name: "announcement", label: "Consent announcement",
+    choices: [["none", "none"], ["beep", "beep at start"], ["prompt", "a prompt file"], ["periodic", "periodic beep"]],
+    help: "What the CUSTOMER hears when recording starts, so two-party-consent jurisdictions are covered: nothing, " +
+      "one beep, your recorded prompt (the file below), or a beep at the start and every interval. The agent's " +
+      "recording shows it played." },
+  { name: "announcement_interval_seconds", label: "Periodic beep every (seconds)", number: true, min: 1, max: 3600,
+    help: "For the periodic announcement: seconds between beeps while the call is recorded (paused: no beep)." },
+  { name: "announcement_prompt", label: "Announcement prompt file", text: true,
+    placeholder: "/usr/share/freeswitch/sounds/consent.wav",
+    help: "For the prompt announcement: the sound the PBX plays, as it names it — FreeSWITCH: a file path or URL; " +
+      "Asterisk: a sound name or path without extension (e.g. custom/consent). No spaces." },
+  { name: "announcement_after_resume", label: "Announce again after a pause",
+    help: "On: the customer hears the announcement again when a paused recording resumes." },
 ];
 
 export const onOff = (v) => (typeof v === "boolean" ? (v ? "on" : "off") : String(v));
