@@ -497,7 +497,9 @@ class Recorder(PauseControl, Announcer):
                 else:
                     await node.driver.resume_recording(call.customer_leg, files)
             except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
-                log.warning(
+                # the customer's channel hung up meanwhile (the agent hung up first): nothing to mask
+                gone = call.ended or rec.stopping
+                (log.debug if gone else log.warning)(
                     "%s: transfer %s of recording %s: %s", node.driver.name, "mute" if mute else "unmute", rec.id, e
                 )
         detail = dict(action.entry)

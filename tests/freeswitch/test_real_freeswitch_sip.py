@@ -27,7 +27,7 @@ from controller.policy import Account, PolicySet, settings_from_dict
 from lab.softphone import phones as lab_phones
 from storage import db
 from tests.freeswitch.real_pbx.harness import Chain, LabEsl, make_config
-from tests.real_pbx_common import one_run_at_a_time
+from tests.real_pbx_common import one_run_at_a_time, stored_target_frames
 
 TARGET = os.environ.get("CALLREC_TEST_FREESWITCH", "")
 pytestmark = [
@@ -227,6 +227,8 @@ async def test_sip_refer_blind_to_external_rule_off_ends_at_the_transfer(
     ]
     assert collapse([r[1] for r in tl]) == [880.0]
     assert len(tl) * 250 <= t["transfers"][0]["at_ms"] + 1000
+    target_frames = await stored_target_frames(chain.config, row)  # issue #13 §1: not one 20 ms frame
+    assert not any(target_frames), [i for i, f in enumerate(target_frames) if f]
 
 
 async def test_sip_refer_blind_to_external_rule_on_records_on(chain: Chain, lab: LabEsl, phones: Phones) -> None:
