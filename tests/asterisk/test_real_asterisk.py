@@ -458,3 +458,21 @@ async def test_secure_pause_warns_through_the_hidden_code_and_resumes_on_a_real_
     tl = await chain.stored_timeline(row)
     assert not any(1800.0 in r for r in tl), "the warning must not be recorded"
     assert (440.0, 880.0) in tl[pause["end_ms"] // 250 + 2 :]
+
+
+async def test_announcement_beep_reaches_the_customer_at_the_start_on_a_real_asterisk(
+    chain: Chain, lab: LabAmi
+) -> None:
+    """announcement = beep: the hidden code D "received" on the customer's channel (its DYNAMIC_FEATURES
+    from the hook) runs the Gosub that plays the beep there; MixMonitor's t() on that channel holds
+    what the customer was sent, so the stored file has the 1000 Hz beep at the start, right side."""
+    chain.settings = {"announcement": "beep"}
+    await chain.start_controller()
+    await lab.inbound(DID_EXTEN_CODES, cust_secs=5)
+    rec = await chain.wait_recording()
+    row = await chain.finalize(rec["id"])
+    (ann,) = row["timeline"]["announcements"]
+    assert (ann["kind"], ann["why"]) == ("beep", "start") and ann["at_ms"] < 1000
+    tl = await chain.stored_timeline(row)
+    assert any(r[1] == 1000.0 for r in tl[:6]), tl[:8]
+    assert not any(r[0] == 1000.0 for r in tl)

@@ -492,3 +492,25 @@ async def test_secure_pause_warns_the_agent_and_resumes_on_a_real_freeswitch(cha
     tl = await chain.stored_timeline(row)
     assert not any(float(TONES["warning"].hz) in r or float(TONES["confirm"].hz) in r for r in tl)
     assert 440.0 in {r[0] for r in tl[pause["end_ms"] // 250 + 2 :]}
+
+
+async def test_announcement_beep_reaches_the_customer_at_the_start_on_a_real_freeswitch(
+    chain: Chain, lab: LabEsl
+) -> None:
+    """announcement = beep: uuid_broadcast … aleg on the CUSTOMER leg as the recording starts; the
+    stored file holds what the customer was sent (right channel): the 1000 Hz beep at the start, and
+    the timeline says it played."""
+    chain.settings = {"announcement": "beep"}
+    await chain.start_controller()
+    cust, _, handset = await inbound_call(lab)
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(3)
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    (ann,) = row["timeline"]["announcements"]
+    assert (ann["kind"], ann["why"]) == ("beep", "start") and ann["at_ms"] < 1000
+    tl = await chain.stored_timeline(row)
+    beep = float(TONES["announce"].hz)
+    assert any(r[1] == beep for r in tl[:6]), tl[:8]  # within the first 1.5 s, on the side sent to the customer
+    assert not any(r[0] == beep for r in tl)  # never as the customer's own voice
