@@ -111,7 +111,7 @@ async def child(
     before the clock starts, as the service starts them before its first job)."""
     from controller.config import Config, EncryptionConfig, FinalizeConfig, SpoolConfig, StorageConfig
     from controller.metrics import Metrics
-    from storage import db, encrypt_procs
+    from storage import db
     from storage.finalize import FinalizeWorker
 
     cfg = Config(
@@ -145,7 +145,9 @@ async def child(
         await pool.execute("INSERT INTO finalize_jobs (recording_id) VALUES ($1)", rid)
         ids.append(rid)
     worker = FinalizeWorker(pool, cfg, Metrics(), "bench")
-    if workers > 1:
+    if workers > 1 and hasattr(worker, "_encrypt_on_process"):  # (older code: threads, nothing to start)
+        from storage import encrypt_procs
+
         await asyncio.to_thread(encrypt_procs.prestart, workers)
     before = rss_mb()
     c0, t0, wall0 = cpu_all(), time.perf_counter(), datetime.now(UTC)
@@ -312,9 +314,10 @@ def main() -> None:
         print(json.dumps(res))
         return
     lengths = args.minutes or (QUICK_LENGTHS if args.quick else LENGTHS)
-    from controller.config import default_finalize_workers
+    from controller import config
 
-    workers = args.workers or default_finalize_workers()
+    default = getattr(config, "default_finalize_workers", lambda: config.FinalizeConfig().workers)
+    workers = args.workers or default()  # `callrec run`'s finalize.workers
 
     import asyncpg
 
