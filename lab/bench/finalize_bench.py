@@ -145,7 +145,8 @@ async def child(
         await pool.execute("INSERT INTO finalize_jobs (recording_id) VALUES ($1)", rid)
         ids.append(rid)
     worker = FinalizeWorker(pool, cfg, Metrics(), "bench")
-    if workers > 1 and hasattr(worker, "_encrypt_on_process"):  # (older code: threads, nothing to start)
+    on_processes = workers > 1 and hasattr(worker, "_encrypt_on_process")  # (older code: threads)
+    if on_processes:
         from storage import encrypt_procs
 
         await asyncio.to_thread(encrypt_procs.prestart, workers)
@@ -165,6 +166,7 @@ async def child(
         "rss_before_mb": before,
         "peak_rss_mb": rss_mb(),
         "worker_rss_mb": worker_rss_mb(),
+        "on_processes": float(on_processes),
     }
 
 
@@ -262,10 +264,11 @@ def measure(minutes: float, runs: int, batch: int, workers: int, dsn: str, base:
 
 def print_table(rows: list[Row], runs: int, batch: int, workers: int) -> None:
     la = os.getloadavg()
+    procs = any(r.get("on_processes") for _, r in rows)
     print(
         f"\nFinalize vs `age` CLI — {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"medians of {runs} alternated runs, backlog of {batch} recordings per finalize, {workers} worker(s)"
-        f"{' (encryption on worker processes)' if workers > 1 else ''}; load average now "
+        f"{' (encryption on worker processes)' if procs else ' (threads of one process)'}; load average now "
         f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f}"
     )
     print("goal: ratio >= 0.6 FreeSWITCH, >= 0.4 Asterisk (ratio = age CLI s / finalize s per recording)")
