@@ -299,6 +299,15 @@ def print_table(rows: list[Row], runs: int, batch: int, workers: int) -> None:
     print("CPU budget (what a machine with no idle core can give; a free core overlaps the two hashes):")
     for line in budget:
         print("  " + line)
+    by = {(path, r["minutes"]): r for path, r in rows}
+    fs, ast = by.get(("freeswitch", 60.0)), by.get(("asterisk", 60.0))
+    if fs and ast:  # the row, in its own words
+        rf, ra = fs["age"] / fs["per_rec"], ast["age"] / ast["per_rec"]
+        met = "met" if rf >= 0.6 and ra >= 0.4 else "NOT met (see the CPU budget)"
+        print(
+            f"\nissue #15 row 4 | finalize 60 min stereo / age CLI | age {fs['age']:.2f} s | FreeSWITCH {rf:.2f}x, "
+            f"Asterisk {ra:.2f}x | goal >= 0.6x and >= 0.4x: {met} | load {fs['load']:.1f} on {os.cpu_count()} cores"
+        )
 
 
 def main() -> None:
