@@ -19,7 +19,8 @@ Why the rules are what they are (see the FreeSWITCH SIP captures):
   part before is kept.
 - Not a frame of an external party may be recorded when the rule is off, and many transfers announce
   nothing (an AMI Redirect, a uuid_transfer by another client, a REFER naming no target): when the
-  customer leg leaves its bridge while recorded, the recording is MUTED at once (`Mute`, a pause of
+  customer leg leaves its bridge while recorded, and no announced target that may be recorded says
+  where it goes, the recording is MUTED at once (`Mute`, a pause of
   kind `transfer_mute` in the timeline) until the next party is known. The earliest reliable signal
   is the leg the customer's channel dials (FreeSWITCH CHANNEL_CREATE whose originator is the customer
   leg, Asterisk DialBegin from the customer channel), long before that party answers: a party that
@@ -794,6 +795,11 @@ class CallTracker:
         rec = call.recording
         if rec is None or rec.stopping:
             return []
+        named = (call.pending_transfer or {}).get("target", "")
+        if named and not rec.decision.transfer(named).stop_recording:
+            # The PBX named where the customer goes and it may be recorded: nothing unknown to mute. If
+            # that number routes on outside, the dial of the external leg still stops before it answers.
+            return []
         call.next_party_unknown = True
         if rec.timeline.paused:
             return []  # already silent: a user's pause stays the user's (and holds until the party is known)
@@ -851,6 +857,7 @@ class CallTracker:
         return [Unmute(call, entry, wall)]
 
     def _back_to_current_party(self, call: Call, wall: float) -> list[Action]:
+        call.pending_transfer = None  # whatever was announced did not happen: the same party is back
         rec = call.recording
         if rec is None or not rec.timeline.segments:
             return []
@@ -888,6 +895,8 @@ class CallTracker:
         if decision.stop_recording:
             rec.timeline.close_segment(ev.wall)
             actions.extend(self._stop(call, "external_transfer", ev.wall))
+        else:  # announced after the customer left its bridge: a party that may be recorded lifts the mute
+            actions.extend(self._lift_transfer_mute(call, pending["target"], decision.target_class.value, ev.wall))
         return actions
 
     def _hungup(self, ev: ChannelHungUp) -> list[Action]:

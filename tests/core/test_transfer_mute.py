@@ -187,13 +187,16 @@ def test_a_users_pause_may_not_end_before_the_next_party_is_known() -> None:
     assert not call.next_party_unknown
 
 
-def test_an_announced_internal_target_still_waits_for_the_real_dial() -> None:
-    """The PBX names a target (FreeSWITCH transfer_history: a dialplan extension), but that extension may
-    route anywhere: the mute holds until the dialled party is classified."""
+def test_an_announced_target_that_may_be_recorded_is_not_muted_and_a_forward_outside_still_stops() -> None:
+    """The PBX names the target (FreeSWITCH transfer_history, Asterisk BlindTransfer, a REFER's
+    destination): no mute when it may be recorded (FreeSWITCH conferences, IVRs and voicemail dial
+    nobody, so a mute would never lift). If that extension forwards outside, the external leg's dial
+    still stops the recording before it answers."""
     t, call = _tracker(continue_rule=False)
     t.handle(ChannelHungUp("fs", 0, T + 2, leg="B"))
     t.handle(Transferred("fs", 0, T + 2, leg="A", kind=TransferKind.BLIND, target="2002"))
-    assert [type(a) for a in t.handle(Unbridged("fs", 0, T + 2, leg_a="A", leg_b="B"))] == [Mute]
+    assert t.handle(Unbridged("fs", 0, T + 2, leg_a="A", leg_b="B")) == []
+    assert _pauses(call) == [] and not call.next_party_unknown
     acts = t.handle(dial("C", EXTERNAL, T + 2))
     assert [type(a) for a in acts] == [Changed, Stop]  # 2002 forwarded outside: a second marker, then stop
     assert call.recording is not None
@@ -201,6 +204,14 @@ def test_an_announced_internal_target_still_waits_for_the_real_dial() -> None:
         ("2002", False),
         (EXTERNAL, True),
     ]
+
+
+def test_a_target_announced_after_the_customer_left_lifts_the_mute() -> None:
+    t, call = _tracker(continue_rule=False)
+    assert [type(a) for a in _unannounced_leave(t)] == [Mute]
+    acts = t.handle(Transferred("fs", 0, T + 2.1, leg="A", kind=TransferKind.BLIND, target="2002"))
+    assert [type(a) for a in acts] == [Changed, Unmute]
+    assert acts[1].entry["next_party"] == "2002" and not call.next_party_unknown
 
 
 def test_an_inline_transfer_names_no_target() -> None:
