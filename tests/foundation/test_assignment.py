@@ -20,23 +20,27 @@ def test_the_nodes_are_spread_over_the_instances() -> None:
     many = frozenset(f"n{i}" for i in range(300))
     counts = spread(assign(members("ctl-a", "ctl-b", "ctl-c", nodes=many)))
     assert sorted(counts) == ["ctl-a", "ctl-b", "ctl-c"]
-    assert all(70 <= n <= 130 for n in counts.values()), counts  # about a third each
+    assert sorted(counts.values()) == [100, 100, 100], counts
+    six = spread(assign(members("ctl-a", "ctl-b", "ctl-c")))
+    assert sorted(six.values()) == [2, 2, 2], six  # few nodes: bounded load, not 4/1/1
 
 
-def test_a_leaving_instance_moves_only_its_own_nodes() -> None:
-    before = assign(members("ctl-a", "ctl-b", "ctl-c"))
-    after = assign(members("ctl-a", "ctl-c"))
-    moved = {n for n in NODES if before[n] != after[n]}
-    assert moved == {n for n in NODES if before[n] == "ctl-b"}
+def test_a_leaving_instance_moves_its_own_nodes_and_few_others() -> None:
+    many = frozenset(f"n{i}" for i in range(300))
+    before = assign(members("ctl-a", "ctl-b", "ctl-c", nodes=many))
+    after = assign(members("ctl-a", "ctl-c", nodes=many))
+    moved = {n for n in many if before[n] != after[n]}
+    assert moved >= {n for n in many if before[n] == "ctl-b"}
+    assert len(moved) <= 150, len(moved)  # its 100, and not a reshuffle of the other 200
 
 
-def test_a_joining_instance_takes_nodes_only_from_others_never_shuffles_the_rest() -> None:
+def test_a_joining_instance_takes_a_fair_share_with_few_other_moves() -> None:
     many = frozenset(f"n{i}" for i in range(300))
     before = assign(members("ctl-a", "ctl-b", nodes=many))
     after = assign(members("ctl-a", "ctl-b", "ctl-c", nodes=many))
-    for node in many:
-        assert after[node] in (before[node], "ctl-c")
-    assert 70 <= spread(after)["ctl-c"] <= 130
+    moved = [n for n in many if after[n] != before[n]]
+    assert spread(after)["ctl-c"] == 100
+    assert len(moved) <= 150, len(moved)  # c's 100, and not a reshuffle of the rest
 
 
 def test_an_instance_restarted_under_the_same_name_gets_its_nodes_back() -> None:
