@@ -37,7 +37,6 @@ Why the rules are what they are (see the FreeSWITCH SIP captures):
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +55,7 @@ from controller.events import (
     Transferred,
     Unbridged,
 )
+from controller.ids import new_id
 from controller.numbering import NumberClass, NumberingPlan, dial_string
 from controller.policy import PolicyDecision
 
@@ -374,7 +374,7 @@ class CallTracker:
         return leg
 
     def _new_call(self, first_leg: str, wall: float) -> Call:
-        call = Call(str(uuidlib.uuid4()), self.pbx, first_leg, wall, account=self.default_account)
+        call = Call(new_id(), self.pbx, first_leg, wall, account=self.default_account)
         self.calls[call.id] = call
         self._link(first_leg, call.id)
         return call

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-import uuid as uuidlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ from controller.drivers.base import (
     StartInDoubt,
 )
 from controller.events import AnyEvent, Direction, FeatureCode, LinkDown, LinkUp, Resync
+from controller.ids import new_id
 from controller.live import CallNotFound
 from controller.metrics import Metrics
 from controller.numbering import InvalidNumber, NumberingPlan
@@ -87,6 +88,7 @@ class _Node:
         self.chain_calls: dict[int, Call] = {}  # calls with queued actions (live until journaled)
         self.known_at_link_up: set[str] = set()  # legs known before the current link came up
         self.task: asyncio.Task[None] | None = None
+        self.busy = False  # the consumer task is handling an event (see Recorder.offer)
         self.resync_waiter: asyncio.Task[None] | None = None  # see Recorder._resync_later
         # recording id → its start request, for starts whose command died with the link (StartInDoubt):
         # repeated at the next resync if the call is still up
@@ -155,12 +157,18 @@ class Recorder(PauseControl, Announcer):
         for node in self.nodes.values():
             if node.task is None:
                 node.task = asyncio.create_task(self._consume(node), name=f"recorder-{node.driver.name}")
+                set_sink = getattr(node.driver, "set_sink", None)
+                if set_sink is not None:
+                    set_sink(functools.partial(self.offer, node.driver.name))
 
     async def close(self) -> None:
         """Stop consuming. Running recordings are NOT stopped: the PBX keeps writing and the next
         controller adopts them (a restart must not cut calls' recordings)."""
         self._closing = True
         for node in self.nodes.values():
+            set_sink = getattr(node.driver, "set_sink", None)
+            if set_sink is not None:
+                set_sink(None)
             if node.task:
                 node.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -179,6 +187,7 @@ class Recorder(PauseControl, Announcer):
 
     async def _consume(self, node: _Node) -> None:
         async for ev in node.driver.events():
+            node.busy = True
             try:
                 await self.handle(node.driver.name, ev)
             except asyncio.CancelledError:
@@ -186,6 +195,24 @@ class Recorder(PauseControl, Announcer):
             except Exception as e:  # never let one bad event stop the node
                 log.exception("%s: error handling %s", node.driver.name, type(ev).__name__)
                 self.errors.append(f"{type(ev).__name__}: {e!r}")
+            finally:
+                node.busy = False
+
+    def offer(self, pbx: str, ev: AnyEvent) -> bool:
+        """Handle `ev` NOW, inside the driver's own callback (the one that parsed the frame), when
+        that keeps event order: the node's consumer task is parked with nothing in hand (the driver
+        offers only when nothing is queued) and the event needs no waiting (not a Resync). False:
+        the driver queues it for the consumer as usual. Saves the loop iteration(s) between a bridge
+        event and its recording's start command — what a bare PBX client does in its handler."""
+        node = self.nodes.get(pbx)
+        if node is None or node.busy or node.task is None or self._closing or isinstance(ev, Resync):
+            return False
+        try:
+            self._handle_now(node, ev)
+        except Exception as e:  # as in _consume: one bad event never stops the node
+            log.exception("%s: error handling %s", pbx, type(ev).__name__)
+            self.errors.append(f"{type(ev).__name__}: {e!r}")
+        return True
 
     # ---- event handling ----
     async def handle(self, pbx: str, ev: AnyEvent) -> None:
@@ -197,6 +224,10 @@ class Recorder(PauseControl, Announcer):
             await self.drain(pbx)
             await self._resync(node, ev)
             return
+        self._handle_now(node, ev)
+
+    def _handle_now(self, node: _Node, ev: AnyEvent) -> None:
+        """Every event but Resync: no waiting (the I/O goes to the call's chain)."""
         if isinstance(ev, LinkUp):
             node.known_at_link_up = set(node.tracker.legs)
             return
@@ -359,7 +390,7 @@ class Recorder(PauseControl, Announcer):
         """A recording of `call` begins now (at the bridge, or when the agent asks for it): registered
         with the state machine, its PBX command sent; the journal row follows in the call's chain
         (`Decide`). Returns the recording id."""
-        rec_id = str(uuidlib.uuid4())
+        rec_id = new_id()
         node.tracker.recording_started(call, rec_id, decision, wall)
         node.started[rec_id] = asyncio.Event()
         begin = getattr(node.driver, "begin_recording", None)

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,6 +87,7 @@ class AsteriskDriver:
         self.ping_interval = ping_interval
         self.translator = AmiTranslator(name)
         self._queue: asyncio.Queue[AnyEvent] = asyncio.Queue()
+        self._sink: Callable[[AnyEvent], bool] | None = None
         self._protocol: AmiProtocol | None = None
         self._connected = False
         self._task: asyncio.Task[None] | None = None
@@ -136,7 +137,15 @@ class AsteriskDriver:
         while True:
             yield await self._queue.get()
 
+    def set_sink(self, sink: Callable[[AnyEvent], bool] | None) -> None:
+        """A consumer that may take an event at once, inside the callback that parsed it (the
+        recorder's `offer`): tried only while nothing is queued, so order holds; False → queued."""
+        self._sink = sink
+
     def _emit(self, event: AnyEvent) -> None:
+        sink = self._sink
+        if sink is not None and self._queue.empty() and sink(event):
+            return
         self._queue.put_nowait(event)
 
     def _stamp(self) -> tuple[float, float]:
