@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 TTL_SECONDS = 5.0
 RECONNECT_SECONDS = 2.0
 MAX_ENTRIES = 10_000
+MIN_POOL_FOR_LISTENER = 4
+"""The listener holds one pool connection for good; a smaller pool keeps all of them for queries."""
 
 
 class AuthCache:
@@ -84,6 +86,9 @@ class AuthCache:
         await self._changed.wait()
 
     def start(self) -> None:
+        if self.pool.get_max_size() < MIN_POOL_FOR_LISTENER:
+            log.info("token cache off: database.pool_max < %d (every request checks PostgreSQL)", MIN_POOL_FOR_LISTENER)
+            return
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="callrec-auth-cache")
 

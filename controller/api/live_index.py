@@ -148,6 +148,8 @@ class LiveIndex:
         if self.queue is None:
             self.queue = self.live.subscribe()
             self._rebuild()
+        elif self.queue.empty():  # the usual case on a request: nothing new
+            return
         elif self.queue.full():
             self._rebuild()
         else:
