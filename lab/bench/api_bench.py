@@ -1,13 +1,21 @@
-"""Benchmark: GET /api/v1/calls with 1,000 live calls at a fixed 200 req/s, next to a trivial aiohttp
-handler measured in the same run (the floor: what aiohttp + the client cost by themselves).
+"""Benchmark: GET /api/v1/calls with 1,000 live calls, each figure next to its anchor measured in the
+same run — a bare aiohttp handler sending the SAME bytes (what aiohttp, the kernel and the client cost
+by themselves), so what is left is callrec's own per-request cost (auth, scope, ETag, middlewares).
 
-The server runs in a child process (so the load generator does not share its event loop); requests
-are sent open-loop on a fixed schedule, so a slow server shows up as latency, not as a lower rate.
+Two kinds of figure (issue #15, rows 5-6):
+- latency: p99 at a fixed 200 req/s, open-loop (a slow server shows up as latency, not as a lower
+  rate), from a Python aiohttp client in this process; goal p99 <= 1.5x the anchor's;
+- saturation: requests/s with 10 connections as fast as they go (`wrk -t1 -c10` when installed —
+  Debian: apt-get install wrk — else a Python aiohttp closed loop, named in the output); goal >= 0.8x.
+Each figure is the median (range in brackets) of `--repeats` rounds (>= 3); within a round callrec and
+the anchor take turns in 1-second slices (A B B A A B ...), so on a shared machine both meet the same
+background load. The 1-minute load average during the row is printed with it.
 
-    .venv/bin/python -m lab.bench.api_bench [--calls 1000] [--rate 200] [--seconds 15]
-
-Needs PostgreSQL (tokens are checked in the database on every request): CALLREC_TEST_DATABASE_URL
+The server (callrec's app and the anchor app, on two ports) runs in a child process, so the load
+generator does not share its event loop. Needs PostgreSQL (tokens live there): CALLREC_TEST_DATABASE_URL
 or the local server at 127.0.0.1:5432; a throw-away database is created and dropped.
+
+    .venv/bin/python -m lab.bench.api_bench [--calls 1000] [--rate 200] [--seconds 10] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ import asyncio
 import json
 import os
 import platform
+import re
 import secrets
+import shutil
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +40,8 @@ import asyncpg
 from aiohttp import web
 
 SERVER_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+LATENCY_GOAL = 1.5  # callrec p99 <= 1.5x the anchor's
+SATURATION_GOAL = 0.8  # callrec req/s >= 0.8x the anchor's
 
 
 class StaticLive:
@@ -100,6 +113,7 @@ def _view(i: int) -> dict[str, Any]:
 
 
 async def serve(dsn: str, calls: int) -> None:
+    """callrec's app and the anchor app; the anchor serves, per path, the exact bytes callrec sent."""
     from controller.api import create_app, start_api
     from controller.config import Config
     from storage import db, users
@@ -110,52 +124,69 @@ async def serve(dsn: str, calls: int) -> None:
     app = create_app(Config(state_dir="/tmp/callrec-bench"), pool, StaticLive(calls))
     runner, port = await start_api(app, "127.0.0.1", 0)
 
-    async def trivial(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+    bodies: dict[str, tuple[bytes, dict[str, str]]] = {}
+    async with aiohttp.ClientSession(auto_decompress=False) as s:
+        for name, token, enc in (("admin", admin, "identity"), ("sup", sup, "identity"), ("admin-gz", admin, "gzip")):
+            headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": enc}
+            async with s.get(f"http://127.0.0.1:{port}/api/v1/calls", headers=headers) as r:
+                keep = {k: r.headers[k] for k in ("Content-Encoding", "ETag") if k in r.headers}
+                bodies[name] = (await r.read(), keep)
 
-    floor = web.Application()
-    floor.router.add_get("/trivial", trivial)
-    floor_runner = web.AppRunner(floor, access_log=None)
-    await floor_runner.setup()
-    site = web.TCPSite(floor_runner, "127.0.0.1", 0)
+    async def same_bytes(request: web.Request) -> web.Response:
+        body, headers = bodies[request.match_info["name"]]
+        return web.Response(body=body, content_type="application/json", headers=headers)
+
+    async def not_modified(_: web.Request) -> web.Response:
+        return web.Response(status=304, headers={"ETag": bodies["admin"][1].get("ETag", '"x"')})
+
+    anchor = web.Application()
+    anchor.router.add_get("/same/{name}", same_bytes)
+    anchor.router.add_get("/304", not_modified)
+    anchor_runner = web.AppRunner(anchor, access_log=None)
+    await anchor_runner.setup()
+    site = web.TCPSite(anchor_runner, "127.0.0.1", 0)
     await site.start()
-    floor_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    print(json.dumps({"port": port, "floor_port": floor_port, "admin": admin, "sup": sup}), flush=True)
+    anchor_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    info = {
+        "port": port,
+        "anchor_port": anchor_port,
+        "admin": admin,
+        "sup": sup,
+        "bytes": {k: len(v[0]) for k, v in bodies.items()},
+        "etag": bodies["admin"][1].get("ETag", ""),
+    }
+    print(json.dumps(info), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
     await runner.cleanup()
-    await floor_runner.cleanup()
+    await anchor_runner.cleanup()
     await pool.close()
 
 
-# ---------------------------------------------------------------- load generator (parent)
+# ---------------------------------------------------------------- load generators (parent)
 
 
-async def measure(
+async def fixed_rate(
     session: aiohttp.ClientSession, url: str, headers: dict[str, str], rate: float, seconds: float
-) -> dict[str, Any]:
+) -> tuple[list[float], int]:
+    """Open-loop: request i is sent at start + i/rate whatever happened to the others.
+    Returns the latencies (ms) and the number of errors."""
     latencies: list[float] = []
     errors = 0
-    size = 0
 
     async def one() -> None:
-        nonlocal errors, size
+        nonlocal errors
         t0 = time.perf_counter()
         try:
             async with session.get(url, headers=headers) as r:
-                body = await r.read()
-                if r.status != 200:
+                await r.read()
+                if r.status not in (200, 304):
                     errors += 1
                     return
-                size = len(body)
         except aiohttp.ClientError:
             errors += 1
             return
         latencies.append((time.perf_counter() - t0) * 1000)
 
-    # warm-up
-    for _ in range(20):
-        await one()
-    latencies.clear()
     n = int(rate * seconds)
     start = time.perf_counter()
     tasks = []
@@ -165,30 +196,162 @@ async def measure(
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one()))
     await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
-    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    return {
-        "requests": n,
-        "errors": errors,
-        "achieved_rps": n / elapsed,
-        "p50": q[49],
-        "p90": q[89],
-        "p99": q[98],
-        "max": max(latencies, default=0.0),
-        "bytes": size,
-    }
+    return latencies, errors
+
+
+WRK = shutil.which("wrk")
+
+
+async def saturate(url: str, headers: dict[str, str], seconds: float, connections: int = 10) -> tuple[int, float, int]:
+    """Requests done with `connections` connections kept busy for `seconds`: wrk when installed, else
+    Python. Returns (requests, elapsed seconds, errors)."""
+    if WRK:
+        cmd = [WRK, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+        for k, v in headers.items():
+            cmd += ["-H", f"{k}: {v}"]
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out = (await proc.communicate())[0].decode()
+        m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+        bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+        if m is None:
+            return 0, seconds, 1
+        elapsed = float(m.group(2)) / (1000 if m.group(3) == "ms" else 1)
+        return int(m.group(1)), elapsed, int(bad.group(1)) if bad else 0
+    done = errors = 0
+    deadline = time.perf_counter() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as s:
+
+        async def worker() -> None:
+            nonlocal done, errors
+            while time.perf_counter() < deadline:
+                async with s.get(url, headers=headers) as r:
+                    await r.read()
+                    done += 1
+                    errors += r.status not in (200, 304)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    return done, time.perf_counter() - start, errors
+
+
+# ---------------------------------------------------------------- pairs, alternated
+
+
+@dataclass
+class Pair:
+    label: str
+    kind: str  # "latency" | "saturation"
+    callrec: tuple[str, dict[str, str]]
+    anchor: tuple[str, dict[str, str]]
+    goal: float | None
+    size: int
+    runs: dict[str, list[dict[str, float]]] = field(default_factory=lambda: {"callrec": [], "anchor": []})
+    loads: list[float] = field(default_factory=list)
+
+    def metric(self, side: str) -> list[float]:
+        key = "p99" if self.kind == "latency" else "rps"
+        return [r[key] for r in self.runs[side]]
+
+
+async def measure(pair: Pair, repeats: int, rate: float, seconds: float, sat_seconds: float) -> None:
+    """`repeats` rounds; in each, callrec and the anchor take turns in 1-second slices (A B B A A B ...),
+    so both meet the same background load; a round's figure pools its slices (p99 of all latencies,
+    or all requests / all time)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200), auto_decompress=False) as session:
+        for side in ("callrec", "anchor"):  # warm-up: connections, caches
+            url, headers = getattr(pair, side)
+            if pair.kind == "latency":
+                await fixed_rate(session, url, headers, rate, 0.2)
+            else:
+                await saturate(url, headers, 1)
+        slices = max(1, round(seconds if pair.kind == "latency" else sat_seconds))
+        for _ in range(repeats):
+            samples: dict[str, list[float]] = {"callrec": [], "anchor": []}
+            totals = {"callrec": [0, 0.0], "anchor": [0, 0.0]}
+            errors = {"callrec": 0, "anchor": 0}
+            for i in range(slices):
+                pair.loads.append(os.getloadavg()[0])
+                for side in ("callrec", "anchor") if i % 2 == 0 else ("anchor", "callrec"):
+                    url, headers = getattr(pair, side)
+                    if pair.kind == "latency":
+                        lat, err = await fixed_rate(session, url, headers, rate, 1.0)
+                        samples[side] += lat
+                    else:
+                        done, elapsed, err = await saturate(url, headers, 1.0)
+                        totals[side][0] += done
+                        totals[side][1] += elapsed
+                    errors[side] += err
+            for side in ("callrec", "anchor"):
+                if pair.kind == "latency":
+                    lat = samples[side]
+                    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
+                    result = {"p50": q[49], "p99": q[98]}
+                else:
+                    n, t = totals[side]
+                    result = {"rps": n / t if t else 0.0}
+                pair.runs[side].append({**result, "errors": float(errors[side])})
+
+
+def _fmt(values: list[float], kind: str) -> str:
+    unit = " ms" if kind == "latency" else "/s"
+    med = statistics.median(values)
+    if kind == "latency":
+        return f"{med:.2f}{unit} ({min(values):.2f}-{max(values):.2f})"
+    return f"{med:,.0f}{unit} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def report(pairs: list[Pair], args: argparse.Namespace) -> None:
+    gen = "wrk -t1 -c10" if WRK else "Python aiohttp closed loop, 10 connections (wrk not installed)"
+    print(
+        f"\nAPI benchmark: {args.calls} live calls; latency = p99 at {args.rate:g} req/s open-loop for"
+        f" {args.seconds:g} s; saturation = {gen} for {args.sat_seconds:g} s; median of {args.repeats}"
+        " alternated runs (range); anchor = bare aiohttp sending the same bytes"
+    )
+    py, arch = platform.python_version(), platform.machine()
+    print(f"Python {py}, aiohttp {aiohttp.__version__}, {arch}, {os.cpu_count()} CPUs\n")
+    head = f"{'figure':<52} {'anchor':>26} {'callrec':>26} {'ratio':>6} {'goal':>8} {'met':>4} {'load 1m':>10}"
+    print(head)
+    print("-" * len(head))
+    for p in pairs:
+        a, c = p.metric("anchor"), p.metric("callrec")
+        ratio = statistics.median(c) / statistics.median(a) if statistics.median(a) else float("nan")
+        if p.goal is None:
+            goal, met = "", ""
+        elif p.kind == "latency":
+            goal, met = f"<={p.goal:g}x", "yes" if ratio <= p.goal else "NO"
+        else:
+            goal, met = f">={p.goal:g}x", "yes" if ratio >= p.goal else "NO"
+        errors = sum(r["errors"] for side in p.runs.values() for r in side)
+        label = p.label + (f" [{int(errors)} errors]" if errors else "")
+        load = f"{min(p.loads):.1f}-{max(p.loads):.1f}"
+        print(
+            f"{label:<52} {_fmt(a, p.kind):>26} {_fmt(c, p.kind):>26} {ratio:>5.2f}x {goal:>8} {met:>4} {load:>10}"
+        )
+        if p.kind == "latency":
+            p50 = {side: statistics.median(r["p50"] for r in p.runs[side]) for side in ("anchor", "callrec")}
+            print(f"{'  (p50)':<52} {p50['anchor']:>23.2f} ms {p50['callrec']:>23.2f} ms")
+    print(
+        "\nratio = callrec / anchor (latency: lower is better; saturation: higher is better). Bytes per response:"
+        + ", ".join(f" {p.label.split(',')[0]} {p.size:,}" for p in pairs if p.kind == "saturation")
+    )
 
 
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--rate", type=float, default=200.0)
-    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="per latency run")
+    ap.add_argument("--sat-seconds", type=float, default=5.0, help="per saturation run")
+    ap.add_argument("--repeats", type=int, default=3, help="alternated callrec/anchor runs per figure (>= 3)")
+    ap.add_argument("--only", choices=("admin", "all"), default="all", help="admin = the two goal rows only")
     ap.add_argument("--serve", metavar="DSN", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         await serve(args.serve, args.calls)
         return 0
+    args.sat_seconds = min(args.sat_seconds, args.seconds)
 
     from storage import db
 
@@ -206,24 +369,33 @@ async def main() -> int:
     try:
         assert child.stdout is not None and child.stdin is not None
         info = json.loads(await child.stdout.readline())
-        base, floor = f"http://127.0.0.1:{info['port']}", f"http://127.0.0.1:{info['floor_port']}"
-        targets = [
-            ("trivial aiohttp handler", floor + "/trivial", {}),
-            (
-                f"GET /api/v1/calls, admin ({args.calls} calls)",
-                base + "/api/v1/calls",
-                {"Authorization": f"Bearer {info['admin']}"},
-            ),
-            (
-                "GET /api/v1/calls, supervisor of 1 ring group",
-                base + "/api/v1/calls",
-                {"Authorization": f"Bearer {info['sup']}"},
-            ),
-        ]
-        rows = []
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session:
-            for label, url, headers in targets:
-                rows.append((label, await measure(session, url, headers, args.rate, args.seconds)))
+        base, anchor = f"http://127.0.0.1:{info['port']}", f"http://127.0.0.1:{info['anchor_port']}"
+        calls = base + "/api/v1/calls"
+        plain = {"Accept-Encoding": "identity"}
+        admin = {"Authorization": f"Bearer {info['admin']}", **plain}
+        sup = {"Authorization": f"Bearer {info['sup']}", **plain}
+        size = info["bytes"]
+        n = args.calls
+        pairs = [
+            Pair(f"GET /api/v1/calls admin, {n} calls, p99 @ {args.rate:g}/s", "latency",
+                 (calls, admin), (anchor + "/same/admin", plain), LATENCY_GOAL, size["admin"]),
+            Pair(f"GET /api/v1/calls admin, {n} calls, saturation", "saturation",
+                 (calls, admin), (anchor + "/same/admin", plain), SATURATION_GOAL, size["admin"]),
+        ]  # fmt: skip
+        if args.only == "all":
+            pairs += [
+                Pair(f"supervisor (1 ring group), p99 @ {args.rate:g}/s", "latency",
+                     (calls, sup), (anchor + "/same/sup", plain), None, size["sup"]),
+                Pair("supervisor (1 ring group), saturation", "saturation",
+                     (calls, sup), (anchor + "/same/sup", plain), None, size["sup"]),
+                Pair("admin, gzip accepted, saturation", "saturation",
+                     (calls, {**admin, "Accept-Encoding": "gzip"}), (anchor + "/same/admin-gz", plain), None,
+                     size["admin-gz"]),
+                Pair("admin, If-None-Match current (304), saturation", "saturation",
+                     (calls, {**admin, "If-None-Match": info["etag"]}), (anchor + "/304", plain), None, 0),
+            ]  # fmt: skip
+        for pair in pairs:
+            await measure(pair, args.repeats, args.rate, args.seconds, args.sat_seconds)
         child.stdin.close()
         await child.wait()
     finally:
@@ -232,16 +404,7 @@ async def main() -> int:
             await child.wait()
         await admin_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin_conn.close()
-
-    print(f"\nAPI benchmark: {args.rate:g} req/s for {args.seconds:g} s per target, {args.calls} live calls")
-    cpus = os.cpu_count()
-    print(f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, {platform.machine()}, {cpus} CPUs\n")
-    cols = ("req", "err", "rps", "p50 ms", "p90 ms", "p99 ms", "max ms", "bytes")
-    print(f"{'target':<46} " + " ".join(f"{c:>8}" for c in cols))
-    for label, r in rows:
-        times = [f"{r[k]:.2f}" for k in ("p50", "p90", "p99", "max")]
-        values = [r["requests"], r["errors"], f"{r['achieved_rps']:.1f}", *times, r["bytes"]]
-        print(f"{label:<46} " + " ".join(f"{v:>8}" for v in values))
+    report(pairs, args)
     return 0
 
 
