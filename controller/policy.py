@@ -202,6 +202,8 @@ class PolicyDecision:
             return f"it is a consultation by the agent during a customer call (record_consultation = {on})"
         if source == "dialplan":
             return f"the dialplan hook set callrec_record={'force' if self.record else 'never'}"
+        if source.startswith("selftest:"):
+            return "callrec selftest records only its own test calls"
         if source.startswith("direction:"):
             kind = "internal calls" if self.direction is Direction.INTERNAL else "calls of unknown direction"
             return f"{kind} are recorded only when the dialplan hook forces it"

@@ -53,6 +53,7 @@ from controller.live import Actor, CallNotFound, PauseRefused
 from controller.metrics import Metrics
 from controller.policy import Account, AccountSettings, NumberOverride, PolicyError, PolicySet
 from controller.recorder import Recorder
+from controller.selftest_policy import own_calls_only
 from controller.service import PolicyCache, make_driver
 from lab.tones import AGENT_HZ, CUSTOMER_HZ, TARGET_HZ, channel_timeline, read_wav, tone_frames
 from storage import crypto, db, repo
@@ -449,7 +450,12 @@ class Selftest:
         driver = make_driver(cfg.pbx[0], cfg)
         self.driver = driver
         self.recorder = Recorder(
-            pool, [driver], policy, spool_dir=str(cfg.spool_dir), metrics=metrics, nodes={cfg.pbx[0].name: cfg.pbx[0]}
+            pool,
+            [driver],
+            own_calls_only(lambda: policy.current, ACCOUNT),  # never the PBX's other calls
+            spool_dir=str(cfg.spool_dir),
+            metrics=metrics,
+            nodes={cfg.pbx[0].name: cfg.pbx[0]},
         )
         self.finalizer = FinalizeWorker(pool, cfg, metrics, cfg.node_id)
         await self.recorder.start()

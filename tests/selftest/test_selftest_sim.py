@@ -5,12 +5,14 @@ code — and the same command catching a PBX that records wrongly."""
 # ruff: noqa: ASYNC230, ASYNC240 - small local files in tests
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
 import asyncpg
 
 from controller.selftest import ACCOUNT, PLANS
+from lab import scenarios as sc
 from tests.selftest.conftest import AMI_SECRET, AMI_USER, ESL_PASSWORD, run_selftest
 
 EVERY_CALL = (
@@ -197,3 +199,29 @@ async def test_refused_login_is_a_clear_error(ami_sim, record_dir: Path) -> None
     assert res.rc == 2
     assert "callrec selftest:" in res.stderr and ("refused" in res.stderr or "could not connect" in res.stderr)
     assert list(record_dir.iterdir()) == []
+
+
+async def test_selftest_leaves_the_pbxs_other_calls_alone(esl_sim, record_dir: Path) -> None:
+    """A selftest on a PBX in service: a customer call of another account, bridged while the selftest
+    runs, is none of its business. The selftest's recorder used to record it (its temporary policy
+    let every other account fall back to the default settings, which record): a second uuid_record on
+    a live production call, into the selftest's throw-away store (seen on a real Asterisk 20 as two
+    MixMonitorStart on one call)."""
+    production = sc.Scenario(
+        "production_call",
+        "a customer of account main calls its DID while the selftest runs",
+        (sc.PlaceCall("inbound"), sc.Ring(), sc.Answer(), sc.Talk(12000), sc.Hangup("customer")),
+        sc.Expectation(False),
+    )
+    selftest = asyncio.create_task(
+        run_selftest("--freeswitch", f"127.0.0.1:{esl_sim.port}", "--password", ESL_PASSWORD, "--json")
+    )
+    assert await esl_sim.wait_connected(30)
+    await asyncio.sleep(1.5)  # the selftest's driver is logged in and resynced
+    handle = await esl_sim.run(production, settle=False)
+    res = await selftest
+    assert res.rc == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert not handle.customer.recordings
+    leg = handle.customer.uuid
+    assert not [c for c in esl_sim.commands if c.startswith("uuid_record ") and leg in c], res.stderr[-3000:]
+    assert {c["name"] for c in res.doc["calls"]} == {p.name for p in PLANS}  # its own calls: all recorded
