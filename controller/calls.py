@@ -301,6 +301,11 @@ class CallTracker:
         self.calls: dict[str, Call] = {}  # live calls only: an ended call is forgotten at once
         self.call_of_leg: dict[str, str] = {}
         self._legs_of_call: dict[str, set[str]] = {}  # the reverse index, so forgetting a call is O(its legs)
+        self._held_legs: set[str] = set()  # legs on hold (HoldChanged), for _consultation_call
+
+    def _forget_leg(self, leg_id: str) -> None:
+        self.legs.pop(leg_id, None)
+        self._held_legs.discard(leg_id)
 
     # ---- queries ----
     def call(self, call_id: str) -> Call | None:
@@ -357,6 +362,7 @@ class CallTracker:
             held = self.legs.get(ev.leg)
             if held is not None:
                 held.held = ev.held
+                (self._held_legs.add if ev.held else self._held_legs.discard)(ev.leg)
             return []
         if isinstance(ev, ChannelHungUp):
             return self._hungup(ev)
@@ -487,7 +493,9 @@ class CallTracker:
         caller = dial_string(leg.caller)
         if not caller:
             return []
-        for parent in self.calls.values():
+        # only calls whose agent leg is on hold qualify: look at those (a handful), not at every live call
+        held = [p for p in map(self.call_for_leg, self._held_legs) if p is not None]
+        for parent in sorted(held, key=lambda p: p.started_wall):
             if parent is call or parent.ended or parent.customer_leg is None or parent.consultation_of is not None:
                 continue
             if parent.open_consultation is not None:
@@ -921,7 +929,7 @@ class CallTracker:
                 # the agent's phone completed the transfer (REFER/Replaces) or the consultation is over
                 outcome = "transferred" if consult_done else "returned"
                 actions += self._end_consultation_call(call, outcome, ev.wall, (mark or {}).get("cause", ""))
-                self.legs.pop(ev.leg, None)
+                self._forget_leg(ev.leg)
                 self._unlink(ev.leg)
                 return actions
         elif call and not call.ended and ev.leg in call.consult_legs:
@@ -946,7 +954,7 @@ class CallTracker:
                 actions.extend(self._stop(call, "hangup", ev.wall))
                 call.ended, call.end_reason = True, ev.cause or "hangup"
                 actions.append(Ended(call))
-        self.legs.pop(ev.leg, None)
+        self._forget_leg(ev.leg)
         self._unlink(ev.leg)
         if call and call.ended:
             self._forget(call)
@@ -1047,7 +1055,7 @@ class CallTracker:
                 gone.append(call)
         for leg_id in list(self.legs):
             if leg_id in stale and leg_id not in live:
-                self.legs.pop(leg_id, None)
+                self._forget_leg(leg_id)
                 self._unlink(leg_id)
         current = set(self.legs) - stale  # learned from this link's events: newer than the snapshot
         for ch in channels:
