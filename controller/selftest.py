@@ -55,6 +55,7 @@ from controller.policy import Account, AccountSettings, NumberOverride, PolicyEr
 from controller.recorder import Recorder
 from controller.selftest_policy import own_calls_only
 from controller.service import PolicyCache, make_driver
+from controller.tones import TONES
 from lab.tones import AGENT_HZ, CUSTOMER_HZ, TARGET_HZ, channel_timeline, read_wav, tone_frames
 from storage import crypto, db, repo
 from storage.finalize import FinalizeWorker
@@ -70,6 +71,7 @@ DID_RECORD = "+15550100101"  # inbound DID, account defaults; also the caller ID
 DID_PAUSE = "+15550100102"  # agent_pause_allowed
 DID_XFER_STOP = "+15550100103"  # continue_on_external_transfer = false
 DID_XFER_CONTINUE = "+15550100104"  # continue_on_external_transfer = true
+DID_CODES = "+15550100105"  # agent_pause_allowed; the agent's phone codes (Asterisk: b(callrec-agent^s^1))
 CUSTOMER_PREFIX = "+1555012"  # + 4 digits: customer phones, 440 Hz
 TARGET = "+15550130001"  # external transfer target, rings 1 s, answers, 660 Hz
 BUSY_TARGET = "+15550140486"  # a colleague who is always busy: the attended transfer to it fails
@@ -81,6 +83,7 @@ OVERRIDES: dict[str, NumberOverride] = {
     DID_PAUSE: NumberOverride(agent_pause_allowed=True),
     DID_XFER_STOP: NumberOverride(continue_on_external_transfer=False),
     DID_XFER_CONTINUE: NumberOverride(continue_on_external_transfer=True),
+    DID_CODES: NumberOverride(agent_pause_allowed=True),
 }
 ACCOUNT_SETTINGS = AccountSettings(
     record_inbound=True,
@@ -142,6 +145,10 @@ class Originator(Protocol):
     async def attended_transfer(self, call: PlacedCall, target: str) -> None:
         """The agent starts an attended transfer to `target` (the PBX's own: FreeSWITCH att_xfer,
         Asterisk Atxfer), which consults it while the customer waits."""
+
+    async def dial_code(self, call: PlacedCall, digits: str) -> None:
+        """The agent's phone dials `digits` (e.g. *1): DTMF received on the agent's PBX leg, as from a
+        phone, so our hook's phone-code binding sees it."""
 
     async def hangup(self, call: PlacedCall) -> None:
         """The calling phone hangs up (customer for inbound, agent for outbound)."""
@@ -232,6 +239,7 @@ class Plan:
     direction: str
     did: str
     pause: bool = False
+    phone_codes: bool = False  # the pause is the agent's *1 / *2 on their phone, not the API
     transfer: bool = False
     stops_at_transfer: bool = False
     redirect: bool = False  # the transfer is a redirect of the customer's channel (no transfer event)
@@ -243,6 +251,14 @@ PLANS: tuple[Plan, ...] = (
     Plan("inbound", "inbound", DID_RECORD, description="customer calls the DID, agent answers, customer hangs up"),
     Plan("outbound", "outbound", DID_RECORD, description="agent calls the customer, agent hangs up"),
     Plan("pause", "inbound", DID_PAUSE, pause=True, description="inbound; the agent pauses 2.5 s and resumes"),
+    Plan(
+        "phone-codes",
+        "inbound",
+        DID_CODES,
+        pause=True,
+        phone_codes=True,
+        description="inbound; the agent dials *1 on the phone, 2.5 s later *2 (our hook's phone codes)",
+    ),
     Plan(
         "xfer-rule-off",
         "inbound",
@@ -534,9 +550,14 @@ class Selftest:
                 actor = Actor(f"agent-{AGENT_EXT}", "agent", AGENT_EXT)
                 try:
                     assert self.recorder is not None
-                    await self.recorder.pause(view["id"], actor)
-                    await asyncio.sleep(2.5)
-                    await self.recorder.resume(view["id"], actor)
+                    if plan.phone_codes:
+                        await o.dial_code(call, "*1")
+                        await asyncio.sleep(2.5)
+                        await o.dial_code(call, "*2")
+                    else:
+                        await self.recorder.pause(view["id"], actor)
+                        await asyncio.sleep(2.5)
+                        await self.recorder.resume(view["id"], actor)
                 except (PauseRefused, CallNotFound) as e:
                     call.error = f"pause refused: {e}"
                 await asyncio.sleep(talk * 0.7)
@@ -641,6 +662,20 @@ class Selftest:
         self._check_layout(name, tl, channels, timeline)
         if plan.pause:
             self._check_pause(name, tl, timeline)
+        if plan.phone_codes:
+            pauses = user_pauses(timeline)
+            self.check(
+                name,
+                "paused and resumed by the agent's phone codes",
+                [(p.get("how"), p.get("resumed_how")) for p in pauses] == [("phone", "phone")],
+                json.dumps(pauses),
+            )
+            self.check(
+                name,
+                "the confirmation tone is not in the recording",
+                not any(float(TONES["confirm"].hz) in r for r in tl),
+                "",
+            )
         if plan.transfer:
             self._check_transfer(name, plan, tl, timeline, row, audio_ms)
         if plan.stops_at_transfer:

@@ -108,6 +108,7 @@ class AsteriskOriginator:
             f"redirect: Redirect Channel=<channel U> Exten=+15550130001 Context={AST_CONTEXT} Priority=1"
             " (as a CTI application does: no transfer event)",
             f"attended: Atxfer Channel=<agent channel> Exten=+15550140486 Context={AST_CONTEXT}",
+            "code: PlayDTMF Channel=<agent channel> Digit=* Receive=true, then Digit=1 (then *2)",
             "hangup: Hangup Channel=<channel U>",
         ]
 
@@ -191,6 +192,16 @@ class AsteriskOriginator:
     async def attended_transfer(self, call: PlacedCall, target: str) -> None:
         agent = await self._agent_channel(call)
         await self._checked({"Action": "Atxfer", "Channel": agent, "Exten": target, "Context": AST_CONTEXT})
+
+    async def dial_code(self, call: PlacedCall, digits: str) -> None:
+        """Each digit "received" on the agent's channel (PlayDTMF with Receive), as from its phone, so
+        the applicationmap code the hook offered that channel matches."""
+        agent = call.handle.get("agent_channel") or await self._agent_channel(call)
+        for digit in digits:
+            await self._checked(
+                {"Action": "PlayDTMF", "Channel": agent, "Digit": digit, "Duration": "120", "Receive": "true"}
+            )
+            await asyncio.sleep(0.2)
 
     async def hangup(self, call: PlacedCall) -> None:
         channel = call.handle.get("channel")

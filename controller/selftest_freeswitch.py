@@ -151,6 +151,7 @@ class FreeSwitchOriginator:
             "redirect: the same uuid_transfer (another ESL client moving the customer's leg)",
             f"attended: api uuid_broadcast <agent PBX leg> att_xfer::{{loopback_bowout=false,"
             f"origination_caller_id_number={AGENT_EXT}}}loopback/+15550140486/{FS_CONTEXT} aleg",
+            "code: api uuid_recv_dtmf <agent PBX leg> ~*1 (then ~*2)",
             "hangup: api uuid_kill U",
         ]
 
@@ -220,6 +221,15 @@ class FreeSwitchOriginator:
         reply = await self.esl.command(f"api uuid_broadcast {agent} att_xfer::{dial} aleg")
         if not reply.startswith("+OK"):
             raise SelftestError(f"uuid_broadcast att_xfer: {reply.strip()}")
+
+    async def dial_code(self, call: PlacedCall, digits: str) -> None:
+        """DTMF received on the agent's PBX leg (Bridge-B); "~" = processed as a phone's digits are
+        (FreeSWITCH otherwise marks queued digits skip-process, and no binding would see them)."""
+        agent = call.handle.get("agent_leg") or (await self._bridge(call)).get("Bridge-B-Unique-ID", "")
+        call.handle["agent_leg"] = agent
+        reply = await self.esl.command(f"api uuid_recv_dtmf {agent} ~{digits}")
+        if not reply.startswith("+OK"):
+            raise SelftestError(f"uuid_recv_dtmf: {reply.strip()}")
 
     async def transfer(self, call: PlacedCall, target: str) -> None:
         found = await self._bridge(call)

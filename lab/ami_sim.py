@@ -33,6 +33,9 @@ from lab.tones import PROMPT_SEGMENTS, WavWriter, parse_playtones
 __all__ = ["DEFAULT_CHANNELVARS", "AmiSimulator", "SimBridge", "SimCall", "SimChannel", "SimMixMonitor"]
 
 
+APPLICATIONMAP = {"*1": "pause", "*2": "resume", "*3": "record"}  # asterisk_conf/features.conf
+
+
 class AmiSimulator(AmiCalls):
     """`await start()`, then `await play(scenario)` for as many calls as you like (they may overlap).
     `time_scale` = wall seconds slept per simulated second (0 = as fast as possible)."""
@@ -57,6 +60,7 @@ class AmiSimulator(AmiCalls):
             time_scale=time_scale,
             settle_timeout=settle_timeout,
         )
+        self._dtmf: dict[str, str] = {}  # digits received so far towards a feature code, per channel
 
     def _channel_arg(self, s: Session, a: dict[str, list[str]], aid: str, key: str = "Channel") -> SimChannel | None:
         name = wire.get(a, key)
@@ -189,12 +193,25 @@ class AmiSimulator(AmiCalls):
             self._respond(s, aid, False, "No digit specified")
             return
         self._respond(s, aid, True, "DTMF successfully queued")
-        if wire.get(a, "Receive").lower() in ("true", "yes", "1", "on") and digit == "D":
+        if wire.get(a, "Receive").lower() not in ("true", "yes", "1", "on"):
+            return
+        # the bridge matches received digits against asterisk_conf/features.conf's applicationmap
+        # (the simulator offers the codes to every channel; Asterisk, to those the hook set them on)
+        typed = self._dtmf.get(ch.name, "") + digit
+        if typed == "D":
+            self._dtmf.pop(ch.name, None)
             # [callrec-feature] tone: Playback(${CALLREC_PROMPT}) when set, else PlayTones(${CALLREC_TONE})
             if ch.variables.get("CALLREC_PROMPT"):
                 ch.playing.add(list(PROMPT_SEGMENTS))
             else:
                 ch.playing.add(parse_playtones(ch.variables.get("CALLREC_TONE", "")))
+        elif typed in APPLICATIONMAP:
+            self._dtmf.pop(ch.name, None)
+            await self._feature_gosub(ch, APPLICATIONMAP[typed], settle=False)
+        elif any(code.startswith(typed) for code in APPLICATIONMAP):
+            self._dtmf[ch.name] = typed
+        else:
+            self._dtmf.pop(ch.name, None)
 
     async def _action_hangup(self, s: Session, a: dict[str, list[str]], aid: str) -> None:
         ch = self._channel_arg(s, a, aid)

@@ -164,6 +164,18 @@ class SelftestEslSimulator(EslSimulator):
                     queue.put_nowait(sc.Transfer(kind="attended", method="pbx", ring_ms=500, outcome=outcome))
                     return "+OK Message queued\n"
             return "-ERR No such channel!\n"
+        if name == "uuid_recv_dtmf" and len(parts) >= 3:
+            self.commands.append(cmd)
+            # our hook's bind_meta_app on the agent's side: "*<digit>" processed as a phone's DTMF
+            # ("~"; without it FreeSWITCH marks the digits skip-process and no binding sees them)
+            code = {"~*1": "pause", "~*2": "resume", "~*3": "record"}.get(parts[2])
+            for handle, _, queue in self._handsets.values():
+                agent = handle.legs.get("agent")
+                if agent is not None and agent.uuid == parts[1] and not agent.gone:
+                    if code:
+                        queue.put_nowait(sc.DialCode(code))  # type: ignore[arg-type]
+                    return "+OK\n"
+            return "-ERR No such channel!\n"
         if name == "uuid_transfer" and len(parts) >= 3:
             self.commands.append(cmd)
             for handle, _, queue in self._handsets.values():

@@ -432,11 +432,15 @@ class AmiCalls(AmiPbx):
         or Playback(beeperr) when no answer came. With `settle` the call waits for the Gosub, as the
         dialling channel does; without, the Gosub runs beside the call."""
         ch = call.agent if step.party == "agent" else call.customer
+        await self._feature_gosub(ch, step.code, settle)
+
+    async def _feature_gosub(self, ch: SimChannel, code: str, settle: bool) -> None:
+        """[callrec-feature] s on `ch` for `code` (see `_dial_code`)."""
         route = (ch.context, ch.exten, ch.priority)
         ch.context, ch.exten, ch.priority = "callrec-feature", "s", 1
         self.set_var(ch, "CALLREC_FEATURE_RESULT", "")
         ch.priority = 2
-        self.event("UserEvent", [*self.snap(ch), ("UserEvent", "CallrecFeature"), ("CallrecCode", step.code)])
+        self.event("UserEvent", [*self.snap(ch), ("UserEvent", "CallrecFeature"), ("CallrecCode", code)])
         ch.context, ch.exten, ch.priority = route
 
         async def answer() -> None:

@@ -27,6 +27,13 @@ EVERY_CALL = (
 )
 SPECIFIC = {
     "pause": ("pause journaled", "pause is silent (both channels)", "audio before and after the pause"),
+    "phone-codes": (
+        "pause journaled",
+        "pause is silent (both channels)",
+        "audio before and after the pause",
+        "paused and resumed by the agent's phone codes",
+        "the confirmation tone is not in the recording",
+    ),
     "xfer-rule-off": ("external transfer marked", "recording stopped at the external transfer"),
     "xfer-rule-on": ("external transfer marked", "target (660 Hz) recorded after the transfer"),
     "xfer-redirect": (
@@ -74,6 +81,7 @@ async def test_freeswitch_sim_every_check_passes_and_nothing_is_left_behind(esl_
     failed = calls["xfer-failed"]["recordings"][0]["timeline"]["consultations"]
     assert [(c["target"], c["outcome"]) for c in failed] == [("+15550140486", "returned")]
     assert any(" mask " in c for c in esl_sim.commands) and any(" unmask " in c for c in esl_sim.commands)
+    assert [c.split()[2] for c in esl_sim.commands if c.startswith("uuid_recv_dtmf ")] == ["~*1", "~*2"]
     # nothing left behind: the private spool sub-directory is gone with everything in it
     assert list(record_dir.iterdir()) == []
     assert set(Path(tempfile.gettempdir()).glob("callrec-selftest-*")) == before  # keys + database removed
