@@ -10,7 +10,7 @@ a Local channel playing a tone; the ;1 half is the PBX-side channel the recorder
   outbound  Originate Channel=Local/2901@callrec-selftest-phones/n Context=callrec-selftest Exten=<customer>
             → the outbound route presents +15550100101, calls the hook, dials the customer phone (440 Hz).
   transfer  BlindTransfer Channel=<agent channel> Exten=+15550130001 Context=callrec-selftest (660 Hz)
-  attended  Atxfer Channel=<agent channel> Exten=+15550140486 Context=callrec-selftest (always busy:
+  attended  Atxfer Channel=<agent channel> Exten=15550140486 Context=callrec-selftest (always busy:
               the agent is back with the customer; needs features.conf atxfer and Dial option t/T)
   hangup    Hangup Channel=<the calling phone's PBX-side channel>
 
@@ -107,7 +107,7 @@ class AsteriskOriginator:
             f"transfer: BlindTransfer Channel=<agent channel> Exten=+15550130001 Context={AST_CONTEXT}",
             f"redirect: Redirect Channel=<channel U> Exten=+15550130001 Context={AST_CONTEXT} Priority=1"
             " (as a CTI application does: no transfer event)",
-            f"attended: Atxfer Channel=<agent channel> Exten=+15550140486 Context={AST_CONTEXT}",
+            f"attended: Atxfer Channel=<agent channel> Exten=15550140486 Context={AST_CONTEXT}",
             "code: PlayDTMF Channel=<agent channel> Digit=* Receive=true, then Digit=1 (then *2)",
             "hangup: Hangup Channel=<channel U>",
         ]
@@ -190,8 +190,13 @@ class AsteriskOriginator:
         )
 
     async def attended_transfer(self, call: PlacedCall, target: str) -> None:
+        """AMI Atxfer runs the bridge's attended-transfer feature and TYPES the extension into it as
+        DTMF: a "+" is no DTMF digit, so a real Asterisk 20 collects "15…", finds no such extension
+        ("Dialed '15@callrec-selftest' does not exist") and never consults anyone. The busy colleague
+        is therefore dialled without its "+" (the selftest dialplan has that pattern too)."""
         agent = await self._agent_channel(call)
-        await self._checked({"Action": "Atxfer", "Channel": agent, "Exten": target, "Context": AST_CONTEXT})
+        exten = target.lstrip("+")
+        await self._checked({"Action": "Atxfer", "Channel": agent, "Exten": exten, "Context": AST_CONTEXT})
 
     async def dial_code(self, call: PlacedCall, digits: str) -> None:
         """Each digit "received" on the agent's channel (PlayDTMF with Receive), as from its phone, so

@@ -30,6 +30,8 @@ from lab.ami.model import DEFAULT_CHANNELVARS, STATE_DESC, SimBridge, SimChannel
 from lab.ami.protocol import Session
 from lab.tones import PROMPT_SEGMENTS, WavWriter, parse_playtones
 
+DTMF_EXTEN = re.compile(r"^[0-9*#]+$")  # what AMI Atxfer can type into the transfer feature
+
 __all__ = ["DEFAULT_CHANNELVARS", "AmiSimulator", "SimBridge", "SimCall", "SimChannel", "SimMixMonitor"]
 
 
@@ -258,7 +260,14 @@ class AmiSimulator(AmiCalls):
             self._respond(s, aid, False, "Transfer of this channel is not simulated")
             return
         self._respond(s, aid, True, "Atxfer successfully queued")
-        party = self._party_for(wire.get(a, "Exten"))
+        exten = wire.get(a, "Exten")
+        if not DTMF_EXTEN.match(exten):
+            # A real Asterisk 20.20.1 types the extension into the transfer feature as DTMF: a "+" is
+            # no digit, the feature collects "15…", finds no such extension and consults nobody; the
+            # agent stays on hold (captured on the real PBX, /work/pbx lab, 2026-12-02).
+            self.event("Hold", self.snap(call.agent))
+            return
+        party = self._party_for(exten)
         self._spawn(
             self._atxfer_consult(call, party, ring_ms=500, outcome="busy" if self.busy(party.number) else "answer")
         )

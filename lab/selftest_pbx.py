@@ -43,7 +43,7 @@ from lab.tones import AGENT_HZ, CUSTOMER_HZ, TARGET_HZ
 
 DID_RE = re.compile(r"^\+155501001\d\d$")
 CUSTOMER_RE = re.compile(r"^\+1555012\d{4}$")
-BUSY_RE = re.compile(r"^\+1555014\d{4}$")  # the selftest dialplan's always-busy colleague
+BUSY_RE = re.compile(r"^\+?1555014\d{4}$")  # the selftest dialplan's always-busy colleague
 ATT_XFER_RE = re.compile(r"^uuid_broadcast\s+(\S+)\s+att_xfer::(?:\{[^}]*\})?loopback/([^/\s]+)/\S+(?:\s+\S+)?$")
 ORIGINATE_RE = re.compile(r"^originate\s+\{([^}]*)\}loopback/([^/\s]+)/(\S+)\s+(\S+)\s+XML\s+(\S+)\s*$")
 TICK_SECONDS = 0.05

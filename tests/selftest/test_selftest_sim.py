@@ -143,7 +143,7 @@ async def test_asterisk_sim_table_with_a_configured_database(
     # the redirect plan moved the customer's channel with a Redirect, which no transfer event announces
     (redirect,) = [a for a in ami_sim.actions_seen if a.get("action") == ["Redirect"]]
     assert redirect["exten"] == ["+15550130001"] and redirect["context"] == ["callrec-selftest"]
-    assert [a["exten"] for a in ami_sim.actions_seen if a.get("action") == ["Atxfer"]] == [["+15550140486"]]
+    assert [a["exten"] for a in ami_sim.actions_seen if a.get("action") == ["Atxfer"]] == [["15550140486"]]
 
 
 async def test_swapped_channels_fail_the_layout_checks(record_dir: Path) -> None:
