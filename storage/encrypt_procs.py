@@ -89,7 +89,12 @@ _started = 0  # workers alive (idle or busy)
 def _acquire(processes: int) -> _Worker:
     global _started
     with _cond:
-        while not _idle and _started >= processes:
+        while True:
+            while _idle and _idle[-1].proc.poll() is not None:  # died while idle (OOM killer, kill)
+                _idle.pop()
+                _started -= 1
+            if _idle or _started < processes:
+                break
             _cond.wait()
         if _idle:
             return _idle.pop()

@@ -6,7 +6,9 @@ hashes of exactly its bytes, and a kill -9 in the middle of that overlap must lo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import signal
 import wave
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 
 from controller.config import Config
 from controller.metrics import Metrics
-from storage import audio, manifest
+from storage import audio, encrypt_procs, manifest
 from storage.finalize import FinalizeWorker
 from tests.storage.conftest import (
     AGENT_HZ,
@@ -124,3 +126,23 @@ def test_joined_legs_put_each_customer_sample_left_and_agent_sample_right(tmp_pa
     assert frames[:, 1].tobytes() == a
     audio.join_legs(rx, tx, tmp_path / "j.wav")
     assert (tmp_path / "j.wav").read_bytes() == data
+
+
+async def test_an_encryption_process_killed_while_idle_is_replaced(
+    dbpool: asyncpg.Pool, keys: Keys, tmp_path: Path
+) -> None:
+    """The OOM killer (or an admin) ends an idle encryption process: the next recording is stored
+    by a fresh one, without a failed attempt."""
+    cfg = make_config(tmp_path, keys, workers=2)
+    await asyncio.to_thread(encrypt_procs.prestart, 2)
+    victims = [w.proc for w in encrypt_procs._idle]
+    assert victims, "the encryption processes are up"
+    for p in victims:
+        os.kill(p.pid, signal.SIGKILL)
+        await asyncio.to_thread(p.wait)  # dead (not reaped by the pool)
+    rid, _ = await insert_recording(dbpool, cfg, layout="asterisk", seconds=5.0)
+    await FinalizeWorker(dbpool, cfg, Metrics(), "test-node").drain()
+    row = await dbpool.fetchrow("SELECT state, error FROM recordings WHERE id = $1", rid)
+    job = await dbpool.fetchrow("SELECT attempts, last_error FROM finalize_jobs WHERE recording_id = $1", rid)
+    assert row["state"] == "stored", (row["error"], job["last_error"])
+    assert job["attempts"] == 0, job["last_error"]
