@@ -133,6 +133,11 @@ class Timeline:
         """Muted by the state machine until the customer's next party is known (not a user's pause)."""
         return self.paused and self.pauses[-1].get("kind") == TRANSFER_MUTE
 
+    def transfer_at(self, wall: float) -> int:
+        """Where a transfer sits in the file: when the customer left the agent if a transfer mute
+        opened then (the file is silent from there), else now."""
+        return int(self.pauses[-1]["start_ms"]) if self.transfer_muted else self.offset(wall)
+
     def open_transfer_mute(self, wall: float, reason: str) -> dict[str, Any]:
         """A pause entry (silence, timeline kept) marked as a transfer mute with why it began."""
         entry = {
@@ -763,7 +768,7 @@ class CallTracker:
             actions.extend(self._lift_transfer_mute(call, target, target_class, ev.wall))
         if not pending.get("marked"):
             marker = {
-                "at_ms": rec.timeline.offset(ev.wall),
+                "at_ms": rec.timeline.transfer_at(ev.wall),
                 "kind": kind,
                 "target": target,
                 "target_class": target_class,
@@ -841,7 +846,7 @@ class CallTracker:
         actions: list[Action] = []
         if not (pending.get("marked") and pending.get("target") == party):
             marker = {
-                "at_ms": rec.timeline.offset(wall),
+                "at_ms": rec.timeline.transfer_at(wall),
                 "kind": kind,
                 "target": party,
                 "target_class": target_class,
@@ -890,7 +895,7 @@ class CallTracker:
         # The target is known now: mark the transfer at this moment and stop at once if the rule says so.
         decision = rec.decision.transfer(pending["target"])
         marker = {
-            "at_ms": rec.timeline.offset(ev.wall),
+            "at_ms": rec.timeline.transfer_at(ev.wall),
             "kind": ev.kind.value,
             "target": pending["target"],
             "target_class": decision.target_class.value,

@@ -21,6 +21,7 @@ from controller.api.errors import ApiError, not_found
 from controller.api.live_index import Body, LiveIndex, Subscriber
 from controller.api.state import api_state
 from controller.live import Actor, CallNotFound, LiveCallSource, PauseRefused
+from controller.pause_control import REASON_MAX
 from controller.permissions import pause_mode, sees_call
 from storage import audit
 
@@ -153,8 +154,10 @@ async def _pause_body(request: web.Request, action: str) -> tuple[str, str]:
             422, "invalid", f"unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})", field=unknown[0]
         )
     reason, via = body.get("reason", ""), body.get("via", "api")
-    if not isinstance(reason, str):
-        raise ApiError(422, "invalid", 'reason must be a string (a short code such as "pci")', field="reason")
+    if not isinstance(reason, str) or len(reason.strip()) > REASON_MAX:
+        raise ApiError(
+            422, "invalid", f'reason must be a short code (at most {REASON_MAX} characters, e.g. "pci")', field="reason"
+        )
     if via not in PAUSE_VIA:
         raise ApiError(422, "invalid", f"via must be one of {', '.join(PAUSE_VIA)}", field="via")
     return reason, via

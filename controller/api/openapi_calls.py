@@ -31,7 +31,7 @@ def pause_op(action: str) -> dict[str, Any]:
         }
     operation = op(
         f"{action.capitalize()} the call's recording (role's pause scope; `agent`: own call where policy allows)",
-        {"200": json_body(ref("LiveCall")), **errors(401, 403, 404, 409, 422, 503)},
+        {"200": json_body(ref("LiveCall")), **errors(400, 401, 403, 404, 409, 422, 503)},
         params=[CALL_ID],
         tag="calls",
     )

@@ -92,9 +92,10 @@ def test_batch_mode_stores_every_recording_and_age_decrypts_it(tmp_path: Path) -
         assert stop["stop_reason"] == "external_transfer", pbx
         assert stop["timeline"]["transfers"][0]["stopped_recording"] is True, pbx
         # the transfer mark is where the transfer happened in the file: after the scenario's 2 s of
-        # talk (the demo runs in real time, so the controller's clock and the audio agree)
+        # talk (the demo runs in real time, so the controller's clock and the audio agree to within
+        # the event's trip; the file now ends exactly where the customer left the agent, so allow that)
         mark = stop["timeline"]["transfers"][0]["at_ms"]
-        assert abs(mark - 2000) <= 300 and mark <= stop["duration_ms"], (pbx, mark, stop["duration_ms"])
+        assert abs(mark - 2000) <= 300 and mark <= stop["duration_ms"] + 100, (pbx, mark, stop["duration_ms"])
         # an agent's pause is shown on both PBXes (silence in the file, the interval in the timeline)
         pause = by_scenario[("pause_resume", "+15557000102")]["recordings"][0]
         assert len(pause["timeline"]["pauses"]) == 1, pbx
