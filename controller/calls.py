@@ -678,6 +678,16 @@ class CallTracker:
             other_call = self.call_for_leg(b.id if call is self.call_for_leg(a.id) else a.id)
             if other_call is not None and other_call.id == call.consultation_of:
                 call = other_call
+        if ev.size > 2:
+            # a party joining a conference the customer is in (FreeSWITCH dials it in as a call of its
+            # own): it belongs to the customer's call
+            host = next((c for c in map(self.call_for_leg, (a.id, b.id)) if c and c.customer_leg in (a.id, b.id)), None)
+            if host is not None:
+                for leg in (a, b):
+                    stub = self.call_for_leg(leg.id)
+                    if stub is not None and stub is not host and not stub.decided:
+                        self._forget(stub)
+                call = host
         if call is None:
             call = self._new_call(a.id, ev.wall)
         for leg in (a, b):

@@ -144,8 +144,9 @@ class ThreeWay:
     the customer on hold (Asterisk Atxfer), the consulted party answers after `ring_ms`, and after
     `consult_ms` the agent joins everyone in ONE multi-party bridge (Asterisk's atxferthreeway). The
     customer stays LEFT; the PBX mixes the agent and the joiner on the RIGHT. `Hangup("target")`
-    later makes the joiner leave, the call goes on. Asterisk simulator only, extrapolated (no capture
-    of a three-way call)."""
+    later makes the joiner leave, the call goes on. The simulated FreeSWITCH plays it as a
+    mod_conference room the customer and the agent are moved into and the joiner is dialled into.
+    Extrapolated on both (no capture of a three-way call)."""
 
     to: str = "target"
     ring_ms: int = 500

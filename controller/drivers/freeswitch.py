@@ -64,7 +64,8 @@ log = logging.getLogger("callrec.freeswitch")
 
 SUBSCRIBED = (
     "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP_COMPLETE "
-    "CHANNEL_HOLD CHANNEL_UNHOLD RECORD_START RECORD_STOP CUSTOM callrec::policy callrec::feature"
+    "CHANNEL_HOLD CHANNEL_UNHOLD RECORD_START RECORD_STOP CUSTOM callrec::policy callrec::feature "
+    "conference::maintenance"
 )
 VARIABLES_KEPT = (
     "dialed_user",
@@ -106,6 +107,7 @@ class Translator:
     def __init__(self, pbx: str) -> None:
         self.pbx = pbx
         self._seen_history: dict[str, str] = {}
+        self._conferences: dict[str, list[str]] = {}  # conference name → member legs, in joining order
 
     def __call__(self, h: dict[str, str], ts: float | None = None, wall: float | None = None) -> list[AnyEvent]:
         ts = time.monotonic() if ts is None else ts
@@ -145,6 +147,8 @@ class Translator:
                 if key.startswith("callrec_") and v:
                     values[key[8:]] = v
             return [PolicyHint(p, ts, wall, leg=uid, values=values)]
+        if name == "CUSTOM" and h.get("Event-Subclass") == "conference::maintenance":
+            return self._conference(h, ts, wall)
         if name == "CUSTOM" and h.get("Event-Subclass") == "callrec::feature":
             # fired by the hook's bind_meta_app on the leg whose phone dialled the code
             return [FeatureCode(p, ts, wall, leg=uid, code=h.get("callrec_feature", ""))]
@@ -202,6 +206,27 @@ class Translator:
                     p, ts, wall, leg=uid, path=h.get("Record-File-Path", ""), cause=cause, recording_id=rid
                 )
             ]
+        return []
+
+    def _conference(self, h: dict[str, str], ts: float, wall: float) -> list[AnyEvent]:
+        """mod_conference membership as bridges: a member joining is bridged with every member already
+        there (`size` = members now, so a third one JOINS in the state machine), one leaving is
+        unbridged from the others — the same events an Asterisk multi-party bridge gives."""
+        action, uid, room = h.get("Action", ""), h.get("Unique-ID", ""), h.get("Conference-Name", "")
+        members = self._conferences.setdefault(room, [])
+        if action == "add-member" and uid and uid not in members:
+            number = h.get("Caller-Caller-ID-Number", "")
+            out: list[AnyEvent] = [
+                Bridged(self.pbx, ts, wall, leg_a=uid, leg_b=m, number_a=number, size=len(members) + 1) for m in members
+            ]
+            members.append(uid)
+            return out
+        if action == "del-member" and uid in members:
+            members.remove(uid)
+            if not members:
+                del self._conferences[room]
+            gone = uid if h.get("Answer-State") == "hangup" else ""  # it leaves because it hangs up
+            return [Unbridged(self.pbx, ts, wall, leg_a=uid, leg_b=m, hanging_up=gone) for m in members]
         return []
 
     def _new_history(self, leg: str, hist: str) -> str:

@@ -79,6 +79,12 @@ class CallHandle:
                     await sim._wait(lambda: not self.customer.recordings)
         elif isinstance(step, sc.DialCode):
             await self._dial_code(step, settle)
+        elif isinstance(step, sc.ThreeWay):
+            await self._three_way(step)
+            if settle and self.scenario.expect.ends_at_transfer:  # an external joiner with the rule off
+                await sim._wait(lambda: not self.customer.recordings)
+        elif isinstance(step, sc.Hangup) and step.party == "target" and "member" in self.legs:
+            self._member_leaves()
         elif isinstance(step, sc.Hangup):
             self._hangup(step.party)
         elif isinstance(step, sc.Cancel):
@@ -199,10 +205,59 @@ class CallHandle:
         sim._answer(a)
         sim._bridge(a, b)
 
+    async def _three_way(self, step: sc.ThreeWay) -> None:
+        """A three-way call through mod_conference (extrapolated, no capture): the agent's CTI moves
+        the customer and the agent into a conference room (`uuid_transfer <customer> -both
+        conference:<room> inline`: the customer unbridges, both are added as members) and dials the
+        third party into it (`originate {…}<party> &conference(<room>)`: a call of its own, added when
+        it answers). mod_conference mixes every other member for each member."""
+        sim = self.sim
+        cust, agent = self.legs["customer"], self.legs["agent"]
+        target = self.party(step.to)
+        room = f"callrec-3way-{cust.uuid[:8]}"
+        sim._unbridge(cust, agent)
+        for ch in (cust, agent):
+            sim._conference_member(ch, room, "add-member")
+        internal = target.internal
+        d = sim._new_channel(
+            name=f"sofia/internal/{target.number}@{DOMAIN}" if internal else f"sofia/gateway/trunk/{target.number}",
+            direction="outbound",
+            caller_num=agent.party,
+            caller_name=agent.caller_name,
+            dest=target.number,
+            context="default",
+            call_uuid="",
+            tone=target.tone_hz,
+            party=target.number,
+            variables={"dialed_user": target.number} if internal else {},
+        )
+        sim._emit("CHANNEL_CREATE", d)
+        self.legs["member"] = d
+        await sim._elapse(self._live(), step.ring_ms)
+        sim._answer(d)
+        sim._conference_member(d, room, "add-member")
+
+    def _member_leaves(self) -> None:
+        """The conference's third party hangs up: it leaves the room, the others stay."""
+        sim = self.sim
+        d = self.legs.pop("member")
+        sim._hangup(d, "NORMAL_CLEARING", "recv_bye")
+        sim._conference_member(d, d.conference, "del-member")
+        sim._hangup_complete(d, "NORMAL_CLEARING")
+        sim._destroy(d)
+
     def _hangup(self, role: str) -> None:
         sim = self.sim
         ch = self.legs[role]
         if ch.gone:
+            return
+        if ch.conference:  # the last steps of a conference call: every member goes
+            room = ch.conference
+            for m in [ch, *(c for c in self._live() if c.conference == room and c is not ch)]:
+                sim._hangup(m, "NORMAL_CLEARING", "recv_bye" if m is ch else "send_bye")
+                sim._conference_member(m, room, "del-member")
+                sim._hangup_complete(m, "NORMAL_CLEARING")
+                sim._destroy(m)
             return
         partner = sim.channels.get(ch.bridged_to or "")
         a, _ = self._caller_and_callee() if "agent" in self.legs and "customer" in self.legs else (ch, None)

@@ -36,6 +36,7 @@ class Channel:
     other_type: str = ""
     other_leg: str | None = None
     held: bool = False
+    conference: str = ""  # the mod_conference room this leg is a member of
     recordings: dict[str, Recording] = field(default_factory=dict)
     playing: ToneQueue = field(default_factory=ToneQueue)  # uuid_broadcast tone streams to this leg
     gone: bool = False

@@ -128,6 +128,13 @@ class EslPbx(EslServer):
             b.bridged_to = None
         self._emit("CHANNEL_UNBRIDGE", a, {"Bridge-A-Unique-ID": a.uuid, "Bridge-B-Unique-ID": b.uuid, **(extra or {})})
 
+    def _conference_member(self, ch: Channel, room: str, action: str) -> None:
+        """mod_conference's CUSTOM conference::maintenance add-member / del-member for `ch`."""
+        ch.conference = room if action == "add-member" else ""
+        size = sum(1 for c in self.channels.values() if c.conference == room and not c.gone)
+        extra = {"Conference-Name": room, "Conference-Size": str(size), "Action": action}
+        self._emit("CUSTOM", ch, extra, subclass="conference::maintenance")
+
     def _hangup(self, ch: Channel, cause: str, disposition: str, extra: dict[str, str] | None = None) -> None:
         ch.answer_state, ch.call_state, ch.state = "hangup", "HANGUP", "CS_HANGUP"
         ch.variables["sip_hangup_disposition"] = disposition
@@ -171,6 +178,10 @@ class EslPbx(EslServer):
                 continue
             partner = self.channels.get(ch.bridged_to or "")
             right = partner.tone if partner is not None and not partner.held and not ch.held else None
+            if ch.conference:  # a conference mixes every other member for each member
+                room = [c.tone for c in self.channels.values() if c.conference == ch.conference and c is not ch]
+                tones = tuple(sorted({t for t in room if t}))
+                right = tones[0] if len(tones) == 1 else (tones or None)  # type: ignore[assignment]
             heard = ch.playing.split(ms, right)
             if self.earpieces is not None:
                 self.earpieces.write(ch.uuid, heard)

@@ -10,7 +10,7 @@ import pytest
 
 from controller.calls import user_pauses
 from lab import scenarios as sc
-from lab.tones import channel_timeline, read_wav
+from lab.tones import channel_timeline, channel_tones, read_wav
 from tests.sim_harness import outbound, outbound_off_for_did, policy_for
 
 from .conftest import Harness
@@ -219,3 +219,70 @@ async def test_recorded_consultation_holds_target_and_agent_never_the_customer(h
     assert {right for _, right in timeline if right is not None} == {float(sc.AGENT.tone_hz)}
     # the customer's own recording is unchanged: agent, then the target
     assert _right_sequence(rec["spool_files"]["stereo"]) == [float(sc.AGENT.tone_hz), float(sc.TARGET_EXTERNAL.tone_hz)]
+
+
+def _three_way(target: sc.Party, rule_on: bool) -> sc.Scenario:
+    stops = not target.internal and not rule_on
+    return sc.Scenario(
+        "three_way",
+        "the agent's CTI moves the call into a conference and dials a third party in; it leaves again",
+        (
+            sc.PlaceCall("inbound"),
+            sc.Ring(),
+            sc.Answer(),
+            sc.Talk(2000),
+            sc.ThreeWay(),
+            sc.Talk(2000),
+            sc.Hangup("target"),
+            sc.Talk(2000),
+            sc.Hangup("customer"),
+        ),
+        sc.Expectation(
+            True, segments=("agent",), stop_reason="external_joined" if stops else "hangup", ends_at_transfer=stops
+        ),
+        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": target},
+        settings={"continue_on_external_transfer": rule_on},
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "rule_on"),
+    [(sc.TARGET_INTERNAL, False), (sc.TARGET_EXTERNAL, True)],
+    ids=["colleague", "external_rule_on"],
+)
+async def test_conference_mixes_everyone_but_the_customer_on_the_right(
+    harness: Harness, target: sc.Party, rule_on: bool
+) -> None:
+    """A three-way call in a mod_conference room (conference::maintenance add-member / del-member):
+    one recording, the customer LEFT, the agent and the joiner mixed on the RIGHT while all three talk,
+    the joiner listed in the timeline with when it joined and left (not a transfer), the agent alone on
+    the right again after the joiner hung up."""
+    handle = await harness.play(_three_way(target, rule_on))
+    (rec,) = await harness.recordings()
+    assert rec["customer_leg"] == handle.customer.uuid
+    assert (rec["state"], rec["stop_reason"]) == ("stopped", "hangup")
+    tl = rec["timeline"]
+    assert tl["transfers"] == [] and [s["party"] for s in tl["segments"]] == [sc.AGENT_EXT]
+    (joined,) = tl["conference"]
+    cls = "internal" if target.internal else "external"
+    assert (joined["party"], joined["class"], joined["stopped_recording"]) == (target.number, cls, False)
+    assert joined["joined_ms"] <= joined["left_ms"] <= tl["stop"]["at_ms"]
+    windows = channel_tones(rec["spool_files"]["stereo"], 250)
+    assert {hz for left, _ in windows for hz in left} == {float(sc.CUSTOMER.tone_hz)}, "customer LEFT only"
+    rights = [right for _, right in windows if right]
+    both = frozenset({float(sc.AGENT.tone_hz), float(target.tone_hz)})
+    agent_only = frozenset({float(sc.AGENT.tone_hz)})
+    assert set(rights) == {agent_only, both}, "the joiner is only ever heard mixed with the agent"
+    first_both = rights.index(both)
+    assert rights[:first_both] == [agent_only] * first_both
+    assert rights[-6:] == [agent_only] * 6
+
+
+async def test_external_conference_joiner_with_the_rule_off_stops_the_recording(harness: Harness) -> None:
+    handle = await harness.play(_three_way(sc.TARGET_EXTERNAL, rule_on=False))
+    (rec,) = await harness.recordings()
+    assert rec["customer_leg"] == handle.customer.uuid and rec["stop_reason"] == "external_joined"
+    (joined,) = rec["timeline"]["conference"]
+    assert (joined["party"], joined["stopped_recording"]) == (sc.EXTERNAL_TARGET, True)
+    heard = {hz for _, right in channel_tones(rec["spool_files"]["stereo"], 250) for hz in right}
+    assert float(sc.TARGET_EXTERNAL.tone_hz) not in heard and float(sc.AGENT.tone_hz) in heard
