@@ -6,6 +6,7 @@ code — and the same command catching a PBX that records wrongly."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -54,8 +55,17 @@ def _checks_by_call(doc: dict) -> dict[str, dict[str, bool]]:
 
 async def test_freeswitch_sim_every_check_passes_and_nothing_is_left_behind(esl_sim, record_dir: Path) -> None:
     # no --record-dir: FreeSWITCH is asked for its recordings_dir; no --config: embedded PG + temp keys
-    before = set(Path(tempfile.gettempdir()).glob("callrec-selftest-*"))
-    res = await run_selftest("--freeswitch", f"127.0.0.1:{esl_sim.port}", "--password", ESL_PASSWORD, "--json")
+    # its own TMPDIR, so other selftests on the machine do not count; sticky and open like /tmp, since
+    # the embedded PostgreSQL runs initdb as its own user
+    private_tmp = Path(tempfile.mkdtemp(prefix="callrec-test-tmp-"))
+    private_tmp.chmod(0o1777)
+    try:
+        res = await run_selftest(
+            "--freeswitch", f"127.0.0.1:{esl_sim.port}", "--password", ESL_PASSWORD, "--json", tmpdir=private_tmp
+        )
+        left_behind = list(private_tmp.glob("callrec-selftest-*"))
+    finally:
+        shutil.rmtree(private_tmp, ignore_errors=True)
     assert res.rc == 0, res.stdout + res.stderr
     doc = res.doc
     assert doc["ok"] is True and doc["failed"] == 0
@@ -84,7 +94,7 @@ async def test_freeswitch_sim_every_check_passes_and_nothing_is_left_behind(esl_
     assert [c.split()[2] for c in esl_sim.commands if c.startswith("uuid_recv_dtmf ")] == ["~*1", "~*2"]
     # nothing left behind: the private spool sub-directory is gone with everything in it
     assert list(record_dir.iterdir()) == []
-    assert set(Path(tempfile.gettempdir()).glob("callrec-selftest-*")) == before  # keys + database removed
+    assert left_behind == []  # keys + database removed
 
 
 async def test_asterisk_sim_table_with_a_configured_database(
