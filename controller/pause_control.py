@@ -142,14 +142,14 @@ class PauseControl:
             await self._announce(node, call, "resume")  # when announcement_after_resume asks for it
 
     # ---- secure pause ----
-    def _arm_secure_pause(self, node: _Node, call: Call, rec_id: str, limit_s: int) -> None:
+    def _arm_secure_pause(self, node: _Node, call: Call, rec_id: str, limit_s: int, elapsed_s: float = 0.0) -> None:
         old = self._pause_timers.pop(call.id, None)
         if old is not None and old is not asyncio.current_task():
             old.cancel()
         schedule = secure_pause_schedule(limit_s, self.warning_lead_s)
         if schedule is None:
             return
-        warn_at, resume_at = schedule
+        warn_at, resume_at = (max(0.0, t - elapsed_s) for t in schedule)
         task = asyncio.get_running_loop().create_task(self._secure_pause(node, call, rec_id, warn_at, resume_at))
         self._pause_timers[call.id] = task
 
@@ -172,6 +172,17 @@ class PauseControl:
         with contextlib.suppress(PauseRefused):
             await self._apply_pause(node, call, pause=False, by="system", how="auto_resume")
             log.info("%s: secure pause of call %s ended by itself after %.0f s", node.driver.name, call.id, resume_at)
+
+    def _resume_secure_pause(self, node: _Node, call: Call) -> None:
+        """A recording adopted after a restart while paused: its secure-pause limit still holds, counted
+        from when the pause began (the timeline has it), so a pause that outlived the old controller
+        still ends by itself — at once when its time is already up."""
+        rec = call.recording
+        if rec is None or not rec.timeline.paused or rec.timeline.transfer_muted:
+            return
+        started = rec.timeline.start_wall + rec.timeline.pauses[-1]["start_ms"] / 1000
+        elapsed = max(0.0, time.time() - started)
+        self._arm_secure_pause(node, call, rec.id, rec.decision.settings.pause_max_seconds, elapsed)
 
     def _forget_pause_state(self, call: Call) -> None:
         """The call's recording stopped: no timer may act on it any more."""

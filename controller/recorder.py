@@ -725,6 +725,7 @@ class Recorder(PauseControl, Announcer):
         tracker.adopt(call, call_id, str(row["id"]), decision, dict(row["timeline"] or {}), float(row["started_epoch"]))
         node.files[str(row["id"])] = SpoolFiles.from_dict(dict(row["spool_files"] or {}))
         node.decisions[call.id] = decision
+        self._resume_secure_pause(node, call)
         self._notify(node, call)
 
     # ---- LiveCallSource ----

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from controller.live import Actor
 from controller.tones import TONES
 from lab import scenarios as sc
 from lab.esl_sim import CallHandle
@@ -153,3 +154,31 @@ async def test_prompt_announcement_plays_the_file_to_the_customer(harness: Harne
     assert ears is not None
     assert frames_with(ear_frames(ears.path(handle.customer.uuid))[:60], PROMPT_HZ)
     assert not frames_with(ear_frames(ears.path(handle.legs["agent"].uuid)), PROMPT_HZ)
+
+
+async def test_secure_pause_outlives_a_controller_restart(harness: Harness) -> None:
+    """Paused with pause_max_seconds = 2, then the controller is restarted: the new controller adopts
+    the paused recording and still resumes it by itself when the limit (counted from the pause) is up."""
+    harness.policy = policy_for({"pause_max_seconds": 2})
+    handle = CallHandle(harness.sim, codes_scenario([]))
+    for step in codes_scenario([]).steps:
+        await handle.do(step, None, True)
+    assert harness.recorder is not None
+    await harness.wait(lambda: bool(harness.recorder and harness.recorder.live_calls()))
+    call_id = harness.recorder.live_calls()[0]["id"]
+    await harness.recorder.pause(call_id, Actor("sue", "supervisor"), reason="pci")
+    await harness.stop_controller()
+    await harness.start_controller()
+    await harness.wait(lambda: harness.recorder is not None and harness.recorder.live_calls())
+    assert harness.recorder.live_calls()[0]["recording"]["state"] == "paused"  # adopted as it was
+    await harness.wait(lambda: harness.recorder.live_calls()[0]["recording"]["state"] == "recording", 6)
+    await handle.do(sc.Hangup("customer"), None, False)
+    await harness.settle()
+    (row,) = await harness.recordings()
+    (pause,) = row["timeline"]["pauses"]
+    assert (pause["by"], pause["reason"], pause["resumed_by"], pause["resumed_how"]) == (
+        "user:sue",
+        "pci",
+        "system",
+        "auto_resume",
+    )
