@@ -203,7 +203,7 @@ class PauseControl:
     async def _feature(self, node: _Node, call: Call | None, ev: FeatureCode) -> None:
         decision = node.decisions.get(call.id) if call is not None else None
         verdict = decide(ev.code, call, ev.leg, decision)
-        accepted = verdict.accepted
+        accepted, why = verdict.accepted, verdict.reason
         if accepted and call is not None:
             by = f"agent:{call.agent}" if call.agent else f"phone:{ev.leg}"
             try:
@@ -211,13 +211,13 @@ class PauseControl:
                     await self._apply_pause(node, call, pause=verdict.action == "pause", by=by, how="phone")
                 else:
                     await self._record_on_demand(node, call, by)
-            except PauseRefused as e:
-                accepted, verdict = False, verdict.__class__(False, "", str(e))
+            except PauseRefused as e:  # the state changed meanwhile, or the PBX said no
+                accepted, why = False, str(e)
         where = f"call {call.id}" if call is not None else f"leg {ev.leg}"
         if accepted:
             log.info("%s: phone code %s on %s done", node.driver.name, ev.code, where)
         else:
-            log.info("%s: phone code %s on %s refused: %s", node.driver.name, ev.code, where, verdict.reason)
+            log.info("%s: phone code %s on %s refused: %s", node.driver.name, ev.code, where, why)
         try:
             await node.driver.feature_reply(ev.leg, accepted)
         except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
