@@ -57,7 +57,8 @@ export const SETTINGS = [
     help: "When an agent puts the customer on hold and calls a colleague or an outside number (a consultation " +
       "before an attended transfer), that call belongs to the customer's call and is listed in its recording's " +
       "timeline either way. On: the consultation is also recorded, as a recording of its own filed under the " +
-      "customer call's numbers (the consulted party left, the agent right), ending when the consultation does. " +
+      "customer call's numbers (the consulted party left, the agent right), ending when the consultation does " +
+      "(a consultation the agent's phone places; one the PBX runs inside the customer's call is listed only). " +
       "Off: it is not recorded — it is never taken for a separate customer call." },
   { name: "retention_days", label: "Retention (days)", number: true,
     help: "How long a recording is kept. Fixed when the recording is made: a change applies to new recordings only." },
