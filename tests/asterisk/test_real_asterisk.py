@@ -476,3 +476,21 @@ async def test_announcement_beep_reaches_the_customer_at_the_start_on_a_real_ast
     tl = await chain.stored_timeline(row)
     assert any(r[1] == 1000.0 for r in tl[:6]), tl[:8]
     assert not any(r[0] == 1000.0 for r in tl)
+
+
+async def test_agent_star3_records_on_demand_on_a_real_asterisk(chain: Chain, lab: LabAmi) -> None:
+    """record_inbound off, agent_record_on_demand on: nothing is recorded until the agent's *3; from
+    then on MixMonitor records the call, the decision's source naming the agent."""
+    chain.settings = {"record_inbound": False, "agent_record_on_demand": True}
+    await chain.start_controller()
+    uid = await lab.inbound(DID_EXTEN_CODES, cust_secs=7)
+    await lab.wait_bridged(uid)
+    await asyncio.sleep(2)
+    assert await chain.recordings() == []
+    await dial(lab, lab.dialed_channel(uid, "Local/2001@"), "*3")
+    rec = await chain.wait_recording()
+    row = await chain.finalize(rec["id"])
+    assert row["policy"]["sources"]["record"].startswith("on_demand:")
+    tl = await chain.stored_timeline(row)
+    assert len(tl) * 250 <= 5500  # from the code on, not from the answer
+    assert 440.0 in {r[0] for r in tl} and 880.0 in {r[1] for r in tl}

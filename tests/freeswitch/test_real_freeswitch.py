@@ -25,6 +25,7 @@ import pytest
 from controller.drivers.freeswitch import FreeSwitchDriver
 from controller.events import LinkUp, Resync
 from controller.live import Actor
+from controller.policy import Account, NumberOverride, PolicySet, settings_from_dict
 from controller.tones import TONES
 from storage import db
 from tests.freeswitch.real_pbx.harness import (
@@ -514,3 +515,29 @@ async def test_announcement_beep_reaches_the_customer_at_the_start_on_a_real_fre
     beep = float(TONES["announce"].hz)
     assert any(r[1] == beep for r in tl[:6]), tl[:8]  # within the first 1.5 s, on the side sent to the customer
     assert not any(r[0] == beep for r in tl)  # never as the customer's own voice
+
+
+NOTHING = {"record_inbound": False, "record_outbound": False}
+
+
+async def test_agent_star3_records_on_demand_on_a_real_freeswitch(chain: Chain, lab: LabEsl) -> None:
+    """record_inbound off, agent_record_on_demand on: nothing is recorded until the agent's *3; from
+    then on the call is, both parties in place, the decision's source naming the agent."""
+    chain.policy_set = PolicySet(  # nothing records by policy, not even this test's DID
+        accounts={"main": Account("main", settings_from_dict({**NOTHING, "agent_record_on_demand": True}))},
+        numbers={DID: ("main", NumberOverride(record_inbound=False))},
+    )
+    await chain.start_controller()
+    cust, agent, handset = await inbound_call(lab)
+    await asyncio.sleep(2)
+    assert await chain.recordings_of(cust) == []
+    assert "+OK" in await lab.api(f"uuid_recv_dtmf {agent} ~*3")
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(3)
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    assert row["policy"]["sources"]["record"].startswith("on_demand:")
+    tl = await chain.stored_timeline(row)
+    assert 2500 <= len(tl) * 250 <= 4500  # from the code on, not from the answer
+    assert 440.0 in {r[0] for r in tl} and 880.0 in {r[1] for r in tl}
