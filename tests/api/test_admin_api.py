@@ -268,6 +268,8 @@ async def test_record_consultation_is_a_setting_with_number_overrides(world: Wor
     num = await r.json()
     assert num["effective"]["record_consultation"] is False
     assert num["sources"]["record_consultation"] == "number:+15557000188"
+
+
 async def test_phone_settings_through_the_api_name_the_bad_field(world: World) -> None:
     """Secure pause, record on demand and the consent announcement are account settings (and number
     overrides) like the others: saved, shown with their sources, refused with a 422 naming the field."""

@@ -9,6 +9,7 @@ import socket
 
 from panoramisk.message import Message
 
+from controller.calls import CallTracker, Decide
 from controller.drivers.ami_protocol import AmiProtocol
 from controller.drivers.ami_translate import AmiTranslator
 from controller.drivers.base import SpoolFiles
@@ -17,6 +18,7 @@ from controller.events import (
     ChannelAnswered,
     ChannelCreated,
     ChannelHungUp,
+    HoldChanged,
     PolicyHint,
     RecordingPaused,
     RecordingResumed,
@@ -25,6 +27,7 @@ from controller.events import (
     TransferKind,
     Transferred,
 )
+from controller.policy import PolicySet
 from tests.asterisk.fixtures import recv_blocks
 
 
@@ -128,6 +131,29 @@ async def test_s4_attended_transfer_target_is_the_consulted_extension() -> None:
     # driver presents the transfer first, as for blind transfers
     first_new = [b for b in of(ev, Bridged) if cust.leg in (b.leg_a, b.leg_b)][1]
     assert ev.index(t) < ev.index(first_new)
+
+
+async def test_s4_consultation_is_listed_in_the_customer_recording() -> None:
+    """The real Atxfer of S4 through the translator and the state machine: the agent's Hold, the
+    consultation channel Asterisk creates in the customer's call, the supervisor answering and the
+    completion give one consultation (agent 2001 consults 3001, answered, transferred) in the
+    customer recording's timeline, beside the attended transfer marker."""
+    translator, ev = await replay("S4-attended-transfer")
+    assert [(e.leg, e.held) for e in of(ev, HoldChanged)] == [("1795243523.102", True)]  # the agent's channel
+    tracker = CallTracker("ast1")
+    decision = PolicySet().resolve(direction="inbound", number=None)
+    calls = []
+    for e in [*ev, *translator.flush()]:
+        for action in tracker.handle(e):
+            if isinstance(action, Decide):
+                tracker.recording_started(action.call, "r1", decision, e.wall)
+                calls.append(action.call)
+    (call,) = calls
+    tl = call.recording.timeline.as_dict()
+    assert [(c["agent"], c["target"], c["answered"], c["outcome"]) for c in tl["consultations"]] == [
+        ("2001", "3001", True, "transferred")
+    ]
+    assert [(t["kind"], t["target"]) for t in tl["transfers"]] == [("attended", "3001")]
 
 
 async def test_s5_outbound_dialled_leg_and_explicit_stop() -> None:

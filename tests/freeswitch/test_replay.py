@@ -13,7 +13,7 @@ import pytest
 
 from controller.calls import CallTracker, Decide, Stop
 from controller.drivers.freeswitch import FreeSwitchDriver
-from controller.events import AnyEvent, Bridged, ChannelHungUp, Direction, Resync, Transferred
+from controller.events import AnyEvent, Bridged, ChannelHungUp, Direction, HoldChanged, Resync, Transferred
 from controller.numbering import NumberingPlan
 from controller.policy import Account, AccountSettings, PolicySet
 
@@ -192,3 +192,11 @@ async def test_s4_warm_transfer_completed_by_uuid_bridge_is_labelled_attended() 
     tl = call.recording.timeline.as_dict()
     assert [(t["kind"], t["target"]) for t in tl["transfers"]] == [("attended", "agentphone_2003")]
     assert [s["party"] for s in tl["segments"]] == ["agentphone_2001", "agentphone_2003"]
+
+
+async def test_s4_hold_of_the_agent_leg_is_seen() -> None:
+    """Real capture S4: `uuid_hold` of the agent leg sends CHANNEL_HOLD on that leg (the agent's
+    loopback leg bridged to the customer) — the signal that makes the agent's next call a consultation."""
+    events = await replay("S4_attended_transfer", where=LOOPBACK_FIXTURES)
+    holds = [(e.leg, e.held) for e in events if isinstance(e, HoldChanged)]
+    assert holds == [("fcb2ebd4-69a0-4310-9680-92f4a229d07e", True)]
