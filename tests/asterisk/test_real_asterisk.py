@@ -494,3 +494,19 @@ async def test_agent_star3_records_on_demand_on_a_real_asterisk(chain: Chain, la
     tl = await chain.stored_timeline(row)
     assert len(tl) * 250 <= 5500  # from the code on, not from the answer
     assert 440.0 in {r[0] for r in tl} and 880.0 in {r[1] for r in tl}
+
+
+async def test_agent_star1_on_an_outbound_call_on_a_real_asterisk(chain: Chain, lab: LabAmi) -> None:
+    """Outbound, the agent's channel runs the hook itself (the route's channel, ChannelId of the
+    Originate), which offers it the codes (DYNAMIC_FEATURES); *1 on it pauses the customer's MixMonitor."""
+    chain.settings = {"agent_pause_allowed": True}
+    await chain.start_controller()
+    uid = await lab.outbound(EXTERNAL, cust_secs=6)
+    rec = await chain.wait_recording()
+    created = await lab.wait_event(lambda m: header(m, "Event") == "Newchannel" and header(m, "Uniqueid") == uid)
+    await asyncio.sleep(1.5)
+    await dial(lab, header(created, "Channel"), "*1")
+    await chain.wait(lambda: chain.live_call()["recording"]["state"] == "paused", 5)
+    row = await chain.finalize(rec["id"])
+    (pause,) = row["timeline"]["pauses"]
+    assert (pause["by"], pause["how"]) == (f"agent:{AGENT}", "phone")

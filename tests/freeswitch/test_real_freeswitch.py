@@ -541,3 +541,22 @@ async def test_agent_star3_records_on_demand_on_a_real_freeswitch(chain: Chain, 
     tl = await chain.stored_timeline(row)
     assert 2500 <= len(tl) * 250 <= 4500  # from the code on, not from the answer
     assert 440.0 in {r[0] for r in tl} and 880.0 in {r[1] for r in tl}
+
+
+async def test_agent_star1_on_an_outbound_call_on_a_real_freeswitch(chain: Chain, lab: LabEsl) -> None:
+    """Outbound, the agent is the A leg: the hook binds the codes on side a, and *1 from the agent's
+    leg (Bridge-A) pauses the recording on the customer's leg (Bridge-B)."""
+    chain.settings = {"agent_pause_allowed": True}
+    await chain.start_controller()
+    tag, handset = await lab.originate(OUTBOUND_CUSTOMER, AGENT, 880)
+    bridge = await lab.bridge_of(tag)
+    agent, cust = bridge["Bridge-A-Unique-ID"], bridge["Bridge-B-Unique-ID"]
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(1.5)
+    assert "+OK" in await lab.api(f"uuid_recv_dtmf {agent} ~*1")
+    await chain.wait(lambda: chain.live_call(cust)["recording"]["state"] == "paused", within=5)
+    await lab.hangup(handset)
+    await lab.gone(cust)
+    row = await chain.finalize(row["id"])
+    (pause,) = row["timeline"]["pauses"]
+    assert (pause["by"], pause["how"]) == (f"agent:{AGENT}", "phone")
