@@ -17,7 +17,7 @@ import pytest
 from lab import scenarios as sc
 from lab.ami.calls import SimCall
 from lab.ami_sim import AmiSimulator
-from lab.tones import Earpieces
+from lab.tones import PROMPT_HZ, Earpieces
 from storage.audio import join_legs
 from tests.phone_codes_common import (
     ANNOUNCE,
@@ -32,6 +32,7 @@ from tests.phone_codes_common import (
     assert_refused_heard,
     assert_secure_pause,
     codes_scenario,
+    ear_frames,
     frames_with,
     stereo_frames,
 )
@@ -133,3 +134,19 @@ async def test_periodic_announcement(harness: Harness, tmp_path: Path) -> None:
     assert ears is not None
     cust, agent = ears.path(call.customer.uniqueid), ears.path(call.agent.uniqueid)
     assert_announced_to_the_customer_only(row["timeline"], cust, agent, ["start", "periodic", "periodic"], [0, 50, 100])
+
+
+async def test_prompt_announcement_plays_the_file_to_the_customer(harness: Harness, tmp_path: Path) -> None:
+    """announcement = prompt: the driver sets CALLREC_PROMPT on the customer's channel and the hidden
+    code's Gosub plays it with Playback there (the simulator writes a prompt as 520 Hz)."""
+    harness.sim.time_scale = 1.0
+    settings = {"announcement": "prompt", "announcement_prompt": "custom/consent"}
+    call, _ = await _play(harness, settings, [sc.Talk(1500), sc.Hangup("customer")], tmp_path)
+    (row,) = await harness.recordings()
+    (ann,) = row["timeline"]["announcements"]
+    assert (ann["kind"], ann["prompt"]) == ("prompt", "custom/consent")
+    assert call.customer.variables["CALLREC_PROMPT"] == "custom/consent"
+    ears = harness.sim.earpieces
+    assert ears is not None
+    assert frames_with(ear_frames(ears.path(call.customer.uniqueid))[:60], PROMPT_HZ)
+    assert not frames_with(ear_frames(ears.path(call.agent.uniqueid)), PROMPT_HZ)

@@ -71,3 +71,22 @@ def test_each_tone_renders_for_both_pbxes_as_the_simulators_read_it() -> None:
         assert fs == ast
         assert [hz for hz, _ in fs if hz] == [tone.hz] * tone.loops
         assert sum(ms for _, ms in fs) == tone.duration_ms
+
+
+def test_what_the_customer_hears_and_when() -> None:
+    from controller.features import announcement_for
+
+    none = settings_from_dict({})
+    assert [announcement_for(none, w) for w in ("start", "resume", "periodic")] == [None, None, None]
+    beep = settings_from_dict({"announcement": "beep"})
+    assert [announcement_for(beep, w) for w in ("start", "resume", "periodic")] == ["beep", None, None]
+    again = settings_from_dict({"announcement": "periodic", "announcement_after_resume": True})
+    assert [announcement_for(again, w) for w in ("start", "resume", "periodic")] == ["beep", "beep", "beep"]
+    prompt = settings_from_dict({"announcement": "prompt", "announcement_prompt": "custom/consent"})
+    assert announcement_for(prompt, "start") == "prompt"
+    # a number override asking for the prompt where the account has no file: the beep, never silence
+    ps = PolicySet(
+        accounts={"main": Account("main", settings_from_dict({}))},
+        numbers={DID: ("main", NumberOverride(announcement="prompt"))},
+    )
+    assert announcement_for(ps.resolve(direction="inbound", number=DID).settings, "start") == "beep"
