@@ -40,12 +40,13 @@ class Announcer:
     def _init_announcer(self) -> None:
         self._announce_tasks = {}
 
-    def _start_announcements(self, node: _Node, call: Call) -> None:
-        """The recording of `call` just started: announce it, and keep beeping when periodic."""
+    def _start_announcements(self, node: _Node, call: Call, *, adopted: bool = False) -> None:
+        """The recording of `call` just started: announce it, and keep beeping when periodic. A
+        recording `adopted` after a restart was announced already: only the periodic beeps go on."""
         rec = call.recording
-        if rec is None or announcement_for(rec.decision.settings, "start") is None:
+        if rec is None or announcement_for(rec.decision.settings, "periodic" if adopted else "start") is None:
             return
-        task = asyncio.get_running_loop().create_task(self._announcements(node, call, rec.id))
+        task = asyncio.get_running_loop().create_task(self._announcements(node, call, rec.id, first=not adopted))
         self._announce_tasks[call.id] = task
 
         def forget(t: asyncio.Task[None], cid: str = call.id) -> None:
@@ -54,8 +55,9 @@ class Announcer:
 
         task.add_done_callback(forget)
 
-    async def _announcements(self, node: _Node, call: Call, rec_id: str) -> None:
-        await self._announce(node, call, "start")
+    async def _announcements(self, node: _Node, call: Call, rec_id: str, *, first: bool = True) -> None:
+        if first:
+            await self._announce(node, call, "start")
         rec = call.recording
         if rec is None or announcement_for(rec.decision.settings, "periodic") is None:
             return

@@ -726,6 +726,7 @@ class Recorder(PauseControl, Announcer):
         node.files[str(row["id"])] = SpoolFiles.from_dict(dict(row["spool_files"] or {}))
         node.decisions[call.id] = decision
         self._resume_secure_pause(node, call)
+        self._start_announcements(node, call, adopted=True)
         self._notify(node, call)
 
     # ---- LiveCallSource ----

@@ -182,3 +182,17 @@ async def test_secure_pause_outlives_a_controller_restart(harness: Harness) -> N
         "system",
         "auto_resume",
     )
+
+
+async def test_periodic_announcement_goes_on_after_a_controller_restart(harness: Harness, tmp_path: Path) -> None:
+    """The new controller adopts the recording and keeps beeping every interval (no second start beep)."""
+    harness.sim.time_scale = 1.0
+    harness.sim.earpieces = Earpieces(tmp_path / "ears")
+    harness.policy = policy_for({"announcement": "periodic", "announcement_interval_seconds": 1})
+    steps = [sc.Talk(1200), sc.ControllerRestart(), sc.Talk(2300), sc.Hangup("customer")]
+    await harness.sim.run(codes_scenario(steps), on_step=harness.on_step)
+    await harness.settle()
+    (row,) = await harness.recordings()
+    whys = [a["why"] for a in row["timeline"]["announcements"]]
+    assert whys[0] == "start" and whys.count("start") == 1
+    assert len(whys) >= 4, whys  # start, one before the restart, at least two after it
