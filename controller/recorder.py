@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -33,7 +34,7 @@ from controller.drivers.base import (
     SpoolFiles,
     StartInDoubt,
 )
-from controller.events import AnyEvent, Direction, FeatureCode, LinkDown, LinkUp, Resync
+from controller.events import AnyEvent, ChannelHungUp, Direction, FeatureCode, LinkDown, LinkUp, Resync
 from controller.ids import new_id
 from controller.live import CallNotFound
 from controller.metrics import Metrics
@@ -87,6 +88,10 @@ class _Node:
         self.chains: dict[int, asyncio.Task[None]] = {}  # call → the last queued action
         self.chain_calls: dict[int, Call] = {}  # calls with queued actions (live until journaled)
         self.known_at_link_up: set[str] = set()  # legs known before the current link came up
+        # Legs that hung up between LinkUp and the Resync: the driver's snapshot can predate their
+        # hangup while its event is queued ahead of the Resync (a node taken over under load), and
+        # adopting such a leg would leave its recording open for ever. None once the Resync is handled.
+        self.hung_up_before_resync: set[str] | None = None
         self.task: asyncio.Task[None] | None = None
         self.busy = False  # the consumer task is handling an event (see Recorder.offer)
         self.resync_waiter: asyncio.Task[None] | None = None  # see Recorder._resync_later
@@ -222,6 +227,10 @@ class Recorder(PauseControl, Announcer):
         node = self.nodes[pbx]
         if isinstance(ev, Resync):
             await self.drain(pbx)
+            gone = node.hung_up_before_resync or set()
+            node.hung_up_before_resync = None
+            if gone:
+                ev = dataclasses.replace(ev, channels=tuple(c for c in ev.channels if c.leg not in gone))
             await self._resync(node, ev)
             return
         self._handle_now(node, ev)
@@ -230,7 +239,10 @@ class Recorder(PauseControl, Announcer):
         """Every event but Resync: no waiting (the I/O goes to the call's chain)."""
         if isinstance(ev, LinkUp):
             node.known_at_link_up = set(node.tracker.legs)
+            node.hung_up_before_resync = set()
             return
+        if isinstance(ev, ChannelHungUp) and node.hung_up_before_resync is not None:
+            node.hung_up_before_resync.add(ev.leg)
         if isinstance(ev, LinkDown):
             return
         if isinstance(ev, FeatureCode):

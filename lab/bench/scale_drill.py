@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -418,9 +419,18 @@ async def _count(run: Run, conn: asyncpg.Pool, moto: Moto, out: Path, ctls: list
     run.manifests = sum(1 for k in keys if k.endswith(".manifest.json"))
     run.objects_unknown = sum(1 for i in ids if i not in stored)
     run.objects_duplicated = len(ids) - len(set(ids))
-    starts = await conn.fetchrow("SELECT min(started_at) AS a, max(started_at) AS b, count(*) AS n FROM recordings")
+    # recording starts journaled per second, up to the kill (calls bridged during a takeover start
+    # when the survivor resyncs, which would stretch the interval) or over the whole run
+    victim = next((c for c in ctls if c.killed_at is not None), None)
+    until_ts = datetime.fromtimestamp(victim.killed_at, UTC) if victim and victim.killed_at else None
+    starts = await conn.fetchrow(
+        "SELECT min(started_at) AS a, max(started_at) AS b, count(*) AS n FROM recordings"
+        " WHERE $1::timestamptz IS NULL OR started_at < $1",
+        until_ts,
+    )
     if starts["n"] > 1:
         run.start_rate = (starts["n"] - 1) / max((starts["b"] - starts["a"]).total_seconds(), 1e-9)
+    run.placed_rate = data["placed"] / max(data["placing_s"], 1e-9)
     by = await conn.fetch(
         "SELECT split_part(claimed_by, '/', 1) AS who, count(*) AS n FROM finalize_jobs WHERE state = 'done' GROUP BY 1"
     )
@@ -429,7 +439,6 @@ async def _count(run: Run, conn: asyncpg.Pool, moto: Moto, out: Path, ctls: list
     run.pg = {c.name: c.pg_peak for c in ctls}
     run.placing_wall = data["placing_s"]
     # takeover at the PBX side: the victim's nodes, from its kill to the first controller connected again
-    victim = next((c for c in ctls if c.killed_at is not None), None)
     if victim is not None:
         for node in run.victim_nodes:
             hist = data["history"][node]
