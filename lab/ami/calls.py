@@ -595,11 +595,19 @@ class AmiCalls(AmiPbx):
             elif isinstance(step, sc.DialCode):
                 await self._dial_code(call, step, settle)
             elif isinstance(step, sc.ThreeWay):
+                changes = sum(m.mute_changes for m in call.customer.monitors)
                 await self._atxfer_consult(call, scenario.parties[step.to], step.ring_ms)
                 await self.elapse(step.consult_ms, call.channels)
                 self._threeway(call)
                 if settle and scenario.expect.ends_at_transfer:  # an external joiner with the rule off
                     await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
+                elif settle:  # the controller muted the agent's absence and lifted it again (ms on a PBX)
+                    await self._until(
+                        lambda c=call, n=changes: (
+                            sum(m.mute_changes for m in c.customer.monitors) >= n + 2  # type: ignore[misc]
+                            and not any(m.mute_read or m.mute_write for m in c.customer.monitors)
+                        )
+                    )
             elif isinstance(step, sc.Hangup) and step.party == "target" and call.member is not None:
                 self._member_leaves(call)
             elif isinstance(step, sc.Hangup):

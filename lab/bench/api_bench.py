@@ -326,9 +326,7 @@ def report(pairs: list[Pair], args: argparse.Namespace) -> None:
         errors = sum(r["errors"] for side in p.runs.values() for r in side)
         label = p.label + (f" [{int(errors)} errors]" if errors else "")
         load = f"{min(p.loads):.1f}-{max(p.loads):.1f}"
-        print(
-            f"{label:<52} {_fmt(a, p.kind):>26} {_fmt(c, p.kind):>26} {ratio:>5.2f}x {goal:>8} {met:>4} {load:>10}"
-        )
+        print(f"{label:<52} {_fmt(a, p.kind):>26} {_fmt(c, p.kind):>26} {ratio:>5.2f}x {goal:>8} {met:>4} {load:>10}")
         if p.kind == "latency":
             p50 = {side: statistics.median(r["p50"] for r in p.runs[side]) for side in ("anchor", "callrec")}
             print(f"{'  (p50)':<52} {p50['anchor']:>23.2f} ms {p50['callrec']:>23.2f} ms")

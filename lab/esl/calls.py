@@ -80,9 +80,12 @@ class CallHandle:
         elif isinstance(step, sc.DialCode):
             await self._dial_code(step, settle)
         elif isinstance(step, sc.ThreeWay):
+            changes = self._mask_changes()
             await self._three_way(step)
             if settle and self.scenario.expect.ends_at_transfer:  # an external joiner with the rule off
                 await sim._wait(lambda: not self.customer.recordings)
+            elif settle:  # the controller muted the customer's move into the room and lifted it again
+                await sim._wait(lambda: self._controller_acted(changes))
         elif isinstance(step, sc.Hangup) and step.party == "target" and "member" in self.legs:
             self._member_leaves()
         elif isinstance(step, sc.Hangup):
