@@ -3,7 +3,8 @@
 Written by hand next to the routes it describes; tests/api run schemathesis against it, so a route
 that drifts from its description fails the build. Parts by concern: openapi_common (helpers, shared
 parameters), openapi_schemas (component schemas), openapi_calls (live calls), openapi_access (roles,
-users, ring groups), openapi_webhooks.
+users, ring groups), openapi_webhooks. The helpers are imported under their old private names, so
+the routes below read as they did before the split.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from controller.api.openapi_common import json_body as _json
 from controller.api.openapi_common import op as _op
 from controller.api.openapi_common import path_param as _p
 from controller.api.openapi_common import query_param as _q
-
-# the helpers keep their old private names here, so the routes below read as before the split
 from controller.api.openapi_common import ref as _ref
 from controller.api.openapi_schemas import NULLABLE_STR as _NULLABLE_STR
 from controller.api.openapi_schemas import OBJ as _OBJ
