@@ -9,7 +9,9 @@ Two kinds of figure (issue #15, rows 5-6):
   Debian: apt-get install wrk — else a Python aiohttp closed loop, named in the output); goal >= 0.8x.
 Each figure is the median (range in brackets) of `--repeats` rounds (>= 3); within a round callrec and
 the anchor take turns in 1-second slices (A B B A A B ...), so on a shared machine both meet the same
-background load. The 1-minute load average during the row is printed with it.
+background load. The 1-minute load average during the row is printed with it, and so is the server
+process's CPU time per request (psutil, user + system), which a busy machine disturbs far less than
+wall-clock figures.
 
 The server (callrec's app and the anchor app, on two ports) runs in a child process, so the load
 generator does not share its event loop. Needs PostgreSQL (tokens live there): CALLREC_TEST_DATABASE_URL
@@ -37,6 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+import psutil
 from aiohttp import web
 
 SERVER_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -255,7 +258,14 @@ class Pair:
         return [r[key] for r in self.runs[side]]
 
 
-async def measure(pair: Pair, repeats: int, rate: float, seconds: float, sat_seconds: float) -> None:
+def _cpu(server: psutil.Process) -> float:
+    t = server.cpu_times()
+    return float(t.user + t.system)
+
+
+async def measure(
+    pair: Pair, repeats: int, rate: float, seconds: float, sat_seconds: float, server: psutil.Process
+) -> None:
     """`repeats` rounds; in each, callrec and the anchor take turns in 1-second slices (A B B A A B ...),
     so both meet the same background load; a round's figure pools its slices (p99 of all latencies,
     or all requests / all time)."""
@@ -271,17 +281,23 @@ async def measure(pair: Pair, repeats: int, rate: float, seconds: float, sat_sec
             samples: dict[str, list[float]] = {"callrec": [], "anchor": []}
             totals = {"callrec": [0, 0.0], "anchor": [0, 0.0]}
             errors = {"callrec": 0, "anchor": 0}
+            cpu = {"callrec": 0.0, "anchor": 0.0}
+            count = {"callrec": 0, "anchor": 0}
             for i in range(slices):
                 pair.loads.append(os.getloadavg()[0])
                 for side in ("callrec", "anchor") if i % 2 == 0 else ("anchor", "callrec"):
                     url, headers = getattr(pair, side)
+                    cpu0 = _cpu(server)
                     if pair.kind == "latency":
                         lat, err = await fixed_rate(session, url, headers, rate, 1.0)
                         samples[side] += lat
+                        done = len(lat)
                     else:
                         done, elapsed, err = await saturate(url, headers, 1.0)
                         totals[side][0] += done
                         totals[side][1] += elapsed
+                    cpu[side] += _cpu(server) - cpu0
+                    count[side] += done
                     errors[side] += err
             for side in ("callrec", "anchor"):
                 if pair.kind == "latency":
@@ -291,7 +307,8 @@ async def measure(pair: Pair, repeats: int, rate: float, seconds: float, sat_sec
                 else:
                     n, t = totals[side]
                     result = {"rps": n / t if t else 0.0}
-                pair.runs[side].append({**result, "errors": float(errors[side])})
+                per_request = cpu[side] / count[side] * 1e6 if count[side] else 0.0
+                pair.runs[side].append({**result, "errors": float(errors[side]), "cpu_us": per_request})
 
 
 def _fmt(values: list[float], kind: str) -> str:
@@ -327,9 +344,12 @@ def report(pairs: list[Pair], args: argparse.Namespace) -> None:
         label = p.label + (f" [{int(errors)} errors]" if errors else "")
         load = f"{min(p.loads):.1f}-{max(p.loads):.1f}"
         print(f"{label:<52} {_fmt(a, p.kind):>26} {_fmt(c, p.kind):>26} {ratio:>5.2f}x {goal:>8} {met:>4} {load:>10}")
+        cpu = {side: statistics.median(r["cpu_us"] for r in p.runs[side]) for side in ("anchor", "callrec")}
+        extra = f"  server CPU per request: anchor {cpu['anchor']:.0f} us, callrec {cpu['callrec']:.0f} us"
         if p.kind == "latency":
             p50 = {side: statistics.median(r["p50"] for r in p.runs[side]) for side in ("anchor", "callrec")}
-            print(f"{'  (p50)':<52} {p50['anchor']:>23.2f} ms {p50['callrec']:>23.2f} ms")
+            extra += f"; p50 anchor {p50['anchor']:.2f} ms, callrec {p50['callrec']:.2f} ms"
+        print(extra)
     print(
         "\nratio = callrec / anchor (latency: lower is better; saturation: higher is better). Bytes per response:"
         + ", ".join(f" {p.label.split(',')[0]} {p.size:,}" for p in pairs if p.kind == "saturation")
@@ -392,8 +412,9 @@ async def main() -> int:
                 Pair("admin, If-None-Match current (304), saturation", "saturation",
                      (calls, {**admin, "If-None-Match": info["etag"]}), (anchor + "/304", plain), None, 0),
             ]  # fmt: skip
+        server = psutil.Process(child.pid)
         for pair in pairs:
-            await measure(pair, args.repeats, args.rate, args.seconds, args.sat_seconds)
+            await measure(pair, args.repeats, args.rate, args.seconds, args.sat_seconds, server)
         child.stdin.close()
         await child.wait()
     finally:
