@@ -93,6 +93,8 @@ class PauseControl:
     async def _apply_pause(self, node: _Node, call: Call, *, pause: bool, by: str, how: str, reason: str = "") -> None:
         """Mask/unmask on the PBX, then the timeline entry, the journal and the secure-pause timers.
         One at a time per call, so an agent's code, the page and an automatic resume never race."""
+        if call.recording is None or call.recording.stopping:  # (no lock kept for calls never recorded)
+            raise PauseRefused("state", "the call is not being recorded")
         lock = self._pause_locks.setdefault(call.id, asyncio.Lock())
         async with lock:
             rec = call.recording

@@ -181,6 +181,9 @@ class Recorder(PauseControl, Announcer):
                 node.task = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drain(), 5)
+        # secure-pause timers and periodic announcements: the next controller re-arms them on adoption
+        for timer in [*self._pause_timers.values(), *self._announce_tasks.values()]:
+            timer.cancel()
         for node in self.nodes.values():
             for task in list(node.chains.values()):
                 task.cancel()
