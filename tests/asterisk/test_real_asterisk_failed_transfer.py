@@ -8,7 +8,7 @@ machine Asterisk 20.20.1 was seen to lose digits ("Dialed '3@…' does not exist
 hold until the call ends — then this test fails on the agent's missing return, not on callrec.
 
 Same setup as test_real_asterisk.py (CALLREC_TEST_ASTERISK, optional CALLREC_TEST_ASTERISK_LAB and
-CALLREC_TEST_ASTERISK_CAPTURE); the busy agent 3099 is in tests/asterisk/real_pbx/callrec-test.conf.
+CALLREC_TEST_ASTERISK_CAPTURE); the busy agents 3099 and 3098 are in tests/asterisk/real_pbx/callrec-test.conf.
 """
 
 from __future__ import annotations
@@ -32,10 +32,17 @@ pytestmark = [
     ),
 ]
 
-BUSY_AGENT = "3099"  # callrec-test-internal: Busy()
 
-
-async def test_attended_transfer_to_a_busy_agent_keeps_the_first_agent(chain: Chain, lab: LabAmi) -> None:
+@pytest.mark.parametrize(
+    "busy_agent",
+    [
+        "3099",  # Busy(5): DialEnd BUSY at once, the agent back only when Busy() gives up
+        "3098",  # Hangup(17): busy at once, as a SIP phone answering 486
+    ],
+)
+async def test_attended_transfer_to_a_busy_agent_keeps_the_first_agent(
+    chain: Chain, lab: LabAmi, busy_agent: str
+) -> None:
     """The consultation fails (busy): the agent is back with the customer, nothing is transferred and
     the recording goes on to the hangup with the same agent on the right."""
     chain.settings = {"continue_on_external_transfer": False}
@@ -45,7 +52,7 @@ async def test_attended_transfer_to_a_busy_agent_keeps_the_first_agent(chain: Ch
     agent_channel = lab.dialed_channel(cust, "Local/2001@")
     await asyncio.sleep(2)
     await lab.checked(
-        {"Action": "Atxfer", "Channel": agent_channel, "Exten": BUSY_AGENT, "Context": "callrec-test-internal"}
+        {"Action": "Atxfer", "Channel": agent_channel, "Exten": busy_agent, "Context": "callrec-test-internal"}
     )
     row = await chain.finalize(rec["id"])
     assert row["stop_reason"] == "hangup"
