@@ -9,7 +9,10 @@ real-PBX run stored. Each case is a discrepancy the simulator-only tests had mis
   Set(CALLERID(num)=<DID>) must not rename the agent;
 - an Originate's DialBegin has no caller side; the dialled side of a Dial is the outbound leg;
 - attended transfer: Asterisk may move the CUSTOMER into the target's bridge (Local optimization), and
-  may send an unrelated Hangup between the BridgeMerge re-bridge and the AttendedTransfer event.
+  may send an unrelated Hangup between the BridgeMerge re-bridge and the AttendedTransfer event;
+- a failed Atxfer (R10/R11, test_real_asterisk_failed_transfer.py on an Asterisk built from the 20.20.1
+  tag): no AttendedTransfer event, and with a target busy at once no DialEnd either — only the agent's
+  Hold, its trip through the consultation bridge, and Unhold.
 """
 
 from __future__ import annotations
@@ -256,11 +259,21 @@ async def test_redirect_is_muted_at_the_bridge_leave_and_decided_at_the_dial(con
         assert seen == ["mute", "dial", "stop:external_transfer", "answer"]
 
 
-async def test_attended_transfer_to_a_busy_target_is_no_transfer() -> None:
-    """R10: Atxfer to 3099 (Busy): DialEnd BUSY, the agent waits in the consultation bridge until the
-    busy channel hangs up, then BridgeEnter back into the customer's bridge. No AttendedTransfer event,
-    the customer never leaves its bridge: no transfer, no new segment, one stop at the hangup."""
-    o = await replay("R10-attended-target-busy", continue_on_external_transfer=False)
+@pytest.mark.parametrize(
+    "name",
+    [
+        # Atxfer to 3099 (Busy(5)): DialEnd BUSY at once, the agent waits in the consultation bridge
+        # until Busy() gives up, then BridgeEnter back into the customer's bridge
+        "R10-attended-target-busy",
+        # Atxfer to 3098 (Hangup(17), as a SIP phone answering 486): no DialEnd at all; the
+        # consultation's ;2 hangs up and the agent is back in the customer's bridge within 1 ms
+        "R11-attended-target-busy-at-once",
+    ],
+)
+async def test_attended_transfer_to_a_busy_target_is_no_transfer(name: str) -> None:
+    """A failed Atxfer: no AttendedTransfer event, the customer never leaves its bridge: no transfer,
+    no new segment, one stop at the hangup."""
+    o = await replay(name, continue_on_external_transfer=False)
     _one_call(o)
     assert not [e for e in o.events if isinstance(e, Transferred)]
     assert o.stops == ["hangup"]
