@@ -322,8 +322,10 @@ class AsteriskDriver:
         except PbxCommandError as e:
             return self._failed(e)
         running = self.translator.recordings.get(req.customer_leg)
-        if running is not None and req.files is not None and not running.mixmon_id:
-            running = None  # a repeat after a lost link: only a MixMonitor that set its i() id surely runs
+        if running is not None and not running.mixmon_id:
+            # Only a MixMonitor that set its i() id surely runs: tags alone are what a controller
+            # killed (or a link lost) between its Setvar and its MixMonitor leaves behind.
+            running = None
         if running is not None and running.files.rx and running.files.tx:
             return self._retag(channel, running, req)
         now = datetime.now(UTC)
