@@ -1,4 +1,5 @@
-"""Feature codes dialled on an agent's phone (pure): what the controller answers, and the tones.
+"""Feature codes dialled on an agent's phone, secure pause and the consent announcement (pure): what
+the controller answers to a code, when a pause ends by itself, and what the customer hears when.
 
 Our dialplan hooks turn `*1` / `*2` / `*3` (admin-changeable) into a `FeatureCode` event on the leg
 whose phone dialled it (FreeSWITCH `bind_meta_app` → CUSTOM `callrec::feature`; Asterisk
@@ -14,7 +15,6 @@ from enum import StrEnum
 
 from controller.calls import Call
 from controller.policy import AccountSettings, PolicyDecision
-from controller.tones import TONES, Tone
 
 
 class Code(StrEnum):
@@ -101,4 +101,4 @@ def announcement_for(settings: AccountSettings, why: str) -> str | None:
     return "prompt" if kind == "prompt" and settings.announcement_prompt else "beep"
 
 
-__all__ = ["TONES", "Code", "Tone", "Verdict", "announcement_for", "decide", "secure_pause_schedule"]
+__all__ = ["Code", "Verdict", "announcement_for", "decide", "secure_pause_schedule"]
