@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import select
-import sys
 import threading
 import time
 from collections import deque
@@ -76,7 +75,6 @@ VARIABLES_KEPT = (
     "endpoint_disposition",
 )
 RECORDING_ID_VAR = "callrec_recording_id"
-SWITCH_INTERVAL = 0.0005  # seconds; see FreeSwitchDriver.start
 
 
 # ---- translation (pure) -------------------------------------------------------------------------
@@ -481,11 +479,6 @@ class FreeSwitchDriver:
     async def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
-        # Events cross from the hub thread to the loop thread, and a thread that wants the GIL waits
-        # up to the interpreter's switch interval (5 ms by default) while the other one runs Python:
-        # under call load that wait was most of the bridge → uuid_record latency. 0.5 ms bounds it.
-        if sys.getswitchinterval() > SWITCH_INTERVAL:
-            sys.setswitchinterval(SWITCH_INTERVAL)
         self._loop = asyncio.get_running_loop()
         self._running = True
         self._hub_ready.clear()
