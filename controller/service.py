@@ -143,6 +143,7 @@ class Service:
         self._backup: BackupScheduler | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stop = asyncio.Event()
+        self._closing = False
 
     # ---- lifecycle ----
     async def start(self) -> None:
@@ -211,7 +212,9 @@ class Service:
 
         async def stand_down() -> None:
             await driver.close()
-            if self.recorder is not None:
+            # Not while stopping: the recorder closes anyway, and waiting for its queued journal writes
+            # (a database outage) would hold the shutdown up once per node.
+            if self.recorder is not None and not self._closing:
                 await self.recorder.release_node(name)
 
         return stand_down
@@ -265,6 +268,7 @@ class Service:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
 
     async def close(self) -> None:
+        self._closing = True
         if self._runner is not None:
             await self._runner.cleanup()
         for t in self._tasks:
