@@ -159,12 +159,12 @@ class Service:
 
         self.policy = PolicyCache(pool)
         await self.policy.refresh()
-        self._spawn(self.policy.run(), "policy-refresh")
+        self._spawn(self.policy.run, "policy-refresh")
 
         # One worker: it runs cfg.finalize.workers concurrent job loops itself.
         self.finalizer = FinalizeWorker(pool, cfg, self.metrics, self.node_id)
         await startup_sweep(pool, cfg, self.finalizer)  # logs its own summary
-        self._spawn(self.finalizer.run(), "finalize")
+        self._spawn(self.finalizer.run, "finalize")
         self._retention = RetentionScheduler(pool, cfg, self.metrics, backend=self.finalizer.locations)
         self._retention.start()
         if cfg.backup.schedule:
@@ -173,7 +173,7 @@ class Service:
             )
             self._backup.start()
         # Webhooks go out from the outbox in a task of their own: a slow receiver never holds up recording.
-        self._spawn(WebhookWorker(pool, cfg.webhooks, self.metrics, self.node_id).run(), "webhooks")
+        self._spawn(WebhookWorker(pool, cfg.webhooks, self.metrics, self.node_id).run, "webhooks")
 
         self.drivers = {p.name: make_driver(p, cfg) for p in cfg.pbx}
         nodes = {p.name: p for p in cfg.pbx}
@@ -198,7 +198,7 @@ class Service:
             },
             ttl=self.lease_ttl,
         )
-        self._spawn(self.leases.run(), "leases")
+        self._spawn(self.leases.run, "leases")
 
         if cfg.api.enabled:
             app = create_app(cfg, pool, self.recorder, self.metrics, self._health_checks())
@@ -264,8 +264,34 @@ class Service:
         assert self.finalizer is not None
         return (await self.finalizer.status()).as_dict()
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+    def _spawn(self, run: Callable[[], Awaitable[Any]], name: str) -> None:
+        """A background loop of the service, supervised: if it ever ends or raises, that is logged
+        with the reason and it starts again (backing off), so finalize, leases, webhooks or policy
+        refresh never stop silently while the service looks up."""
+
+        async def supervised() -> None:
+            delay = 1.0
+            me = asyncio.current_task()
+            while True:
+                started = asyncio.get_running_loop().time()
+                try:
+                    await run()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    if me is not None and me.cancelling():
+                        raise asyncio.CancelledError from None  # stopping: whatever it raised on the way out
+                    log.exception("%s failed; starting it again in %.0f s", name, delay)
+                else:
+                    if me is not None and me.cancelling():
+                        return  # it ended because the service stops
+                    log.error("%s stopped by itself; starting it again in %.0f s", name, delay)
+                if asyncio.get_running_loop().time() - started > 60:
+                    delay = 1.0  # it ran a good while: not a crash loop
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+        self._tasks.append(asyncio.create_task(supervised(), name=name))
 
     async def close(self) -> None:
         self._closing = True

@@ -46,6 +46,8 @@ from storage.finalize_steps import (  # noqa: F401 - STEPS, WORK_DIR_NAME, ensur
     work_dir,
 )
 
+# what a database outage raises: the loops wait and go on
+DB_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "callrec_finalize"
@@ -144,27 +146,57 @@ class FinalizeWorker(FinalizeSteps):
     # ---- loop -----------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Process jobs until cancelled: wakes on NOTIFY callrec_finalize or every poll interval."""
-        await self.release_stale_claims()
+        """Process jobs until cancelled: wakes on NOTIFY callrec_finalize or every poll interval.
+        A database that is down at start or goes down later only delays jobs: nothing here gives up."""
+        delay = 0.5
+        while True:
+            try:
+                await self.release_stale_claims()
+                break
+            except DB_DOWN as e:
+                log.warning("finalize: releasing stale claims waits for the database (%s)", e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         if self.fc.workers > 1:  # encryption runs on worker processes: start them before the first job
             try:
                 await asyncio.to_thread(encrypt_procs.prestart, self.fc.workers)
             except OSError as e:  # the first job tries again (and retries, if it fails too)
                 log.warning("finalize: could not start the encryption processes yet: %s", e)
-        listener = await self.pool.acquire()
+        tasks = [asyncio.create_task(self._loop(i)) for i in range(self.fc.workers)]
+        tasks.append(asyncio.create_task(self._listen()))
         try:
-            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            loops = [asyncio.create_task(self._loop(i)) for i in range(self.fc.workers)]
-            try:
-                await asyncio.gather(*loops)
-            finally:
-                for t in loops:
-                    t.cancel()
-                await asyncio.gather(*loops, return_exceptions=True)
+            await asyncio.gather(*tasks)
         finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self.pool.release(listener)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        """NOTIFY wake-ups on a connection of their own, set up again after a database outage (the
+        poll interval covers the time without one)."""
+        delay = 0.5
+        while True:
+            listener = None
+            closed = asyncio.Event()
+            try:
+                listener = await self.pool.acquire()
+                listener.add_termination_listener(lambda _conn, ev=closed: ev.set())
+                await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                delay = 0.5
+                self._wake.set()  # jobs may have come while nobody listened
+                while not listener.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(closed.wait(), 30)
+            except DB_DOWN:
+                pass
+            finally:
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                    with contextlib.suppress(Exception):
+                        await self.pool.release(listener)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

@@ -148,3 +148,33 @@ async def test_health_turns_red_when_a_pbx_link_is_lost(stack: Stack) -> None:
                 return r.status == 503 and body["components"]["pbx:fs1"]["ok"] is False
 
         await wait_for(unhealthy, 10)
+
+
+async def test_a_background_loop_that_fails_is_logged_and_started_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """finalize, leases, webhooks and policy refresh run as supervised loops: one that raises (or
+    returns) is logged with its name and the reason and starts again, never silently gone."""
+    service = Service(load_config(None, env={}))
+    runs: list[float] = []
+    third = asyncio.Event()
+
+    async def flaky() -> None:
+        runs.append(asyncio.get_running_loop().time())
+        if len(runs) == 3:
+            third.set()
+        if len(runs) < 3:
+            raise ConnectionResetError("database went away")
+        await asyncio.Event().wait()  # the third run stays up
+
+    with caplog.at_level("ERROR", logger="callrec.service"):
+        service._spawn(flaky, "finalize")
+        async with asyncio.timeout(10):
+            await third.wait()
+    try:
+        assert len(runs) == 3
+        failures = [r for r in caplog.records if "finalize failed; starting it again" in r.getMessage()]
+        assert len(failures) == 2 and "database went away" in (failures[0].exc_text or "")
+        assert runs[2] - runs[1] >= runs[1] - runs[0] >= 0.9  # backing off: 1 s, then 2 s
+    finally:
+        await service.close()
