@@ -444,14 +444,7 @@ class Recorder(PauseControl, Announcer):
             # Journaled as running into the files the command named (the PBX may have started it);
             # the resync after the reconnect starts it again, idempotently, if the call is still up.
             files = e.files
-            node.starts_in_doubt[rec_id] = RecordingRequest(
-                recording_id=req.recording_id,
-                call_id=req.call_id,
-                customer_leg=req.customer_leg,
-                spool_dir=req.spool_dir,
-                tags=req.tags,
-                files=files,
-            )
+            node.starts_in_doubt[rec_id] = dataclasses.replace(req, files=files)
             log.warning(
                 "%s: the link dropped while recording %s of call %s was starting (%s); "
                 "it is started again when the link is back",
