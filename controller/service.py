@@ -33,6 +33,7 @@ from controller.recorder import Recorder
 from storage import db, repo
 from storage.backup import BackupScheduler
 from storage.finalize import FinalizeWorker
+from storage.listen import DB_DOWN, listen_forever
 from storage.retention import RetentionScheduler
 from storage.sweep import startup_sweep
 from storage.webhook_delivery import WebhookWorker
@@ -75,50 +76,29 @@ class PolicyCache:
     def _notified(self, *_: Any) -> None:
         self._changed.set()
 
-    async def _listen(self) -> asyncpg.Connection | None:
-        try:
-            opening = asyncpg.connect(self.listen_dsn) if self.listen_dsn else self.pool.acquire()
-            conn = await asyncio.wait_for(opening, POLICY_REFRESH_SECONDS)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            log.warning("policy change notifications unavailable, reloading every %ss: %s", POLICY_REFRESH_SECONDS, e)
-            return None
-        try:
-            await conn.add_listener(self.CHANNEL, self._notified)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            log.warning("cannot listen for policy changes: %s", e)
-            await self._drop(conn)
-            return None
-        self._changed.set()  # a change may have slipped by while not listening
-        return conn
-
-    async def _drop(self, conn: asyncpg.Connection) -> None:
-        with contextlib.suppress(Exception):
-            if self.listen_dsn:
-                await conn.close()
-            else:
-                await self.pool.release(conn)
-
     async def run(self) -> None:
-        conn: asyncpg.Connection | None = None
+        """Reload on every notification (and every POLICY_REFRESH_SECONDS) until cancelled."""
+        listener = asyncio.create_task(
+            listen_forever(
+                self.pool,
+                self.CHANNEL,
+                self._notified,
+                on_listening=self._changed.set,  # a change may have slipped by while not listening
+                dsn=self.listen_dsn,
+            )
+        )
         try:
             while True:
-                if conn is not None and conn.is_closed():
-                    await self._drop(conn)
-                    conn = None
-                if conn is None:
-                    conn = await self._listen()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), POLICY_REFRESH_SECONDS)
                 self._changed.clear()
                 try:
                     await self.refresh()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                except DB_DOWN as e:
                     log.warning("policy refresh failed, keeping the previous policy: %s", e)
         finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.remove_listener(self.CHANNEL, self._notified)
-                await self._drop(conn)
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
 
     def __call__(self) -> PolicySet:
         return self.current

@@ -45,9 +45,8 @@ from storage.finalize_steps import (  # noqa: F401 - STEPS, WORK_DIR_NAME, ensur
     ensure_signing_key,
     work_dir,
 )
+from storage.listen import DB_DOWN, listen_forever
 
-# what a database outage raises: the loops wait and go on
-DB_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "callrec_finalize"
@@ -173,30 +172,8 @@ class FinalizeWorker(FinalizeSteps):
 
     async def _listen(self) -> None:
         """NOTIFY wake-ups on a connection of their own, set up again after a database outage (the
-        poll interval covers the time without one)."""
-        delay = 0.5
-        while True:
-            listener = None
-            closed = asyncio.Event()
-            try:
-                listener = await self.pool.acquire()
-                listener.add_termination_listener(lambda _conn, ev=closed: ev.set())
-                await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
-                delay = 0.5
-                self._wake.set()  # jobs may have come while nobody listened
-                while not listener.is_closed():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(closed.wait(), 30)
-            except DB_DOWN:
-                pass
-            finally:
-                if listener is not None:
-                    with contextlib.suppress(Exception):
-                        await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                    with contextlib.suppress(Exception):
-                        await self.pool.release(listener)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+        poll interval covers the time without one; jobs that came meanwhile are looked for at once)."""
+        await listen_forever(self.pool, NOTIFY_CHANNEL, self._on_notify, on_listening=self._wake.set)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

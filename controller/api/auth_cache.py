@@ -31,6 +31,7 @@ import asyncpg
 from controller.permissions import Principal
 from storage import users
 from storage.auth_notify import AUTH_CHANNEL
+from storage.listen import listen_forever
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,6 @@ class AuthCache:
         self._listening = False
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
-        self._closed = asyncio.Event()
 
     @property
     def active(self) -> bool:
@@ -102,35 +102,21 @@ class AuthCache:
     def _notified(self, *_: Any) -> None:
         self.invalidate()
 
-    def _lost(self, *_: Any) -> None:
+    def _listening_again(self) -> None:
+        self.invalidate()  # a change may have slipped by while not listening
+        self._listening = True
+
+    def _lost(self) -> None:
         self._listening = False
         self.invalidate()
-        self._closed.set()
 
     async def _run(self) -> None:
-        """Hold a pool connection that LISTENs on `callrec_auth`; reconnect when it is lost."""
-        while True:
-            conn: Any = None
-            try:
-                conn = await self.pool.acquire()
-                await conn.add_listener(AUTH_CHANNEL, self._notified)
-                self._closed = asyncio.Event()
-                conn.add_termination_listener(self._lost)
-                self.invalidate()  # a change may have slipped by while not listening
-                self._listening = True
-                while not conn.is_closed():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._closed.wait(), RECONNECT_SECONDS)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-                log.warning("token cache off (every request checks PostgreSQL) until the listener is back: %s", e)
-            finally:
-                self._lost()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        conn.remove_termination_listener(self._lost)
-                        await conn.remove_listener(AUTH_CHANNEL, self._notified)
-                    with contextlib.suppress(Exception):
-                        await self.pool.release(conn)
-            await asyncio.sleep(RECONNECT_SECONDS)
+        """Hold a pool connection that LISTENs on `callrec_auth`; without it, no cached principal is used."""
+        await listen_forever(
+            self.pool,
+            AUTH_CHANNEL,
+            self._notified,
+            on_listening=self._listening_again,
+            on_lost=self._lost,
+            max_delay=RECONNECT_SECONDS,
+        )
