@@ -19,6 +19,16 @@ import pytest
 
 from storage import db
 
+SLOW_TEST_TIMEOUT = 3 * 3600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Drills and soak runs (`-m slow`) may run for long; the default per-test timeout is for the rest."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT))
+
+
 SERVER_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
