@@ -73,6 +73,23 @@ class RecordingRow:
     retention_days: int
 
 
+def _call_params(call: CallRow) -> tuple[Any, ...]:
+    """$1..$11 of both calls-row writes, in the column order of their INSERT."""
+    return (
+        call.id,
+        call.pbx,
+        call.pbx_call_id,
+        call.account_id,
+        call.direction,
+        call.customer_number,
+        call.account_number,
+        call.agent,
+        call.ring_group,
+        _ts(call.started_wall),
+        _ts(call.answered_wall) if call.answered_wall else None,
+    )
+
+
 async def upsert_call(conn: asyncpg.Connection | asyncpg.Pool, call: CallRow) -> str:
     """Insert the call (or return the id of the row the same PBX call already has)."""
     return str(
@@ -85,17 +102,7 @@ async def upsert_call(conn: asyncpg.Connection | asyncpg.Pool, call: CallRow) ->
                 SET agent = EXCLUDED.agent, answered_at = COALESCE(calls.answered_at, EXCLUDED.answered_at)
             RETURNING id
             """,
-            call.id,
-            call.pbx,
-            call.pbx_call_id,
-            call.account_id,
-            call.direction,
-            call.customer_number,
-            call.account_number,
-            call.agent,
-            call.ring_group,
-            _ts(call.started_wall),
-            _ts(call.answered_wall) if call.answered_wall else None,
+            *_call_params(call),
         )
     )
 
@@ -142,17 +149,7 @@ async def open_recording(pool: asyncpg.Pool | asyncpg.Connection, call: CallRow,
     started = _ts(rec.started_wall)
     row = await pool.fetchrow(
         _OPEN,
-        call.id,
-        call.pbx,
-        call.pbx_call_id,
-        call.account_id,
-        call.direction,
-        call.customer_number,
-        call.account_number,
-        call.agent,
-        call.ring_group,
-        _ts(call.started_wall),
-        _ts(call.answered_wall) if call.answered_wall else None,
+        *_call_params(call),
         rec.id,
         rec.pbx_kind,
         rec.customer_leg,
