@@ -35,6 +35,10 @@ class SimHarness:
     def make_driver(self) -> PbxDriver:
         raise NotImplementedError
 
+    def driver_idle(self) -> bool:
+        """The driver holds no event the recorder has not taken yet (each PBX's harness says how)."""
+        raise NotImplementedError
+
     async def start_controller(self) -> None:
         self.driver = self.make_driver()
         self.recorder = Recorder(self.pool, [self.driver], lambda: self.policy, spool_dir=str(self.spool))
@@ -70,6 +74,8 @@ class SimHarness:
                 await self.recorder.pause(calls[0]["id"], actor)
             else:
                 await self.recorder.resume(calls[0]["id"], actor)
+        elif isinstance(step, sc.Transfer):
+            await self.caught_up(f"the {step.kind} transfer ({step.method}, {step.outcome})")
         elif isinstance(step, sc.LinkDrop):
             # the controller reconnects and resyncs on its own
             assert self.driver is not None
@@ -81,6 +87,26 @@ class SimHarness:
             await self.stop_controller()  # no cleanup: the PBX keeps recording
             await self.start_controller()
             await self.wait(self._adopted)
+
+    async def caught_up(self, after: str, limit: float = 10.0) -> None:
+        """Wait until the controller has handled every event the simulated PBX sent so far and has done
+        what they asked (PBX commands and journal writes). The simulators run in simulated time: the
+        seconds of talk after a transfer take them a few milliseconds, less than the controller's own
+        reaction (a mute and its lift wait for journal writes), so without this the file would depend
+        on which of the two is faster at that moment. On a real PBX the call goes on for seconds."""
+        assert self.driver is not None and self.recorder is not None
+        await self.driver.live_channels()  # a round trip on the link: every event sent before it is in
+        node = self.recorder.nodes[self.pbx]
+        try:
+            async with asyncio.timeout(limit):
+                while not (self.driver_idle() and not node.busy and not node.chains):
+                    await self.recorder.drain(self.pbx)
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            raise AssertionError(
+                f"the controller has not caught up {limit:.0f} s after {after}: driver idle {self.driver_idle()},"
+                f" handling an event {node.busy}, calls with queued actions {len(node.chains)}"
+            ) from None
 
     def _adopted(self) -> bool:
         assert self.recorder is not None

@@ -33,6 +33,10 @@ class Harness(SimHarness):
             self.pbx, "127.0.0.1", self.sim.port, self.sim.username, self.sim.secret, backoff_initial=0.05
         )
 
+    def driver_idle(self) -> bool:
+        # nothing queued for the recorder, no re-bridge held back for its transfer event
+        return self.driver._queue.empty() and not self.driver.translator.held
+
     async def on_step(self, step: Any) -> None:
         await self.controller_step(step)
 

@@ -29,6 +29,9 @@ class Harness(SimHarness):
             self.pbx, "127.0.0.1", self.sim.port, PASSWORD, record_dir=str(self.spool), backoff_initial=0.05
         )
 
+    def driver_idle(self) -> bool:
+        return not self.driver._pending  # nothing queued for the recorder
+
     async def on_step(self, step: Any, handle: CallHandle) -> None:
         await self.controller_step(step)
 
