@@ -1,5 +1,6 @@
 """Frame-exact checks for transfers (issue #13 §1): which 20 ms frames of a stereo recording carry a
-party's tone, and the blind-transfer-to-an-external-number scenarios both simulators play.
+party's tone, who is on the right channel in turn, and the transfer scenarios both simulators play
+(blind to an external number, a failed attended transfer).
 
 A frame "carries" a tone as `lab.tones.tone_frames` says (-20 dB of the lab's tone amplitude at
 exactly that frequency): one 20 ms frame of the external party is found, while the neighbouring
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 
 from lab import scenarios as sc
-from lab.tones import SAMPLE_RATE, read_wav, tone_frames
+from lab.tones import SAMPLE_RATE, channel_timeline, read_wav, tone_frames
 
 FRAME_MS = 20
 
@@ -21,6 +22,15 @@ def frames_with_tone(path: str | os.PathLike[str], hz: float) -> list[tuple[bool
     rate, _, frames = read_wav(path)
     assert rate == SAMPLE_RATE
     return tone_frames(frames, hz, FRAME_MS)
+
+
+def right_sequence(path: str | os.PathLike[str]) -> list[float]:
+    """The distinct RIGHT-channel tones of a stereo recording in order, 250 ms windows (silence dropped)."""
+    seq: list[float] = []
+    for _, right in channel_timeline(path, 250):
+        if right is not None and (not seq or seq[-1] != right):
+            seq.append(right)
+    return seq
 
 
 def blind_external(method: str, continue_rule: bool) -> sc.Scenario:
@@ -48,6 +58,27 @@ def blind_external(method: str, continue_rule: bool) -> sc.Scenario:
         ),
         parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_EXTERNAL},
         settings={"continue_on_external_transfer": continue_rule},
+    )
+
+
+def failed_attended(method: str, outcome: str) -> sc.Scenario:
+    """Inbound call; the agent consults a colleague (by `method`: the phone's hold + second call, or the
+    PBX's Atxfer / att_xfer) who is busy, does not answer, or is given up on (`outcome`); the agent
+    takes the customer back and they talk 2 s more."""
+    return sc.Scenario(
+        f"attended_transfer_{outcome}_{method}",
+        "the agent consults a colleague who is busy / does not answer / is given up on; the customer is back",
+        (
+            sc.PlaceCall("inbound"),
+            sc.Ring(),
+            sc.Answer(),
+            sc.Talk(2000),
+            sc.Transfer("attended", method=method, outcome=outcome),  # type: ignore[arg-type]
+            sc.Talk(2000),
+            sc.Hangup("customer"),
+        ),
+        sc.Expectation(True, segments=("agent",), stop_reason="hangup"),
+        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_INTERNAL},
     )
 
 

@@ -22,6 +22,7 @@ from lab.ami_sim import AmiSimulator
 from lab.tones import channel_timeline, channel_tones, read_wav
 from storage.audio import join_legs
 from tests.sim_harness import SimHarness, outbound, outbound_off_for_did, policy_for
+from tests.transfer_frames import failed_attended, right_sequence
 
 
 @dataclass
@@ -50,14 +51,6 @@ async def harness(pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[Harness]:
     yield h
     await h.stop_controller()
     await sim.close()
-
-
-def _right_sequence(path: str) -> list[float]:
-    seq: list[float] = []
-    for _, right in channel_timeline(path, 250):
-        if right is not None and (not seq or seq[-1] != right):
-            seq.append(right)
-    return seq
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in sc.SCENARIOS.items() if s.expect.recorded))
@@ -127,7 +120,7 @@ async def _recorded_as_expected(harness: Harness, scenario: sc.Scenario, tmp_pat
     assert len(read_wav(files["rx"])[2]) == len(read_wav(files["tx"])[2])  # legs sample-aligned
     timeline = channel_timeline(stereo, 250)
     assert {left for left, _ in timeline if left is not None} == {440.0}, "customer must be LEFT throughout"
-    assert _right_sequence(str(stereo)) == [float(x) for x in exp.right_tones]
+    assert right_sequence(str(stereo)) == [float(x) for x in exp.right_tones]
     if exp.pauses:
         assert (None, None) in timeline, "the paused span must be silent on both channels"
         p = user_pauses(tl)[0]
@@ -188,21 +181,7 @@ async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_g
     busy, does not answer, or the agent gives up while it rings: the agent is back with the customer
     and the recording continues with the agent on the right (the complaint about recorders that never
     resume after a failed transfer); the timeline says the consultation came back and why."""
-    scenario = sc.Scenario(
-        f"attended_transfer_{outcome}_{method}",
-        "attended transfer to a colleague that fails; the agent takes the customer back",
-        (
-            sc.PlaceCall("inbound"),
-            sc.Ring(),
-            sc.Answer(),
-            sc.Talk(2000),
-            sc.Transfer("attended", method=method, outcome=outcome),  # type: ignore[arg-type]
-            sc.Talk(2000),
-            sc.Hangup("customer"),
-        ),
-        sc.Expectation(True, segments=("agent",), stop_reason="hangup"),
-        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_INTERNAL},
-    )
+    scenario = failed_attended(method, outcome)
     harness.policy = policy_for({})
     call = await harness.sim.play(scenario, harness.on_step)
     await harness.settle()
@@ -227,7 +206,7 @@ async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_g
     assert {left for left, _ in timeline if left is not None} == {float(sc.CUSTOMER.tone_hz)}
     # only the agent is ever on the right: before the transfer, silent while the target rang,
     # and again for the 2 s after it failed
-    assert _right_sequence(str(stereo)) == [float(sc.AGENT.tone_hz)]
+    assert right_sequence(str(stereo)) == [float(sc.AGENT.tone_hz)]
     rights = [right for _, right in timeline]
     assert None in rights[4:-4], "the agent was away (consulting) in the middle"
     assert rights[-6:] == [float(sc.AGENT.tone_hz)] * 6, "the agent is back on the right at the end"

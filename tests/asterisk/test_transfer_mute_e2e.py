@@ -2,7 +2,8 @@
 number — the agent's phone (REFER → BlindTransfer), or an AMI Redirect by a CTI application that no
 event announces — the stored file (the r()/t() legs joined as finalize joins them) has not one 20 ms
 frame of the external party with continue_on_external_transfer off, and has it from its first frame
-with the rule on; the timeline shows the transfer mute."""
+with the rule on; the timeline shows the transfer mute. And the mute an Atxfer's consultation causes is
+lifted before the call goes on."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from lab import scenarios as sc
+from lab.tones import channel_timeline
 from storage.audio import join_legs
 from tests.sim_harness import policy_for
-from tests.transfer_frames import blind_external, check_external_party
+from tests.transfer_frames import blind_external, check_external_party, failed_attended
 
 from .test_e2e import Harness, harness
 
@@ -41,3 +44,31 @@ async def test_blind_transfer_to_an_external_number(
         for e in await harness.pool.fetch("SELECT kind FROM recording_events WHERE recording_id = $1", rec["id"])
     ]
     assert "transfer_mute" in kinds or method != "redirect"
+
+
+@pytest.mark.parametrize("time_scale", [0.0, 0.001, 0.002])
+@pytest.mark.parametrize("outcome", ["answer", "busy"])
+async def test_atxfer_transfer_mute_is_lifted_before_the_call_goes_on(
+    harness: Harness, outcome: str, time_scale: float, tmp_path: Path
+) -> None:
+    """An Atxfer leaves the customer alone in its bridge while the agent consults: the controller mutes
+    the customer's recording (nobody known is with it) and lifts the mute when the target (completed)
+    or the agent (failed) is back. The mute really reaches the call, its lift too, and the 2 s of talk
+    after the transfer are in the file from the party that is back — whether the simulated clock
+    outruns the controller (time_scale 0: seconds of talk in milliseconds) or lets its commands land
+    mid-call (a slower clock: the mute used to land in the last talk, its lift after the hang-up)."""
+    harness.sim.time_scale = time_scale
+    scenario = sc.get("attended_transfer_internal_pbx") if outcome == "answer" else failed_attended("pbx", outcome)
+    harness.policy = policy_for(scenario.settings)
+    call = await harness.sim.play(scenario, harness.on_step)
+    await harness.settle()
+    (rec,) = [r for r in await harness.recordings() if r["customer_leg"] == call.customer.uniqueid]
+    mutes = [a["state"][0] for a in harness.sim.actions_seen if a.get("action") == ["MixMonitorMute"]]
+    assert mutes == ["1", "0"], f"MixMonitorMute states the call received: {mutes}"
+    (mute,) = [p for p in rec["timeline"]["pauses"] if p.get("kind") == "transfer_mute"]
+    back = sc.TARGET_INTERNAL if outcome == "answer" else sc.AGENT
+    assert (mute["outcome"], mute["next_party"]) == ("unmuted", back.number), mute
+    stereo = tmp_path / "joined.wav"
+    join_legs(Path(rec["spool_files"]["rx"]), Path(rec["spool_files"]["tx"]), stereo)
+    rights = [right for _, right in channel_timeline(str(stereo), 250)]
+    assert rights[-8:] == [float(back.tone_hz)] * 8, f"the 2 s after the transfer, 250 ms windows: {rights[-8:]}"

@@ -12,17 +12,9 @@ from controller.calls import user_pauses
 from lab import scenarios as sc
 from lab.tones import channel_timeline, channel_tones, read_wav
 from tests.sim_harness import outbound, outbound_off_for_did, policy_for
+from tests.transfer_frames import failed_attended, right_sequence
 
 from .conftest import Harness
-
-
-def _right_sequence(path: str) -> list[float | None]:
-    """The distinct RIGHT-channel tones in order (silence dropped)."""
-    seq: list[float | None] = []
-    for _, right in channel_timeline(path, 250):
-        if right is not None and (not seq or seq[-1] != right):
-            seq.append(right)
-    return seq
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in sc.SCENARIOS.items() if s.expect.recorded))
@@ -69,7 +61,7 @@ async def test_recorded_scenarios(harness: Harness, name: str) -> None:
     timeline = channel_timeline(path, 250)
     lefts = {left for left, _ in timeline if left is not None}
     assert lefts == {440.0}, "customer must be LEFT throughout"
-    assert _right_sequence(path) == [float(x) for x in exp.right_tones]
+    assert right_sequence(path) == [float(x) for x in exp.right_tones]
     if exp.pauses:
         assert (None, None) in timeline, "the paused span must be silent on both channels"
         p = user_pauses(tl)[0]
@@ -120,24 +112,6 @@ FAILED_OUTCOMES = [(m, o) for m in ("phone", "pbx") for o in ("busy", "no_answer
 FAILED_CAUSE = {"busy": "USER_BUSY", "no_answer": "NO_ANSWER", "cancel": "ORIGINATOR_CANCEL"}
 
 
-def failed_attended(method: str, outcome: str) -> sc.Scenario:
-    return sc.Scenario(
-        f"attended_transfer_{outcome}_{method}",
-        "the agent consults a colleague who is busy / does not answer / is given up on; the customer is back",
-        (
-            sc.PlaceCall("inbound"),
-            sc.Ring(),
-            sc.Answer(),
-            sc.Talk(2000),
-            sc.Transfer("attended", method=method, outcome=outcome),  # type: ignore[arg-type]
-            sc.Talk(2000),
-            sc.Hangup("customer"),
-        ),
-        sc.Expectation(True, segments=("agent",), stop_reason="hangup"),
-        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_INTERNAL},
-    )
-
-
 @pytest.mark.parametrize(("method", "outcome"), FAILED_OUTCOMES)
 async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_goes_on(
     harness: Harness, method: str, outcome: str
@@ -165,7 +139,7 @@ async def test_failed_attended_transfer_returns_to_the_agent_and_the_recording_g
     path = rec["spool_files"]["stereo"]
     timeline = channel_timeline(path, 250)
     assert {left for left, _ in timeline if left is not None} == {float(sc.CUSTOMER.tone_hz)}
-    assert _right_sequence(path) == [float(sc.AGENT.tone_hz)]
+    assert right_sequence(path) == [float(sc.AGENT.tone_hz)]
     rights = [right for _, right in timeline]
     assert None in rights[4:-4], "the customer was on hold in the middle"
     assert rights[-6:] == [float(sc.AGENT.tone_hz)] * 6, "the agent is back on the right at the end"
@@ -218,7 +192,7 @@ async def test_recorded_consultation_holds_target_and_agent_never_the_customer(h
     assert {left for left, _ in timeline if left is not None} == {float(sc.TARGET_EXTERNAL.tone_hz)}
     assert {right for _, right in timeline if right is not None} == {float(sc.AGENT.tone_hz)}
     # the customer's own recording is unchanged: agent, then the target
-    assert _right_sequence(rec["spool_files"]["stereo"]) == [float(sc.AGENT.tone_hz), float(sc.TARGET_EXTERNAL.tone_hz)]
+    assert right_sequence(rec["spool_files"]["stereo"]) == [float(sc.AGENT.tone_hz), float(sc.TARGET_EXTERNAL.tone_hz)]
 
 
 def _three_way(target: sc.Party, rule_on: bool) -> sc.Scenario:
