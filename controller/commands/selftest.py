@@ -6,7 +6,16 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# signals that end a run from outside (`timeout`, a CI job's end, `kill`, a closed terminal); SIGINT
+# is asyncio.run's own, which cancels the run the same way
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +83,12 @@ def _selftest(args: argparse.Namespace) -> int:
         opts.talk_seconds = args.talk_seconds
         if not opts.record_dir and opts.kind == "freeswitch":
             opts.record_dir = asyncio.run(_fs_recordings_dir(opts))
-        report = asyncio.run(run(opts))
+        report = asyncio.run(_cancelled_by_signals(run(opts)))
+    except asyncio.CancelledError:
+        if args.json:
+            print(json.dumps({"ok": False, "error": "terminated"}))
+        print("callrec selftest: terminated; temporary database, keys and spool directory removed", file=sys.stderr)
+        return 2
     except (ValueError, SelftestError, OSError) as e:
         if args.json:
             print(json.dumps({"ok": False, "error": str(e)}))
@@ -85,6 +99,21 @@ def _selftest(args: argparse.Namespace) -> int:
     else:
         print(render_table(report))
     return 0 if report.ok else 1
+
+
+async def _cancelled_by_signals(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro`, cancelled by SIGTERM / SIGHUP, so the run's own clean-up (stop and delete the
+    embedded database, remove the temporary keys and the spool sub-directory) happens as at the end of
+    a normal run; the default action of these signals ends the process at once and leaves them."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
 async def _fs_recordings_dir(opts) -> str:  # type: ignore[no-untyped-def]

@@ -34,14 +34,14 @@ class Result:
         return {f"{c['call']}: {c['check']}" for c in self.doc["checks"] if not c["ok"]}
 
 
-async def run_selftest(*args: str, limit: float = 150, tmpdir: Path | None = None) -> Result:
-    """`callrec selftest ...` as a subprocess (the event loop keeps serving the simulators meanwhile).
+async def start_selftest(*args: str, tmpdir: Path | None = None) -> asyncio.subprocess.Process:
+    """Start `callrec selftest ...` as a subprocess (the event loop keeps serving the simulators meanwhile).
     With `tmpdir`, its temp files go there (TMPDIR), so a test can see what it left behind even while
     other selftests run on the machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLREC_") or k.startswith("CALLREC_TEST_")}
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)
-    proc = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "controller.cli",
@@ -52,6 +52,11 @@ async def run_selftest(*args: str, limit: float = 150, tmpdir: Path | None = Non
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_selftest(*args: str, limit: float = 150, tmpdir: Path | None = None) -> Result:
+    """`callrec selftest ...` to its end (see start_selftest)."""
+    proc = await start_selftest(*args, tmpdir=tmpdir)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), limit)
     except TimeoutError:
