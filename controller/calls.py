@@ -37,9 +37,25 @@ Why the rules are what they are (see the FreeSWITCH SIP captures):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from controller.call_conference import ConferenceTracking
+from controller.call_consult import ConsultationTracking
+from controller.call_model import (
+    TRANSFER_MUTE,
+    Action,
+    ActiveRecording,
+    Call,
+    Changed,
+    Decide,
+    Ended,
+    Leg,
+    Mute,
+    Stop,
+    Timeline,
+    Unmute,
+    user_pauses,
+)
 from controller.events import (
     AnyEvent,
     Bridged,
@@ -55,292 +71,12 @@ from controller.events import (
     Transferred,
     Unbridged,
 )
-from controller.ids import new_id
-from controller.numbering import NumberClass, NumberingPlan, dial_string
+from controller.numbering import NumberClass, dial_string
 from controller.policy import PolicyDecision
 
 
-@dataclass
-class Leg:
-    id: str
-    call_id: str
-    caller: str = ""
-    callee: str = ""
-    context: str = ""
-    channel_name: str = ""
-    pbx_direction: str = ""
-    originator: str | None = None
-    variables: dict[str, str] = field(default_factory=dict)
-    presented: str = ""  # a dialled leg: the calling number its party was shown (ChannelCreated.presented)
-    answered: bool = False
-    bridged_to: str | None = None
-    hung_up: bool = False
-    held: bool = False  # put on hold (HoldChanged) and not taken off it yet
-    peers: set[str] = field(default_factory=set)  # every leg it shares a bridge with (multi-party bridges)
-
-    @property
-    def party_number(self) -> str:
-        """The number of the phone/party on this leg. A leg the PBX originated (to a registered phone
-        it shows the contact user, `2001-0x…`) is named by `dialed_user`; a leg that called in is named
-        by its caller ID (FreeSWITCH also sets `dialed_user` on the calling leg once it bridges)."""
-        if self.pbx_direction == "outbound" or self.originator:
-            return self.variables.get("dialed_user") or dial_string(self.callee)
-        return dial_string(self.caller)
-
-
-TRANSFER_MUTE = "transfer_mute"  # `kind` of a pause the state machine opened at an unannounced transfer
-
-
-def user_pauses(timeline: dict[str, Any]) -> list[dict[str, Any]]:
-    """The pauses someone asked for (agent, supervisor), without the state machine's transfer mutes."""
-    return [p for p in timeline.get("pauses") or [] if p.get("kind") != TRANSFER_MUTE]
-
-
-@dataclass
-class Timeline:
-    """A recording's timeline; offsets in ms from `start_wall` (the contract in the common brief)."""
-
-    start_wall: float
-    segments: list[dict[str, Any]] = field(default_factory=list)
-    pauses: list[dict[str, Any]] = field(default_factory=list)
-    transfers: list[dict[str, Any]] = field(default_factory=list)
-    stop: dict[str, Any] | None = None
-    # the agent's consultations meanwhile: at_ms/end_ms, agent, target, target_class, outcome, recorded
-    consultations: list[dict[str, Any]] = field(default_factory=list)
-    # a conference (three-way call): who joined the customer and the agent, and when they left
-    conference: list[dict[str, Any]] = field(default_factory=list)
-    # consent announcements the customer heard: {"at_ms", "kind" (beep|prompt), "why" (start|resume|
-    # periodic)}; in the dict (and so the manifest) only once one played
-    announcements: list[dict[str, Any]] = field(default_factory=list)
-
-    def offset(self, wall: float) -> int:
-        return max(0, round((wall - self.start_wall) * 1000))
-
-    def open_segment(self, party: str, cls: str, wall: float) -> None:
-        self.close_segment(wall)
-        self.segments.append({"party": party, "class": cls, "start_ms": self.offset(wall), "end_ms": None})
-
-    def close_segment(self, wall: float) -> None:
-        if self.segments and self.segments[-1]["end_ms"] is None:
-            self.segments[-1]["end_ms"] = self.offset(wall)
-
-    @property
-    def paused(self) -> bool:
-        return bool(self.pauses) and self.pauses[-1]["end_ms"] is None
-
-    @property
-    def transfer_muted(self) -> bool:
-        """Muted by the state machine until the customer's next party is known (not a user's pause)."""
-        return self.paused and self.pauses[-1].get("kind") == TRANSFER_MUTE
-
-    def transfer_at(self, wall: float) -> int:
-        """Where a transfer sits in the file: when the customer left the agent if a transfer mute
-        opened then (the file is silent from there), else now."""
-        return int(self.pauses[-1]["start_ms"]) if self.transfer_muted else self.offset(wall)
-
-    def open_transfer_mute(self, wall: float, reason: str) -> dict[str, Any]:
-        """A pause entry (silence, timeline kept) marked as a transfer mute with why it began."""
-        entry = {
-            "start_ms": self.offset(wall),
-            "end_ms": None,
-            "by": "transfer",
-            "kind": TRANSFER_MUTE,
-            "reason": reason,
-        }
-        self.pauses.append(entry)
-        return entry
-
-    def close_transfer_mute(self, wall: float, outcome: str, party: str = "", party_class: str = "") -> dict[str, Any]:
-        """End the open transfer mute: `outcome` unmuted | stopped | call_ended, and who came next."""
-        entry = self.pauses[-1]
-        entry["end_ms"] = self.offset(wall)
-        entry["outcome"] = outcome
-        if party:
-            entry["next_party"], entry["next_class"] = party, party_class
-        return entry
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "segments": [dict(s) for s in self.segments],
-            "pauses": [dict(p) for p in self.pauses],
-            "transfers": [dict(t) for t in self.transfers],
-            "stop": dict(self.stop) if self.stop else None,
-            "consultations": [dict(c) for c in self.consultations],
-            "conference": [dict(c) for c in self.conference],
-        }
-        if self.announcements:
-            out["announcements"] = [dict(a) for a in self.announcements]
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], start_wall: float) -> Timeline:
-        return cls(
-            start_wall,
-            [dict(s) for s in d.get("segments") or []],
-            [dict(p) for p in d.get("pauses") or []],
-            [dict(t) for t in d.get("transfers") or []],
-            dict(d["stop"]) if d.get("stop") else None,
-            [dict(c) for c in d.get("consultations") or []],
-            [dict(c) for c in d.get("conference") or []],
-            [dict(a) for a in d.get("announcements") or []],
-        )
-
-
-@dataclass
-class ActiveRecording:
-    id: str
-    decision: PolicyDecision
-    timeline: Timeline
-    stopping: bool = False
-
-
-@dataclass
-class Call:
-    """One customer interaction, keyed by our own id; `customer_leg` is known once classified."""
-
-    id: str
-    pbx: str
-    first_leg: str
-    started_wall: float
-    customer_leg: str | None = None
-    agent_leg: str | None = None
-    direction: Direction = Direction.UNKNOWN
-    account: str = ""
-    account_number: str = ""
-    customer_number: str = ""
-    agent: str = ""
-    agents: list[str] = field(default_factory=list)
-    ring_group: str = ""
-    record_override: str | None = None
-    answered_wall: float | None = None
-    decided: bool = False
-    recording: ActiveRecording | None = None
-    ended: bool = False
-    end_reason: str = ""
-    pending_transfer: dict[str, str] | None = None
-    hint: dict[str, str] = field(default_factory=dict)
-    # The customer left its bridge and its next party is not classified yet: nothing may unmask the
-    # recording until it is (a user's pause open at that moment may not be resumed either).
-    next_party_unknown: bool = False
-    # A consultation call (the agent's phone called the target while this call's customer waited):
-    # the customer call it belongs to, and its entry in that call's timeline (updated when it ends).
-    consultation_of: str | None = None
-    consultation_mark: dict[str, Any] | None = None
-    # On a customer call: its consultation in progress, inside this PBX call (Atxfer / att_xfer shape)
-    # or a call of its own (phone shape), until it ends one way or the other.
-    open_consultation: dict[str, Any] | None = None
-    consult_legs: set[str] = field(default_factory=set)  # legs of the in-call consultation still up
-    last_consultation: dict[str, Any] | None = None  # its timeline entry (a three-way turns it into a join)
-    members: dict[str, dict[str, Any]] = field(default_factory=dict)  # conference joiners by leg: their entry
-
-
-# ---- actions ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Decide:
-    """Customer and agent are bridged for the first time: resolve policy, maybe start recording."""
-
-    call: Call
-
-
-@dataclass(frozen=True)
-class Stop:
-    call: Call
-    reason: str  # hangup | external_transfer | pbx | link_lost
-
-
-@dataclass(frozen=True)
-class Changed:
-    """The recording's timeline changed (`kind`: segment | transfer); journal it."""
-
-    call: Call
-    kind: str
-    detail: dict[str, Any]
-    wall: float
-
-
-@dataclass(frozen=True)
-class Ended:
-    call: Call
-
-
-@dataclass(frozen=True)
-class Mute:
-    """Mask the recording NOW: the customer left its bridge and whoever comes next is not classified
-    yet. `entry` is the timeline's open transfer-mute pause."""
-
-    call: Call
-    entry: dict[str, Any]
-    wall: float
-
-
-@dataclass(frozen=True)
-class Unmute:
-    """Lift a transfer mute: the customer's next party may be recorded. `entry` is the closed pause."""
-
-    call: Call
-    entry: dict[str, Any]
-    wall: float
-
-
-Action = Decide | Stop | Changed | Ended | Mute | Unmute
-
-
-class CallTracker:
+class CallTracker(ConsultationTracking, ConferenceTracking):
     """All legs and calls of one PBX node."""
-
-    def __init__(
-        self,
-        pbx: str,
-        *,
-        numbering: NumberingPlan | None = None,
-        inbound_contexts: tuple[str, ...] = (),
-        default_account: str = "main",
-    ) -> None:
-        self.pbx = pbx
-        self.numbering = numbering or NumberingPlan()
-        self.inbound_contexts = set(inbound_contexts)
-        self.default_account = default_account
-        self.legs: dict[str, Leg] = {}
-        self.calls: dict[str, Call] = {}  # live calls only: an ended call is forgotten at once
-        self.call_of_leg: dict[str, str] = {}
-        self._legs_of_call: dict[str, set[str]] = {}  # the reverse index, so forgetting a call is O(its legs)
-        self._held_legs: set[str] = set()  # legs on hold (HoldChanged), for _consultation_call
-
-    def _forget_leg(self, leg_id: str) -> None:
-        self.legs.pop(leg_id, None)
-        self._held_legs.discard(leg_id)
-
-    # ---- queries ----
-    def call(self, call_id: str) -> Call | None:
-        return self.calls.get(call_id)
-
-    def call_for_leg(self, leg: str) -> Call | None:
-        cid = self.call_of_leg.get(leg)
-        return self.calls.get(cid) if cid else None
-
-    def live_calls(self) -> list[Call]:
-        return [c for c in self.calls.values() if not c.ended]
-
-    @property
-    def live_count(self) -> int:
-        """O(1), for the gauge the recorder sets on every action."""
-        return len(self.calls)
-
-    def _link(self, leg: str, call_id: str) -> None:
-        old = self.call_of_leg.get(leg)
-        if old is not None and old != call_id:
-            self._legs_of_call.get(old, set()).discard(leg)
-        self.call_of_leg[leg] = call_id
-        self._legs_of_call.setdefault(call_id, set()).add(leg)
-
-    def _unlink(self, leg: str) -> None:
-        cid = self.call_of_leg.pop(leg, None)
-        if cid is not None:
-            legs = self._legs_of_call.get(cid)
-            if legs is not None:
-                legs.discard(leg)
 
     # ---- event intake ----
     def handle(self, ev: AnyEvent) -> list[Action]:
@@ -378,18 +114,6 @@ class CallTracker:
                     return self._stop(call, "pbx", ev.wall)
         return []
 
-    def _leg(self, leg_id: str, call_id: str = "") -> Leg:
-        leg = self.legs.get(leg_id)
-        if leg is None:
-            leg = self.legs[leg_id] = Leg(leg_id, call_id or leg_id)
-        return leg
-
-    def _new_call(self, first_leg: str, wall: float) -> Call:
-        call = Call(new_id(), self.pbx, first_leg, wall, account=self.default_account)
-        self.calls[call.id] = call
-        self._link(first_leg, call.id)
-        return call
-
     def _created(self, ev: ChannelCreated) -> list[Action]:
         leg = self._leg(ev.leg, ev.call_id)
         leg.call_id = ev.call_id or ev.leg
@@ -417,195 +141,6 @@ class CallTracker:
             dialling = self.call_for_leg(ev.originator)
             if dialling is not None and dialling.customer_leg == ev.originator:
                 return actions + self._customer_dials(dialling, leg, ev.wall)
-        return actions
-
-    # ---- conferences (three-way calls) ----
-    def _conference_join(self, call: Call, ev: Bridged, a: Leg, b: Leg, shared_before: set[str]) -> list[Action] | None:
-        """A third party entering the bridge the customer shares with the agent (Asterisk's three-way
-        merge or a ConfBridge, a FreeSWITCH conference): a join, not a transfer. The customer stays
-        LEFT and the PBX mixes every other party on the RIGHT; the timeline lists who joined when. An
-        EXTERNAL joiner with continue_on_external_transfer off stops the recording, as a transfer to
-        it would."""
-        if call.customer_leg not in (a.id, b.id) or not call.agent_leg:
-            return None
-        cust, other = (a, b) if a.id == call.customer_leg else (b, a)
-        if other.id == call.agent_leg or other.id in call.members or call.agent_leg not in shared_before:
-            return None
-        agent = self.legs.get(call.agent_leg)
-        if agent is None or agent.hung_up or call.agent_leg not in cust.peers:
-            return None
-        wall = ev.wall
-        # the number the driver knows the joiner by (an Atxfer's Local channel: the extension it runs)
-        party = other.party_number or dial_string(ev.number_a if other is a else ev.number_b)
-        rec = call.recording
-        plan = rec.decision if rec else None
-        cls = (plan.classify(party) if plan else self.numbering.classify(party)).value if party else "external"
-        entry: dict[str, Any] = {"party": party, "class": cls, "joined_ms": 0, "left_ms": None}
-        call.members[other.id] = entry
-        if party and party not in call.agents and self.numbering.is_internal_party(party):
-            call.agents.append(party)
-        actions: list[Action] = []
-        mark = call.last_consultation
-        if mark is not None and mark.get("target") == party and mark.get("outcome") in (None, "returned"):
-            # the agent's consultation became a three-way call with the consulted party
-            mark["outcome"], call.open_consultation, call.consult_legs = "conference", None, set()
-            mark.pop("cause", None)
-        if rec is None or rec.stopping:
-            return actions
-        entry["joined_ms"] = rec.timeline.offset(wall)
-        # a joiner nobody can name may be external: with the rule off it is not recorded either
-        stops = rec.decision.transfer(party).stop_recording if party else None
-        entry["stopped_recording"] = (
-            stops if stops is not None else not rec.decision.settings.continue_on_external_transfer
-        )
-        rec.timeline.conference.append(entry)
-        actions.append(Changed(call, "conference", dict(entry), wall))
-        if entry["stopped_recording"]:
-            rec.timeline.close_segment(wall)
-            actions.extend(self._stop(call, "external_joined", wall))
-        return actions
-
-    def _conference_leave(self, call: Call, leg_a: str, leg_b: str, wall: float) -> list[Action] | None:
-        """A joiner left the customer's bridge (hung up or was dropped): noted in the timeline. When the
-        agent leaves and one joiner stays with the customer, that party is the right channel now."""
-        if call.customer_leg not in (leg_a, leg_b):
-            return [] if (leg_a in call.members or leg_b in call.members) else None
-        other = leg_b if leg_a == call.customer_leg else leg_a
-        rec = call.recording
-        if other in call.members:
-            entry = call.members.pop(other)
-            if entry["left_ms"] is None and rec is not None and not rec.stopping:
-                entry["left_ms"] = rec.timeline.offset(wall)
-                return [Changed(call, "conference", dict(entry), wall)]
-            return []
-        if other == call.agent_leg and call.members:
-            # the agent dropped out of the three-way call: the remaining party carries on with the customer
-            leg_id, entry = next(iter(call.members.items()))
-            del call.members[leg_id]
-            call.agent_leg = leg_id
-            if rec is None or rec.stopping:
-                return []
-            entry["left_ms"] = None
-            rec.timeline.open_segment(str(entry["party"]), str(entry["class"]), wall)
-            return [Changed(call, "segment", rec.timeline.segments[-1], wall)]
-        return None
-
-    # ---- consultations ----
-    def _consultation_call(self, call: Call, leg: Leg, wall: float) -> list[Action]:
-        """A new PBX call whose first leg is placed by the agent of a customer call that this agent put
-        on hold (the phone's consultation, fixture S8c): it belongs to that customer call. A call of
-        the same extension while its customer call is NOT on hold is a genuine call of its own."""
-        caller = dial_string(leg.caller)
-        if not caller:
-            return []
-        # only calls whose agent leg is on hold qualify: look at those (a handful), not at every live call
-        held = [p for p in map(self.call_for_leg, self._held_legs) if p is not None]
-        for parent in sorted(held, key=lambda p: p.started_wall):
-            if parent is call or parent.ended or parent.customer_leg is None or parent.consultation_of is not None:
-                continue
-            if parent.open_consultation is not None:
-                continue
-            agent_leg = self.legs.get(parent.agent_leg or "")
-            customer = self.legs.get(parent.customer_leg)
-            if agent_leg is None or not agent_leg.held or customer is None or customer.hung_up:
-                continue
-            if self._current_party(parent) != caller:
-                continue
-            call.consultation_of = parent.id
-            mark, actions = self._open_consultation(parent, caller, dial_string(leg.callee), wall)
-            call.consultation_mark = mark
-            return actions
-        return []
-
-    def _consultation_in_call(self, call: Call, leg: Leg, originator: str | None, wall: float) -> list[Action]:
-        """A new leg inside a decided customer call made for the agent while the customer waits: the
-        PBX's attended transfer (Asterisk Atxfer: a Local consultation channel created while the agent
-        leg is on hold, S4/R8; FreeSWITCH att_xfer: a leg the agent leg originates)."""
-        if call.customer_leg is None or call.ended or call.open_consultation is not None or not call.agent_leg:
-            return []
-        agent_leg = self.legs.get(call.agent_leg)
-        if agent_leg is None or not (agent_leg.held or originator == agent_leg.id):
-            return []
-        target = dial_string(leg.variables.get("dialed_user") or leg.callee)
-        _, actions = self._open_consultation(call, self._current_party(call), target, wall)
-        call.consult_legs = {leg.id}
-        return actions
-
-    def _open_consultation(
-        self, parent: Call, agent: str, target: str, wall: float
-    ) -> tuple[dict[str, Any], list[Action]]:
-        rec = parent.recording
-        plan = rec.decision.numbering if rec else self.numbering
-        mark: dict[str, Any] = {
-            "at_ms": rec.timeline.offset(wall) if rec else 0,
-            "end_ms": None,
-            "agent": agent,
-            "target": target,
-            "target_class": plan.classify(target).value if target else NumberClass.EXTERNAL.value,
-            "answered": False,
-            "outcome": None,
-            "recording_id": None,
-        }
-        parent.open_consultation = parent.last_consultation = mark
-        if rec is None or rec.stopping:
-            return mark, []
-        rec.timeline.consultations.append(mark)
-        return mark, [Changed(parent, "consultation", dict(mark), wall)]
-
-    def _close_consultation(self, parent: Call, outcome: str, wall: float, cause: str = "") -> list[Action]:
-        """The consultation ended: `transferred` (the customer went to the target) or `returned` (busy,
-        no answer, cancelled: the agent is back with the customer, the recording goes on)."""
-        mark = parent.open_consultation
-        if mark is None:
-            return []
-        parent.open_consultation = None
-        parent.consult_legs = set()
-        mark["outcome"] = outcome
-        if outcome == "transferred":
-            mark.pop("cause", None)
-        elif cause:
-            mark["cause"] = cause
-        rec = parent.recording
-        if rec is None or rec.stopping or not any(m is mark for m in rec.timeline.consultations):
-            return []
-        mark["end_ms"] = rec.timeline.offset(wall)
-        return [Changed(parent, "consultation", dict(mark), wall)]
-
-    def _consultation_answered(self, call: Call, target: Leg, wall: float) -> list[Action]:
-        mark = call.open_consultation
-        if mark is None or mark["answered"]:
-            return []
-        mark["answered"] = True
-        if not mark["target"]:
-            mark["target"] = target.party_number
-        rec = call.recording
-        if rec is None or rec.stopping or not any(m is mark for m in rec.timeline.consultations):
-            return []
-        return [Changed(call, "consultation", dict(mark), wall)]
-
-    def _finish_consultation(self, parent: Call, outcome: str, wall: float) -> list[Action]:
-        """The customer call's open consultation is over; a consultation call of its own ends with it."""
-        mark = parent.open_consultation
-        if mark is None:
-            return []
-        for child in list(self.calls.values()):
-            if child.consultation_of == parent.id and child.consultation_mark is mark and not child.ended:
-                return self._end_consultation_call(child, outcome, wall, mark.get("cause", ""))
-        return self._close_consultation(parent, outcome, wall, mark.get("cause", ""))
-
-    def _parent_of(self, call: Call) -> Call | None:
-        return self.calls.get(call.consultation_of) if call.consultation_of else None
-
-    def _end_consultation_call(self, consult: Call, outcome: str, wall: float, cause: str = "") -> list[Action]:
-        """A consultation call is over: its own recording (record_consultation) stops before the
-        customer can be heard on it, its entry in the customer call's timeline is closed."""
-        actions = self._stop(consult, "consultation_ended", wall)
-        parent = self._parent_of(consult)
-        if parent is not None and parent.open_consultation is consult.consultation_mark:
-            actions += self._close_consultation(parent, outcome, wall, cause)
-        consult.ended, consult.end_reason = True, cause or outcome
-        actions.append(Ended(consult))
-        self._forget(consult)
         return actions
 
     def _hint(self, ev: PolicyHint) -> list[Action]:
@@ -656,14 +191,6 @@ class CallTracker:
         if a_internal and b_internal:
             return Direction.INTERNAL, a, b
         return Direction.UNKNOWN, a, b
-
-    @staticmethod
-    def _current_party(call: Call) -> str:
-        """Who is on the right channel now: the open segment's party, else the first agent."""
-        rec = call.recording
-        if rec is not None and rec.timeline.segments:
-            return str(rec.timeline.segments[-1].get("party") or "")
-        return call.agent
 
     def _bridged(self, ev: Bridged) -> list[Action]:
         a, b = self._leg(ev.leg_a), self._leg(ev.leg_b)
@@ -871,14 +398,6 @@ class CallTracker:
         actions.extend(self._stop(call, "external_transfer", wall))
         return actions
 
-    def _lift_transfer_mute(self, call: Call, party: str, party_class: str, wall: float) -> list[Action]:
-        call.next_party_unknown = False
-        rec = call.recording
-        if rec is None or rec.stopping or not rec.timeline.transfer_muted:
-            return []
-        entry = rec.timeline.close_transfer_mute(wall, "unmuted", party, party_class)
-        return [Unmute(call, entry, wall)]
-
     def _back_to_current_party(self, call: Call, wall: float) -> list[Action]:
         call.pending_transfer = None  # whatever was announced did not happen: the same party is back
         rec = call.recording
@@ -974,29 +493,6 @@ class CallTracker:
         if call and call.ended:
             self._forget(call)
         return actions
-
-    def _forget(self, call: Call) -> None:
-        for leg_id in self._legs_of_call.pop(call.id, set()):
-            if self.call_of_leg.get(leg_id) == call.id:
-                del self.call_of_leg[leg_id]
-        self.calls.pop(call.id, None)
-
-    def _stop(self, call: Call, reason: str, wall: float) -> list[Action]:
-        rec = call.recording
-        if rec is None or rec.stopping:
-            return []
-        rec.stopping = True
-        tl = rec.timeline
-        mark = call.open_consultation
-        if mark is not None and mark["end_ms"] is None and any(m is mark for m in tl.consultations):
-            mark["end_ms"] = tl.offset(wall)
-        tl.close_segment(wall)
-        if tl.transfer_muted:
-            tl.close_transfer_mute(wall, {"external_transfer": "stopped", "hangup": "call_ended"}.get(reason, reason))
-        elif tl.paused:
-            tl.pauses[-1]["end_ms"] = tl.offset(wall)
-        tl.stop = {"at_ms": tl.offset(wall), "reason": reason}
-        return [Stop(call, reason)]
 
     # ---- recorder feedback ----
     def recording_started(self, call: Call, recording_id: str, decision: PolicyDecision, wall: float) -> None:
@@ -1127,3 +623,21 @@ class CallTracker:
     def end(self, call: Call, reason: str) -> None:
         call.ended, call.end_reason = True, reason
         self._forget(call)
+
+
+__all__ = [
+    "TRANSFER_MUTE",
+    "Action",
+    "ActiveRecording",
+    "Call",
+    "CallTracker",
+    "Changed",
+    "Decide",
+    "Ended",
+    "Leg",
+    "Mute",
+    "Stop",
+    "Timeline",
+    "Unmute",
+    "user_pauses",
+]

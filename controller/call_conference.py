@@ -1,0 +1,85 @@
+"""Conferences (three-way calls) in the call state machine (pure): who joins the customer and the
+agent, when they leave, and what an external joiner does to the recording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.call_base import TrackerBase
+from controller.call_model import Action, Call, Changed, Leg
+from controller.events import Bridged
+from controller.numbering import dial_string
+
+
+class ConferenceTracking(TrackerBase):
+    """The conference steps of the call state machine."""
+
+    def _conference_join(self, call: Call, ev: Bridged, a: Leg, b: Leg, shared_before: set[str]) -> list[Action] | None:
+        """A third party entering the bridge the customer shares with the agent (Asterisk's three-way
+        merge or a ConfBridge, a FreeSWITCH conference): a join, not a transfer. The customer stays
+        LEFT and the PBX mixes every other party on the RIGHT; the timeline lists who joined when. An
+        EXTERNAL joiner with continue_on_external_transfer off stops the recording, as a transfer to
+        it would."""
+        if call.customer_leg not in (a.id, b.id) or not call.agent_leg:
+            return None
+        cust, other = (a, b) if a.id == call.customer_leg else (b, a)
+        if other.id == call.agent_leg or other.id in call.members or call.agent_leg not in shared_before:
+            return None
+        agent = self.legs.get(call.agent_leg)
+        if agent is None or agent.hung_up or call.agent_leg not in cust.peers:
+            return None
+        wall = ev.wall
+        # the number the driver knows the joiner by (an Atxfer's Local channel: the extension it runs)
+        party = other.party_number or dial_string(ev.number_a if other is a else ev.number_b)
+        rec = call.recording
+        plan = rec.decision if rec else None
+        cls = (plan.classify(party) if plan else self.numbering.classify(party)).value if party else "external"
+        entry: dict[str, Any] = {"party": party, "class": cls, "joined_ms": 0, "left_ms": None}
+        call.members[other.id] = entry
+        if party and party not in call.agents and self.numbering.is_internal_party(party):
+            call.agents.append(party)
+        actions: list[Action] = []
+        mark = call.last_consultation
+        if mark is not None and mark.get("target") == party and mark.get("outcome") in (None, "returned"):
+            # the agent's consultation became a three-way call with the consulted party
+            mark["outcome"], call.open_consultation, call.consult_legs = "conference", None, set()
+            mark.pop("cause", None)
+        if rec is None or rec.stopping:
+            return actions
+        entry["joined_ms"] = rec.timeline.offset(wall)
+        # a joiner nobody can name may be external: with the rule off it is not recorded either
+        stops = rec.decision.transfer(party).stop_recording if party else None
+        entry["stopped_recording"] = (
+            stops if stops is not None else not rec.decision.settings.continue_on_external_transfer
+        )
+        rec.timeline.conference.append(entry)
+        actions.append(Changed(call, "conference", dict(entry), wall))
+        if entry["stopped_recording"]:
+            rec.timeline.close_segment(wall)
+            actions.extend(self._stop(call, "external_joined", wall))
+        return actions
+
+    def _conference_leave(self, call: Call, leg_a: str, leg_b: str, wall: float) -> list[Action] | None:
+        """A joiner left the customer's bridge (hung up or was dropped): noted in the timeline. When the
+        agent leaves and one joiner stays with the customer, that party is the right channel now."""
+        if call.customer_leg not in (leg_a, leg_b):
+            return [] if (leg_a in call.members or leg_b in call.members) else None
+        other = leg_b if leg_a == call.customer_leg else leg_a
+        rec = call.recording
+        if other in call.members:
+            entry = call.members.pop(other)
+            if entry["left_ms"] is None and rec is not None and not rec.stopping:
+                entry["left_ms"] = rec.timeline.offset(wall)
+                return [Changed(call, "conference", dict(entry), wall)]
+            return []
+        if other == call.agent_leg and call.members:
+            # the agent dropped out of the three-way call: the remaining party carries on with the customer
+            leg_id, entry = next(iter(call.members.items()))
+            del call.members[leg_id]
+            call.agent_leg = leg_id
+            if rec is None or rec.stopping:
+                return []
+            entry["left_ms"] = None
+            rec.timeline.open_segment(str(entry["party"]), str(entry["class"]), wall)
+            return [Changed(call, "segment", rec.timeline.segments[-1], wall)]
+        return None
