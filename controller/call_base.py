@@ -82,6 +82,14 @@ class TrackerBase:
             return str(rec.timeline.segments[-1].get("party") or "")
         return call.agent
 
+    @staticmethod
+    def _current_class(call: Call) -> str:
+        """The class of the party on the right channel now (the open segment's)."""
+        rec = call.recording
+        if rec is not None and rec.timeline.segments:
+            return str(rec.timeline.segments[-1].get("class") or "")
+        return ""
+
     def _parent_of(self, call: Call) -> Call | None:
         return self.calls.get(call.consultation_of) if call.consultation_of else None
 

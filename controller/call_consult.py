@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.call_base import TrackerBase
-from controller.call_model import Action, Call, Changed, Ended, Leg
+from controller.call_model import EXTERNAL_CONSULTATION, Action, Call, Changed, Ended, Leg, Mute
 from controller.numbering import NumberClass, dial_string
 
 
@@ -73,7 +73,34 @@ class ConsultationTracking(TrackerBase):
         if rec is None or rec.stopping:
             return mark, []
         rec.timeline.consultations.append(mark)
-        return mark, [Changed(parent, "consultation", dict(mark), wall)]
+        muted = self._mute_for_consultation(parent, mark, wall)  # the PBX command first: the target may answer
+        return mark, [*muted, Changed(parent, "consultation", dict(mark), wall)]
+
+    def _mute_for_consultation(self, parent: Call, mark: dict[str, Any], wall: float) -> list[Action]:
+        """An attended transfer to an EXTERNAL party with continue_on_external_transfer off: its
+        completion bridges the customer to that party in the same instant as the PBX tells us (no ring
+        left in which to act), so the customer's recording is muted from the moment the consultation is
+        dialled until it ends. Completed: the recording stops at the new bridge with not one frame of
+        the external party. Returned (busy, no answer, cancelled): unmuted, the gap kept in the
+        timeline. The consultation itself never passes through the customer's recording (the customer
+        is held, hearing music or silence), so `record_consultation` — whose recording is the target's
+        leg — is untouched. A target nobody names yet may be external: muted too."""
+        rec = parent.recording
+        assert rec is not None
+        target = str(mark["target"])
+        forbidden = (
+            rec.decision.transfer(target).stop_recording
+            if target
+            else not rec.decision.settings.continue_on_external_transfer
+        )
+        if not forbidden:
+            return []
+        parent.external_consultation = True
+        if rec.timeline.paused:
+            return []  # already silent: a user's pause stays the user's (and cannot be resumed meanwhile)
+        entry = rec.timeline.open_transfer_mute(wall, EXTERNAL_CONSULTATION)
+        mark["muted"] = True
+        return [Mute(parent, entry, wall)]
 
     def _close_consultation(self, parent: Call, outcome: str, wall: float, cause: str = "") -> list[Action]:
         """The consultation ended: `transferred` (the customer went to the target) or `returned` (busy,
@@ -83,6 +110,7 @@ class ConsultationTracking(TrackerBase):
             return []
         parent.open_consultation = None
         parent.consult_legs = set()
+        parent.external_consultation = False
         mark["outcome"] = outcome
         if outcome == "transferred":
             mark.pop("cause", None)
@@ -92,7 +120,13 @@ class ConsultationTracking(TrackerBase):
         if rec is None or rec.stopping or not any(m is mark for m in rec.timeline.consultations):
             return []
         mark["end_ms"] = rec.timeline.offset(wall)
-        return [Changed(parent, "consultation", dict(mark), wall)]
+        actions: list[Action] = [Changed(parent, "consultation", dict(mark), wall)]
+        if outcome == "returned" and mark.get("muted") and not parent.next_party_unknown:
+            # the agent is back with the customer (who never left its bridge): the recording goes on.
+            # A customer who left its bridge meanwhile (Atxfer) is unmuted when it is bridged again.
+            actions += self._lift_transfer_mute(parent, self._current_party(parent), self._current_class(parent), wall)
+        # transferred: the mute holds until the customer's new bridge says stop (external) or unmute
+        return actions
 
     def _consultation_answered(self, call: Call, target: Leg, wall: float) -> list[Action]:
         mark = call.open_consultation

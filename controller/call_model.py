@@ -40,6 +40,8 @@ class Leg:
 
 
 TRANSFER_MUTE = "transfer_mute"  # `kind` of a pause the state machine opened at an unannounced transfer
+# `reason` of a transfer mute opened when the agent dials a consultation to a party the rule forbids
+EXTERNAL_CONSULTATION = "external_consultation"
 
 
 def user_pauses(timeline: dict[str, Any]) -> list[dict[str, Any]]:
@@ -86,8 +88,11 @@ class Timeline:
 
     def transfer_at(self, wall: float) -> int:
         """Where a transfer sits in the file: when the customer left the agent if a transfer mute
-        opened then (the file is silent from there), else now."""
-        return int(self.pauses[-1]["start_ms"]) if self.transfer_muted else self.offset(wall)
+        opened then (the file is silent from there), else now — also after a mute that began with an
+        external consultation (the transfer is its completion, not its dial)."""
+        if self.transfer_muted and self.pauses[-1].get("reason") != EXTERNAL_CONSULTATION:
+            return int(self.pauses[-1]["start_ms"])
+        return self.offset(wall)
 
     def open_transfer_mute(self, wall: float, reason: str) -> dict[str, Any]:
         """A pause entry (silence, timeline kept) marked as a transfer mute with why it began."""
@@ -183,6 +188,15 @@ class Call:
     consult_legs: set[str] = field(default_factory=set)  # legs of the in-call consultation still up
     last_consultation: dict[str, Any] | None = None  # its timeline entry (a three-way turns it into a join)
     members: dict[str, dict[str, Any]] = field(default_factory=dict)  # conference joiners by leg: their entry
+    # The agent consults a party the rule forbids to record (EXTERNAL, continue_on_external_transfer off):
+    # the recording stays silent until the consultation is over (see ConsultationTracking).
+    external_consultation: bool = False
+
+    @property
+    def silence_held(self) -> bool:
+        """Nothing may unmask the recording now (not even a user's resume): the customer's next party
+        is not known yet, or an external consultation may end with the customer bridged to that party."""
+        return self.next_party_unknown or self.external_consultation
 
 
 # ---- actions ------------------------------------------------------------------------------------

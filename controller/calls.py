@@ -26,6 +26,9 @@ Why the rules are what they are (see the FreeSWITCH SIP captures):
   leg, Asterisk DialBegin from the customer channel), long before that party answers: a party that
   may be recorded lifts the mute there (`Unmute`, so the recording has it from its first word), one
   that may not stops the recording. The new bridge decides when no dial was seen.
+- An attended transfer's completion bridges the customer to the consulted party in the instant the PBX
+  reports it: when the agent consults an EXTERNAL party the rule forbids to record, the recording is
+  muted from the consultation's dial until it ends (`ConsultationTracking._mute_for_consultation`).
 - A consultation (the agent talks to a transfer target while the customer waits) belongs to the
   customer's call and is listed in its timeline (`consultations`). Two shapes reach us: the PBX's own
   attended transfer (Asterisk Atxfer, fixture S4 / real R8; FreeSWITCH att_xfer) keeps it inside the
@@ -436,6 +439,8 @@ class CallTracker(ConsultationTracking, ConferenceTracking):
         actions: list[Action] = [*done, Changed(call, "transfer", marker, ev.wall)]
         if decision.stop_recording:
             rec.timeline.close_segment(ev.wall)
+            if rec.timeline.transfer_muted:  # e.g. since the consultation's dial: who it kept out
+                rec.timeline.close_transfer_mute(ev.wall, "stopped", pending["target"], decision.target_class.value)
             actions.extend(self._stop(call, "external_transfer", ev.wall))
         else:  # announced after the customer left its bridge: a party that may be recorded lifts the mute
             actions.extend(self._lift_transfer_mute(call, pending["target"], decision.target_class.value, ev.wall))

@@ -103,7 +103,7 @@ class PauseControl:
             ready = node.started.get(rec.id)
             if ready is not None and not ready.is_set():
                 await asyncio.wait_for(ready.wait(), 10)  # the start is still being journaled
-            if rec.timeline.transfer_muted or (not pause and call.next_party_unknown):
+            if rec.timeline.transfer_muted or (not pause and call.silence_held):
                 raise PauseRefused("state", "muted until the customer's next party is known (transfer)")
             if pause == rec.timeline.paused:
                 raise PauseRefused("state", "already paused" if pause else "not paused")

@@ -116,3 +116,77 @@ def check_external_party(path: str | os.PathLike[str], timeline: dict, continue_
     target_segment = timeline["segments"][-1]
     assert target_segment["party"] == sc.EXTERNAL_TARGET
     assert all(m["end_ms"] <= target_segment["start_ms"] for m in mutes), "unmuted before the party was bridged"
+
+
+def attended_external(method: str, continue_rule: bool, outcome: str = "answer") -> sc.Scenario:
+    """Inbound call; after 2 s the agent consults the external number (the customer held), which
+    answers after 500 ms (or is busy: `outcome`), and after 1 s of consultation the transfer completes
+    (`method` phone: the agent's phone, REFER with Replaces; pbx: Asterisk Atxfer / FreeSWITCH att_xfer);
+    then 2 s of talk. A failed consultation leaves the agent with the customer for those 2 s."""
+    answered = outcome == "answer"
+    stops = answered and not continue_rule
+    rule = "continue" if continue_rule else "stop"
+    return sc.Scenario(
+        f"attended_transfer_external_{rule}_{method}_{outcome}",
+        f"attended transfer ({method}) to {sc.EXTERNAL_TARGET} ({outcome}), "
+        f"continue_on_external_transfer={continue_rule}",
+        (
+            sc.PlaceCall("inbound"),
+            sc.Ring(),
+            sc.Answer(),
+            sc.Talk(2000),
+            sc.Transfer(kind="attended", method=method, outcome=outcome),  # type: ignore[arg-type]
+            sc.Talk(2000),
+            sc.Hangup("customer"),
+        ),
+        sc.Expectation(
+            True,
+            segments=("agent",) if stops or not answered else ("agent", "target"),
+            transfers=(("attended", "external"),) if answered else (),
+            stop_reason="external_transfer" if stops else "hangup",
+            ends_at_transfer=stops,
+        ),
+        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_EXTERNAL},
+        settings={"continue_on_external_transfer": continue_rule},
+    )
+
+
+def check_attended_external(path: str | os.PathLike[str], timeline: dict, continue_rule: bool, outcome: str) -> None:
+    """What the stored file of `attended_external` holds, per 20 ms frame (recording from the answer):
+    the customer LEFT and the agent RIGHT for 2 s; rule off: from the consultation's dial on, silence on
+    both channels (the customer's recording is muted) and not one frame of the external party — to the
+    stop at the completion, or, after a failed consultation, until the agent is back (500 ms), then
+    the customer and the agent again for 2 s. Rule on: no mute; the external party on the RIGHT in
+    every frame from the completion (2 s + 500 ms ring + 1 s consultation) for its 2 s of talk."""
+    customer, agent, external = (float(p.tone_hz) for p in (sc.CUSTOMER, sc.AGENT, sc.TARGET_EXTERNAL))
+    ext = frames_with_tone(path, external)
+    with_ext = [i for i, f in enumerate(ext) if any(f)]
+    cust = frames_with_tone(path, customer)
+    agt = frames_with_tone(path, agent)
+    dial = 2000 // FRAME_MS
+    talk = 2000 // FRAME_MS
+    assert all(cust[i][0] and agt[i][1] for i in range(1, dial - 1)), "customer LEFT, agent RIGHT before the dial"
+    mutes = [p for p in timeline["pauses"] if p.get("reason") == "external_consultation"]
+    if continue_rule:
+        assert mutes == [], mutes
+        if outcome == "answer":
+            done = (2000 + 500 + 1000) // FRAME_MS
+            assert with_ext and with_ext[0] == done, (
+                f"external party first in frame {with_ext[:1]}, completed at {done}"
+            )
+            missing = [i for i in range(done, done + talk - 1) if not ext[i][1]]
+            assert missing == [], f"frames without the external party after the completion: {missing[:10]}"
+        return
+    assert with_ext == [], f"external party heard in 20 ms frames {with_ext[:10]}… of {len(cust)}"
+    (mute,) = mutes
+    assert mute["kind"] == "transfer_mute" and mute["end_ms"] is not None, mute
+    heard = [i for i in range(dial + 1, len(cust)) if any(cust[i]) or any(agt[i])]
+    if outcome == "answer":
+        assert (mute["outcome"], mute["next_party"]) == ("stopped", sc.EXTERNAL_TARGET), mute
+        assert heard == [], f"sound after the consultation's dial in frames {heard[:10]}"
+        return
+    assert (mute["outcome"], mute["next_party"]) == ("unmuted", sc.AGENT_EXT), mute
+    back = (2000 + 500) // FRAME_MS
+    assert heard and heard[0] >= back, f"sound during the consultation in frames {heard[:10]}"
+    gaps = [i for i in range(back + 1, back + talk - 1) if not (cust[i][0] and agt[i][1])]
+    assert gaps == [], f"frames after the agent came back without customer LEFT + agent RIGHT: {gaps[:10]}"

@@ -177,6 +177,10 @@ class AmiCalls(AmiPbx):
     def _mute_changes(ch: SimChannel) -> int:
         return sum(m.mute_changes for m in ch.monitors)
 
+    @staticmethod
+    def _muted(ch: SimChannel) -> bool:
+        return any(m.mute_read or m.mute_write for m in ch.monitors)
+
     def _controller_acted(self, ch: SimChannel, before: int) -> bool:
         """The controller has settled the customer's recording for this transfer: stopped it, or muted
         it and lifted the mute again."""
@@ -247,10 +251,13 @@ class AmiCalls(AmiPbx):
         outcome: str = "answer",
         settle: bool = False,
         record_consultation: bool = False,
+        muted: bool = False,
     ) -> None:
         """The agent's phone: hold, a second call to the target, REFER with Replaces (fixture S8c). A
         failed consultation (extrapolated): its Dial ends BUSY / NOANSWER / CANCEL, the phone hangs
-        the second call up and takes the customer off hold (Unhold, the hold music stops)."""
+        the second call up and takes the customer off hold (Unhold, the hold music stops). `muted`:
+        the controller mutes the customer's recording at the consultation's dial (an external target
+        the rule forbids), the target rings until it did, as a real one rings far longer."""
         cust, agent = call.customer, call.agent
         b1 = cust.bridge
         agent.held = True
@@ -265,6 +272,8 @@ class AmiCalls(AmiPbx):
         call.add(second, target)
         self.dial_begin(second, target, party.number if party.internal else f"trunk/{party.number}")
         self.set_state(target, 5)
+        if muted:
+            await self._until(lambda: self._muted(cust))
         await self.elapse(ring_ms, call.channels)
         if outcome != "answer":
             status, cause = FAILED_DIAL[outcome]
@@ -275,6 +284,8 @@ class AmiCalls(AmiPbx):
             agent.held = False
             self.event("Unhold", self.snap(agent))
             self.event("MusicOnHoldStop", self.snap(cust))
+            if settle:  # the agent talks on at once: the controller lifts a consultation's mute in ms
+                await self._until(lambda: not self._muted(cust))
             return
         self.set_state(target, 6)
         self.dial_end(second, target, "ANSWER")
@@ -309,10 +320,19 @@ class AmiCalls(AmiPbx):
             # it within milliseconds on a real PBX, before the customer's audio reaches its file
             await self._until(lambda: not target.monitors)
 
-    async def _atxfer_consult(self, call: SimCall, party: sc.Party, ring_ms: int, outcome: str = "answer") -> None:
+    async def _atxfer_consult(
+        self,
+        call: SimCall,
+        party: sc.Party,
+        ring_ms: int,
+        outcome: str = "answer",
+        settle: bool = False,
+        muted: bool = False,
+    ) -> None:
         """Atxfer (real capture tests/fixtures/asterisk/real/R8): the bridge's feature puts the agent
         on hold and makes a Local consultation channel whose `;1` half waits in a new bridge while its
-        `;2` half dials the target; the agent moves over to it while the target rings."""
+        `;2` half dials the target; the agent moves over to it while the target rings. `muted` and
+        `settle` as in `_attended_phone`."""
         cust, agent = call.customer, call.agent
         agent.held = True
         self.event("Hold", self.snap(agent))
@@ -355,9 +375,13 @@ class AmiCalls(AmiPbx):
         self.leave(agent)
         self.enter(b2, agent)
         agent.held = False
+        if muted:
+            await self._until(lambda: self._muted(cust))
         await self.elapse(ring_ms, call.channels)
         if outcome != "answer":
             self._fail_atxfer(call, x1, x2, target, b2, outcome)
+            if settle:
+                await self._until(lambda: not self._muted(cust))
             return
         self.set_state(target, 6)
         self.dial_end(x2, target, "ANSWER")
@@ -571,27 +595,29 @@ class AmiCalls(AmiPbx):
                 await self.elapse(step.ms, call.channels)
             elif isinstance(step, sc.Transfer):
                 party = scenario.parties[step.to]
+                # an external consultation the rule forbids to record: the controller mutes at its dial
+                muted = (
+                    settle and not party.internal and scenario.settings.get("continue_on_external_transfer") is False
+                )
                 if step.kind == "blind":
                     await self._blind(call, party, announce=step.method == "phone", ring_ms=step.ring_ms, settle=settle)
                 elif step.method == "phone":
                     record_consultation = bool(scenario.settings.get("record_consultation"))
                     await self._attended_phone(
-                        call, party, step.ring_ms, step.consult_ms, step.outcome, settle, record_consultation
+                        call, party, step.ring_ms, step.consult_ms, step.outcome, settle, record_consultation, muted
                     )
                 elif step.outcome != "answer":
-                    await self._atxfer_consult(call, party, step.ring_ms, step.outcome)
+                    await self._atxfer_consult(call, party, step.ring_ms, step.outcome, settle, muted)
                 else:
-                    await self._atxfer_consult(call, party, step.ring_ms)
+                    await self._atxfer_consult(call, party, step.ring_ms, settle=settle, muted=muted)
                     await self.elapse(step.consult_ms, call.channels)
                     if self.atxfer_moves == "target":
                         self._complete_atxfer_target_moved(call)
                     else:
                         self._complete_atxfer(call)
-                if settle and scenario.expect.ends_at_transfer and step.kind == "blind":
+                if settle and scenario.expect.ends_at_transfer:
                     # the target talks at once, as on a real PBX: what the controller lets through is in the file
                     await self._talk_until(call, lambda c=call: not c.customer.monitors)  # type: ignore[misc]
-                elif settle and scenario.expect.ends_at_transfer:
-                    await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
             elif isinstance(step, sc.DialCode):
                 await self._dial_code(call, step, settle)
             elif isinstance(step, sc.ThreeWay):

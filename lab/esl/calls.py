@@ -72,11 +72,8 @@ class CallHandle:
         elif isinstance(step, sc.Transfer):
             await self._transfer(step, settle)
             if settle and self.scenario.expect.ends_at_transfer:
-                if step.kind == "blind":
-                    # the target talks at once, as on a real PBX: what the controller lets through is in the file
-                    await self._talk_until(lambda: not self.customer.recordings)
-                else:
-                    await sim._wait(lambda: not self.customer.recordings)
+                # the target talks at once, as on a real PBX: what the controller lets through is in the file
+                await self._talk_until(lambda: not self.customer.recordings)
         elif isinstance(step, sc.DialCode):
             await self._dial_code(step, settle)
         elif isinstance(step, sc.ThreeWay):
@@ -307,6 +304,21 @@ class CallHandle:
         c = self.legs.get("customer")
         return sum(r.mask_changes for r in c.recordings.values()) if c else 0
 
+    def _masked(self) -> bool:
+        c = self.legs.get("customer")
+        return bool(c) and any(r.masked for r in c.recordings.values())  # type: ignore[union-attr]
+
+    async def _consult_dialled(self, target: sc.Party, settle: bool) -> None:
+        """An external consultation the rule forbids to record: the controller mutes the customer's
+        recording at its dial; the target rings until it did (bounded), as a real one rings far longer."""
+        if settle and not target.internal and self.scenario.settings.get("continue_on_external_transfer") is False:
+            await self.sim._wait(self._masked)
+
+    async def _back_with_the_agent(self, settle: bool) -> None:
+        """A failed consultation: the agent talks on at once; the controller lifts its mute in ms."""
+        if settle:
+            await self.sim._wait(lambda: not self._masked())
+
     def _controller_acted(self, before: int) -> bool:
         """The controller has settled the customer's recording for this transfer: stopped it, or
         muted it and lifted the mute again."""
@@ -364,7 +376,7 @@ class CallHandle:
             sim._bridge(cust, c)
             return
         if t.method == "pbx":
-            await self._att_xfer(cust, agent, target, t)
+            await self._att_xfer(cust, agent, target, t, settle)
             return
         # attended by the agent's phone: hold the customer (re-INVITE sendonly: CHANNEL_HOLD on the
         # agent's leg, as uuid_hold gave in the real capture S4), the phone calls the target (a
@@ -387,6 +399,7 @@ class CallHandle:
         d = self._originate(consult, target)
         self.legs["target"] = d
         self.legs["consult"] = consult
+        await self._consult_dialled(target, settle)
         await sim._elapse(self._live(), t.ring_ms)
         if t.outcome != "answer":
             # the consultation fails (extrapolated): busy (486), no answer (the bridge's timeout) or the
@@ -400,6 +413,7 @@ class CallHandle:
             del self.legs["target"], self.legs["consult"]
             agent.held = False
             sim._emit("CHANNEL_UNHOLD", agent)  # the phone takes the customer back (re-INVITE sendrecv)
+            await self._back_with_the_agent(settle)
             return
         sim._answer(d)
         sim._emit("CHANNEL_PROGRESS", consult)
@@ -436,7 +450,9 @@ class CallHandle:
         d.call_uuid = cust.call_uuid
         sim._bridge(cust, d)
 
-    async def _att_xfer(self, cust: Channel, agent: Channel, target: sc.Party, t: sc.Transfer) -> None:
+    async def _att_xfer(
+        self, cust: Channel, agent: Channel, target: sc.Party, t: sc.Transfer, settle: bool = False
+    ) -> None:
         """FreeSWITCH's own att_xfer app run on the agent leg, completed with its hangup key — the shape
         of the real capture tests/fixtures/freeswitch/att_xfer_internal: the agent leg dials the target
         itself (the consult leg's Channel-Call-UUID is the customer leg's) and bridges it as Bridge-A;
@@ -448,6 +464,7 @@ class CallHandle:
         d = self._originate(agent, target, outbound_cid=agent.party)
         d.call_uuid = cust.uuid
         self.legs["target"] = d
+        await self._consult_dialled(target, settle)
         await sim._elapse(self._live(), t.ring_ms)
         if t.outcome != "answer":
             # att_xfer's originate fails (extrapolated): the target leg goes, the agent is back with the
@@ -458,6 +475,7 @@ class CallHandle:
             sim._destroy(d)
             del self.legs["target"]
             agent.held = False
+            await self._back_with_the_agent(settle)
             return
         sim._answer(d)
         consult_partner = agent.bridged_to
