@@ -111,6 +111,8 @@ class Timeline:
         entry = self.pauses[-1]
         entry["end_ms"] = self.offset(wall)
         entry["outcome"] = outcome
+        if outcome == "call_ended" and entry["end_ms"] <= entry["start_ms"]:
+            self.pauses.pop()  # the customer left the bridge by hanging up: no gap in the file to show
         if party:
             entry["next_party"], entry["next_class"] = party, party_class
         return entry
