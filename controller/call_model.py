@@ -42,6 +42,9 @@ class Leg:
 TRANSFER_MUTE = "transfer_mute"  # `kind` of a pause the state machine opened at an unannounced transfer
 # `reason` of a transfer mute opened when the agent dials a consultation to a party the rule forbids
 EXTERNAL_CONSULTATION = "external_consultation"
+HANGUP_MUTE_MS = 20
+"""A transfer mute the hang-up closes within one audio frame is the hang-up itself, not a gap: Asterisk
+sends BridgeLeave before the hang-up request when a channel is hung up by AMI/CTI."""
 
 
 def user_pauses(timeline: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,7 +114,7 @@ class Timeline:
         entry = self.pauses[-1]
         entry["end_ms"] = self.offset(wall)
         entry["outcome"] = outcome
-        if outcome == "call_ended" and entry["end_ms"] <= entry["start_ms"]:
+        if outcome == "call_ended" and entry["end_ms"] - entry["start_ms"] < HANGUP_MUTE_MS:
             self.pauses.pop()  # the customer left the bridge by hanging up: no gap in the file to show
         if party:
             entry["next_party"], entry["next_class"] = party, party_class
