@@ -152,6 +152,9 @@ class ApiConfig:
     bind: str = "127.0.0.1"
     port: int = 8080
     enabled: bool = True
+    # The API's address as outsiders reach it (proxy, TLS): "https://rec.example.com" or with a path
+    # prefix. Only absolute links handed out (webhook download links) use it; unset → none are made.
+    public_url: str = ""
 
 
 def default_finalize_workers() -> int:
@@ -197,6 +200,7 @@ class WebhooksConfig:
     backoff_base_seconds: float = 5.0  # first retry; doubles each attempt
     backoff_max_seconds: float = 600.0  # cap of the doubling
     poll_interval_seconds: float = 1.0  # outbox poll when the last batch was not full
+    download_link_minutes: int = 15  # lifetime of a recording.stored download link (opted-in endpoints)
 
 
 def default_state_dir() -> str:
@@ -520,6 +524,10 @@ def _validate(cfg: Config, problems: _Problems) -> None:
             problems.add("api.bind", cfg.api.bind, "an IP address (default 127.0.0.1)")
     if not 0 <= cfg.api.port <= 65535:
         problems.add("api.port", cfg.api.port, "a TCP port 0-65535 (0 = any free port)")
+    if cfg.api.public_url and (why := public_url_problem(cfg.api.public_url)):
+        problems.add(
+            "api.public_url", cfg.api.public_url, f"the API's public base URL, e.g. https://rec.example.com ({why})"
+        )
     if cfg.finalize.workers < 1:
         problems.add("finalize.workers", cfg.finalize.workers, "an integer >= 1")
     if cfg.webhooks.concurrency < 1:
@@ -533,6 +541,26 @@ def _validate(cfg: Config, problems: _Problems) -> None:
     ):
         if getattr(cfg.webhooks, key) <= 0:
             problems.add(f"webhooks.{key}", getattr(cfg.webhooks, key), "a number > 0")
+    if not 1 <= cfg.webhooks.download_link_minutes <= 1440:
+        problems.add("webhooks.download_link_minutes", cfg.webhooks.download_link_minutes, "whole minutes, 1-1440")
+
+
+def public_url_problem(url: str) -> str:
+    """Why `url` cannot be the base of the links the service hands out ("" when it can)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a bad port
+    except ValueError as e:
+        return str(e)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "an http:// or https:// URL with a host"
+    if parts.username or parts.password:
+        return "no credentials in it"
+    if parts.query or parts.fragment or url.endswith(("?", "#")) or any(c.isspace() for c in url):
+        return "no query, fragment or spaces"
+    return ""
 
 
 def _validate_storage(problems: _Problems, prefix: str, st: StorageConfig, *, own: bool = False) -> None:

@@ -153,7 +153,9 @@ class Service:
             )
             self._backup.start()
         # Webhooks go out from the outbox in a task of their own: a slow receiver never holds up recording.
-        self._spawn(WebhookWorker(pool, cfg.webhooks, self.metrics, self.node_id).run, "webhooks")
+        self._spawn(
+            WebhookWorker(pool, cfg.webhooks, self.metrics, self.node_id, public_url=cfg.api.public_url).run, "webhooks"
+        )
 
         self.drivers = {p.name: make_driver(p, cfg) for p in cfg.pbx}
         nodes = {p.name: p for p in cfg.pbx}

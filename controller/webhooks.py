@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from controller.access.audit import Who, log
-from controller.access.errors import Invalid, NotFound
+from controller.access.errors import Forbidden, Invalid, NotFound
 from storage import webhooks as repo
 from storage.outbox import EVENTS
 from storage.users import transaction
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
-FIELDS = ("account", "url", "events", "description", "enabled")
+FIELDS = ("account", "url", "events", "description", "enabled", "download_link")
 STATES = ("pending", "delivered", "dead")
 
 
@@ -62,11 +62,27 @@ def _validate(data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         if not isinstance(data["description"], str) or len(data["description"]) > 500 or "\x00" in data["description"]:
             raise Invalid("description", "a string of at most 500 characters")
         out["description"] = data["description"]
-    if "enabled" in data:
-        if not isinstance(data["enabled"], bool):
-            raise Invalid("enabled", "true or false")
-        out["enabled"] = data["enabled"]
+    for k in ("enabled", "download_link"):
+        if k in data:
+            if not isinstance(data[k], bool):
+                raise Invalid(k, "true or false")
+            out[k] = data[k]
     return out
+
+
+# What decides where a download link goes: changing any of them on an endpoint that sends links hands
+# every stored recording of the account to a receiver, so it takes someone who may download them all.
+_LINK_FIELDS = ("account", "url", "download_link")
+
+
+def _check_link_grant(old: dict[str, Any] | None, fields: dict[str, Any], may_download_all: bool) -> None:
+    links = fields.get("download_link", bool(old and old["download_link"]))
+    changed = old is None or any(k in fields and fields[k] != old[k] for k in _LINK_FIELDS)
+    if links and changed and not may_download_all:
+        raise Forbidden(
+            "download_link: an endpoint that receives download links gets every stored recording of its account;"
+            " only a role whose download scope is `all` may turn it on or point it elsewhere"
+        )
 
 
 async def list_endpoints(pool: asyncpg.Pool, account: str | None) -> list[dict[str, Any]]:
@@ -80,9 +96,13 @@ async def get_endpoint(pool: asyncpg.Pool, endpoint_id: int) -> dict[str, Any]:
     return repo.endpoint_view(row)
 
 
-async def create_endpoint(pool: asyncpg.Pool, who: Who, data: dict[str, Any]) -> dict[str, Any]:
-    """The new endpoint with its `secret` — the only time the secret is shown."""
+async def create_endpoint(
+    pool: asyncpg.Pool, who: Who, data: dict[str, Any], *, may_download_all: bool = False
+) -> dict[str, Any]:
+    """The new endpoint with its `secret` — the only time the secret is shown. `may_download_all`: the
+    caller's download scope is `all` (needed for `download_link`)."""
     fields = _validate(data, creating=True)
+    _check_link_grant(None, fields, may_download_all)
     async with transaction(pool) as conn:
         row, secret = await repo.create(conn, fields)
         view = repo.endpoint_view(row)
@@ -90,12 +110,15 @@ async def create_endpoint(pool: asyncpg.Pool, who: Who, data: dict[str, Any]) ->
     return {**view, "secret": secret}
 
 
-async def update_endpoint(pool: asyncpg.Pool, who: Who, endpoint_id: int, data: dict[str, Any]) -> dict[str, Any]:
+async def update_endpoint(
+    pool: asyncpg.Pool, who: Who, endpoint_id: int, data: dict[str, Any], *, may_download_all: bool = False
+) -> dict[str, Any]:
     fields = _validate(data, creating=False)
     async with transaction(pool) as conn:
         old = await repo.get(conn, endpoint_id, lock=True)
         if old is None:
             raise NotFound("webhook")
+        _check_link_grant(repo.endpoint_view(old), fields, may_download_all)
         if not fields:
             return repo.endpoint_view(old)
         view = repo.endpoint_view(await repo.update(conn, endpoint_id, fields))

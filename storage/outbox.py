@@ -74,7 +74,9 @@ def _stored(r: asyncpg.Record) -> dict[str, Any]:
             "signing_key_id": m.get("signing_key_id"),
             "pauses": len((m.get("timeline") or {}).get("pauses") or []),
         },
-        "download_url": None,  # no link leaves the service; fetch with GET /api/v1/recordings/{id}/audio
+        # Filled per delivery attempt for endpoints that opted in (storage/webhook_links.py); never stored.
+        "download_url": None,
+        "download_expires_at": None,
     }
 
 

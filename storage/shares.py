@@ -172,26 +172,46 @@ async def create(
     hours = limits["default_hours"] if hours is None else _hours("expires_in_hours", hours)
     if hours > limits["max_hours"]:
         raise ShareError("expires_in_hours", f"at most {limits['max_hours']} hours (the administrator's limit)")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     async with pool.acquire() as c, c.transaction():
-        row = await c.fetchrow(
-            "INSERT INTO recording_shares (recording_id, token_hash, created_by, expires_at, allow_download)"
-            " VALUES ($1, $2, $3, now() + $4::interval, $5) RETURNING *, now() AS now",
-            recording_id,
-            hash_token(token),
-            actor.name,
-            timedelta(hours=hours),
-            allow_download,
-        )
-        share = _share(row)
-        await audit.record(
-            c,
-            actor=actor.label,
-            action="share.create",
-            target=f"recording:{recording_id}",
-            remote=actor.remote,
-            detail={"share": share.id, "expires_at": share.expires_at.isoformat(), "allow_download": allow_download},
-        )
+        return await issue(c, recording_id, lifetime=timedelta(hours=hours), allow_download=allow_download, actor=actor)
+
+
+async def issue(
+    conn: asyncpg.Connection,
+    recording_id: uuid.UUID,
+    *,
+    lifetime: timedelta,
+    allow_download: bool,
+    actor: Actor,
+    detail: dict[str, Any] | None = None,
+) -> tuple[Share, str]:
+    """Insert a link and its `share.create` audit entry inside the caller's transaction; returns
+    (share, token). No limit check: `create` applies the administrator's limits to users' links,
+    other callers (webhook download links) bound their own lifetime."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = await conn.fetchrow(
+        "INSERT INTO recording_shares (recording_id, token_hash, created_by, expires_at, allow_download)"
+        " VALUES ($1, $2, $3, now() + $4::interval, $5) RETURNING *, now() AS now",
+        recording_id,
+        hash_token(token),
+        actor.name,
+        lifetime,
+        allow_download,
+    )
+    share = _share(row)
+    await audit.record(
+        conn,
+        actor=actor.label,
+        action="share.create",
+        target=f"recording:{recording_id}",
+        remote=actor.remote,
+        detail={
+            "share": share.id,
+            "expires_at": share.expires_at.isoformat(),
+            "allow_download": allow_download,
+            **(detail or {}),
+        },
+    )
     return share, token
 
 
@@ -212,7 +232,7 @@ async def get(conn: _Conn, recording_id: uuid.UUID, share_id: int) -> Share | No
     return _share(r) if r else None
 
 
-async def revoke(pool: asyncpg.Pool, share: Share, *, actor: Actor) -> Share:
+async def revoke(pool: asyncpg.Pool, share: Share, *, actor: Actor, detail: dict[str, Any] | None = None) -> Share:
     """Revoke a link (idempotent: revoking twice keeps the first revocation)."""
     async with pool.acquire() as c, c.transaction():
         row = await c.fetchrow(
@@ -228,7 +248,7 @@ async def revoke(pool: asyncpg.Pool, share: Share, *, actor: Actor) -> Share:
             action="share.revoke",
             target=f"recording:{share.recording_id}",
             remote=actor.remote,
-            detail={"share": share.id, "created_by": share.created_by},
+            detail={"share": share.id, "created_by": share.created_by, **(detail or {})},
         )
     return _share(row)
 

@@ -6,6 +6,10 @@ recording's events reach an endpoint in the order they happened, and a retry hol
 after it. At-least-once: a row is marked delivered only after a 2xx; a crash between the receiver's
 2xx and that update sends it again with the same event id (Callrec-Event-Id) — receivers dedupe on it.
 A row that fails past its retry period goes `dead`; the API lists dead rows and can redeliver them.
+
+A `recording.stored` event to an endpoint with `download_link` gets a fresh share link per attempt
+when `[api] public_url` is set (storage/webhook_links.py); the link is in the body sent, never in the
+outbox row or a log line.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import asyncpg
 
 from controller.config import WebhooksConfig
 from controller.metrics import Metrics
+from storage import webhook_links
+from storage.shares import Share
 from storage.webhook_signature import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -44,7 +50,8 @@ SET claimed_by = $2, claimed_until = now() + make_interval(secs => $3), attempts
     retry_until = COALESCE(w.retry_until, now() + make_interval(secs => $4))
 FROM c, webhook_endpoints e
 WHERE w.id = c.id AND e.id = w.endpoint_id
-RETURNING w.id, w.event_id, w.event_type, w.endpoint_id, w.payload, w.attempts, w.retry_until, e.url, e.secret
+RETURNING w.id, w.event_id, w.event_type, w.endpoint_id, w.recording_id, w.payload, w.attempts, w.retry_until,
+          e.url, e.secret, e.download_link
 """
 
 
@@ -54,8 +61,11 @@ def body_of(payload: Any) -> bytes:
 
 
 class WebhookWorker:
-    def __init__(self, pool: asyncpg.Pool, config: WebhooksConfig, metrics: Metrics, node_id: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, config: WebhooksConfig, metrics: Metrics, node_id: str, *, public_url: str = ""
+    ) -> None:
         self.pool, self.wc, self.metrics, self.node_id = pool, config, metrics, node_id
+        self.public_url = public_url  # [api] public_url: unset → no download links
         self._session: aiohttp.ClientSession | None = None
         metrics.describe("callrec_webhook_deliveries_total", "counter", "Webhook POSTs by outcome")
         metrics.describe("callrec_webhook_dead_total", "counter", "Webhook events given up after the retry period")
@@ -118,8 +128,32 @@ class WebhookWorker:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.wc.timeout_seconds))
         return self._session
 
+    async def _payload(self, row: asyncpg.Record) -> tuple[Any, Share | None]:
+        """The body to send: the stored payload, plus a download link minted for this attempt when the
+        endpoint opted in and the service knows its public address."""
+        payload = row["payload"]
+        if not (row["download_link"] and self.public_url and row["event_type"] == webhook_links.EVENT):
+            return payload, None
+        minted = await webhook_links.mint(
+            self.pool,
+            row["recording_id"],
+            endpoint_id=row["endpoint_id"],
+            event_id=str(row["event_id"]),
+            minutes=self.wc.download_link_minutes,
+        )
+        if minted is None:  # purged or erased since: nothing left to download
+            return payload, None
+        share, token = minted
+        return webhook_links.with_link(payload, webhook_links.link_url(self.public_url, token), share.expires_at), share
+
     async def _deliver(self, row: asyncpg.Record) -> tuple[int, int] | None:
-        body = body_of(row["payload"])
+        status: int | None = None
+        try:
+            payload, share = await self._payload(row)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            await self._failed(row, None, f"download link not minted ({type(e).__name__}); nothing sent")
+            return None
+        body = body_of(payload)
         ts = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -129,7 +163,6 @@ class WebhookWorker:
             TIMESTAMP_HEADER: str(ts),
             SIGNATURE_HEADER: sign(row["secret"], ts, body),
         }
-        status: int | None = None
         try:
             async with self._client().post(row["url"], data=body, headers=headers, allow_redirects=False) as resp:
                 status = resp.status
@@ -137,9 +170,19 @@ class WebhookWorker:
             error = "" if 200 <= status < 300 else f"HTTP {status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            if share is not None and isinstance(e, aiohttp.ClientConnectorError):
+                # no connection, so no byte of the body left: the link reached nobody
+                try:
+                    await webhook_links.withdraw(self.pool, share, row["endpoint_id"])
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e2:  # it expires anyway
+                    log.warning("webhook: share %s not withdrawn (%s)", share.id, type(e2).__name__)
         if not error:
             assert status is not None
             return int(row["id"]), status  # marked delivered with the rest of the batch
+        await self._failed(row, status, error)
+        return None
+
+    async def _failed(self, row: asyncpg.Record, status: int | None, error: str) -> None:
         self.metrics.inc("callrec_webhook_deliveries_total", outcome="failed")
         delay = min(self.wc.backoff_base_seconds * 2 ** (row["attempts"] - 1), self.wc.backoff_max_seconds)
         dead = await self.pool.fetchval(

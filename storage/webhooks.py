@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-_COLS = "id, account_id, url, events, description, enabled, created_at, updated_at"
+_COLS = "id, account_id, url, events, description, enabled, download_link, created_at, updated_at"
 _DELIVERY_COLS = (
     "id, event_id, event_type, recording_id, state, attempts, next_attempt_at, retry_until, last_status,"
     " last_error, created_at, delivered_at, payload"
@@ -28,6 +28,7 @@ def endpoint_view(r: asyncpg.Record) -> dict[str, Any]:
         "events": list(r["events"]),
         "description": r["description"],
         "enabled": r["enabled"],
+        "download_link": r["download_link"],
         "created_at": _iso(r["created_at"]),
         "updated_at": _iso(r["updated_at"]),
     }
@@ -58,14 +59,15 @@ def new_secret() -> str:
 async def create(conn: asyncpg.Connection, fields: dict[str, Any]) -> tuple[asyncpg.Record, str]:
     secret = new_secret()
     row = await conn.fetchrow(
-        f"INSERT INTO webhook_endpoints (account_id, url, events, description, enabled, secret)"
-        f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLS}",
+        f"INSERT INTO webhook_endpoints (account_id, url, events, description, enabled, secret, download_link)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLS}",
         fields["account"],
         fields["url"],
         fields["events"],
         fields.get("description", ""),
         fields.get("enabled", True),
         secret,
+        fields.get("download_link", False),
     )
     assert row is not None
     return row, secret

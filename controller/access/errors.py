@@ -1,4 +1,4 @@
-"""What a service call can refuse, independent of HTTP (the API maps them to 422 / 404 / 409)."""
+"""What a service call can refuse, independent of HTTP (the API maps them to 422 / 404 / 403 / 409)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ class Invalid(AccessError):
 class NotFound(AccessError):
     def __init__(self, what: str) -> None:
         super().__init__(f"no such {what}")
+
+
+class Forbidden(AccessError):
+    """The caller may make this kind of change, but not this one (it would grant more than they hold)."""
 
 
 class Conflict(AccessError):

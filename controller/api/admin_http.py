@@ -9,7 +9,7 @@ import functools
 from aiohttp import web
 
 from controller.access.audit import Who
-from controller.access.errors import AccessError, Conflict, Invalid, NotFound
+from controller.access.errors import AccessError, Conflict, Forbidden, Invalid, NotFound
 from controller.api.admin_common import json_object
 from controller.api.auth import require_right
 from controller.api.errors import ApiError, Handler, not_found
@@ -41,6 +41,8 @@ def service_errors(handler: Handler) -> Handler:
             raise ApiError(404, "not_found", e.message) from None
         except Conflict as e:
             raise ApiError(409, "conflict", e.message, **e.extra) from None
+        except Forbidden as e:
+            raise ApiError(403, "forbidden", e.message) from None
         except AccessError as e:
             raise ApiError(400, "bad_request", e.message) from None
 

@@ -14,12 +14,21 @@ _FIELDS: dict[str, Any] = {
     "events": _EVENTS,
     "description": {"type": "string", "maxLength": 500},
     "enabled": {"type": "boolean"},
+    "download_link": {
+        "type": "boolean",
+        "description": (
+            "Put a short-lived download link (a share link, `[webhooks] download_link_minutes`, default 15) in"
+            " this endpoint's recording.stored events as data.download_url, minted per delivery attempt; needs"
+            " `[api] public_url`. Default false. Turning it on, or changing url/account while it is on, needs"
+            " a role whose download scope is `all` (403 otherwise)."
+        ),
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
     "Webhook": {
         "type": "object",
-        "required": ["id", "account", "url", "events", "description", "enabled"],
+        "required": ["id", "account", "url", "events", "description", "enabled", "download_link"],
         "properties": {"id": {"type": "integer"}, **_FIELDS, "created_at": _TS, "updated_at": _TS},
     },
     "WebhookCreate": {
@@ -45,7 +54,13 @@ SCHEMAS: dict[str, Any] = {
             "last_error": {"type": "string"},
             "created_at": _TS,
             "delivered_at": _TS,
-            "payload": {"type": "object", "description": "The JSON body sent"},
+            "payload": {
+                "type": "object",
+                "description": (
+                    "The JSON body sent, as enqueued: a recording.stored event's download_url is minted per"
+                    " attempt and never stored, so it is null here"
+                ),
+            },
         },
     },
 }

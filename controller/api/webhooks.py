@@ -8,10 +8,16 @@ from aiohttp import web
 
 from controller import webhooks as service
 from controller.api.admin_http import caller, json_object, path_int, service_errors
+from controller.api.auth import principal
 from controller.api.errors import ApiError
 from controller.api.state import api_state
 
 RIGHT = "settings"
+
+
+def _downloads_all(request: web.Request) -> bool:
+    """Whether the caller may download every recording (what `download_link` hands to a receiver)."""
+    return principal(request).download.all
 
 
 def _endpoint_id(request: web.Request) -> int:
@@ -28,7 +34,10 @@ async def list_webhooks(request: web.Request) -> web.Response:
 @service_errors
 async def create_webhook(request: web.Request) -> web.Response:
     who = caller(request, RIGHT)
-    created = await service.create_endpoint(api_state(request).pool, who, await json_object(request))
+    body = await json_object(request)
+    created = await service.create_endpoint(
+        api_state(request).pool, who, body, may_download_all=_downloads_all(request)
+    )
     return web.json_response(created, status=201)
 
 
@@ -42,7 +51,10 @@ async def get_webhook(request: web.Request) -> web.Response:
 async def update_webhook(request: web.Request) -> web.Response:
     who = caller(request, RIGHT)
     body = await json_object(request)
-    return web.json_response(await service.update_endpoint(api_state(request).pool, who, _endpoint_id(request), body))
+    out = await service.update_endpoint(
+        api_state(request).pool, who, _endpoint_id(request), body, may_download_all=_downloads_all(request)
+    )
+    return web.json_response(out)
 
 
 @service_errors

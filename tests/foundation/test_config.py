@@ -74,6 +74,11 @@ def test_env_overrides_file(tmp_path: Path) -> None:
         ("[encryption]\nrecipients = ['age1notakey']\n", {}, "encryption.recipients[0]", "age X25519 recipient"),
         ("", {"CALLREC_DATABASE_URL": "mysql://x"}, "database.url", "postgresql://"),
         ("", {"CALLREC_API_BIND": "not-an-ip"}, "api.bind", "IP address"),
+        ("[api]\npublic_url = 'rec.example.com'\n", {}, "api.public_url", "http:// or https://"),
+        ("[api]\npublic_url = 'https://u:pw@rec.example.com'\n", {}, "api.public_url", "no credentials"),
+        ("", {"CALLREC_API_PUBLIC_URL": "https://rec.example.com/?a=1"}, "api.public_url", "no query"),
+        ("[api]\npublic_url = 'https://rec.example.com:99999'\n", {}, "api.public_url", "public base URL"),
+        ("[webhooks]\ndownload_link_minutes = 0\n", {}, "webhooks.download_link_minutes", "1-1440"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(tmp_path: Path, text: str, env: dict, key: str, allowed: str) -> None:
@@ -210,3 +215,10 @@ def test_a_misspelled_secret_variable_is_named_but_not_echoed(tmp_path: Path) ->
     with pytest.raises(ConfigError) as e:
         load_config(None, env={"CALLREC_PBX_FIRST_PASSWORD": "hunter2"})
     assert e.value.key == "CALLREC_PBX_FIRST_PASSWORD" and "hunter2" not in str(e.value)
+
+
+def test_public_url_and_link_lifetime(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "[api]\npublic_url = 'https://rec.example.com/callrec/'\n"), env={})
+    assert cfg.api.public_url == "https://rec.example.com/callrec/"
+    assert cfg.webhooks.download_link_minutes == 15  # short by default
+    assert load_config(write(tmp_path, ""), env={}).api.public_url == ""  # unset: no links are handed out
