@@ -50,6 +50,11 @@ async def test_admin_adds_a_webhook_and_redelivers_a_dead_letter(world: World, t
                 hook = (await (await world.request("GET", "/api/v1/webhooks", "admin")).json())["webhooks"]
                 mine = next(h for h in hook if h["url"] == receiver.url)
                 assert "recording.stored" not in mine["events"] and "recording.started" in mine["events"]
+                assert mine["download_link"] is False  # download links are opt-in
+                await row.get_by_role("button", name="Send links").click()
+                await expect(row.locator('[data-col="links"]')).to_have_text("yes")
+                mine = await (await world.request("GET", f"/api/v1/webhooks/{mine['id']}", "admin")).json()
+                assert mine["download_link"] is True
 
                 # a recording starts; the receiver answers 503 until the event is dead
                 now = time.time()

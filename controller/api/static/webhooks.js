@@ -14,18 +14,24 @@ export async function loadWebhooks() {
 }
 
 function hookRow(h) {
-  const toggle = el("button", { type: "button", class: "ghost", onclick: () => setEnabled(h, !h.enabled) },
+  const toggle = el("button", { type: "button", class: "ghost", onclick: () => change(h, { enabled: !h.enabled }) },
     h.enabled ? "Disable" : "Enable");
+  const links = el("button", { type: "button", class: "ghost",
+    title: "A short-lived download link in recording.stored events (needs [api] public_url)",
+    onclick: () => change(h, { download_link: !h.download_link }) },
+  h.download_link ? "Stop links" : "Send links");
   const dead = el("button", { type: "button", class: "ghost", onclick: () => loadDead(h) }, "Dead letters");
   const del = el("button", { type: "button", class: "ghost", onclick: () => removeHook(h) }, "Delete");
   return el("tr", { "data-hook": String(h.id) },
     el("td", {}, h.account), el("td", { class: "mono small" }, h.url), el("td", { class: "small" }, h.events.join(", ")),
-    el("td", {}, h.enabled ? "on" : "off"), el("td", {}, toggle, dead, del));
+    el("td", {}, h.enabled ? "on" : "off"), el("td", { "data-col": "links" }, h.download_link ? "yes" : "no"),
+    el("td", {}, toggle, links, dead, del));
 }
 
-async function setEnabled(h, enabled) {
+async function change(h, fields) {
+  $("hook-error").textContent = "";
   try {
-    await api("PUT", `/api/v1/webhooks/${h.id}`, { enabled });
+    await api("PUT", `/api/v1/webhooks/${h.id}`, fields);
     await loadWebhooks();
   } catch (err) { $("hook-error").textContent = err.message; }
 }
