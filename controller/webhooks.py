@@ -11,9 +11,11 @@ import asyncpg
 
 from controller.access.audit import Who, log
 from controller.access.errors import Forbidden, Invalid, NotFound
+from storage import shares
 from storage import webhooks as repo
 from storage.outbox import EVENTS
 from storage.users import transaction
+from storage.webhook_links import actor_for
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 FIELDS = ("account", "url", "events", "description", "enabled", "download_link")
@@ -96,6 +98,23 @@ async def get_endpoint(pool: asyncpg.Pool, endpoint_id: int) -> dict[str, Any]:
     return repo.endpoint_view(row)
 
 
+async def _cut_links(conn: asyncpg.Connection, who: Who, old: dict[str, Any], new: dict[str, Any] | None) -> None:
+    """An endpoint that stops receiving links (turned off, pointed elsewhere, deleted): its links still
+    active are revoked, so a receiver that is no longer trusted keeps none."""
+    if not old["download_link"]:
+        return
+    if new is not None and new["download_link"] and all(new[k] == old[k] for k in _LINK_FIELDS):
+        return
+    await shares.revoke_created_by(
+        conn,
+        actor_for(old["id"]).name,
+        actor=who.actor,
+        revoked_by=who.actor.removeprefix("user:"),
+        remote=who.remote,
+        reason="webhook deleted" if new is None else "webhook changed",
+    )
+
+
 async def create_endpoint(
     pool: asyncpg.Pool, who: Who, data: dict[str, Any], *, may_download_all: bool = False
 ) -> dict[str, Any]:
@@ -123,6 +142,7 @@ async def update_endpoint(
             return repo.endpoint_view(old)
         view = repo.endpoint_view(await repo.update(conn, endpoint_id, fields))
         await log(conn, who, "webhook.update", f"webhook:{endpoint_id}", old=repo.endpoint_view(old), new=view)
+        await _cut_links(conn, who, repo.endpoint_view(old), view)
     return view
 
 
@@ -142,6 +162,7 @@ async def delete_endpoint(pool: asyncpg.Pool, who: Who, endpoint_id: int) -> Non
             raise NotFound("webhook")
         await repo.delete(conn, endpoint_id)
         await log(conn, who, "webhook.delete", f"webhook:{endpoint_id}", old=repo.endpoint_view(old))
+        await _cut_links(conn, who, repo.endpoint_view(old), None)
 
 
 async def deliveries(

@@ -253,6 +253,29 @@ async def revoke(pool: asyncpg.Pool, share: Share, *, actor: Actor, detail: dict
     return _share(row)
 
 
+async def revoke_created_by(
+    conn: asyncpg.Connection, created_by: str, *, actor: str, revoked_by: str, remote: str = "", reason: str = ""
+) -> list[int]:
+    """Revoke every active link `created_by` made (e.g. a webhook's links when its receiver changes), one
+    `share.revoke` audit entry each, inside the caller's transaction; returns the share ids."""
+    rows = await conn.fetch(
+        "UPDATE recording_shares SET revoked_at = now(), revoked_by = $2"
+        " WHERE created_by = $1 AND revoked_at IS NULL AND expires_at > now() RETURNING id, recording_id",
+        created_by,
+        revoked_by,
+    )
+    for r in rows:
+        await audit.record(
+            conn,
+            actor=actor,
+            action="share.revoke",
+            target=f"recording:{r['recording_id']}",
+            remote=remote,
+            detail={"share": r["id"], "created_by": created_by, "reason": reason},
+        )
+    return [int(r["id"]) for r in rows]
+
+
 async def use(conn: _Conn, token: str, *, action: str | None, remote: str = "", user_agent: str = "") -> Share | None:
     """Look a token up for `action` (open / listen / download; None = just look) and audit the use.
 

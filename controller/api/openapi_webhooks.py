@@ -20,7 +20,8 @@ _FIELDS: dict[str, Any] = {
             "Put a short-lived download link (a share link, `[webhooks] download_link_minutes`, default 15) in"
             " this endpoint's recording.stored events as data.download_url, minted per delivery attempt; needs"
             " `[api] public_url`. Default false. Turning it on, or changing url/account while it is on, needs"
-            " a role whose download scope is `all` (403 otherwise)."
+            " a role whose download scope is `all` (403 otherwise). Turning it off, changing url/account or deleting"
+            " the endpoint revokes its links still active."
         ),
     },
 }

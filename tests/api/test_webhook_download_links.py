@@ -233,3 +233,51 @@ async def test_only_who_may_download_everything_turns_links_on(scratch_world: Wo
         f"webhook:{made['id']}",
     )
     assert changed == 2  # turned on by admin, kept on through the description change
+
+
+async def test_links_are_cut_when_the_endpoint_stops_receiving_them(scratch_world: World) -> None:
+    """Turning download links off, pointing the endpoint elsewhere or deleting it revokes the links it
+    still holds: a receiver that is no longer trusted keeps none."""
+    world = scratch_world
+    receiver = Receiver(free_port())
+    await receiver.start()
+    try:
+        wid = await _endpoint(world, receiver, download_link=True)
+        urls = []
+        for label, change in (("sales", {"download_link": False}), ("support", {"url": receiver.url + "?v=2"})):
+            await _stored_event(world, label)
+            worker = _worker(world, world.base)
+            try:
+                assert await worker.drain() == 1
+            finally:
+                await worker.close()
+            url = json.loads(receiver.posts[-1]["body"])["data"]["download_url"]
+            async with aiohttp.ClientSession() as anon:
+                assert (await anon.get(url, headers={"Range": "bytes=0-9"})).status == 206  # works until...
+            r = await world.request("PUT", f"/api/v1/webhooks/{wid}", "admin", json=change)
+            assert r.status == 200
+            async with aiohttp.ClientSession() as anon:
+                assert (await anon.get(url)).status == 410
+            (link,) = await _shares(world, label)
+            assert link["status"] == "revoked" and link["revoked_by"] == "admin"
+            urls.append(url)
+            r = await world.request("PUT", f"/api/v1/webhooks/{wid}", "admin", json={"download_link": True})
+            assert r.status == 200
+
+        await _stored_event(world, "direct")
+        worker = _worker(world, world.base)
+        try:
+            assert await worker.drain() == 1
+        finally:
+            await worker.close()
+        url = json.loads(receiver.posts[-1]["body"])["data"]["download_url"]
+        assert (await world.request("DELETE", f"/api/v1/webhooks/{wid}", "admin")).status == 204
+        async with aiohttp.ClientSession() as anon:
+            assert (await anon.get(url)).status == 410
+        reasons = await world.pool.fetch(
+            "SELECT detail->>'reason' AS reason FROM audit_log WHERE action = 'share.revoke' AND actor = 'user:admin'"
+            " ORDER BY id"
+        )
+        assert [r["reason"] for r in reasons] == ["webhook changed", "webhook changed", "webhook deleted"]
+    finally:
+        await receiver.stop()
