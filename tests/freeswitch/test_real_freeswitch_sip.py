@@ -26,8 +26,16 @@ from controller.numbering import NumberingPlan
 from controller.policy import Account, PolicySet, settings_from_dict
 from lab.softphone import phones as lab_phones
 from storage import db
+from storage.playback import decrypted_audio_file
 from tests.freeswitch.real_pbx.harness import Chain, LabEsl, make_config
 from tests.real_pbx_common import one_run_at_a_time, stored_target_frames
+from tests.real_phone_codes import (
+    assert_confirm_not_on_customer,
+    assert_confirmed_twice,
+    assert_paused_by_phone,
+    assert_silent_over,
+)
+from tests.real_phones import Phones
 
 TARGET = os.environ.get("CALLREC_TEST_FREESWITCH", "")
 pytestmark = [
@@ -41,56 +49,6 @@ PLAN = NumberingPlan(internal=(r"^[23]\d{3}$",))  # 1001 (customer) and 9001 (PS
 def target() -> tuple[str, int, str]:
     host, port, password = TARGET.split(":", 2)
     return host, int(port), password
-
-
-class Phones:
-    """The four lab phones, driven from a worker thread (their control API is blocking)."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.manifest: dict[str, Any] = {}
-        self.ph: dict[str, Any] = {}
-
-    def start(self) -> None:
-        self.manifest = lab_phones.setup("freeswitch", self.out)
-        lab_phones.start(self.out)
-        self.ph = {p["user"]: lab_phones.connect(self.manifest, p["user"]) for p in self.manifest["phones"]}
-        lab_phones.wait_registered(self.ph, 20)
-
-    def stop(self) -> None:
-        for p in self.ph.values():
-            p.close()
-        lab_phones.stop(self.out)
-
-    def uri(self, number: str) -> str:
-        return lab_phones.sip_uri(self.manifest, number)
-
-    async def run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.to_thread(fn, *args)
-
-    def clear(self) -> None:
-        for p in self.ph.values():
-            p.events.clear()
-
-    def dial(self, frm: str, to: str) -> None:
-        self.ph[frm].command("dial", self.uri(to))
-
-    def established(self, *users: str) -> None:
-        for u in users:
-            self.ph[u].wait_event(lab_phones.ESTABLISHED, timeout=15)
-
-    def ring_then_accept(self, user: str) -> None:
-        lab_phones.ring_then_accept(self.ph[user])
-
-    def hangup(self, user: str) -> None:
-        self.ph[user].command("hangup")
-
-    def transfer(self, user: str, to: str) -> None:
-        self.ph[user].command("transfer", self.uri(to))
-        self.ph[user].wait_event(lab_phones.CLOSED, timeout=15)
-
-    def closed(self, user: str) -> None:
-        self.ph[user].wait_event(lab_phones.CLOSED, timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +205,36 @@ async def test_sip_refer_blind_to_internal_continues(chain: Chain, lab: LabEsl, 
     assert [(s["party"], s["class"]) for s in t["segments"]] == [("2001", "internal"), ("3001", "internal")]
     assert [(x["kind"], x["target"], x["stopped_recording"]) for x in t["transfers"]] == [("blind", "3001", False)]
     assert collapse([r[1] for r in tl]) == [880.0, 1000.0]
+
+
+async def test_sip_agent_phone_codes_pause_and_resume(chain: Chain, lab: LabEsl, phones: Phones) -> None:
+    """Issue #14 from a real softphone: the agent's baresip keys *1, 2 s later *2 (RFC 4733
+    telephone-events). The hook's bind_meta_app on the agent's leg fires callrec::feature; the file is
+    silent over the pause the timeline lists; the confirmation reaches the agent's phone (what it
+    decoded, baresip's sndfile dump) and never the file; the customer's phone receives no digit."""
+    use_policy(chain, agent_pause_allowed=True)
+    await chain.start_controller()
+    phones.clear()
+    await phones.run(phones.dial, "1001", "2001")
+    await phones.run(phones.established, "2001", "1001")
+    cust = await customer_leg(lab, "1001")
+    row = await chain.recording_of(cust)
+    await asyncio.sleep(2)
+    await phones.run(phones.send_code, "2001", "*1")
+    await chain.wait(lambda: chain.live_call(cust)["recording"]["state"] == "paused", 5)
+    await asyncio.sleep(2)
+    await phones.run(phones.send_code, "2001", "*2")
+    await chain.wait(lambda: chain.live_call(cust)["recording"]["state"] == "recording", 5)
+    await asyncio.sleep(2.5)
+    await phones.run(phones.hangup, "1001")
+    await lab.gone(cust)
+    customer_events = await phones.run(phones.events_until_closed, "1001")
+    row = await chain.finalize(row["id"])
+    start, end = assert_paused_by_phone(row["timeline"], "2001")
+    async with decrypted_audio_file(chain.config, dict(row)) as stereo:
+        assert_silent_over(stereo, start, end)
+        on_right = assert_confirm_not_on_customer(stereo)
+    assert on_right == [], on_right  # played to the agent's leg only: not in what the customer hears
+    assert_confirmed_twice(phones.heard("2001"))
+    # FreeSWITCH swallows the meta digits (bind_meta_app): none reaches the customer's phone
+    assert [e for e in customer_events if "DTMF" in str(e.get("type"))] == [], customer_events
