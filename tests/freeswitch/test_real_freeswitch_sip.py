@@ -236,5 +236,6 @@ async def test_sip_agent_phone_codes_pause_and_resume(chain: Chain, lab: LabEsl,
         on_right = assert_confirm_not_on_customer(stereo)
     assert on_right == [], on_right  # played to the agent's leg only: not in what the customer hears
     assert_confirmed_twice(phones.heard("2001"))
-    # FreeSWITCH swallows the meta digits (bind_meta_app): none reaches the customer's phone
+    # FreeSWITCH swallows the meta digits (bind_meta_app): none reaches the customer's phone (nor does
+    # a '*' followed by a digit that is no code; the customer's own digits do reach the agent's phone)
     assert [e for e in customer_events if "DTMF" in str(e.get("type"))] == [], customer_events
