@@ -86,6 +86,10 @@ class _Node:
         self.decisions: dict[str, PolicyDecision] = {}  # call id → decision (recorded or not)
         self.started: dict[str, asyncio.Event] = {}  # recording id → set once the journal has its row
         self.chains: dict[int, asyncio.Task[None]] = {}  # call → the last queued action
+        # call → its last PBX command of a Mute / Unmute / Stop (see Recorder._send_early), and each
+        # such action's command by id(action), awaited where the action runs in the chain
+        self.commands: dict[int, asyncio.Task[None]] = {}
+        self.sent: dict[int, asyncio.Task[None]] = {}
         self.chain_calls: dict[int, Call] = {}  # calls with queued actions (live until journaled)
         self.known_at_link_up: set[str] = set()  # legs known before the current link came up
         # Legs that hung up between LinkUp and the Resync: the driver's snapshot can predate their
@@ -185,8 +189,9 @@ class Recorder(PauseControl, Announcer):
         for timer in [*self._pause_timers.values(), *self._announce_tasks.values()]:
             timer.cancel()
         for node in self.nodes.values():
-            for task in list(node.chains.values()):
+            for task in [*node.chains.values(), *node.commands.values()]:
                 task.cancel()
+            node.sent.clear()
             for pending in node.pending_starts.values():  # replies nobody will read now
                 close = getattr(pending, "close", None)
                 if close is not None:
@@ -260,7 +265,61 @@ class Recorder(PauseControl, Announcer):
                 self._notify(node, action.call)  # the view changed (recording state): API and SSE see it now
             self._chain(node, action)
 
+    def _send_early(self, node: _Node, action: Mute | Unmute | Stop) -> None:
+        """Send the PBX side of a transfer mute, its lift or a stop as soon as the call's earlier
+        commands are done — not behind the journal writes queued before it in the call's chain (each
+        a round trip to the database, retried for as long as it is down): a slow or unreachable
+        database must neither keep an external party in the recording nor the party that is back
+        muted. Before its recording's start is journaled (its files are known then) it also waits for
+        that, or for the chain queued so far should the start fail. The action's journal write stays
+        in the chain, after the command."""
+        call = action.call
+        rec = call.recording
+        if rec is None:
+            return
+        key = id(call)
+        prev = node.commands.get(key)
+        starting = rec.id not in node.files
+        ready = node.started.get(rec.id) if starting else None
+        tail = node.chains.get(key) if starting else None
+
+        async def run() -> None:
+            if prev is not None:
+                await asyncio.wait([prev])  # its errors are its own (logged where it ran)
+            if ready is not None and not ready.is_set():
+                waiter = asyncio.ensure_future(ready.wait())
+                try:
+                    await asyncio.wait([waiter, *([tail] if tail else [])], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+            elif ready is None and tail is not None:
+                await asyncio.wait([tail])
+            if isinstance(action, Stop):
+                await self._stop_command(node, call, action.reason)
+            else:
+                await self._mute_command(node, action)
+
+        task = asyncio.get_running_loop().create_task(run())
+        node.commands[key] = task
+        node.sent[id(action)] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if node.commands.get(key) is t:
+                del node.commands[key]
+
+        task.add_done_callback(done)
+
+    async def _sent(self, node: _Node, action: Action) -> bool:
+        """Wait for the command `_send_early` sent for `action`; False when it sent none."""
+        task = node.sent.pop(id(action), None)
+        if task is None:
+            return False
+        await asyncio.wait([task])
+        return True
+
     def _chain(self, node: _Node, action: Action) -> None:
+        if isinstance(action, Mute | Unmute | Stop):
+            self._send_early(node, action)
         key = id(action.call)
         prev = node.chains.get(key)
 
@@ -296,6 +355,7 @@ class Recorder(PauseControl, Announcer):
         node.files.clear()
         node.decisions.clear()
         node.started.clear()
+        node.sent.clear()
         node.known_at_link_up = set()
         self.metrics.set("callrec_live_calls", 0, pbx=pbx)
 
@@ -342,8 +402,12 @@ class Recorder(PauseControl, Announcer):
         if isinstance(action, Decide):
             await self._decide(node, action.call)
         elif isinstance(action, Stop):
+            if not await self._sent(node, action):
+                await self._stop_command(node, action.call, action.reason)
             await self._stop(node, action.call, action.reason)
         elif isinstance(action, (Mute, Unmute)):
+            if not await self._sent(node, action):
+                await self._mute_command(node, action)
             await self._transfer_mute(node, action)
         elif isinstance(action, Changed):
             call = action.call
@@ -520,9 +584,9 @@ class Recorder(PauseControl, Announcer):
         )
         return call_row, rec_row
 
-    async def _transfer_mute(self, node: _Node, action: Mute | Unmute) -> None:
-        """Mask / unmask the recording for a transfer whose next party is not classified yet. The PBX
-        command goes first (every millisecond counts: the next party may answer), the journal after.
+    async def _mute_command(self, node: _Node, action: Mute | Unmute) -> None:
+        """Mask / unmask the recording for a transfer whose next party is not classified yet: the PBX
+        command (every millisecond counts: the next party may answer); `_transfer_mute` journals it.
         Skipped once the recording stops: a stop needs no mute, and an unmute must never follow it."""
         call, mute = action.call, isinstance(action, Mute)
         rec = call.recording
@@ -541,6 +605,13 @@ class Recorder(PauseControl, Announcer):
                 (log.debug if gone else log.warning)(
                     "%s: transfer %s of recording %s: %s", node.driver.name, "mute" if mute else "unmute", rec.id, e
                 )
+
+    async def _transfer_mute(self, node: _Node, action: Mute | Unmute) -> None:
+        """Journal a transfer mute or its lift (after its PBX command, `_mute_command`)."""
+        call, mute = action.call, isinstance(action, Mute)
+        rec = call.recording
+        if rec is None:
+            return
         detail = dict(action.entry)
         await self._journal(
             f"transfer {'mute' if mute else 'unmute'} of recording {rec.id}",
@@ -556,7 +627,9 @@ class Recorder(PauseControl, Announcer):
         )
         self._notify(node, call)
 
-    async def _stop(self, node: _Node, call: Call, reason: str) -> None:
+    async def _stop_command(self, node: _Node, call: Call, reason: str) -> None:
+        """The PBX side of a stop (none when the call ended: the recording ended with it); `_stop`
+        journals it."""
         rec = call.recording
         if rec is None:
             return
@@ -568,6 +641,12 @@ class Recorder(PauseControl, Announcer):
                 await node.driver.stop_recording(call.customer_leg, files)
             except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
                 log.warning("%s: stop of recording %s: %s", node.driver.name, rec.id, e)
+
+    async def _stop(self, node: _Node, call: Call, reason: str) -> None:
+        """Journal a stop (after its PBX command, `_stop_command`)."""
+        rec = call.recording
+        if rec is None:
+            return
         wall = time.time()
         closed = await self._journal(
             f"stop of recording {rec.id}",
