@@ -63,11 +63,12 @@ class ConferenceTracking(TrackerBase):
         """A joiner left the customer's bridge (hung up or was dropped): noted in the timeline. When the
         agent leaves and one joiner stays with the customer, that party is the right channel now."""
         if call.customer_leg not in (leg_a, leg_b):
-            return [] if (leg_a in call.members or leg_b in call.members) else None
+            return [] if (self._member_key(call, leg_a) or self._member_key(call, leg_b)) else None
         other = leg_b if leg_a == call.customer_leg else leg_a
         rec = call.recording
-        if other in call.members:
-            entry = call.members.pop(other)
+        key = self._member_key(call, other)
+        if key is not None:
+            entry = call.members.pop(key)
             if entry["left_ms"] is None and rec is not None and not rec.stopping:
                 entry["left_ms"] = rec.timeline.offset(wall)
                 return [Changed(call, "conference", dict(entry), wall)]
@@ -82,4 +83,20 @@ class ConferenceTracking(TrackerBase):
             entry["left_ms"] = None
             rec.timeline.open_segment(str(entry["party"]), str(entry["class"]), wall)
             return [Changed(call, "segment", rec.timeline.segments[-1], wall)]
+        return None
+
+    def _member_key(self, call: Call, leg_id: str) -> str | None:
+        """The member entry `leg_id` is: its own, or — Asterisk optimizes a joiner's Local channel
+        away and puts the party's own channel in the customer's bridge without a bridge event (real
+        R12) — the entry of the same party whose channel is no longer with the customer."""
+        if leg_id in call.members:
+            return leg_id
+        leg = self.legs.get(leg_id)
+        party = leg.party_number if leg else ""
+        if not party or leg_id == call.agent_leg:
+            return None
+        for key, entry in call.members.items():
+            old = self.legs.get(key)
+            if entry.get("party") == party and (old is None or old.hung_up or call.customer_leg not in old.peers):
+                return key
         return None

@@ -336,7 +336,9 @@ class CallTracker(ConsultationTracking, ConferenceTracking):
                 if leg.bridged_to == b:
                     leg.bridged_to = next(iter(sorted(leg.peers)), None)  # still with the others of its bridge
         call = self.call_for_leg(ev.leg_a) or self.call_for_leg(ev.leg_b)
-        if call is not None and call.members:
+        if call is not None and call.members and not ev.moving and ev.hanging_up != call.customer_leg:
+            # (a member's Local channel optimized away is the same party, still there; the customer
+            # hanging up ends the call: nobody "carries on")
             left = self._conference_leave(call, ev.leg_a, ev.leg_b, ev.wall)
             if left is not None:
                 return left

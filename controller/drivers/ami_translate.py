@@ -18,7 +18,7 @@ What Asterisk does NOT say, and how we cope (fixtures' NOTES §6):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.drivers.ami_protocol import Headers, chan_variables, header, header_last, number
 from controller.drivers.base import SpoolFiles
@@ -541,6 +541,8 @@ class AmiTranslator:
     def _on_AttendedTransfer(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:
         if header(msg, "Result") != "Success":
             return []
+        if header(msg, "DestType") == "Threeway":
+            return self._threeway(msg)
         leg = header(msg, "TransfereeUniqueid")
         transferers = {header(msg, "OrigTransfererUniqueid"), header(msg, "SecondTransfererUniqueid")}
         target = number(header(msg, "TransferTargetCallerIDNum")) or _exten(header(msg, "SecondTransfererExten"))
@@ -563,6 +565,26 @@ class AmiTranslator:
                 target=target,
                 transferer=header(msg, "OrigTransfererUniqueid"),
             )
+        ]
+
+    def _threeway(self, msg: Headers) -> list[AnyEvent]:
+        """atxferthreeway (real capture R12): Asterisk MERGES the consultation's bridge into the
+        customer's (BridgeMerge), the consultation's channel entering a few us BEFORE the agent, then
+        says AttendedTransfer DestType=Threeway. Not a transfer: the agent comes back to the customer
+        and the consulted party joins the two of them. The held re-bridges go out in that order — the
+        agent with the customer first, then the joiner as a member of a bridge of three."""
+        transferers = {header(msg, "OrigTransfererUniqueid"), header(msg, "SecondTransfererUniqueid")} - {""}
+        customer = header(msg, "TransfereeUniqueid")
+        size = len(self.bridges.get(header(msg, "DestBridgeUniqueid"), []))
+        held, self.held = self.held, []
+
+        def rank(e: AnyEvent) -> int:
+            legs = _legs(e)
+            return 0 if legs & transferers and customer in legs else 1 if customer in legs else 2
+
+        return [
+            replace(e, size=max(e.size, size)) if isinstance(e, Bridged) and rank(e) > 0 else e
+            for e in sorted(held, key=rank)
         ]
 
     def _on_Hangup(self, msg: Headers, ts: float, wall: float) -> list[AnyEvent]:

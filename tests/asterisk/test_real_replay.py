@@ -12,7 +12,9 @@ real-PBX run stored. Each case is a discrepancy the simulator-only tests had mis
   may send an unrelated Hangup between the BridgeMerge re-bridge and the AttendedTransfer event;
 - a failed Atxfer (R10/R11, test_real_asterisk_failed_transfer.py on an Asterisk built from the 20.20.1
   tag): no AttendedTransfer event, and with a target busy at once no DialEnd either — only the agent's
-  Hold, its trip through the consultation bridge, and Unhold.
+  Hold, its trip through the consultation bridge, and Unhold;
+- a three-way merge (R12, atxferthreeway): the consultation's channel enters the customer's bridge
+  before the agent, and Local optimization swaps the joiner's channel without a bridge event.
 """
 
 from __future__ import annotations
@@ -280,6 +282,30 @@ async def test_attended_transfer_to_a_busy_target_is_no_transfer(name: str) -> N
     assert o.timeline is not None
     assert o.timeline["transfers"] == []
     assert [s["party"] for s in o.timeline["segments"]] == ["2001"]
+
+
+@pytest.mark.parametrize("continue_rule", [False, True], ids=["rule_off", "rule_on"])
+async def test_three_way_merge_is_a_join_not_a_transfer(continue_rule: bool) -> None:
+    """R12 (real 20.20.1, test_real_asterisk_threeway.py): Atxfer to 3002, then atxferthreeway (*3).
+    Asterisk MERGES the consultation bridge into the customer's: the consultation's Local ;1 enters
+    the customer's bridge BEFORE the agent, then AttendedTransfer DestType=Threeway; then Local
+    optimization swaps that ;1 for the second agent's own channel (no BridgeEnter the driver reports),
+    which later leaves when it hangs up. One join and one leave of 3002, no transfer, the agent's
+    segment throughout (the simulator had the agent enter first and no Threeway event: before the fix
+    the real order read as an attended transfer to 3002 and the agent "joining" its own call)."""
+    o = await replay("R12-threeway-then-joiner-leaves", continue_on_external_transfer=continue_rule)
+    _one_call(o)
+    assert not [e for e in o.events if isinstance(e, Transferred)]
+    assert o.stops == ["hangup"]
+    t = o.timeline
+    assert t is not None
+    assert t["transfers"] == [] and [s["party"] for s in t["segments"]] == ["2001"]
+    (joined,) = t["conference"]
+    assert (joined["party"], joined["class"], joined["stopped_recording"]) == ("3002", "internal", False)
+    assert joined["left_ms"] is not None and 2500 <= joined["left_ms"] - joined["joined_ms"] <= 4000, joined
+    assert [(c["target"], c["outcome"]) for c in t["consultations"]] == [("3002", "conference")]
+    (mute,) = t["pauses"]  # the consultation's mute, lifted when the agent is back at the merge
+    assert mute["kind"] == "transfer_mute" and mute["end_ms"] == joined["joined_ms"], mute
 
 
 # ---- the simulator against the same bytes ----------------------------------------------------------
