@@ -479,41 +479,54 @@ class AmiCalls(AmiPbx):
             self._spawn(answer())
 
     def _threeway(self, call: SimCall) -> None:
-        """The agent merges the answered Atxfer consultation into the customer's bridge (extrapolated
-        from Asterisk's atxferthreeway feature; no capture): the agent and the consultation's `;1`
-        leave their bridge and join the customer's, which now has three members; the consulted party
-        stays behind the Local pair (its `;2` bridged with the target)."""
+        """The agent merges the answered Atxfer consultation into the customer's bridge with
+        atxferthreeway, as a real Asterisk 20.20.1 does it (capture R12): BridgeMerge of the
+        consultation bridge into the customer's, the consultation's `;1` entering BEFORE the agent (a
+        bridge of three), AttendedTransfer with DestType Threeway, the consultation bridge destroyed;
+        then Local optimization puts the consulted party's own channel in place of that `;1` (the Local
+        pair hangs up). No Unhold, no MusicOnHoldStop on the real PBX."""
         assert call.pending_atxfer is not None
         _, x1, x2, target, b2 = call.pending_atxfer
         cust, agent = call.customer, call.agent
         b1 = cust.bridge
-        self.leave(agent)
-        self.leave(x1)
-        self.destroy(b2)
-        self.event("MusicOnHoldStop", self.snap(cust))
-        agent.held = False
-        self.event("Unhold", self.snap(agent))
-        if b1 is not None:
-            self.enter(b1, agent)
-            self.enter(b1, x1)
-        b3 = self.new_bridge()
+        b3 = self.new_bridge()  # the consulted party behind the Local pair (bridged at its answer on the real PBX)
         self.enter(b3, target)
         self.enter(b3, x2)
+        agent.held = False
+        if b1 is None:
+            call.pending_atxfer = None
+            return
+        self.event("BridgeMerge", [*b1.snapshot("ToBridge"), *b2.snapshot("FromBridge")])
+        self.leave(x1)
+        self.enter(b1, x1)
+        self.leave(agent)
+        self.enter(b1, agent)
+        body = [("Result", "Success"), *self.snap(agent, "OrigTransferer"), *b1.snapshot("OrigBridge")]
+        body += [*self.snap(agent, "SecondTransferer"), *b2.snapshot("SecondBridge"), *self.snap(cust, "Transferee")]
+        body += [*self.snap(x1, "TransferTarget"), ("IsExternal", "No"), ("DestType", "Threeway")]
+        body += [("DestBridgeUniqueid", b1.uniqueid)]
+        self.event("AttendedTransfer", body)
+        self.destroy(b2)
+        begin = [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo"), *self.snap(target, "Source")]
+        self.event("LocalOptimizationBegin", [*begin, ("DestUniqueId", x2.uniqueid), ("Id", "1")])
+        self.leave(target)
+        self.leave(x1)
+        self.enter(b1, target)
+        self.event("LocalOptimizationEnd", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo"), ("Success", "Yes")])
+        self.hangup(x1)
+        self.leave(x2)
+        self.destroy(b3)
+        self.hangup(x2)
         call.pending_atxfer = None
         call.member = (x1, x2, target, b3)
 
     def _member_leaves(self, call: SimCall) -> None:
-        """The three-way call's joiner hangs up: its Local pair goes, the customer and the agent stay."""
+        """The three-way call's joiner hangs up (R12): its own channel leaves the customer's bridge (its
+        Local pair is long gone); the customer and the agent stay."""
         assert call.member is not None
-        x1, x2, target, b3 = call.member
+        _, _, target, _ = call.member
         self.event("HangupRequest", [*self.snap(target), ("Cause", "16")])
-        self.leave(target)
         self.hangup(target)
-        self.leave(x2)
-        self.destroy(b3)
-        self.hangup(x2)
-        self.leave(x1)
-        self.hangup(x1)
         call.member = None
 
     def _complete_atxfer_target_moved(self, call: SimCall) -> None:

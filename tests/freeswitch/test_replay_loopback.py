@@ -179,3 +179,20 @@ async def test_inline_transfer_is_muted_then_decided_at_the_dial(continue_rule: 
         assert seen == ["mute", "dial", "unmute", "answer", "stop:hangup"]
     else:
         assert seen == ["mute", "dial", "stop:external_transfer", "answer"]
+
+
+@pytest.mark.parametrize("rule_on", [False, True], ids=["rule_off", "rule_on"])
+async def test_conference_three_way_is_a_join_and_a_leave(rule_on: bool) -> None:
+    """LB_conference_three_way (real 1.10.12, test_real_freeswitch_conference.py): `uuid_transfer
+    <customer> -both conference:<room> inline`, then the second agent 3001 dialled into the room
+    (`originate … &conference(<room>)`), which hangs up 3 s later. The shape the simulator plays: the
+    customer's CHANNEL_UNBRIDGE, conference::maintenance add-member for the customer, the agent and the
+    joiner, del-member for the joiner. One join and one leave of 3001, no transfer, no new segment."""
+    call, actions = await replayed("LB_conference_three_way", AccountSettings(continue_on_external_transfer=rule_on))
+    assert call.recording is not None
+    tl = call.recording.timeline.as_dict()
+    assert tl["transfers"] == [] and [s["party"] for s in tl["segments"]] == ["2001"]
+    (joined,) = tl["conference"]
+    assert (joined["party"], joined["class"], joined["stopped_recording"]) == ("3001", "internal", False)
+    assert joined["left_ms"] is not None and joined["left_ms"] >= joined["joined_ms"], joined
+    assert [a.reason for a in actions if isinstance(a, Stop)] == ["hangup"]
