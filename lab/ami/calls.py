@@ -484,7 +484,7 @@ class AmiCalls(AmiPbx):
         consultation bridge into the customer's, the consultation's `;1` entering BEFORE the agent (a
         bridge of three), AttendedTransfer with DestType Threeway, the consultation bridge destroyed;
         then Local optimization puts the consulted party's own channel in place of that `;1` (the Local
-        pair hangs up). No Unhold, no MusicOnHoldStop on the real PBX."""
+        pair hangs up). No Unhold on the real PBX."""
         assert call.pending_atxfer is not None
         _, x1, x2, target, b2 = call.pending_atxfer
         cust, agent = call.customer, call.agent
@@ -501,17 +501,18 @@ class AmiCalls(AmiPbx):
         self.enter(b1, x1)
         self.leave(agent)
         self.enter(b1, agent)
+        self.event("MusicOnHoldStop", self.snap(cust))  # (a PBX with hold music: R7/R8; R12's had none)
         body = [("Result", "Success"), *self.snap(agent, "OrigTransferer"), *b1.snapshot("OrigBridge")]
         body += [*self.snap(agent, "SecondTransferer"), *b2.snapshot("SecondBridge"), *self.snap(cust, "Transferee")]
         body += [*self.snap(x1, "TransferTarget"), ("IsExternal", "No"), ("DestType", "Threeway")]
-        body += [("DestBridgeUniqueid", b1.uniqueid)]
+        body += [("DestBridgeUniqueid", b1.uniqueid), ("DestTransfererChannel", agent.name)]
         self.event("AttendedTransfer", body)
         self.destroy(b2)
         begin = [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo"), *self.snap(target, "Source")]
         self.event("LocalOptimizationBegin", [*begin, ("DestUniqueId", x2.uniqueid), ("Id", "1")])
         self.leave(target)
         self.leave(x1)
-        self.enter(b1, target)
+        self.enter(b1, target, swap=x1)
         self.event("LocalOptimizationEnd", [*self.snap(x1, "LocalOne"), *self.snap(x2, "LocalTwo"), ("Success", "Yes")])
         self.hangup(x1)
         self.leave(x2)

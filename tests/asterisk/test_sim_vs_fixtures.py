@@ -108,7 +108,7 @@ async def play_recorded(scenario: str, tmp_path: Path) -> list[Msg]:
 
 
 async def play_with_controller_steps(
-    scenario: str, tmp_path: Path, atxfer_moves: str = "customer"
+    scenario: str | sc.Scenario, tmp_path: Path, atxfer_moves: str = "customer"
 ) -> tuple[list[Msg], SimCall]:
     """Play a scenario with a raw AMI client doing the controller's part: MixMonitor on the customer
     at the answer, MixMonitorMute for Pause/Resume."""
@@ -131,7 +131,8 @@ async def play_with_controller_steps(
                 await client.send("MixMonitorMute", Channel=customer[0], Direction="both", State=state)
                 await client.answered()  # the mute happened before the call goes on, as on the PBX
 
-        call = await sim.play(sc.get(scenario), on_step, settle=False)
+        played = sc.get(scenario) if isinstance(scenario, str) else scenario
+        call = await sim.play(played, on_step, settle=False)
         await client.send("Ping")
         await client.answered()  # every event the call sent came before this reply
         return client.frames, call
@@ -175,6 +176,28 @@ async def test_phone_blind_transfer_matches_s8(tmp_path: Path) -> None:
         assert sim_keys[name] == real_keys[name], name
 
 
+# the real-PBX test's three-way call (test_real_asterisk_threeway.py): Atxfer to the second agent,
+# atxferthreeway once it answered, the second agent hangs up, then the customer (tests only, not in the
+# shared scenario list)
+THREE_WAY = sc.Scenario(
+    "three_way_internal",
+    "Atxfer, three-way merge, the joiner hangs up, then the customer",
+    (
+        sc.PlaceCall("inbound"),
+        sc.Ring(),
+        sc.Answer(),
+        sc.Talk(2000),
+        sc.ThreeWay(),
+        sc.Talk(3000),
+        sc.Hangup("target"),
+        sc.Talk(2000),
+        sc.Hangup("customer"),
+    ),
+    sc.Expectation(True, segments=("agent",)),
+    parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_INTERNAL},
+)
+
+
 # ---- the real-PBX captures (tests/fixtures/asterisk/real): every call the simulator plays that a
 # real Asterisk 20 was recorded doing with our driver. There the phones are Local channels; the `;1`
 # half is the PBX-side channel a SIP trunk or phone would be, so roles are compared on `;1` halves.
@@ -197,6 +220,9 @@ REAL_CASES = [
     # a CTI application's AMI Redirect of the customer channel (no transfer event); MixMonitorMute is
     # the controller's transfer mute, whose timing is its business like MixMonitorStart's
     ("R9-redirect-external", "blind_transfer_external_continue_pbx", {"MixMonitorMute"}),
+    # the consultation's transfer mute and its lift at the merge are the controller's (as in R9); the
+    # PBX of R10-R12 has no hold music configured (R7/R8's had: MusicOnHoldStart/Stop, which the sim plays)
+    ("R12-threeway-then-joiner-leaves", THREE_WAY, {"MixMonitorMute", "MusicOnHoldStart", "MusicOnHoldStop"}),
 ]
 REAL_ROLES = {
     "customer": "@callrec-test-customer-phone-",
@@ -254,7 +280,9 @@ def all_keys_by_event(msgs: list[Msg]) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize(("capture", "scenario", "skip"), REAL_CASES)
-async def test_simulator_matches_real_capture(capture: str, scenario: str, skip: set[str], tmp_path: Path) -> None:
+async def test_simulator_matches_real_capture(
+    capture: str, scenario: str | sc.Scenario, skip: set[str], tmp_path: Path
+) -> None:
     real = real_messages(capture)
     sim, call = await play_with_controller_steps(scenario, tmp_path)
     real_by_role, sim_by_role = real_roles(real), sim_roles(sim, call)
