@@ -126,3 +126,45 @@ async def test_recorded_leg_matches_loopback_capture(harness: Harness, capture: 
     for name in names:
         for key in DRIVER_KEYS.get(name, set()):
             assert key in real_keys[name] and key in sim_keys[name], (name, key)
+
+
+def conference_steps(evs: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """mod_conference's membership events in order: (action, whose leg: the recorded one or another)."""
+    leg = next(e["Unique-ID"] for e in evs if e.get("Event-Name") == "RECORD_START")
+    return [
+        (e.get("Action", ""), "recorded" if e.get("Unique-ID") == leg else "other")
+        for e in evs
+        if e.get("Event-Subclass") == "conference::maintenance" and e.get("Action") in ("add-member", "del-member")
+    ]
+
+
+async def test_conference_three_way_matches_loopback_capture(harness: Harness) -> None:
+    """LB_conference_three_way (test_real_freeswitch_conference.py): the simulator's ThreeWay sends the
+    recorded leg's events and the room's add/del-member events in the real order, the customer's first."""
+    real = fixture_events("LB_conference_three_way", LOOPBACK_FIXTURES)
+    harness.sim.record_events = True
+    harness.sim.time_scale = 0.5
+    scenario = sc.Scenario(
+        "three_way_internal",
+        "customer and agent moved into a room, the second agent dialled in, hangs up, then the customer",
+        (
+            sc.PlaceCall("inbound"),
+            sc.Ring(),
+            sc.Answer(),
+            sc.Talk(2000),
+            sc.ThreeWay(),
+            sc.Talk(3000),
+            sc.Hangup("target"),
+            sc.Talk(2000),
+            sc.Hangup("customer"),
+        ),
+        sc.Expectation(True, segments=("agent",)),
+        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_INTERNAL},
+    )
+    await harness.play(scenario)
+    sim = harness.sim.sent_events
+    names = NAMES & {e.get("Event-Name", "") for e in real}
+    assert recorded_leg(sim, names) == recorded_leg(real, names)
+    # the capture ends with the customer's leg: the agent's del-member came after it closed
+    real_steps = conference_steps(real)
+    assert conference_steps(sim)[: len(real_steps)] == real_steps
