@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.call_base import TrackerBase
-from controller.call_model import Action, Call, Changed, Leg
+from controller.call_model import EXTERNAL_JOINER, Action, Call, Changed, Leg, Mute
 from controller.events import Bridged
 from controller.numbering import dial_string
 
@@ -19,7 +19,7 @@ class ConferenceTracking(TrackerBase):
         merge or a ConfBridge, a FreeSWITCH conference): a join, not a transfer. The customer stays
         LEFT and the PBX mixes every other party on the RIGHT; the timeline lists who joined when. An
         EXTERNAL joiner with continue_on_external_transfer off stops the recording, as a transfer to
-        it would."""
+        it would — or, with `external_joiner = mute`, mutes it while that party is in the call."""
         if call.customer_leg not in (a.id, b.id) or not call.agent_leg:
             return None
         cust, other = (a, b) if a.id == call.customer_leg else (b, a)
@@ -43,15 +43,22 @@ class ConferenceTracking(TrackerBase):
         if mark is not None and mark.get("target") == party and mark.get("outcome") in (None, "returned"):
             # the agent's consultation became a three-way call with the consulted party
             mark["outcome"], call.open_consultation, call.consult_legs = "conference", None, set()
+            call.external_consultation = False  # its mute, if any, is the join's now (kept or stopped)
             mark.pop("cause", None)
         if rec is None or rec.stopping:
             return actions
         entry["joined_ms"] = rec.timeline.offset(wall)
         # a joiner nobody can name may be external: with the rule off it is not recorded either
         stops = rec.decision.transfer(party).stop_recording if party else None
-        entry["stopped_recording"] = (
-            stops if stops is not None else not rec.decision.settings.continue_on_external_transfer
-        )
+        forbidden = stops if stops is not None else not rec.decision.settings.continue_on_external_transfer
+        mute = forbidden and rec.decision.settings.external_joiner == "mute"
+        entry["stopped_recording"] = forbidden and not mute
+        if mute:
+            entry["muted_recording"] = True
+            if not rec.timeline.paused:  # (a consultation's mute still open is kept: nothing heard in between)
+                pause = rec.timeline.open_transfer_mute(wall, EXTERNAL_JOINER)
+                actions.append(Mute(call, pause, wall))  # the PBX command first
+            # a user's pause open now stays the user's; it cannot be resumed while the party is in
         rec.timeline.conference.append(entry)
         actions.append(Changed(call, "conference", dict(entry), wall))
         if entry["stopped_recording"]:
@@ -71,7 +78,12 @@ class ConferenceTracking(TrackerBase):
             entry = call.members.pop(key)
             if entry["left_ms"] is None and rec is not None and not rec.stopping:
                 entry["left_ms"] = rec.timeline.offset(wall)
-                return [Changed(call, "conference", dict(entry), wall)]
+                actions: list[Action] = [Changed(call, "conference", dict(entry), wall)]
+                if entry.get("muted_recording") and not call.muted_by_joiner:
+                    # the last external party the recording was muted for is gone: customer and agent again
+                    party, cls = self._current_party(call), self._current_class(call)
+                    actions += self._lift_transfer_mute(call, party, cls, wall)
+                return actions
             return []
         if other == call.agent_leg and call.members:
             # the agent dropped out of the three-way call: the remaining party carries on with the customer
@@ -80,6 +92,9 @@ class ConferenceTracking(TrackerBase):
             call.agent_leg = leg_id
             if rec is None or rec.stopping:
                 return []
+            if entry.get("muted_recording"):
+                # left alone with the customer, the external party is where the call was transferred to
+                return self._stop(call, "external_transfer", wall)
             entry["left_ms"] = None
             rec.timeline.open_segment(str(entry["party"]), str(entry["class"]), wall)
             return [Changed(call, "segment", rec.timeline.segments[-1], wall)]

@@ -42,6 +42,8 @@ class Leg:
 TRANSFER_MUTE = "transfer_mute"  # `kind` of a pause the state machine opened at an unannounced transfer
 # `reason` of a transfer mute opened when the agent dials a consultation to a party the rule forbids
 EXTERNAL_CONSULTATION = "external_consultation"
+# `reason` of a transfer mute opened when an external party joins a conference (external_joiner = mute)
+EXTERNAL_JOINER = "external_joiner"
 HANGUP_MUTE_MS = 20
 """A transfer mute the hang-up closes within one audio frame is the hang-up itself, not a gap: Asterisk
 sends BridgeLeave before the hang-up request when a channel is hung up by AMI/CTI."""
@@ -200,8 +202,14 @@ class Call:
     @property
     def silence_held(self) -> bool:
         """Nothing may unmask the recording now (not even a user's resume): the customer's next party
-        is not known yet, or an external consultation may end with the customer bridged to that party."""
-        return self.next_party_unknown or self.external_consultation
+        is not known yet, an external consultation may end with the customer bridged to that party, or
+        an external party the recording is muted for is in the conference."""
+        return self.next_party_unknown or self.external_consultation or self.muted_by_joiner
+
+    @property
+    def muted_by_joiner(self) -> bool:
+        """An external party the recording is muted for (external_joiner = mute) is in the conference."""
+        return any(m.get("muted_recording") for m in self.members.values())
 
 
 # ---- actions ------------------------------------------------------------------------------------

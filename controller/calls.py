@@ -267,6 +267,12 @@ class CallTracker(ConsultationTracking, ConferenceTracking):
         if call.customer_leg not in (a.id, b.id):
             return []  # e.g. the agent leg bridged to the Atxfer / att_xfer consultation in the same PBX call
         other = b if a.id == call.customer_leg else a
+        if other.id == call.agent_leg and call.external_consultation and call.consult_legs:
+            # the agent is back while its external consultation is still up (Asterisk's three-way merge
+            # brings the consulted party in next): the customer's next party is known, but the mute
+            # holds until the consultation ends (returned: unmuted) or its party joins (stop or mute)
+            call.next_party_unknown = False
+            return []
         if other.id == call.agent_leg:
             # re-bridge to the same party (hold/unhold); after a consultation: a failed or cancelled
             # attended transfer, the agent is back with the customer and the recording goes on

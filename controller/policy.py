@@ -24,6 +24,7 @@ SETTING_FIELDS = (
     "record_inbound",
     "record_outbound",
     "continue_on_external_transfer",
+    "external_joiner",
     "agent_pause_allowed",
     "dual_channel",
     "retention_days",
@@ -45,7 +46,11 @@ INT_RANGES: dict[str, tuple[int, int, str]] = {
 }
 # The consent announcement the customer hears when recording starts (two-party-consent jurisdictions):
 ANNOUNCEMENTS = ("none", "beep", "prompt", "periodic")
-CHOICES: dict[str, tuple[str, ...]] = {"announcement": ANNOUNCEMENTS}
+# An EXTERNAL party joining a conference (three-way call) with continue_on_external_transfer off:
+# `stop` the recording there (as a transfer to it would), or `mute` it while that party is in the call
+# and record the customer and the agent again once it has left.
+EXTERNAL_JOINER = ("stop", "mute")
+CHOICES: dict[str, tuple[str, ...]] = {"announcement": ANNOUNCEMENTS, "external_joiner": EXTERNAL_JOINER}
 # A sound the PBX plays (FreeSWITCH: a file path or URL its playback takes; Asterisk: a sound name or
 # path without extension, as Playback() takes it). One token: the PBX commands are space-separated.
 PROMPT_MAX = 255
@@ -66,6 +71,7 @@ class AccountSettings:
     record_inbound: bool = True
     record_outbound: bool = True
     continue_on_external_transfer: bool = True
+    external_joiner: str = "stop"  # stop | mute: an external conference joiner with the rule above off
     agent_pause_allowed: bool = False
     dual_channel: bool = True
     retention_days: int = 183
@@ -90,6 +96,7 @@ class NumberOverride:
     record_inbound: bool | None = None
     record_outbound: bool | None = None
     continue_on_external_transfer: bool | None = None
+    external_joiner: str | None = None
     agent_pause_allowed: bool | None = None
     dual_channel: bool | None = None
     retention_days: int | None = None
@@ -321,6 +328,7 @@ def explain_call(
 __all__ = [
     "ANNOUNCEMENTS",
     "CHOICES",
+    "EXTERNAL_JOINER",
     "INT_RANGES",
     "SETTING_FIELDS",
     "TEXT_FIELDS",

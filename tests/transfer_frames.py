@@ -190,3 +190,56 @@ def check_attended_external(path: str | os.PathLike[str], timeline: dict, contin
     assert heard and heard[0] >= back, f"sound during the consultation in frames {heard[:10]}"
     gaps = [i for i in range(back + 1, back + talk - 1) if not (cust[i][0] and agt[i][1])]
     assert gaps == [], f"frames after the agent came back without customer LEFT + agent RIGHT: {gaps[:10]}"
+
+
+def three_way_external_muted() -> sc.Scenario:
+    """Inbound call; after 2 s the agent brings the external number into a three-way call (rule off,
+    `external_joiner = mute`), all three talk 2 s, the external party hangs up, customer and agent talk
+    2 s more."""
+    return sc.Scenario(
+        "three_way_external_muted",
+        "an external party joins a conference with continue_on_external_transfer off and external_joiner = mute",
+        (
+            sc.PlaceCall("inbound"),
+            sc.Ring(),
+            sc.Answer(),
+            sc.Talk(2000),
+            sc.ThreeWay(),
+            sc.Talk(2000),
+            sc.Hangup("target"),
+            sc.Talk(2000),
+            sc.Hangup("customer"),
+        ),
+        sc.Expectation(True, segments=("agent",), stop_reason="hangup"),
+        parties={"customer": sc.CUSTOMER, "agent": sc.AGENT, "target": sc.TARGET_EXTERNAL},
+        settings={"continue_on_external_transfer": False, "external_joiner": "mute"},
+    )
+
+
+def check_three_way_muted(path: str | os.PathLike[str], timeline: dict, joined_at_ms: int) -> None:
+    """Per 20 ms frame: the customer LEFT and the agent RIGHT for 2 s; not one frame of the external
+    party; silence on both channels for the 2 s it is in the call (from `joined_at_ms` in the file);
+    the customer LEFT and the agent RIGHT again for the 2 s after it left. The timeline lists the join
+    as muting (not stopping) the recording and the mute as lifted when it left."""
+    customer, agent, external = (float(p.tone_hz) for p in (sc.CUSTOMER, sc.AGENT, sc.TARGET_EXTERNAL))
+    ext = [i for i, f in enumerate(frames_with_tone(path, external)) if any(f)]
+    cust, agt = frames_with_tone(path, customer), frames_with_tone(path, agent)
+    assert ext == [], f"external party heard in 20 ms frames {ext[:10]}… of {len(cust)}"
+    talk = 2000 // FRAME_MS
+    assert all(cust[i][0] and agt[i][1] for i in range(1, talk - 1)), "customer LEFT, agent RIGHT before the join"
+    join = joined_at_ms // FRAME_MS
+    heard = [i for i in range(join + 1, join + talk - 1) if any(cust[i]) or any(agt[i])]
+    assert heard == [], f"sound while the external party was in the call, frames {heard[:10]}"
+    after = range(len(cust) - talk + 2, len(cust) - 1)
+    gaps = [i for i in after if not (cust[i][0] and agt[i][1])]
+    assert gaps == [], f"frames after it left without customer LEFT + agent RIGHT: {gaps[:10]} of {len(cust)}"
+    (joined,) = timeline["conference"]
+    assert (joined["party"], joined["stopped_recording"], joined["muted_recording"]) == (
+        sc.EXTERNAL_TARGET,
+        False,
+        True,
+    )
+    assert joined["left_ms"] is not None
+    mutes = [p for p in timeline["pauses"] if p.get("kind") == "transfer_mute" and p.get("outcome") == "unmuted"]
+    assert mutes and mutes[-1]["end_ms"] >= joined["left_ms"], timeline["pauses"]
+    assert mutes[-1]["next_party"] == sc.AGENT_EXT

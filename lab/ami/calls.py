@@ -636,11 +636,15 @@ class AmiCalls(AmiPbx):
                 await self._dial_code(call, step, settle)
             elif isinstance(step, sc.ThreeWay):
                 changes = sum(m.mute_changes for m in call.customer.monitors)
-                await self._atxfer_consult(call, scenario.parties[step.to], step.ring_ms)
+                party = scenario.parties[step.to]
+                forbidden = not party.internal and scenario.settings.get("continue_on_external_transfer") is False
+                await self._atxfer_consult(call, party, step.ring_ms, settle=settle, muted=settle and forbidden)
                 await self.elapse(step.consult_ms, call.channels)
                 self._threeway(call)
                 if settle and scenario.expect.ends_at_transfer:  # an external joiner with the rule off
                     await self._until(lambda c=call: not c.customer.monitors)  # type: ignore[misc]
+                elif settle and forbidden:  # external_joiner = mute: muted while the joiner is in
+                    await self._until(lambda c=call: self._muted(c.customer))  # type: ignore[misc]
                 elif settle:  # the controller muted the agent's absence and lifted it again (ms on a PBX)
                     await self._until(
                         lambda c=call, n=changes: (
@@ -650,6 +654,8 @@ class AmiCalls(AmiPbx):
                     )
             elif isinstance(step, sc.Hangup) and step.party == "target" and call.member is not None:
                 self._member_leaves(call)
+                if settle:  # a mute for the joiner is lifted in ms: the customer and the agent talk on
+                    await self._until(lambda c=call: not self._muted(c.customer))  # type: ignore[misc]
             elif isinstance(step, sc.Hangup):
                 who = {"customer": call.customer, "agent": call.agent, "target": call.agent}[step.party]
                 self._hangup_call(call, who)

@@ -79,12 +79,18 @@ class CallHandle:
         elif isinstance(step, sc.ThreeWay):
             changes = self._mask_changes()
             await self._three_way(step)
+            target = self.party(step.to)
+            forbidden = not target.internal and self.scenario.settings.get("continue_on_external_transfer") is False
             if settle and self.scenario.expect.ends_at_transfer:  # an external joiner with the rule off
                 await sim._wait(lambda: not self.customer.recordings)
+            elif settle and forbidden:  # external_joiner = mute: muted while the joiner is in
+                await sim._wait(self._masked)
             elif settle:  # the controller muted the customer's move into the room and lifted it again
                 await sim._wait(lambda: self._controller_acted(changes))
         elif isinstance(step, sc.Hangup) and step.party == "target" and "member" in self.legs:
             self._member_leaves()
+            if settle:  # a mute for the joiner is lifted in ms: the customer and the agent talk on
+                await sim._wait(lambda: not self._masked())
         elif isinstance(step, sc.Hangup):
             self._hangup(step.party)
         elif isinstance(step, sc.Cancel):

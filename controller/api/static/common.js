@@ -48,6 +48,12 @@ export const SETTINGS = [
     help: "Off: when an agent transfers the call — blind or warm (attended) — to an EXTERNAL number, the recording " +
       "stops at the transfer; the part before it is kept. On: the recording follows the customer to the external " +
       "party. Transfers to agents, ring groups and private extensions never stop a recording." },
+  { name: "external_joiner", label: "External party joins a conference",
+    choices: [["stop", "stop the recording"], ["mute", "mute while it is in the call"]],
+    help: "Applies when continuing on external transfer is off and an agent brings an EXTERNAL party into the " +
+      "call (a conference or three-way call). Stop: the recording ends where that party joins; the part before is " +
+      "kept. Mute: the recording is silent while that party is in the call and records the customer and the agent " +
+      "again once it has left (the gap is marked in the timeline). Colleagues joining are always recorded." },
   { name: "agent_pause_allowed", label: "Agents may pause",
     help: "Agents may pause and resume their own call's recording (e.g. for card details). Supervisors always may; " +
       "every pause is logged with who and when." },
