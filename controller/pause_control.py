@@ -110,6 +110,11 @@ class PauseControl:
             files = node.files.get(rec.id)
             if files is None or call.customer_leg is None:
                 raise PauseRefused("state", "the recording's files are unknown")
+            # The span listed is one the file is silent over: a pause starts once the PBX confirmed
+            # the mute, a resume when the unmute was sent — the PBX may apply it before its answer
+            # comes back (a real Asterisk under load: the customer back in the file 100 ms before the
+            # answer), and a timeline listing silence over recorded audio would mislead an auditor.
+            sent = time.time()
             try:
                 if pause:
                     await node.driver.pause_recording(call.customer_leg, files)
@@ -117,7 +122,7 @@ class PauseControl:
                     await node.driver.resume_recording(call.customer_leg, files)
             except PbxUnavailable as e:
                 raise PauseRefused("state", f"PBX not reachable: {e}") from e
-            wall = time.time()
+            wall = time.time() if pause else sent
             if pause:
                 entry = node.tracker.pause(call, by, wall)
                 entry["how"] = how

@@ -51,7 +51,8 @@ def assert_silent_over(stereo: str | Path, start: int, end: int) -> None:
     left, right = stereo_frames(stereo)
     assert end - start >= 75, (start, end)  # the test pauses for ~2 s
     span = range(start + 1, end - 1)
-    assert [i for i in span if left[i] is not None or right[i] is not None] == [], (start, end)
+    sound = [(i, left[i], right[i]) for i in span if left[i] is not None or right[i] is not None]
+    assert sound == [], (start, end, sound)
     assert len(left) >= end + 100, (end, len(left))
     before, after = range(start - 50, start - 1), range(end + 1, end + 51)
     assert all(near(left[i], 440) for i in before), [left[i] for i in before]

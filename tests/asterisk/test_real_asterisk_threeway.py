@@ -36,14 +36,15 @@ THREEWAY = "*3"  # features.conf [general] atxferthreeway, Asterisk's default
 TARGET_PHONE = f"Local/{AGENT2}@callrec-test-target-phone"  # the second agent's phone (its ;1 half)
 
 
-def runs(flags: list[bool]) -> list[tuple[int, int]]:
-    """(first, end) frame spans where `flags` holds."""
+def runs(flags: list[bool], gap: int = 5) -> list[tuple[int, int]]:
+    """(first, end) frame spans where `flags` holds, bridging dropouts of up to `gap` frames (100 ms:
+    media jitter on a loaded host)."""
     out: list[tuple[int, int]] = []
     for i, f in enumerate(flags):
-        if f and (not out or out[-1][1] != i):
-            out.append((i, i + 1))
-        elif f:
+        if f and out and i - out[-1][1] <= gap:
             out[-1] = (out[-1][0], i + 1)
+        elif f:
+            out.append((i, i + 1))
     return out
 
 
