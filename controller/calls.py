@@ -42,8 +42,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from controller.call_adopt import AdoptionTracking
 from controller.call_conference import ConferenceTracking
-from controller.call_consult import ConsultationTracking
 from controller.call_model import (
     TRANSFER_MUTE,
     Action,
@@ -78,7 +78,7 @@ from controller.numbering import NumberClass, dial_string
 from controller.policy import PolicyDecision
 
 
-class CallTracker(ConsultationTracking, ConferenceTracking):
+class CallTracker(AdoptionTracking, ConferenceTracking):
     """All legs and calls of one PBX node."""
 
     # ---- event intake ----

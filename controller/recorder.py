@@ -684,7 +684,7 @@ class Recorder(PauseControl, Announcer):
                     continue
                 leg = row["customer_leg"]
                 if leg in live:
-                    self._adopt(node, row, live)
+                    self._adopt(node, row, live, wall)
                     log.info("%s: adopted running recording %s on leg %s", node.driver.name, rec_id, leg)
                 else:
                     timeline = dict(row["timeline"] or {})
@@ -776,7 +776,7 @@ class Recorder(PauseControl, Announcer):
 
         node.resync_waiter = asyncio.create_task(wait_then_reconnect(), name=f"resync-later-{node.driver.name}")
 
-    def _adopt(self, node: _Node, row: asyncpg.Record, live: dict[str, Any]) -> None:
+    def _adopt(self, node: _Node, row: asyncpg.Record, live: dict[str, Any], wall: float) -> None:
         tracker = node.tracker
         leg = row["customer_leg"]
         call = tracker.call_for_leg(leg)
@@ -812,6 +812,10 @@ class Recorder(PauseControl, Announcer):
         tracker.adopt(call, call_id, str(row["id"]), decision, dict(row["timeline"] or {}), float(row["started_epoch"]))
         node.files[str(row["id"])] = SpoolFiles.from_dict(dict(row["spool_files"] or {}))
         node.decisions[call.id] = decision
+        # a transfer mute the previous controller left on is the state machine's again (lifted or
+        # turned into a stop by the usual rules); a bridge made meanwhile is judged now
+        for action in tracker.restore_after_adoption(call, wall):
+            self._chain(node, action)
         self._resume_secure_pause(node, call)
         self._start_announcements(node, call, adopted=True)
         self._notify(node, call)
