@@ -96,3 +96,54 @@ async def test_restart_while_transfer_muted_then_the_agent_is_back(
     after = range(len(cust) - talk + 5, len(cust) - 1)
     gaps = [i for i in after if not (cust[i][0] and agt[i][1])]
     assert gaps == [], f"frames after the agent was back without customer LEFT + agent RIGHT: {gaps[:10]}"
+
+
+@pytest.mark.parametrize(
+    ("target", "method"),
+    [("external", "phone"), ("external", "pbx"), ("internal", "pbx")],
+    ids=["external_consultation_phone", "external_consultation_atxfer", "customer_left_bridge_atxfer"],
+)
+async def test_restart_while_transfer_muted_then_the_transfer_completes(
+    harness: Harness, target: str, method: str, tmp_path: Path
+) -> None:
+    """The same restart, then the consulted party answers and the transfer completes: an external one
+    (rule off) is not in one frame of the file and the recording stops at the completion, the mute
+    closed as stopped; an internal one is recorded from the completion on, the mute lifted for it."""
+    base = (
+        attended_external(method, False, "answer") if target == "external" else sc.get("attended_transfer_internal_pbx")
+    )
+    steps = tuple(replace(s, ring_ms=RING_MS) if isinstance(s, sc.Transfer) else s for s in base.steps)
+    scenario = replace(base, steps=steps)
+    harness.policy = policy_for(scenario.settings)
+    harness.sim.time_scale = 1.0
+    harness.sim.settle_timeout = 2.0
+    reason = "external_consultation" if target == "external" else "customer_left_bridge"
+    restart = asyncio.create_task(_restart_while_muted(harness, reason))
+    call = await harness.sim.play(scenario)
+    await restart
+    await harness.settle()
+    rows = await harness.recordings()
+    assert len(rows) == 1, [dict(r) for r in rows]
+    rec = rows[0]
+    assert rec["customer_leg"] == call.customer.uniqueid
+    tl = rec["timeline"]
+    mutes = [p for p in tl["pauses"] if p.get("kind") == "transfer_mute"]
+    assert all(p["end_ms"] is not None for p in tl["pauses"]), tl["pauses"]
+    (c,) = tl["consultations"]
+    assert c["outcome"] == "transferred" and c["end_ms"] is not None, c
+    stereo = tmp_path / "joined.wav"
+    join_legs(Path(rec["spool_files"]["rx"]), Path(rec["spool_files"]["tx"]), stereo)
+    if target == "external":
+        assert rec["stop_reason"] == "external_transfer"
+        assert (mutes[-1]["outcome"], mutes[-1].get("next_party")) == ("stopped", sc.EXTERNAL_TARGET), mutes
+        ext = [i for i, f in enumerate(frames_with_tone(stereo, float(sc.TARGET_EXTERNAL.tone_hz))) if any(f)]
+        assert ext == [], f"external party heard in 20 ms frames {ext[:10]}"
+        return
+    assert rec["stop_reason"] == "hangup"
+    assert (mutes[-1]["outcome"], mutes[-1].get("next_party")) == ("unmuted", sc.TARGET_INTERNAL.number), mutes
+    cust = frames_with_tone(stereo, float(sc.CUSTOMER.tone_hz))
+    new = frames_with_tone(stereo, float(sc.TARGET_INTERNAL.tone_hz))
+    talk = 2000 // FRAME_MS
+    after = range(len(cust) - talk + 5, len(cust) - 1)
+    gaps = [i for i in after if not (cust[i][0] and new[i][1])]
+    assert gaps == [], f"frames after the completion without customer LEFT + target RIGHT: {gaps[:10]}"
