@@ -11,7 +11,8 @@ are up at once in the steady state. Finalize is held during the load, so the con
 is measured apart; then the backlog of every recording is released and its drain timed.
 Each PBX runs `--repeats` alternated pairs: the service, and its anchor (lab.bench.anchors: the bare
 greenswitch / panoramisk client reacting to the same simulator under the same load); the latency row
-gives the median p99 of each, their ratio and the goal. Prints a table; asserts nothing.
+gives the median p99 of each, their ratio and the goal; for FreeSWITCH, where the slowest 1 % of each
+service run's starts spent their time (`tail_breakdown`). Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Result:
     cpu_drain_s: float = 0.0
     states: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    paths: list[list[float]] = field(default_factory=list)  # FreeSWITCH: see tail_breakdown
 
     def pct(self, p: float, xs: list[float] | None = None) -> float:
         xs = sorted(self.latencies_ms if xs is None else xs)
@@ -190,6 +192,7 @@ async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn
             res.first_ms = [x * 1000 for x in probe["first"]]
             res.unmatched = probe["unmatched"]
             res.errors = probe["recorder_errors"]
+            res.paths = probe.get("paths", [])
         if conn is not None:
             await conn.close()
         await sim.close()
@@ -299,6 +302,48 @@ async def run_paired(pbx: str, rate: float, concurrent: int, calls: int, dsn: st
     return pair
 
 
+TAIL_PARTS = ("loop busy", "loop wake-up", "callbacks ahead", "recorder")
+
+
+def tail_breakdown(paths: list[list[float]], q: float = 99.0) -> tuple[int, dict[str, float]]:
+    """Where the FreeSWITCH starts at or above the q-th percentile spent their time: the number of such
+    starts and, per part, the median over them in ms. A path is the probe's (bridge parsed in the
+    greenswitch thread, loop entered its selector wait, loop left it, driver's hand-over ran on the
+    loop, command written), all perf_counter seconds:
+    - loop busy: the loop thread was running other work when the bridge was parsed (it entered the wait
+      that woke it only later, or the hand-over was already queued behind other callbacks);
+    - loop wake-up: the loop was idle in its selector: the wake-up until it ran again with the GIL
+      (OS scheduling of the woken thread + taking the GIL);
+    - callbacks ahead: other ready callbacks of that loop iteration before the hand-over;
+    - recorder: the hand-over → the command written (translation done; tracker, decision, write)."""
+    parts: list[tuple[float, ...]] = []
+    for t0, entered, left, woke, written in paths:
+        if woke < t0:  # stale stamps (the event went the events() way): not attributable
+            continue
+        if left >= t0:
+            busy, wake, ahead = max(0.0, entered - t0), left - max(entered, t0), woke - left
+        else:  # the hand-over was already queued when the bridge was parsed
+            busy, wake, ahead = woke - t0, 0.0, 0.0
+        parts.append((written - t0, busy, wake, ahead, written - woke))
+    if not parts:
+        return 0, {}
+    threshold = _p([x[0] for x in parts], q)
+    tail = [x for x in parts if x[0] >= threshold]
+    return len(tail), {name: statistics.median(x[i + 1] for x in tail) * 1000 for i, name in enumerate(TAIL_PARTS)}
+
+
+def tail_row(results: list[Result]) -> list[tuple[str, str, str]]:
+    """The tail breakdown of each run, one row (FreeSWITCH only: the probe stamps the loop there)."""
+    cells = []
+    for r in results:
+        n, parts = tail_breakdown(r.paths)
+        if n:
+            cells.append(f"n={n}: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    if not cells:
+        return []
+    return [(f"{results[0].pbx}: slowest 1 % of starts, median ms per part (per run)", "; ".join(cells), "")]
+
+
 def paired_rows(pairs: list[Paired], rate: float, concurrent: int) -> list[tuple[str, str, str]]:
     """One row per PBX: the service's p99 (median of its runs) next to the bare client's, the ratio
     and the goal, then the usual rows of the service's first run."""
@@ -325,7 +370,8 @@ def paired_rows(pairs: list[Paired], rate: float, concurrent: int) -> list[tuple
                 f"p99 <= {ceiling:g} ms and <= {max_ratio:g}x bare: {met}",
             )
         )
-        out.extend(rows(pair.ours[:1])[1:])
+        out.extend(tail_row(pair.ours))
+        out.extend(rows(pair.ours[:1], tail=False)[1:])
     return out
 
 
@@ -355,8 +401,8 @@ async def _until_async(pred: Any, limit: float) -> bool:
     return True
 
 
-def rows(results: list[Result]) -> list[tuple[str, str, str]]:
-    """(figure, value, goal) rows for the combined table."""
+def rows(results: list[Result], *, tail: bool = True) -> list[tuple[str, str, str]]:
+    """(figure, value, goal) rows for the combined table (`tail`: with the slowest starts' breakdown)."""
     out = []
     for r in results:
         n = len(r.latencies_ms)
@@ -368,6 +414,8 @@ def rows(results: list[Result]) -> list[tuple[str, str, str]]:
                 "p99 <= 2 ms",
             )
         )
+        if tail:
+            out.extend(tail_row([r]))
         if r.first_ms:  # the driver sends other commands before the recording command
             first = "uuid_setvar" if r.pbx == "freeswitch" else "Setvar"
             out.append(

@@ -34,15 +34,45 @@ LATENCIES: list[float] = []  # seconds, bridge received → recording command wr
 STAMPS: list[float] = []  # when each of those bridges was received (perf_counter)
 FIRST: list[float] = []  # seconds, bridge received → FIRST command for that call written (the decision)
 UNMATCHED = [0]
+# FreeSWITCH, per start (perf_counter): bridge parsed, the loop entered its selector wait, left it, the
+# driver's hand-over (`_wake`) ran, command written — see load_bench.tail_breakdown
+PATHS: list[tuple[float, float, float, float, float]] = []
+
+
+def _stamp_selector(loop: asyncio.AbstractEventLoop, marks: list[float]) -> None:
+    """Stamp when the loop enters (marks[0]) and leaves (marks[1]) each selector wait."""
+    sel = loop._selector  # type: ignore[attr-defined]  # the default (selector) event loop's
+    inner = sel.select
+
+    def select(timeout: float | None = None) -> Any:
+        marks[0] = time.perf_counter()
+        try:
+            return inner(timeout)
+        finally:
+            marks[1] = time.perf_counter()
+
+    sel.select = select
 
 
 class ProbedFreeSwitch(FreeSwitchDriver):
     """The bridge is stamped in the greenswitch hub thread, where the frame is parsed; the command where
-    it is written to the socket (`_write`, in whichever thread writes it)."""
+    it is written to the socket (`_write`, in whichever thread writes it). Between the two, the loop's
+    own path is stamped too: its last selector wait (entered, left) and when the hand-over callback
+    `_wake` ran, so the bench can tell where the slow starts spent their time."""
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.bridged_at: dict[str, float] = {}
+        self._select = [0.0, 0.0]
+        self._woke = (0.0, 0.0, 0.0)
+
+    async def start(self) -> None:
+        await super().start()
+        _stamp_selector(asyncio.get_running_loop(), self._select)
+
+    def _wake(self) -> None:
+        self._woke = (self._select[0], self._select[1], time.perf_counter())
+        super()._wake()
 
     def _on_event(self, event: Any) -> None:
         if event.headers.get("Event-Name") == "CHANNEL_BRIDGE":
@@ -67,6 +97,7 @@ class ProbedFreeSwitch(FreeSwitchDriver):
             else:
                 LATENCIES.append(now - t0)
                 STAMPS.append(t0)
+                PATHS.append((t0, *self._woke, now))
         super()._write(conn, data, waiter)
 
 
@@ -151,6 +182,7 @@ async def main(config_path: str, out: str, hold_finalize: bool) -> None:
                 "at": STAMPS,
                 "first": FIRST,
                 "unmatched": UNMATCHED[0],
+                "paths": PATHS,
                 "recorder_errors": errors[:20],
             },
         )
