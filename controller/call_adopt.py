@@ -36,12 +36,16 @@ class AdoptionTracking(ConsultationTracking):
         call.agent_leg = cust.bridged_to or self._agent_leg_alone(call, cust, party)
         mark = next((m for m in reversed(tl.consultations) if m.get("end_ms") is None), None)
         found = mark is not None and self._restore_consultation(call, mark)
-        if not tl.transfer_muted:
+        if found and mark is not None and self._forbidden_consultation(call, mark):
+            # held until the consultation ends (returned: unmuted), also under a user's pause (whose
+            # resume, automatic or not, must wait for it as before the restart)
+            call.external_consultation = True
+        if not tl.paused:
             return []
-        if found and mark is not None and mark.get("muted"):
-            call.external_consultation = True  # held until the consultation ends (returned: unmuted)
         if cust.bridged_to is None:
             call.next_party_unknown = True  # judged at its next bridge or dial, as before the restart
+            return []
+        if not tl.transfer_muted:
             return []
         if call.external_consultation:
             return []
@@ -51,6 +55,18 @@ class AdoptionTracking(ConsultationTracking):
         if self._party(partner) != party:
             call.agent_leg = None  # someone else than the recording's current party: a transfer
         return self._bridged(Bridged(self.pbx, 0.0, wall, cust.id, partner.id))
+
+    @staticmethod
+    def _forbidden_consultation(call: Call, mark: dict[str, Any]) -> bool:
+        """The consulted party may not be recorded (see ConsultationTracking._mute_for_consultation)."""
+        rec = call.recording
+        assert rec is not None
+        target = str(mark.get("target") or "")
+        if mark.get("muted"):
+            return True
+        if target:
+            return rec.decision.transfer(target).stop_recording
+        return not rec.decision.settings.continue_on_external_transfer
 
     @staticmethod
     def _party(leg: Leg) -> str:

@@ -11,7 +11,6 @@ of a secure pause (a warning tone 10 s before the limit, then an automatic resum
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -61,12 +60,16 @@ class PauseControl:
 
     _pause_locks: dict[str, asyncio.Lock]
     _pause_timers: dict[str, asyncio.Task[None]]
+    _resume_due: dict[str, str]
     _feature_tasks: set[asyncio.Task[None]]
     warning_lead_s: float = 10.0  # the warning tone comes this long before a secure pause ends
 
     def _init_pause_control(self) -> None:
         self._pause_locks = {}
         self._pause_timers = {}
+        # call id → recording id: a secure pause whose automatic resume came while the customer's next
+        # party was not known (refused then): resumed as soon as that hold ends (`_retry_due_resumes`)
+        self._resume_due = {}
         self._feature_tasks = set()
 
     # ---- API / page ----
@@ -149,7 +152,9 @@ class PauseControl:
             await self._announce(node, call, "resume")  # when announcement_after_resume asks for it
 
     # ---- secure pause ----
-    def _arm_secure_pause(self, node: _Node, call: Call, rec_id: str, limit_s: int, elapsed_s: float = 0.0) -> None:
+    def _arm_secure_pause(
+        self, node: _Node, call: Call, rec_id: str, limit_s: int, elapsed_s: float = 0.0, *, warn: bool = True
+    ) -> None:
         old = self._pause_timers.pop(call.id, None)
         if old is not None and old is not asyncio.current_task():
             old.cancel()
@@ -157,7 +162,7 @@ class PauseControl:
         if schedule is None:
             return
         warn_at, resume_at = (max(0.0, t - elapsed_s) for t in schedule)
-        task = asyncio.get_running_loop().create_task(self._secure_pause(node, call, rec_id, warn_at, resume_at))
+        task = asyncio.get_running_loop().create_task(self._secure_pause(node, call, rec_id, warn_at, resume_at, warn))
         self._pause_timers[call.id] = task
 
         def forget(t: asyncio.Task[None], cid: str = call.id) -> None:
@@ -166,19 +171,44 @@ class PauseControl:
 
         task.add_done_callback(forget)
 
-    async def _secure_pause(self, node: _Node, call: Call, rec_id: str, warn_at: float, resume_at: float) -> None:
+    async def _secure_pause(
+        self, node: _Node, call: Call, rec_id: str, warn_at: float, resume_at: float, warn: bool = True
+    ) -> None:
         await asyncio.sleep(warn_at)
         if call.recording is None or call.recording.id != rec_id or not call.recording.timeline.paused:
             return
-        if call.agent_leg:
+        if call.agent_leg and warn:
             try:
                 await node.driver.play_tone(call.agent_leg, TONES["warning"])
             except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
                 log.warning("%s: secure pause warning tone on call %s: %s", node.driver.name, call.id, e)
         await asyncio.sleep(resume_at - warn_at)
-        with contextlib.suppress(PauseRefused):
+        try:
             await self._apply_pause(node, call, pause=False, by="system", how="auto_resume")
             log.info("%s: secure pause of call %s ended by itself after %.0f s", node.driver.name, call.id, resume_at)
+        except PauseRefused:
+            rec = call.recording
+            if rec is not None and rec.id == rec_id and not rec.stopping and rec.timeline.paused and call.silence_held:
+                # a transfer holds the silence (the next party not known yet): the limit is kept, the
+                # resume comes once that hold ends — never a pause left on for the rest of the call
+                self._resume_due[call.id] = rec_id
+                log.info("%s: secure pause of call %s ends when the transfer's hold does", node.driver.name, call.id)
+
+    def _retry_due_resumes(self, node: _Node) -> None:
+        """After each event: a secure pause whose time is up and whose hold (see `_secure_pause`) has
+        ended is resumed now."""
+        for cid, rec_id in list(self._resume_due.items()):
+            call = node.tracker.call(cid)
+            if call is None:
+                continue  # another node's call, or ended (forgotten with its pause state)
+            rec = call.recording
+            if rec is None or rec.id != rec_id or rec.stopping or not rec.timeline.paused:
+                del self._resume_due[cid]
+                continue
+            if call.silence_held or rec.timeline.transfer_muted:
+                continue
+            del self._resume_due[cid]
+            self._arm_secure_pause(node, call, rec_id, 1, elapsed_s=1.0, warn=False)  # the resume, at once
 
     def _resume_secure_pause(self, node: _Node, call: Call) -> None:
         """A recording adopted after a restart while paused: its secure-pause limit still holds, counted
@@ -197,6 +227,7 @@ class PauseControl:
         if task is not None:
             task.cancel()
         self._pause_locks.pop(call.id, None)
+        self._resume_due.pop(call.id, None)
 
     # ---- phone codes ----
     def _on_feature(self, node: _Node, ev: FeatureCode) -> None:

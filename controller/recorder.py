@@ -264,6 +264,8 @@ class Recorder(PauseControl, Announcer):
                 self._decide_now(node, action.call, ev.wall)
                 self._notify(node, action.call)  # the view changed (recording state): API and SSE see it now
             self._chain(node, action)
+        if self._resume_due:
+            self._retry_due_resumes(node)
 
     def _send_early(self, node: _Node, action: Mute | Unmute | Stop) -> None:
         """Send the PBX side of a transfer mute, its lift or a stop as soon as the call's earlier

@@ -142,3 +142,22 @@ def test_customer_bridged_meanwhile_to_an_external_party_stops_with_the_rule_off
     assert stop.reason == "external_transfer"
     assert not [a for a in acts if isinstance(a, Unmute)]
     assert (_mute(call)["outcome"], _mute(call)["next_party"]) == ("stopped", EXTERNAL)
+
+
+def test_a_users_pause_over_an_external_consultation_keeps_the_hold_after_adoption() -> None:
+    """Paused by the agent before the consultation's dial (no mute then: the pause already silences
+    it): the adopted call still may not be unmasked — neither by a resume nor the secure pause's —
+    until the consultation is over."""
+    timeline = _timeline("", EXTERNAL, muted_consultation=False)
+    timeline["pauses"] = [{"start_ms": 1500, "end_ms": None, "by": "agent"}]
+    channels = [
+        replace(CUSTOMER, bridged_to="B"),
+        replace(AGENT, bridged_to="A"),
+        LiveChannel(leg="C", call_id="C", caller="2001", callee=EXTERNAL, answered=True),
+        LiveChannel(leg="D", call_id="C", caller="2001", callee=EXTERNAL),
+    ]
+    t, call, acts = _adopted(channels, timeline, continue_on_external_transfer=False)
+    assert acts == [] and call.silence_held
+    t.handle(ChannelHungUp("fs", 0, T + 6, leg="D", cause="USER_BUSY"))
+    acts = t.handle(ChannelHungUp("fs", 0, T + 6.1, leg="C", cause="USER_BUSY"))
+    assert not call.silence_held and not [a for a in acts if isinstance(a, Unmute)]  # the pause stays the user's
