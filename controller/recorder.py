@@ -85,6 +85,7 @@ class _Node:
         self.files: dict[str, SpoolFiles] = {}  # recording id → spool files
         self.decisions: dict[str, PolicyDecision] = {}  # call id → decision (recorded or not)
         self.started: dict[str, asyncio.Event] = {}  # recording id → set once the journal has its row
+        self.files_known: dict[str, asyncio.Event] = {}  # recording id → set once its start command is answered
         self.chains: dict[int, asyncio.Task[None]] = {}  # call → the last queued action
         # call → its last PBX command of a Mute / Unmute / Stop (see Recorder._send_early), and each
         # such action's command by id(action), awaited where the action runs in the chain
@@ -272,9 +273,9 @@ class Recorder(PauseControl, Announcer):
         commands are done — not behind the journal writes queued before it in the call's chain (each
         a round trip to the database, retried for as long as it is down): a slow or unreachable
         database must neither keep an external party in the recording nor the party that is back
-        muted. Before its recording's start is journaled (its files are known then) it also waits for
-        that, or for the chain queued so far should the start fail. The action's journal write stays
-        in the chain, after the command."""
+        muted. Before its recording's start command is answered (its files are known then) it also
+        waits for that, or for the chain queued so far should the start fail. The action's journal
+        write stays in the chain, after the command."""
         call = action.call
         rec = call.recording
         if rec is None:
@@ -282,7 +283,7 @@ class Recorder(PauseControl, Announcer):
         key = id(call)
         prev = node.commands.get(key)
         starting = rec.id not in node.files
-        ready = node.started.get(rec.id) if starting else None
+        ready = node.files_known.get(rec.id) if starting else None
         tail = node.chains.get(key) if starting else None
 
         async def run() -> None:
@@ -357,6 +358,7 @@ class Recorder(PauseControl, Announcer):
         node.files.clear()
         node.decisions.clear()
         node.started.clear()
+        node.files_known.clear()
         node.sent.clear()
         node.known_at_link_up = set()
         self.metrics.set("callrec_live_calls", 0, pbx=pbx)
@@ -474,6 +476,7 @@ class Recorder(PauseControl, Announcer):
         rec_id = new_id()
         node.tracker.recording_started(call, rec_id, decision, wall)
         node.started[rec_id] = asyncio.Event()
+        node.files_known[rec_id] = asyncio.Event()
         begin = getattr(node.driver, "begin_recording", None)
         if begin is not None:
             # The command goes to the PBX now, in the step that handled the bridge event, ahead of
@@ -522,6 +525,11 @@ class Recorder(PauseControl, Announcer):
         except (PbxCommandError, PbxUnavailable, TimeoutError) as e:
             error = str(e) or type(e).__name__
             files = SpoolFiles()
+        if not error:
+            node.files[rec_id] = files  # a transfer mute or a stop may go to the PBX before the journal row
+        known = node.files_known.pop(rec_id, None)
+        if known is not None:
+            known.set()
         call_row, rec_row = self._rows(node, call, decision, rec_id, files, wall)
         call_id = await self._journal(f"start of recording {rec_id}", _open_once, call_row, rec_row)
         if call_id != call.id:
@@ -535,7 +543,6 @@ class Recorder(PauseControl, Announcer):
             self.metrics.inc("callrec_recordings_failed_total", pbx=node.driver.name)
             call.recording = None
         else:
-            node.files[rec_id] = files
             self.metrics.inc("callrec_recordings_started_total", pbx=node.driver.name, direction=call.direction.value)
             self._start_announcements(node, call)
         ready.set()

@@ -231,7 +231,7 @@ class AmiCalls(AmiPbx):
             if not announce:
                 await self._until(lambda: self._controller_acted(cust, marks))
             else:  # decided at the BlindTransfer event (a stop, or nothing unknown to mute)
-                await self._until(lambda: self._controller_acted(cust, marks), 0.05)
+                await self._until(lambda: self._controller_acted(cust, marks), self.ring_wall(ring_ms))
                 await self._until(lambda: not any(m.mute_read or m.mute_write for m in cust.monitors))
         await self.elapse(ring_ms, call.channels)
         self.set_state(target, 6)

@@ -123,6 +123,12 @@ class AmiPbx(AmiServer):
                 if self.earpieces is not None:
                     self.earpieces.write(ch.uniqueid, heard)
 
+    def ring_wall(self, ring_ms: float) -> float:
+        """Wall seconds a controller is given to act on a transfer announcement before the target
+        answers: as long as it rings, less what the ring itself takes on this clock (none in
+        simulated time, all of it in real time), at least 50 ms."""
+        return max(0.05, ring_ms / 1000 * (1 - min(self.time_scale, 1.0)))
+
     async def elapse(self, ms: float, channels: list[SimChannel] | None = None) -> None:
         """Simulated time passes for one call: the MixMonitors of `channels` (that call's; the list is
         read again every step, so channels a transfer adds count) get `ms` of audio — never those of

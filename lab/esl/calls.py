@@ -375,7 +375,7 @@ class CallHandle:
                 if t.method == "redirect":
                     await sim._wait(lambda: self._controller_acted(marks))
                 else:  # announced: decided at the announcement (a stop, or nothing unknown to mute)
-                    await sim._wait(lambda: self._controller_acted(marks), 0.05)
+                    await sim._wait(lambda: self._controller_acted(marks), sim.ring_wall(t.ring_ms))
                     await sim._wait(lambda: not any(r.masked for r in cust.recordings.values()))
             await sim._elapse(self._live(), t.ring_ms)
             sim._answer(c)

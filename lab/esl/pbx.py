@@ -192,6 +192,12 @@ class EslPbx(EslServer):
                     for hz, part in heard:
                         rec.writer.write((ch.tone, hz), part)
 
+    def ring_wall(self, ring_ms: float) -> float:
+        """Wall seconds a controller is given to act on a transfer announcement before the target
+        answers: as long as it rings, less what the ring itself takes on this clock (none in
+        simulated time, all of it in real time), at least 50 ms."""
+        return max(0.05, ring_ms / 1000 * (1 - min(self.time_scale, 1.0)))
+
     async def _elapse(self, legs: list[Channel], ms: int) -> None:
         """Simulated time passes for one call's `legs` only (never the calls beside it). With a
         time_scale the wall clock keeps pace: sleeps go to a deadline, so the audio does not fall
