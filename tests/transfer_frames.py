@@ -243,3 +243,43 @@ def check_three_way_muted(path: str | os.PathLike[str], timeline: dict, joined_a
     mutes = [p for p in timeline["pauses"] if p.get("kind") == "transfer_mute" and p.get("outcome") == "unmuted"]
     assert mutes and mutes[-1]["end_ms"] >= joined["left_ms"], timeline["pauses"]
     assert mutes[-1]["next_party"] == sc.AGENT_EXT
+
+
+def check_real_attended_external(
+    path: str | os.PathLike[str], timeline: dict, *, external: str, agent: str, completed: bool
+) -> None:
+    """A REAL PBX's attended transfer to an `external` number, rule off (issue #13 §1/§2), per 20 ms
+    frame of the stored file: not one frame of the external party (660 Hz) on either channel; the
+    customer LEFT + agent RIGHT for the first 2 s (before the transfer began); the transfer mute (reason
+    external_consultation) from that dial. Completed: nothing heard after the mute began and the file
+    ends at the completion (the stop). Failed (busy): unmuted with the agent next, the agent back within
+    1 s, and the customer LEFT + agent RIGHT in every frame after (a 100 ms margin at the edges)."""
+    customer, agent_hz, ext_hz = (float(p.tone_hz) for p in (sc.CUSTOMER, sc.AGENT, sc.TARGET_EXTERNAL))
+    ext = frames_with_tone(path, ext_hz)
+    with_ext = [i for i, f in enumerate(ext) if any(f)]
+    assert with_ext == [], f"external party heard in 20 ms frames {with_ext[:10]}… of {len(ext)}"
+    cust, agt = frames_with_tone(path, customer), frames_with_tone(path, agent_hz)
+    (mute,) = [p for p in timeline["pauses"] if p.get("reason") == "external_consultation"]
+    assert mute["kind"] == "transfer_mute" and mute["end_ms"] is not None, mute
+    start, end, margin = mute["start_ms"] // FRAME_MS, mute["end_ms"] // FRAME_MS, 100 // FRAME_MS
+    # the tests start the transfer 2.5 s into the recording; the PBX holds the customer from then (Asterisk's
+    # Atxfer: some 850 ms of silence while it takes the digits, before the consultation channel exists)
+    before = range(25, min(start - margin, 2000 // FRAME_MS))  # from 500 ms: the agent's phone answering
+    gaps = [i for i in before if not (cust[i][0] and agt[i][1])]
+    assert len(before) > 50 and len(gaps) <= 3, f"customer LEFT + agent RIGHT missing before the dial: {gaps[:10]}"
+    heard = [i for i in range(start + margin, min(end, len(cust))) if any(cust[i]) or any(agt[i])]
+    assert heard == [], f"sound while muted for the consultation, frames {heard[:10]} (mute {mute})"
+    if completed:
+        assert (mute["outcome"], mute["next_party"]) == ("stopped", external), mute
+        (xfer,) = timeline["transfers"]
+        assert abs(len(cust) * FRAME_MS - xfer["at_ms"]) <= 500, (len(cust) * FRAME_MS, xfer)
+        return
+    assert (mute["outcome"], mute["next_party"]) == ("unmuted", agent), mute
+    # unmuted when the consultation failed; the agent's way back into the customer's bridge takes the PBX
+    # a moment more (Asterisk 20, busy at once: ~220 ms in which the customer, alone and held, is silent)
+    both = [i for i in range(end, len(cust)) if cust[i][0] and agt[i][1]]
+    assert both and both[0] - end <= 1000 // FRAME_MS, f"the agent not back within 1 s of the unmute: {both[:1]}"
+    after = range(both[0], len(cust) - margin)
+    gaps = [i for i in after if not (cust[i][0] and agt[i][1])]
+    assert len(after) >= 100, f"only {len(after)} frames after the agent came back"
+    assert len(gaps) <= 3, f"frames after the agent came back without customer LEFT + agent RIGHT: {gaps[:10]}"
