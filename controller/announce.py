@@ -24,7 +24,7 @@ from storage import journal
 
 if TYPE_CHECKING:
     from controller.calls import Call
-    from controller.recorder import _Node
+    from controller.recorder_node import _Node
 
 log = logging.getLogger("callrec.recorder")
 

@@ -28,7 +28,7 @@ from storage import journal
 if TYPE_CHECKING:
     from controller.calls import Action, Call
     from controller.policy import PolicyDecision
-    from controller.recorder import _Node
+    from controller.recorder_node import _Node
 
 log = logging.getLogger("callrec.recorder")
 

@@ -7,6 +7,12 @@ API (live calls, change notifications, pause/resume).
 Restart safety: after every LinkUp the driver sends a Resync (all live channels). The recorder then
 adopts recordings the journal still has open for that node whose customer leg is alive (the same
 row, timeline continued — never a second row) and closes the ones whose leg is gone ('link_lost').
+
+This module is the call path (events → decisions → commands → journal). Its other concerns are
+mixins, each in its own module: `controller.pause_control` (pause, resume, phone codes),
+`controller.announce` (consent announcements), `controller.resync` (resync and adoption after a
+restart or a lost link) and `controller.live_view` (the live view for the API); the per-node state
+and the journal primitives they share are in `controller.recorder_node`.
 """
 
 from __future__ import annotations
@@ -17,14 +23,13 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
 from controller.announce import Announcer
-from controller.calls import Action, Call, CallTracker, Changed, Decide, Ended, Mute, Stop, Unmute
+from controller.calls import Action, Call, Changed, Decide, Ended, Mute, Stop, Unmute
 from controller.config import PbxConfig
 from controller.drivers.base import (
     PbxCommandError,
@@ -34,89 +39,23 @@ from controller.drivers.base import (
     SpoolFiles,
     StartInDoubt,
 )
-from controller.events import AnyEvent, ChannelHungUp, Direction, FeatureCode, LinkDown, LinkUp, Resync
+from controller.events import AnyEvent, ChannelHungUp, FeatureCode, LinkDown, LinkUp, Resync
 from controller.ids import new_id
-from controller.live import CallNotFound
+from controller.live_view import LiveView
 from controller.metrics import Metrics
 from controller.numbering import InvalidNumber, NumberingPlan
 from controller.pause_control import PauseControl
-from controller.policy import AccountSettings, PolicyDecision, PolicySet
+from controller.policy import PolicyDecision, PolicySet
+from controller.recorder_node import JOURNAL_DOWN, _Node, _open_once
+from controller.resync import Resyncer
 from storage import journal
 
 log = logging.getLogger("callrec.recorder")
 
 PolicyProvider = Callable[[], PolicySet]
 
-# The database is unreachable or restarting (not a bad statement): such journal writes are retried.
-JOURNAL_DOWN: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
-)
 
-
-async def _open_once(pool: asyncpg.Pool, call: journal.CallRow, rec: journal.RecordingRow) -> str:
-    """journal.open_recording, safe to retry: when an earlier attempt committed but its reply was lost
-    with the connection, the row is there and its call id is returned."""
-    try:
-        return await journal.open_recording(pool, call, rec)
-    except asyncpg.UniqueViolationError:
-        found = await pool.fetchval("SELECT call_id FROM recordings WHERE id = $1", rec.id)
-        if found is None:
-            raise
-        return str(found)
-
-
-def _iso(wall: float | None) -> str | None:
-    return datetime.fromtimestamp(wall, UTC).isoformat() if wall else None
-
-
-class _Node:
-    def __init__(self, driver: PbxDriver, cfg: PbxConfig | None, numbering: NumberingPlan) -> None:
-        self.driver = driver
-        self.account = cfg.account if cfg else "main"
-        self.inbound_contexts = tuple(cfg.inbound_contexts) if cfg else ()
-        self.tracker = self.new_tracker(numbering)
-        self.files: dict[str, SpoolFiles] = {}  # recording id → spool files
-        self.decisions: dict[str, PolicyDecision] = {}  # call id → decision (recorded or not)
-        self.started: dict[str, asyncio.Event] = {}  # recording id → set once the journal has its row
-        self.files_known: dict[str, asyncio.Event] = {}  # recording id → set once its start command is answered
-        self.chains: dict[int, asyncio.Task[None]] = {}  # call → the last queued action
-        # call → its last PBX command of a Mute / Unmute / Stop (see Recorder._send_early), and each
-        # such action's command by id(action), awaited where the action runs in the chain
-        self.commands: dict[int, asyncio.Task[None]] = {}
-        self.sent: dict[int, asyncio.Task[None]] = {}
-        self.chain_calls: dict[int, Call] = {}  # calls with queued actions (live until journaled)
-        self.known_at_link_up: set[str] = set()  # legs known before the current link came up
-        # Legs that hung up between LinkUp and the Resync: the driver's snapshot can predate their
-        # hangup while its event is queued ahead of the Resync (a node taken over under load), and
-        # adopting such a leg would leave its recording open for ever. None once the Resync is handled.
-        self.hung_up_before_resync: set[str] | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.busy = False  # the consumer task is handling an event (see Recorder.offer)
-        self.resync_waiter: asyncio.Task[None] | None = None  # see Recorder._resync_later
-        # recording id → its start request, for starts whose command died with the link (StartInDoubt):
-        # repeated at the next resync if the call is still up
-        self.starts_in_doubt: dict[str, RecordingRequest] = {}
-        # recording id → the reply to a start command already written (driver.begin_recording), awaited
-        # by the call's chain; the command itself never waits behind journal writes
-        self.pending_starts: dict[str, Awaitable[SpoolFiles]] = {}
-
-    def new_tracker(self, numbering: NumberingPlan) -> CallTracker:
-        return CallTracker(
-            self.driver.name,
-            numbering=numbering,
-            inbound_contexts=self.inbound_contexts,
-            default_account=self.account,
-        )
-
-
-class Recorder(PauseControl, Announcer):
+class Recorder(PauseControl, Announcer, Resyncer, LiveView):
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -147,10 +86,10 @@ class Recorder(PauseControl, Announcer):
             cfg = (nodes or {}).get(d.name)
             acct = self._policy().accounts.get(cfg.account if cfg else "main")
             self.nodes[d.name] = _Node(d, cfg, acct.numbering if acct else NumberingPlan())
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.errors: list[str] = []
         self._init_pause_control()
         self._init_announcer()
+        self._init_live_view()
         for name, kind, text in (
             ("callrec_recordings_started_total", "counter", "Recordings started"),
             ("callrec_recordings_stopped_total", "counter", "Recordings stopped, by reason"),
@@ -670,242 +609,3 @@ class Recorder(PauseControl, Announcer):
         node.files.pop(rec.id, None)
         node.started.pop(rec.id, None)
         self._notify(node, call)
-
-    # ---- resync / adoption ----
-    async def _resync(self, node: _Node, ev: Resync) -> None:
-        tracker = node.tracker
-        wall = ev.wall
-        live = {c.leg: c for c in ev.channels}
-        gone, fresh = tracker.resync(ev.channels, wall, node.known_at_link_up)
-        try:
-            for call in gone:
-                log.info("%s: call %s ended while the link was down", node.driver.name, call.id)
-                if call.recording and not call.recording.stopping:
-                    for action in tracker.stop(call, "link_lost", wall):
-                        await self._act(node, action)
-                await journal.end_call(self.pool, call.id, wall=wall, reason="link_lost")
-                tracker.end(call, "link_lost")
-                self._notify(node, call, ended=True)
-            tracked = {c.recording.id for c in tracker.calls.values() if c.recording}
-            for row in await journal.open_recordings(self.pool, node.driver.name):
-                rec_id = str(row["id"])
-                if rec_id in tracked:
-                    continue
-                leg = row["customer_leg"]
-                if leg in live:
-                    self._adopt(node, row, live, wall)
-                    log.info("%s: adopted running recording %s on leg %s", node.driver.name, rec_id, leg)
-                else:
-                    timeline = dict(row["timeline"] or {})
-                    start = float(row["started_epoch"])
-                    at = max(0, round((wall - start) * 1000))
-                    for seg in timeline.get("segments") or []:
-                        if seg.get("end_ms") is None:
-                            seg["end_ms"] = at
-                    for p in timeline.get("pauses") or []:
-                        if p.get("end_ms") is None:
-                            p["end_ms"] = at
-                    timeline["stop"] = {"at_ms": at, "reason": "link_lost"}
-                    await journal.stop_recording(self.pool, rec_id, wall=wall, reason="link_lost", timeline=timeline)
-                    if row["call_id"]:
-                        await journal.end_call(self.pool, str(row["call_id"]), wall=wall, reason="link_lost")
-                    log.info("%s: closed recording %s whose leg %s is gone", node.driver.name, rec_id, leg)
-            for leg in await journal.legs_with_ended_recordings(self.pool, node.driver.name, list(live)):
-                ended = tracker.call_for_leg(leg)
-                if ended is not None and ended.recording is None:
-                    ended.decided = True  # its recording already ended (e.g. at an external transfer): keep it so
-        except JOURNAL_DOWN as e:
-            # Adoption needs the journal: without it a live call cannot be told apart from one we
-            # already record (a second recording) or one whose recording the rule stopped. Resync
-            # again, in full, as soon as the database answers.
-            log.warning("%s: resync needs the journal (%s); resyncing again when it is back", node.driver.name, e)
-            self._resync_later(node)
-            return
-        await self._restart_in_doubt(node, live, wall)
-        for call in fresh:
-            if call.decided or call.ended:
-                continue
-            decide = tracker.decide_from_resync(call, wall)
-            if decide is not None:
-                self._decide_now(node, decide.call, wall)
-                await self._decide(node, decide.call)
-
-    async def _restart_in_doubt(self, node: _Node, live: dict[str, Any], wall: float) -> None:
-        """Starts that died with the link: the call still up → start again into the same files (the
-        driver reuses a recording the PBX already runs, so never two); the call gone → it was closed
-        above as link_lost, and finalize stores the file if the PBX had started it or fails it visibly."""
-        for rec_id, req in list(node.starts_in_doubt.items()):
-            call = node.tracker.call_for_leg(req.customer_leg)
-            rec = call.recording if call is not None else None
-            if call is None or rec is None or rec.id != rec_id or req.customer_leg not in live:
-                del node.starts_in_doubt[rec_id]
-                continue
-            try:
-                files = await node.driver.start_recording(req)
-            except PbxUnavailable:
-                continue  # the link died again: the next resync tries again
-            except (PbxCommandError, TimeoutError) as e:
-                del node.starts_in_doubt[rec_id]
-                error = f"start repeated after a lost PBX link failed: {e}"
-                log.error("%s: recording %s of call %s: %s", node.driver.name, rec_id, call.id, error)
-                await self._journal(
-                    f"failure of recording {rec_id}", journal.fail_recording, rec_id, wall=time.time(), error=error
-                )
-                self.metrics.inc("callrec_recordings_failed_total", pbx=node.driver.name)
-                node.files.pop(rec_id, None)
-                node.started.pop(rec_id, None)
-                call.recording = None
-                self._notify(node, call)
-                continue
-            del node.starts_in_doubt[rec_id]
-            node.files[rec_id] = files
-            at_ms = max(0, round((wall - rec.timeline.start_wall) * 1000))
-            await self._journal(
-                f"restart of recording {rec_id}",
-                journal.record_event,
-                rec_id,
-                "start_repeated",
-                wall=wall,
-                offset_ms=at_ms,
-                actor="controller",
-                detail={"at_ms": at_ms, "reason": "the PBX link dropped while the recording was starting"},
-                timeline=rec.timeline.as_dict(),
-            )
-            log.info("%s: recording %s of call %s runs after the reconnect", node.driver.name, rec_id, call.id)
-
-    def _resync_later(self, node: _Node) -> None:
-        """Wait for the database, then cut the node's link: the reconnect brings a fresh Resync."""
-        if node.resync_waiter is not None and not node.resync_waiter.done():
-            return
-
-        async def wait_then_reconnect() -> None:
-            await self._journal(f"resync of {node.driver.name}", lambda pool: pool.fetchval("SELECT 1"))
-            log.info("%s: journal is back; reconnecting to resync", node.driver.name)
-            node.driver.drop_link()
-
-        node.resync_waiter = asyncio.create_task(wait_then_reconnect(), name=f"resync-later-{node.driver.name}")
-
-    def _adopt(self, node: _Node, row: asyncpg.Record, live: dict[str, Any], wall: float) -> None:
-        tracker = node.tracker
-        leg = row["customer_leg"]
-        call = tracker.call_for_leg(leg)
-        if call is None:
-            return
-        policy = dict(row["policy"] or {})
-        ps = self._policy()
-        acct = ps.accounts.get(row["account_id"] or "")
-        settings = AccountSettings(**{**AccountSettings().as_dict(), **(policy.get("settings") or {})})
-        decision = PolicyDecision(
-            account_id=row["account_id"] or node.account,
-            direction=Direction(row["direction"]),
-            number=row["account_number"] or None,
-            record=True,
-            settings=settings,
-            sources=dict(policy.get("sources") or {}),
-            numbering=acct.numbering if acct else tracker.numbering,
-        )
-        call.customer_leg = leg
-        call.agent_leg = live[leg].bridged_to
-        call.direction = Direction(row["direction"])
-        call.account = decision.account_id
-        call.account_number = row["account_number"]
-        call.customer_number = row["customer_number"]
-        call.agent = row["agent"]
-        call.agents = list(row["agents"] or [])
-        call.ring_group = row["call_ring_group"] or ""
-        if row["call_started_at"] is not None:
-            call.started_wall = row["call_started_at"].timestamp()
-        if row["call_answered_at"] is not None:
-            call.answered_wall = row["call_answered_at"].timestamp()
-        call_id = str(row["call_id"]) if row["call_id"] else call.id
-        tracker.adopt(call, call_id, str(row["id"]), decision, dict(row["timeline"] or {}), float(row["started_epoch"]))
-        node.files[str(row["id"])] = SpoolFiles.from_dict(dict(row["spool_files"] or {}))
-        node.decisions[call.id] = decision
-        # a transfer mute the previous controller left on is the state machine's again (lifted or
-        # turned into a stop by the usual rules); a bridge made meanwhile is judged now
-        for action in tracker.restore_after_adoption(call, wall):
-            self._chain(node, action)
-        self._resume_secure_pause(node, call)
-        self._start_announcements(node, call, adopted=True)
-        self._notify(node, call)
-
-    # ---- LiveCallSource ----
-    def _find(self, call_id: str) -> tuple[_Node, Call]:
-        for node in self.nodes.values():
-            call = node.tracker.call(call_id)
-            if call is not None and not call.ended:
-                return node, call
-        raise CallNotFound(f"no live call {call_id}")
-
-    def _view(self, node: _Node, call: Call) -> dict[str, Any]:
-        rec = call.recording
-        decision = rec.decision if rec else node.decisions.get(call.id)
-        if rec is None:
-            state = "not_recording"
-        elif rec.stopping:
-            state = "stopped"
-        elif rec.timeline.paused:
-            state = "paused"
-        else:
-            state = "recording"
-        return {
-            "id": call.id,
-            "pbx": node.driver.name,
-            "direction": call.direction.value,
-            "customer_number": call.customer_number,
-            "account_number": call.account_number,
-            "agent": call.agent,
-            "agents": list(call.agents),
-            "ring_group": call.ring_group,
-            "started_at": _iso(call.started_wall),
-            "answered_at": _iso(call.answered_wall),
-            "recording": {
-                "id": rec.id if rec else None,
-                "state": state,
-                "decision": (
-                    {
-                        "record": decision.record,
-                        "sources": dict(decision.sources),
-                        "settings": decision.settings.as_dict(),
-                    }
-                    if decision
-                    else None
-                ),
-            },
-            "timeline": rec.timeline.as_dict() if rec else None,
-        }
-
-    def live_calls(self) -> list[dict[str, Any]]:
-        """Calls on the PBX, plus ended ones whose journal writes are still in flight (a call leaves
-        this list only once its end is journaled)."""
-        out: list[dict[str, Any]] = []
-        for node in self.nodes.values():
-            calls = {id(c): c for c in node.tracker.live_calls()}
-            calls.update(node.chain_calls)
-            out.extend(self._view(node, c) for c in calls.values() if c.decided)
-        return out
-
-    def live_call(self, call_id: str) -> dict[str, Any] | None:
-        try:
-            node, call = self._find(call_id)
-        except CallNotFound:
-            return None
-        return self._view(node, call)
-
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-        self._subscribers.add(q)
-        return q
-
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
-        self._subscribers.discard(queue)
-
-    def _notify(self, node: _Node, call: Call, *, ended: bool = False) -> None:
-        if not self._subscribers:
-            return
-        msg = {"type": "call.ended" if ended else "call.updated", "call": self._view(node, call)}
-        for q in self._subscribers:
-            if q.full():
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    q.get_nowait()
-            q.put_nowait(msg)
