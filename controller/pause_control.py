@@ -152,16 +152,24 @@ class PauseControl:
             await self._announce(node, call, "resume")  # when announcement_after_resume asks for it
 
     # ---- secure pause ----
-    def _arm_secure_pause(
-        self, node: _Node, call: Call, rec_id: str, limit_s: int, elapsed_s: float = 0.0, *, warn: bool = True
-    ) -> None:
-        old = self._pause_timers.pop(call.id, None)
+    def _arm_secure_pause(self, node: _Node, call: Call, rec_id: str, limit_s: int, elapsed_s: float = 0.0) -> None:
+        """(Re)arm the call's secure-pause timer, `elapsed_s` of the limit already gone; a limit of 0
+        (no secure pause, or a resume) only disarms it."""
+        self._disarm_pause_timer(call.id)
+        schedule = secure_pause_schedule(limit_s, self.warning_lead_s)
+        if schedule is not None:
+            warn_at, resume_at = (max(0.0, t - elapsed_s) for t in schedule)
+            self._start_pause_timer(node, call, rec_id, warn_at, resume_at, warn=True)
+
+    def _disarm_pause_timer(self, call_id: str) -> None:
+        old = self._pause_timers.pop(call_id, None)
         if old is not None and old is not asyncio.current_task():
             old.cancel()
-        schedule = secure_pause_schedule(limit_s, self.warning_lead_s)
-        if schedule is None:
-            return
-        warn_at, resume_at = (max(0.0, t - elapsed_s) for t in schedule)
+
+    def _start_pause_timer(
+        self, node: _Node, call: Call, rec_id: str, warn_at: float, resume_at: float, *, warn: bool
+    ) -> None:
+        self._disarm_pause_timer(call.id)
         task = asyncio.get_running_loop().create_task(self._secure_pause(node, call, rec_id, warn_at, resume_at, warn))
         self._pause_timers[call.id] = task
 
@@ -172,7 +180,7 @@ class PauseControl:
         task.add_done_callback(forget)
 
     async def _secure_pause(
-        self, node: _Node, call: Call, rec_id: str, warn_at: float, resume_at: float, warn: bool = True
+        self, node: _Node, call: Call, rec_id: str, warn_at: float, resume_at: float, warn: bool
     ) -> None:
         await asyncio.sleep(warn_at)
         if call.recording is None or call.recording.id != rec_id or not call.recording.timeline.paused:
@@ -208,7 +216,7 @@ class PauseControl:
             if call.silence_held or rec.timeline.transfer_muted:
                 continue
             del self._resume_due[cid]
-            self._arm_secure_pause(node, call, rec_id, 1, elapsed_s=1.0, warn=False)  # the resume, at once
+            self._start_pause_timer(node, call, rec_id, 0.0, 0.0, warn=False)  # the resume, at once (warned already)
 
     def _resume_secure_pause(self, node: _Node, call: Call) -> None:
         """A recording adopted after a restart while paused: its secure-pause limit still holds, counted
