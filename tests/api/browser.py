@@ -4,8 +4,10 @@ download). `shot()` saves the documentation screenshots (docs/screens/) when CAL
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,24 @@ needs_chromium = pytest.mark.skipif(
 
 async def launch(pw: Any) -> Any:
     return await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+
+
+@contextlib.asynccontextmanager
+async def signed_in_page(base: str, token: str, name: str) -> AsyncIterator[tuple[Any, list[str]]]:
+    """A page of a fresh headless Chromium (1280x900), signed in as `name`, with the list its script
+    errors are collected in (a test asserts it empty at the end); the browser is closed on the way out."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await sign_in(page, base, token, name)
+            yield page, errors
+        finally:
+            await browser.close()
 
 
 async def until(page: Any, js: str, timeout_s: float = 10.0) -> None:

@@ -4,7 +4,7 @@ and offered on a number's row as inherit/stop/mute."""
 
 from __future__ import annotations
 
-from tests.api.browser import launch, needs_chromium, sign_in
+from tests.api.browser import needs_chromium, signed_in_page
 from tests.api.conftest import World
 
 pytestmark = needs_chromium
@@ -13,16 +13,11 @@ NUMBER = "+15557000177"
 
 
 async def test_admin_chooses_mute_for_external_conference_joiners(world: World) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     await world.request("PUT", "/api/v1/accounts/joinpage/settings", "admin", json={})
-    async with async_playwright() as pw:
-        browser = await launch(pw)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            await sign_in(page, world.base, world.tokens["admin"], "admin")
+    try:
+        async with signed_in_page(world.base, world.tokens["admin"], "admin") as (page, errors):
             await page.click('#tabs [data-screen="settings"]')
             await page.fill("#set-account", "joinpage")
             await page.press("#set-account", "Tab")
@@ -54,6 +49,5 @@ async def test_admin_chooses_mute_for_external_conference_joiners(world: World) 
             assert num["override"] == {"external_joiner": "stop"}
             assert num["sources"]["external_joiner"] == f"number:{NUMBER}"
             assert not errors, errors
-        finally:
-            await browser.close()
-            await world.request("DELETE", f"/api/v1/numbers/{NUMBER}/override", "admin")
+    finally:
+        await world.request("DELETE", f"/api/v1/numbers/{NUMBER}/override", "admin")
