@@ -10,9 +10,12 @@ parties' tones (440 / 880 Hz) stay far below.
 from __future__ import annotations
 
 import os
+from typing import Any
 
+from controller.config import Config
 from lab import scenarios as sc
 from lab.tones import SAMPLE_RATE, channel_timeline, read_wav, tone_frames
+from storage.playback import decrypted_audio_file
 
 FRAME_MS = 20
 
@@ -283,3 +286,23 @@ def check_real_attended_external(
     gaps = [i for i in after if not (cust[i][0] and agt[i][1])]
     assert len(after) >= 100, f"only {len(after)} frames after the agent came back"
     assert len(gaps) <= 3, f"frames after the agent came back without customer LEFT + agent RIGHT: {gaps[:10]}"
+
+
+async def check_real_attended_external_row(
+    config: Config, row: Any, *, external: str, agent: str, completed: bool
+) -> None:
+    """check_real_attended_external on a stored recording's row: first what the journal says (completed:
+    stopped by the attended transfer to `external`; failed: no transfer, ended by the hang-up; the
+    agent the only party either way), then its decrypted audio per frame."""
+    t = row["timeline"]
+    if completed:
+        assert row["stop_reason"] == "external_transfer"
+        assert [(x["kind"], x["target"], x["target_class"], x["stopped_recording"]) for x in t["transfers"]] == [
+            ("attended", external, "external", True)
+        ]
+    else:
+        assert row["stop_reason"] == "hangup"
+        assert t["transfers"] == []
+    assert [s["party"] for s in t["segments"]] == [agent]
+    async with decrypted_audio_file(config, dict(row)) as path:
+        check_real_attended_external(path, t, external=external, agent=agent, completed=completed)

@@ -338,11 +338,7 @@ async def test_attended_transfer_with_att_xfer(chain: Chain, lab: LabEsl) -> Non
     row = await chain.recording_of(cust)
     await asyncio.sleep(2)
     await lab.api(f"uuid_setvar {agent} attxfer_hangup_key *")
-    lab.note("STEP att_xfer by the agent leg to 3001")
-    await lab.api(
-        f"uuid_broadcast {agent} att_xfer::{{loopback_bowout=false,origination_caller_id_number={AGENT},"
-        f"callrec_test_secs=40}}loopback/{AGENT2}/callrec_test_phones aleg"
-    )
+    await lab.att_xfer(agent, AGENT2)
     await lab.wait_event(
         lambda h: h.get("Event-Name") == "CHANNEL_BRIDGE" and agent in (h.get("Bridge-A-Unique-ID"),), 10
     )

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import pytest
 
-from storage.playback import decrypted_audio_file
 from tests.freeswitch import test_real_freeswitch as base
 from tests.freeswitch.real_pbx.harness import AGENT, EXTERNAL, Chain, LabEsl
 from tests.freeswitch.test_real_freeswitch import TARGET, inbound_call
-from tests.transfer_frames import check_real_attended_external
+from tests.transfer_frames import check_real_attended_external_row
 
 # the same fixtures as test_real_freeswitch.py (the chain, the lab client that keeps the ESL transcript)
 chain, lab, pbx_turn = base.chain, base.lab, base.pbx_turn
@@ -38,19 +36,6 @@ pytestmark = [
 BUSY_EXTERNAL = "+15559990486"
 
 
-async def _att_xfer(lab: LabEsl, agent: str, number: str) -> None:
-    lab.note(f"STEP att_xfer by the agent leg to {number}")
-    await lab.api(
-        f"uuid_broadcast {agent} att_xfer::{{loopback_bowout=false,origination_caller_id_number={AGENT},"
-        f"callrec_test_secs=40}}loopback/{number}/callrec_test_phones aleg"
-    )
-
-
-async def _check(chain: Chain, row: asyncpg.Record, *, external: str, completed: bool) -> None:
-    async with decrypted_audio_file(chain.config, dict(row)) as path:
-        check_real_attended_external(path, row["timeline"], external=external, agent=AGENT, completed=completed)
-
-
 async def test_att_xfer_to_external_rule_off_completed_records_no_frame_of_it(chain: Chain, lab: LabEsl) -> None:
     chain.settings = {"continue_on_external_transfer": False}
     await chain.start_controller()
@@ -58,7 +43,7 @@ async def test_att_xfer_to_external_rule_off_completed_records_no_frame_of_it(ch
     row = await chain.recording_of(cust)
     await asyncio.sleep(2.5)
     await lab.api(f"uuid_setvar {agent} attxfer_hangup_key *")
-    await _att_xfer(lab, agent, EXTERNAL)
+    await lab.att_xfer(agent, EXTERNAL)
     await lab.wait_event(
         lambda h: h.get("Event-Name") == "CHANNEL_BRIDGE" and agent in (h.get("Bridge-A-Unique-ID"),), 10
     )
@@ -70,13 +55,7 @@ async def test_att_xfer_to_external_rule_off_completed_records_no_frame_of_it(ch
     await lab.hangup(handset)
     await lab.gone(cust)
     row = await chain.finalize(row["id"])
-    assert row["stop_reason"] == "external_transfer"
-    t = row["timeline"]
-    assert [(x["kind"], x["target"], x["target_class"], x["stopped_recording"]) for x in t["transfers"]] == [
-        ("attended", EXTERNAL, "external", True)
-    ]
-    assert [s["party"] for s in t["segments"]] == [AGENT]
-    await _check(chain, row, external=EXTERNAL, completed=True)
+    await check_real_attended_external_row(chain.config, row, external=EXTERNAL, agent=AGENT, completed=True)
 
 
 async def test_att_xfer_to_a_busy_external_number_rule_off_the_agent_is_back(chain: Chain, lab: LabEsl) -> None:
@@ -85,13 +64,9 @@ async def test_att_xfer_to_a_busy_external_number_rule_off_the_agent_is_back(cha
     cust, agent, handset = await inbound_call(lab)
     row = await chain.recording_of(cust)
     await asyncio.sleep(2.5)
-    await _att_xfer(lab, agent, BUSY_EXTERNAL)
+    await lab.att_xfer(agent, BUSY_EXTERNAL)
     await asyncio.sleep(5)  # the consultation fails at once; the agent and the customer talk on
     await lab.hangup(handset)
     await lab.gone(cust)
     row = await chain.finalize(row["id"])
-    assert row["stop_reason"] == "hangup"
-    t = row["timeline"]
-    assert t["transfers"] == []
-    assert [s["party"] for s in t["segments"]] == [AGENT]
-    await _check(chain, row, external=BUSY_EXTERNAL, completed=False)
+    await check_real_attended_external_row(chain.config, row, external=BUSY_EXTERNAL, agent=AGENT, completed=False)

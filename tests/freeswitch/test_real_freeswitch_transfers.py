@@ -79,11 +79,7 @@ async def test_att_xfer_to_a_busy_agent_keeps_the_first_agent(chain: Chain, lab:
     cust, agent, handset = await inbound_call(lab)
     row = await chain.recording_of(cust)
     await asyncio.sleep(2)
-    lab.note(f"STEP att_xfer by the agent leg to busy {BUSY_AGENT}")
-    await lab.api(
-        f"uuid_broadcast {agent} att_xfer::{{loopback_bowout=false,origination_caller_id_number={AGENT},"
-        f"callrec_test_secs=40}}loopback/{BUSY_AGENT}/callrec_test_phones aleg"
-    )
+    await lab.att_xfer(agent, BUSY_AGENT)
     await asyncio.sleep(4)
     await lab.hangup(handset)
     await lab.gone(cust)

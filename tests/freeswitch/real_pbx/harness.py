@@ -136,6 +136,15 @@ class LabEsl:
         assert not reply.startswith("-"), f"api {line}: {reply.strip()}"
         return reply
 
+    async def att_xfer(self, agent_leg: str, number: str) -> None:
+        """The agent's leg starts an attended transfer to `number` (a loopback leg into the test phones
+        that plays its tone for 40 s), as the phone's transfer key would."""
+        self.note(f"STEP att_xfer by the agent leg to {number}")
+        await self.api(
+            f"uuid_broadcast {agent_leg} att_xfer::{{loopback_bowout=false,origination_caller_id_number={AGENT},"
+            f"callrec_test_secs=40}}loopback/{number}/{PHONES} aleg"
+        )
+
     async def wait_event(self, pred: Callable[[dict[str, str]], bool], within: float = 15.0) -> dict[str, str]:
         async with asyncio.timeout(within):
             seen = 0
