@@ -288,6 +288,18 @@ def check_real_attended_external(
     assert len(gaps) <= 3, f"frames after the agent came back without customer LEFT + agent RIGHT: {gaps[:10]}"
 
 
+def runs(flags: list[bool], gap: int = 5) -> list[tuple[int, int]]:
+    """(first, end) frame spans where `flags` holds, bridging dropouts of up to `gap` frames (100 ms:
+    media jitter on a loaded host)."""
+    out: list[tuple[int, int]] = []
+    for i, f in enumerate(flags):
+        if f and out and i - out[-1][1] <= gap:
+            out[-1] = (out[-1][0], i + 1)
+        elif f:
+            out.append((i, i + 1))
+    return out
+
+
 async def check_real_attended_external_row(
     config: Config, row: Any, *, external: str, agent: str, completed: bool
 ) -> None:

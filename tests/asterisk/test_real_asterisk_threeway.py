@@ -20,6 +20,7 @@ from lab.tones import AGENT_HZ, CUSTOMER_HZ, TARGET_HZ, read_wav, tone_frames
 from storage.playback import decrypted_audio_file
 from tests.asterisk import test_real_asterisk as base
 from tests.asterisk.real_pbx.harness import AGENT, AGENT2, DID_EXTEN_HOOK, TARGET, Chain, LabAmi
+from tests.transfer_frames import runs
 
 # the same fixtures as test_real_asterisk.py (the chain, the lab client, the optional AMI transcript)
 chain, lab, transcript, pbx_turn = base.chain, base.lab, base.transcript, base.pbx_turn
@@ -34,18 +35,6 @@ pytestmark = [
 
 THREEWAY = "*3"  # features.conf [general] atxferthreeway, Asterisk's default
 TARGET_PHONE = f"Local/{AGENT2}@callrec-test-target-phone"  # the second agent's phone (its ;1 half)
-
-
-def runs(flags: list[bool], gap: int = 5) -> list[tuple[int, int]]:
-    """(first, end) frame spans where `flags` holds, bridging dropouts of up to `gap` frames (100 ms:
-    media jitter on a loaded host)."""
-    out: list[tuple[int, int]] = []
-    for i, f in enumerate(flags):
-        if f and out and i - out[-1][1] <= gap:
-            out[-1] = (out[-1][0], i + 1)
-        elif f:
-            out.append((i, i + 1))
-    return out
 
 
 async def test_three_way_call_joins_the_customers_bridge(chain: Chain, lab: LabAmi) -> None:

@@ -23,6 +23,7 @@ from storage.playback import decrypted_audio_file
 from tests.freeswitch import test_real_freeswitch as base
 from tests.freeswitch.real_pbx.harness import AGENT, AGENT2, PHONES, Chain, LabEsl
 from tests.freeswitch.test_real_freeswitch import TARGET, inbound_call
+from tests.transfer_frames import runs
 
 # the same fixtures as test_real_freeswitch.py (the chain, the lab client that keeps the ESL transcript)
 chain, lab, pbx_turn = base.chain, base.lab, base.pbx_turn
@@ -31,18 +32,6 @@ pytestmark = [
     pytest.mark.real_freeswitch,
     pytest.mark.skipif(not TARGET, reason="needs a real FreeSWITCH: set CALLREC_TEST_FREESWITCH=host:port:password"),
 ]
-
-
-def runs(flags: list[bool], gap: int = 5) -> list[tuple[int, int]]:
-    """(first, end) frame spans where `flags` holds, bridging dropouts of up to `gap` frames (100 ms:
-    media jitter on a loaded host)."""
-    out: list[tuple[int, int]] = []
-    for i, f in enumerate(flags):
-        if f and out and i - out[-1][1] <= gap:
-            out[-1] = (out[-1][0], i + 1)
-        elif f:
-            out.append((i, i + 1))
-    return out
 
 
 def member_event(action: str, uid: str):  # type: ignore[no-untyped-def]
