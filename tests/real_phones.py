@@ -6,9 +6,13 @@ a worker thread."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lab.softphone import phones as lab_phones
 
@@ -32,6 +36,22 @@ class Phones:
         for p in self.ph.values():
             p.close()
         lab_phones.stop(self.out)
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, out: Path, pbx: str = "freeswitch") -> Iterator[Phones]:
+        """The phones started for a test module (which fails, rather than errors, when they do not
+        come up) and stopped after it."""
+        phones = cls(out, pbx)
+        try:
+            phones.start()
+        except lab_phones.PhoneError as e:
+            phones.stop()
+            pytest.fail(f"the baresip lab phones did not come up: {e}")
+        try:
+            yield phones
+        finally:
+            phones.stop()
 
     def uri(self, number: str) -> str:
         return lab_phones.sip_uri(self.manifest, number)

@@ -40,16 +40,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def phones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phones]:
-    from lab.softphone.phones import PhoneError
-
-    p = Phones(tmp_path_factory.mktemp("phones"), "asterisk")
-    try:
-        p.start()
-    except PhoneError as e:
-        p.stop()
-        pytest.fail(f"the baresip lab phones did not come up: {e}")
-    yield p
-    p.stop()
+    with Phones.running(tmp_path_factory.mktemp("phones"), "asterisk") as p:
+        yield p
 
 
 @pytest.fixture(autouse=True)

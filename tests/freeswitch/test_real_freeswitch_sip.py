@@ -24,7 +24,6 @@ import pytest
 
 from controller.numbering import NumberingPlan
 from controller.policy import Account, PolicySet, settings_from_dict
-from lab.softphone import phones as lab_phones
 from storage import db
 from storage.playback import decrypted_audio_file
 from tests.freeswitch.real_pbx.harness import Chain, LabEsl, make_config
@@ -53,14 +52,8 @@ def target() -> tuple[str, int, str]:
 
 @pytest.fixture(scope="module")
 def phones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phones]:
-    p = Phones(tmp_path_factory.mktemp("phones"))
-    try:
-        p.start()
-    except lab_phones.PhoneError as e:
-        p.stop()
-        pytest.fail(f"the baresip lab phones did not come up: {e}")
-    yield p
-    p.stop()
+    with Phones.running(tmp_path_factory.mktemp("phones")) as p:
+        yield p
 
 
 @pytest.fixture(autouse=True)
