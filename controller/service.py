@@ -293,9 +293,9 @@ class Service:
         if self._backup is not None:
             self._backup.shutdown()
         if self.journal_pool is not None:
-            await self.journal_pool.close()
+            await db.close_pool(self.journal_pool)
         if self.pool is not None:
-            await self.pool.close()
+            await db.close_pool(self.pool)
 
     def stop(self) -> None:
         self._stop.set()

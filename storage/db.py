@@ -90,6 +90,20 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, reset:
     return pool
 
 
+CLOSE_TIMEOUT_SECONDS = 10.0
+
+
+async def close_pool(pool: asyncpg.Pool, wait: float = CLOSE_TIMEOUT_SECONDS) -> None:
+    """Close `pool`, waiting at most `wait` seconds for its connections to come back, then terminate it.
+    `Pool.close()` alone waits forever for a connection asyncpg still counts as in use (a holder lost
+    to a cancellation, as the LISTEN clean-up bug showed): shutdown must not hang on such a leak."""
+    try:
+        await asyncio.wait_for(pool.close(), wait)
+    except TimeoutError:
+        log.warning("database pool: connections still in use after %.0f s at close; terminating them", wait)
+        pool.terminate()
+
+
 async def connect(dsn: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(dsn)
     await _init_connection(conn)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from storage.db import create_pool
+from storage.db import close_pool, create_pool
 from storage.listen import listen_forever
 
 CHANNEL = "callrec_test_listen"
@@ -108,3 +108,11 @@ async def test_notifications_arrive_again_after_the_server_drops_the_listener(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert lost == 2, "the end of listening was not reported"
+
+
+async def test_a_pool_with_a_connection_never_given_back_still_closes(fresh_db: str) -> None:
+    """Shutdown does not hang on a connection asyncpg still counts as in use (Service.close uses this)."""
+    pool = await create_pool(fresh_db, min_size=1, max_size=2)
+    await pool.acquire()  # never released, as by a holder cancelled mid-acquire
+    await asyncio.wait_for(close_pool(pool, wait=0.5), 20)
+    assert pool.is_closing()
