@@ -15,7 +15,9 @@ client library it is built on. Each anchor is the smallest honest client of its 
   that was already in the bridge, and does not wait for the reply.
 
 Stamps are the probes' (lab.bench.load_service): bridge event handed over by the library → command
-written to the socket. SIGTERM writes OUT.json ({"latencies": [seconds...], "unmatched": n}).
+written to the socket; for FreeSWITCH also when each leg's command was written, which the bench sets
+against the simulator's own stamp of the CHANNEL_BRIDGE write. SIGTERM writes OUT.json
+({"latencies": [seconds...], "written": {leg: perf_counter}}).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import time
 from typing import Any
 
 LATENCIES: list[float] = []
+WRITTEN: dict[str, float] = {}  # FreeSWITCH: A leg → perf_counter() when its uuid_record was written
 
 
 def _dump(out: str, extra: dict[str, Any] | None = None) -> None:
@@ -49,9 +52,11 @@ def run_freeswitch(port: int, out: str, record_dir: str, password: str = "ClueCo
 
         def send(self, data: str) -> Any:
             if data.startswith("api uuid_record "):
-                t0 = self.bridged_at.pop(data.split()[2], None)
+                now, leg = time.perf_counter(), data.split()[2]
+                WRITTEN[leg] = now
+                t0 = self.bridged_at.pop(leg, None)
                 if t0 is not None:
-                    LATENCIES.append(time.perf_counter() - t0)
+                    LATENCIES.append(now - t0)
             return super().send(data)
 
     conn = Stamped("127.0.0.1", port, password)
@@ -76,7 +81,7 @@ def run_freeswitch(port: int, out: str, record_dir: str, password: str = "ClueCo
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait()
-    _dump(out)
+    _dump(out, {"written": WRITTEN})
     conn._run = False
     os._exit(0)  # greenswitch's stop() waits on greenlets blocked in reads
 

@@ -6,9 +6,10 @@ One byte stream is captured from the ESL simulator (a real TCP subscription with
 `event plain …` filter, every shared scenario played over and over) and fed, from memory, to:
 
 1. greenswitch alone: its `receive_events` parser and event dispatch to a handler that only counts;
-2. our driver + the recorder's decisions: the driver's reader, `Translator`, the hop from the gevent
-   thread to asyncio (`call_soon_threadsafe`), and on the asyncio side the recorder's pure call
-   state machine (`CallTracker`) plus policy resolution for every answered call — everything the
+2. our driver + the recorder's decisions: the driver's reader on the asyncio loop (framing and
+   greenswitch's header parser, controller.drivers.esl_protocol) fed in 64 KiB pieces as a socket
+   delivers them, `Translator`, and the recorder's pure call state machine (`CallTracker`) plus
+   policy resolution for every answered call, offered as the driver's sink — everything the
    recorder does at bridge time except the PBX command and the journal write;
 3. the same driver into the real `Recorder` with its PostgreSQL journal (PBX commands answer at once):
    the rate the journal allows on one node.
@@ -34,12 +35,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from controller.calls import CallTracker, Decide
-from controller.drivers.freeswitch import SUBSCRIBED, FreeSwitchDriver, Translator, _greenswitch_connection
+from controller.drivers.esl_protocol import EslProtocol
+from controller.drivers.freeswitch import SUBSCRIBED, FreeSwitchDriver, Translator
 from controller.events import AnyEvent
 from controller.policy import PolicySet
 from lab import scenarios as sc
 from lab.esl_sim import EslSimulator
 
+CHUNK = 1 << 16  # what one socket read gives the loop under load
 DEFAULT_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SKIPPED = ("link_drop", "controller_restart")
 
@@ -120,43 +123,40 @@ def bench_raw(stream: bytes) -> tuple[int, float]:
     return count[0], time.perf_counter() - t0
 
 
-def expected_events(stream: bytes) -> int:
+async def expected_events(stream: bytes) -> int:
     """How many normalized events the stream translates into (so the consumer knows when it is done)."""
-    import greenswitch
-
-    conn = greenswitch.InboundESL("127.0.0.1", 0, "")
     tr = Translator("fs1")
     n = [0]
-    conn.register_handle("*", lambda ev: n.__setitem__(0, n[0] + len(tr(dict(ev.headers)))))
-    _in_gevent_thread(lambda: _feed(conn, stream)).join()
+    proto = EslProtocol(lambda h: n.__setitem__(0, n[0] + len(tr(h))))
+    for i in range(0, len(stream), CHUNK):
+        proto.data_received(stream[i : i + CHUNK])
     return n[0]
 
 
+async def _feed_loop(driver: FreeSwitchDriver, stream: bytes) -> None:
+    """The stream into the driver's protocol as socket reads would hand it over: one piece per loop
+    iteration, so what the driver's sink schedules runs between them."""
+    proto = EslProtocol(driver._on_event)
+    for i in range(0, len(stream), CHUNK):
+        proto.data_received(stream[i : i + CHUNK])
+        await asyncio.sleep(0)
+
+
 async def bench_driver(stream: bytes, expected: int, consume: Callable[[AnyEvent], Any]) -> float:
-    """Our driver's reader + translation + thread hop; `consume` handles each event on the loop."""
+    """Our driver's reader + translation on the loop; `consume` takes each event as the driver's sink."""
     driver = FreeSwitchDriver("fs1", "127.0.0.1", 0, "", record_dir=tempfile.gettempdir())
-    driver._loop = asyncio.get_running_loop()
-    conn = _greenswitch_connection("127.0.0.1", 0, "", 5)
-    conn.register_handle("*", driver._on_event)
-    done = asyncio.Event()
     seen = [0]
 
-    async def consumer() -> None:
-        async for ev in driver.events():
-            r = consume(ev)
-            if asyncio.iscoroutine(r):
-                await r
-            seen[0] += 1
-            if seen[0] >= expected:
-                done.set()
-                return
+    def sink(ev: AnyEvent) -> bool:
+        consume(ev)
+        seen[0] += 1
+        return True
 
-    task = asyncio.create_task(consumer())
+    driver.set_sink(sink)
     t0 = time.perf_counter()
-    _in_gevent_thread(lambda: _feed(conn, stream))
-    await asyncio.wait_for(done.wait(), 600)
+    await _feed_loop(driver, stream)
     elapsed = time.perf_counter() - t0
-    await task
+    assert seen[0] == expected, (seen[0], expected)
     return elapsed
 
 
@@ -180,8 +180,12 @@ def tracker_consumer() -> Callable[[AnyEvent], None]:
 
 
 class _InstantPbx(FreeSwitchDriver):
-    async def api(self, command: str) -> str:
-        return "+OK\n"
+    """Every command answered at once with +OK (the journal is what this row measures)."""
+
+    def api_begin(self, command: str) -> asyncio.Future[str]:
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        fut.set_result("+OK\n")
+        return fut
 
 
 async def bench_recorder(stream: bytes, expected: int, dsn: str) -> float | None:
@@ -203,11 +207,8 @@ async def bench_recorder(stream: bytes, expected: int, dsn: str) -> float | None
         async with pool.acquire() as c:
             await db.migrate(c)
         driver = _InstantPbx("fs1", "127.0.0.1", 0, "", record_dir=tempfile.gettempdir())
-        driver._loop = asyncio.get_running_loop()
         driver._connected = True
         rec = Recorder(pool, [driver], PolicySet(), spool_dir=tempfile.gettempdir())
-        conn = _greenswitch_connection("127.0.0.1", 0, "", 5)
-        conn.register_handle("*", driver._on_event)
         done = asyncio.Event()
         seen = [0]
         handle = rec._handle_now  # every event of the stream passes here (inline or from the queue)
@@ -221,7 +222,7 @@ async def bench_recorder(stream: bytes, expected: int, dsn: str) -> float | None
         rec._handle_now = counted  # type: ignore[method-assign]
         t0 = time.perf_counter()
         await rec.start()
-        _in_gevent_thread(lambda: _feed(conn, stream))
+        await _feed_loop(driver, stream)
         await asyncio.wait_for(done.wait(), 900)
         elapsed = time.perf_counter() - t0
         await rec.close()
@@ -239,7 +240,7 @@ async def run(calls: int, dsn: str, with_db: bool, pairs: int = 5) -> list[tuple
     per-pair ratios, so a load spike on a shared machine hits one pair, not the figure."""
     stream = await capture(calls)
     n_raw, _ = bench_raw(stream)  # warm-up (imports, allocator)
-    expected = expected_events(stream)
+    expected = await expected_events(stream)
     raws: list[float] = []
     ours: list[float] = []
     for i in range(pairs):

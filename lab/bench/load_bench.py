@@ -11,8 +11,9 @@ are up at once in the steady state. Finalize is held during the load, so the con
 is measured apart; then the backlog of every recording is released and its drain timed.
 Each PBX runs `--repeats` alternated pairs: the service, and its anchor (lab.bench.anchors: the bare
 greenswitch / panoramisk client reacting to the same simulator under the same load); the latency row
-gives the median p99 of each, their ratio and the goal; for FreeSWITCH, where the slowest 1 % of each
-service run's starts spent their time (`tail_breakdown`). Prints a table; asserts nothing.
+gives the median p99 of each, their ratio and the goal. For FreeSWITCH a second row times both from
+the simulator's own write of the CHANNEL_BRIDGE frame (`from_pbx`), so time a frame waits in the
+socket while the client is busy counts too. Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class Result:
     cpu_drain_s: float = 0.0
     states: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    paths: list[list[float]] = field(default_factory=list)  # FreeSWITCH: see tail_breakdown
+    from_pbx_ms: list[float] = field(default_factory=list)  # FreeSWITCH: see from_pbx
 
     def pct(self, p: float, xs: list[float] | None = None) -> float:
         xs = sorted(self.latencies_ms if xs is None else xs)
@@ -115,6 +116,14 @@ def write_config(base: Path, dsn: str, pbx: str, port: int) -> Path:
     return path
 
 
+def from_pbx(sent: dict[str, float] | None, written: dict[str, float]) -> list[float]:
+    """ms from the simulator's write of each call's CHANNEL_BRIDGE to the client's write of its
+    `uuid_record` (both perf_counter, i.e. CLOCK_MONOTONIC, the same clock in both processes)."""
+    if not sent:
+        return []
+    return [(t - sent[leg]) * 1000 for leg, t in written.items() if leg in sent]
+
+
 async def _count_states(conn: asyncpg.Connection) -> dict[str, int]:
     return {r["state"]: r["n"] for r in await conn.fetch("SELECT state, count(*) AS n FROM recordings GROUP BY 1")}
 
@@ -129,6 +138,8 @@ async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn
     dsn = _with_database(server_dsn, name)
     sim: EslSimulator | LoadAmiSimulator
     sim = EslSimulator(time_scale=1.0) if pbx == "freeswitch" else LoadAmiSimulator(time_scale=1.0)
+    if isinstance(sim, EslSimulator):
+        sim.bridge_sent = {}
     await sim.start()
     tmp = tempfile.TemporaryDirectory(prefix="callrec-bench-")
     base = Path(tmp.name)
@@ -192,7 +203,7 @@ async def run_one(pbx: str, rate: float, concurrent: int, calls: int, server_dsn
             res.first_ms = [x * 1000 for x in probe["first"]]
             res.unmatched = probe["unmatched"]
             res.errors = probe["recorder_errors"]
-            res.paths = probe.get("paths", [])
+            res.from_pbx_ms = from_pbx(getattr(sim, "bridge_sent", None), probe.get("written", {}))
         if conn is not None:
             await conn.close()
         await sim.close()
@@ -224,12 +235,15 @@ async def drive_load(sim: Any, rate: float, calls: int, talk_ms: int, proc: psut
         sampler.cancel()
 
 
-async def run_anchor(pbx: str, rate: float, concurrent: int, calls: int) -> list[float]:
+async def run_anchor(pbx: str, rate: float, concurrent: int, calls: int) -> tuple[list[float], list[float]]:
     """The same load on a fresh simulator, with the bare library client (lab.bench.anchors) in the
-    child process instead of the service: its bridge → command latencies in ms."""
+    child process instead of the service: its bridge → command latencies in ms, and (FreeSWITCH) the
+    same from the simulator's write of the bridge (`from_pbx`)."""
     talk_ms = int(concurrent / rate * 1000)
     sim: EslSimulator | LoadAmiSimulator
     sim = EslSimulator(time_scale=1.0) if pbx == "freeswitch" else LoadAmiSimulator(time_scale=1.0)
+    if isinstance(sim, EslSimulator):
+        sim.bridge_sent = {}
     await sim.start()
     tmp = tempfile.TemporaryDirectory(prefix="callrec-anchor-")
     out = Path(tmp.name) / "anchor.json"
@@ -257,10 +271,12 @@ async def run_anchor(pbx: str, rate: float, concurrent: int, calls: int) -> list
                 await asyncio.to_thread(child.wait, 30)
             except subprocess.TimeoutExpired:
                 child.kill()
-        latencies = [x * 1000 for x in json.loads(out.read_text())["latencies"]] if out.exists() else []
+        probe = json.loads(out.read_text()) if out.exists() else {}
+        latencies = [x * 1000 for x in probe.get("latencies", [])]
+        sent = from_pbx(getattr(sim, "bridge_sent", None), probe.get("written", {}))
         await sim.close()
         tmp.cleanup()
-    return latencies
+    return latencies, sent
 
 
 @dataclass
@@ -270,6 +286,7 @@ class Paired:
     pbx: str
     ours: list[Result] = field(default_factory=list)
     anchor: list[list[float]] = field(default_factory=list)  # latencies (ms) per anchor run
+    anchor_from_pbx: list[list[float]] = field(default_factory=list)  # the same from the PBX's write
     load: list[float] = field(default_factory=list)  # 1-minute load average at the start of each run
 
 
@@ -293,7 +310,9 @@ async def run_paired(pbx: str, rate: float, concurrent: int, calls: int, dsn: st
         for who in order:
             pair.load.append(os.getloadavg()[0])
             if who == "anchor":
-                pair.anchor.append(await run_anchor(pbx, rate, concurrent, calls))
+                latencies, sent = await run_anchor(pbx, rate, concurrent, calls)
+                pair.anchor.append(latencies)
+                pair.anchor_from_pbx.append(sent)
             else:
                 r = await run_one(pbx, rate, concurrent, calls, dsn, drain=not pair.ours)
                 if r.errors:
@@ -302,46 +321,21 @@ async def run_paired(pbx: str, rate: float, concurrent: int, calls: int, dsn: st
     return pair
 
 
-TAIL_PARTS = ("loop busy", "loop wake-up", "callbacks ahead", "recorder")
-
-
-def tail_breakdown(paths: list[list[float]], q: float = 99.0) -> tuple[int, dict[str, float]]:
-    """Where the FreeSWITCH starts at or above the q-th percentile spent their time: the number of such
-    starts and, per part, the median over them in ms. A path is the probe's (bridge parsed in the
-    greenswitch thread, loop entered its selector wait, loop left it, driver's hand-over ran on the
-    loop, command written), all perf_counter seconds:
-    - loop busy: the loop thread was running other work when the bridge was parsed (it entered the wait
-      that woke it only later, or the hand-over was already queued behind other callbacks);
-    - loop wake-up: the loop was idle in its selector: the wake-up until it ran again with the GIL
-      (OS scheduling of the woken thread + taking the GIL);
-    - callbacks ahead: other ready callbacks of that loop iteration before the hand-over;
-    - recorder: the hand-over → the command written (translation done; tracker, decision, write)."""
-    parts: list[tuple[float, ...]] = []
-    for t0, entered, left, woke, written in paths:
-        if woke < t0:  # stale stamps (the event went the events() way): not attributable
-            continue
-        if left >= t0:
-            busy, wake, ahead = max(0.0, entered - t0), left - max(entered, t0), woke - left
-        else:  # the hand-over was already queued when the bridge was parsed
-            busy, wake, ahead = woke - t0, 0.0, 0.0
-        parts.append((written - t0, busy, wake, ahead, written - woke))
-    if not parts:
-        return 0, {}
-    threshold = _p([x[0] for x in parts], q)
-    tail = [x for x in parts if x[0] >= threshold]
-    return len(tail), {name: statistics.median(x[i + 1] for x in tail) * 1000 for i, name in enumerate(TAIL_PARTS)}
-
-
-def tail_row(results: list[Result]) -> list[tuple[str, str, str]]:
-    """The tail breakdown of each run, one row (FreeSWITCH only: the probe stamps the loop there)."""
-    cells = []
-    for r in results:
-        n, parts = tail_breakdown(r.paths)
-        if n:
-            cells.append(f"n={n}: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
-    if not cells:
+def from_pbx_row(pair: Paired) -> list[tuple[str, str, str]]:
+    """FreeSWITCH: p99 from the simulator's write of the bridge, the service next to the bare client."""
+    ours = [_p(r.from_pbx_ms, 99) for r in pair.ours if r.from_pbx_ms]
+    base = [_p(a, 99) for a in pair.anchor_from_pbx if a]
+    if not ours or not base:
         return []
-    return [(f"{results[0].pbx}: slowest 1 % of starts, median ms per part (per run)", "; ".join(cells), "")]
+    m_ours, m_base = statistics.median(ours), statistics.median(base)
+    return [
+        (
+            f"{pair.pbx}: bridge WRITTEN BY THE PBX → uuid_record p99 (socket wait included)",
+            f"callrec {m_ours:.2f} ms [{', '.join(f'{x:.2f}' for x in ours)}]; bare greenswitch {m_base:.2f} ms "
+            f"[{', '.join(f'{x:.2f}' for x in base)}]; ratio {m_ours / m_base if m_base else float('nan'):.1f}x",
+            "",
+        )
+    ]
 
 
 def paired_rows(pairs: list[Paired], rate: float, concurrent: int) -> list[tuple[str, str, str]]:
@@ -370,7 +364,7 @@ def paired_rows(pairs: list[Paired], rate: float, concurrent: int) -> list[tuple
                 f"p99 <= {ceiling:g} ms and <= {max_ratio:g}x bare: {met}",
             )
         )
-        out.extend(tail_row(pair.ours))
+        out.extend(from_pbx_row(pair))
         out.extend(rows(pair.ours[:1], tail=False)[1:])
     return out
 
@@ -414,8 +408,14 @@ def rows(results: list[Result], *, tail: bool = True) -> list[tuple[str, str, st
                 "p99 <= 2 ms",
             )
         )
-        if tail:
-            out.extend(tail_row([r]))
+        if tail and r.from_pbx_ms:
+            out.append(
+                (
+                    f"{r.pbx}: the same from the PBX's write of the bridge, p50 / p99",
+                    f"{r.pct(50, r.from_pbx_ms):.2f} / {r.pct(99, r.from_pbx_ms):.2f} ms",
+                    "",
+                )
+            )
         if r.first_ms:  # the driver sends other commands before the recording command
             first = "uuid_setvar" if r.pbx == "freeswitch" else "Setvar"
             out.append(

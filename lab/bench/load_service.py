@@ -4,9 +4,11 @@
 
 Run by `lab.bench.load_bench` in a child process, so the controller's CPU and RSS are its own. The
 probes are driver SUBCLASSES (nothing in the product is edited): the FreeSWITCH one stamps the moment
-greenswitch hands over a parsed CHANNEL_BRIDGE and the moment `uuid_record … start` is written to the
-socket; the Asterisk one stamps each BridgeEnter as panoramisk hands it over and the moment the
-MixMonitor action is written. Latency = command written - bridge received for that call.
+the driver's reader hands over a parsed CHANNEL_BRIDGE and the moment `uuid_record … start` is written
+to the socket (and keeps that write's time per leg: the bench sets it against the simulator's stamp of
+the CHANNEL_BRIDGE write, which also counts the time the frame waited in the socket); the Asterisk
+one stamps each BridgeEnter as panoramisk hands it over and the moment the MixMonitor action is
+written. Latency = command written - bridge received for that call.
 
 `--hold-finalize` keeps the finalize workers idle until SIGUSR1, so the bench can build a backlog and
 then time its drain. SIGTERM writes OUT.json (latencies, counts) and stops the service.
@@ -34,56 +36,27 @@ LATENCIES: list[float] = []  # seconds, bridge received → recording command wr
 STAMPS: list[float] = []  # when each of those bridges was received (perf_counter)
 FIRST: list[float] = []  # seconds, bridge received → FIRST command for that call written (the decision)
 UNMATCHED = [0]
-# FreeSWITCH, per start (perf_counter): bridge parsed, the loop entered its selector wait, left it, the
-# driver's hand-over (`_wake`) ran, command written — see load_bench.tail_breakdown
-PATHS: list[tuple[float, float, float, float, float]] = []
-
-
-def _stamp_selector(loop: asyncio.AbstractEventLoop, marks: list[float]) -> None:
-    """Stamp when the loop enters (marks[0]) and leaves (marks[1]) each selector wait."""
-    sel = loop._selector  # type: ignore[attr-defined]  # the default (selector) event loop's
-    inner = sel.select
-
-    def select(timeout: float | None = None) -> Any:
-        marks[0] = time.perf_counter()
-        try:
-            return inner(timeout)
-        finally:
-            marks[1] = time.perf_counter()
-
-    sel.select = select
+WRITTEN: dict[str, float] = {}  # FreeSWITCH: customer leg → perf_counter() when uuid_record was written
 
 
 class ProbedFreeSwitch(FreeSwitchDriver):
-    """The bridge is stamped in the greenswitch hub thread, where the frame is parsed; the command where
-    it is written to the socket (`_write`, in whichever thread writes it). Between the two, the loop's
-    own path is stamped too: its last selector wait (entered, left) and when the hand-over callback
-    `_wake` ran, so the bench can tell where the slow starts spent their time."""
+    """The bridge is stamped where the driver's reader hands over the parsed event; the command where
+    it is written to the socket (`_write`)."""
 
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.bridged_at: dict[str, float] = {}
-        self._select = [0.0, 0.0]
-        self._woke = (0.0, 0.0, 0.0)
 
-    async def start(self) -> None:
-        await super().start()
-        _stamp_selector(asyncio.get_running_loop(), self._select)
-
-    def _wake(self) -> None:
-        self._woke = (self._select[0], self._select[1], time.perf_counter())
-        super()._wake()
-
-    def _on_event(self, event: Any) -> None:
-        if event.headers.get("Event-Name") == "CHANNEL_BRIDGE":
+    def _on_event(self, headers: dict[str, str]) -> None:
+        if headers.get("Event-Name") == "CHANNEL_BRIDGE":
             now = time.perf_counter()
             for key in ("Bridge-A-Unique-ID", "Bridge-B-Unique-ID", "Unique-ID"):
-                leg = event.headers.get(key)
+                leg = headers.get(key)
                 if leg:
                     self.bridged_at[leg] = now
-        super()._on_event(event)
+        super()._on_event(headers)
 
-    def _write(self, conn: Any, data: str, waiter: Any) -> None:
+    def _write(self, proto: Any, data: str) -> Any:
         if data.startswith("api uuid_setvar "):
             t0 = self.bridged_at.get(data.split()[2])
             if t0 is not None:
@@ -91,14 +64,14 @@ class ProbedFreeSwitch(FreeSwitchDriver):
         if data.startswith("api uuid_record ") and " start " in data:
             now = time.perf_counter()
             leg = data.split()[2]
+            WRITTEN[leg] = now
             t0 = self.bridged_at.pop(leg, None)
             if t0 is None:
                 UNMATCHED[0] += 1
             else:
                 LATENCIES.append(now - t0)
                 STAMPS.append(t0)
-                PATHS.append((t0, *self._woke, now))
-        super()._write(conn, data, waiter)
+        return super()._write(proto, data)
 
 
 class ProbedAsterisk(AsteriskDriver):
@@ -182,7 +155,7 @@ async def main(config_path: str, out: str, hold_finalize: bool) -> None:
                 "at": STAMPS,
                 "first": FIRST,
                 "unmatched": UNMATCHED[0],
-                "paths": PATHS,
+                "written": WRITTEN,
                 "recorder_errors": errors[:20],
             },
         )

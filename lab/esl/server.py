@@ -27,6 +27,8 @@ class EslServer:
         self.record_events = False
         self._changed = asyncio.Event()
         self.refuse_auth = False
+        # benches only: A leg → perf_counter() when its CHANNEL_BRIDGE went to the subscribers' sockets
+        self.bridge_sent: dict[str, float] | None = None
         self.settle_timeout = settle_timeout
 
     async def start(self) -> None:
@@ -152,6 +154,8 @@ class EslServer:
         frame = wire.event_frame(h, body)
         for c in targets:
             c.send(frame)
+        if self.bridge_sent is not None and name == "CHANNEL_BRIDGE":
+            self.bridge_sent[h.get("Bridge-A-Unique-ID", "")] = time.perf_counter()
 
     async def _wait(self, cond: Callable[[], bool], limit: float | None = None) -> bool:
         deadline = time.monotonic() + (self.settle_timeout if limit is None else limit)

@@ -1,8 +1,9 @@
 """Drill: malformed ESL / AMI frames (hypothesis fuzzer) → no crash, a clear log line, nothing after lost.
 
-The ESL reader is the driver's own greenswitch connection (controller.drivers.freeswitch) fed from
-memory, with the driver's real event handler (translation); the AMI reader is our panoramisk protocol
-(controller.drivers.ami_protocol) on a real socket pair, and its events go through the AMI translator.
+The ESL reader is the driver's own protocol (controller.drivers.esl_protocol) on a real socket pair,
+fed in pieces cut at random, with the driver's real event handler (translation); the AMI reader is our
+panoramisk protocol (controller.drivers.ami_protocol) on a real socket pair, and its events go through
+the AMI translator.
 Each property: the garbage never raises out of the reader, and a well-formed frame that comes before
 (ESL) or after (AMI, whose frames are delimited) the garbage is still delivered.
 """
@@ -10,9 +11,7 @@ Each property: the garbage never raises out of the reader, and a well-formed fra
 from __future__ import annotations
 
 import asyncio
-import io
 import socket
-import threading
 import time
 from typing import Any
 
@@ -21,11 +20,12 @@ from hypothesis import strategies as st
 
 from controller.drivers.ami_protocol import AmiProtocol, header
 from controller.drivers.ami_translate import AmiTranslator
-from controller.drivers.freeswitch import FreeSwitchDriver, Translator, _greenswitch_connection
+from controller.drivers.esl_protocol import EslProtocol
+from controller.drivers.freeswitch import FreeSwitchDriver, Translator
 from controller.events import ChannelHungUp
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-COUNTS = {"esl_frames": 0, "esl_raised": 0, "ami_frames": 0, "ami_raised": 0, "translations": 0}
+COUNTS = {"esl_frames": 0, "ami_frames": 0, "ami_raised": 0, "translations": 0}
 
 ESL_KEYS = [
     "Event-Name",
@@ -69,56 +69,30 @@ class _Sink(FreeSwitchDriver):
     def __init__(self) -> None:
         super().__init__("fs1", "127.0.0.1", 0, "", record_dir="/nonexistent")
         self.got: list[Any] = []
-
-    def _post(self, item: Any) -> None:
-        self.got.append(item)
+        self.set_sink(lambda e: self.got.append(e) is None)
 
 
-class _NullSock:
-    def close(self) -> None:
-        pass
-
-
-def _known_header_bug(e: BaseException | None) -> bool:
-    """greenswitch's ESLEvent.parse_data on a block whose first line has no ': ' (key None → .strip()),
-    raised OUTSIDE the try in controller/drivers/freeswitch.py _Conn.receive_events (see the xfail)."""
-    tb = e.__traceback__ if e else None
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return isinstance(e, AttributeError) and tb is not None and tb.tb_frame.f_code.co_name == "parse_data"
-
-
-def _raised_in(e: BaseException, where: str) -> bool:
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and where in tb.tb_frame.f_code.co_filename
-
-
-def _read_esl(stream: bytes) -> tuple[list[Any], BaseException | None]:
-    """Run the driver's reader over `stream` in its own thread (gevent hubs are per thread)."""
+async def _read_esl_async(chunks: list[bytes]) -> list[Any]:
     driver = _Sink()
-    conn = _greenswitch_connection("127.0.0.1", 0, "", 5)
-    conn.register_handle("*", driver._on_event)
-    conn.sock, conn.sock_file, conn.connected = _NullSock(), io.BytesIO(stream), True
-    raised: list[BaseException] = []
+    a, b = socket.socketpair()
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_connection(lambda: EslProtocol(driver._on_event), sock=a)
+    try:
+        for c in chunks:
+            proto.data_received(c)
+    finally:
+        transport.close()
+        b.close()
+    return driver.got
 
-    def run() -> None:
-        try:
-            conn.receive_events()
-        except BaseException as e:
-            raised.append(e)
-        q = conn._esl_event_queue  # greenswitch's process_events runs alongside: what was queued is handled
-        while not q.empty():
-            ev = q.get_nowait()
-            for h in conn.event_handlers.get("*", []):
-                conn._safe_exec_handler(h, ev)
 
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(10)
-    assert not t.is_alive(), "the ESL reader hung on malformed input"
-    return driver.got, (raised[0] if raised else None)
+def _read_esl(stream: bytes, cut: int = 0) -> tuple[list[Any], BaseException | None]:
+    """Run the driver's reader over `stream`, given in two pieces cut at `cut`."""
+    cut = min(cut, len(stream))
+    try:
+        return asyncio.run(_read_esl_async([stream[:cut], stream[cut:]])), None
+    except Exception as e:
+        return [], e
 
 
 esl_garbage = st.one_of(
@@ -136,13 +110,10 @@ esl_garbage = st.one_of(
 
 
 @FUZZ
-@given(garbage=esl_garbage)
-def test_esl_reader_survives_garbage_after_a_good_frame(garbage: bytes) -> None:
-    got, raised = _read_esl(GOOD_ESL + garbage)
+@given(garbage=esl_garbage, cut=st.integers(0, 700))
+def test_esl_reader_survives_garbage_after_a_good_frame(garbage: bytes, cut: int) -> None:
+    got, raised = _read_esl(GOOD_ESL + garbage, cut)
     COUNTS["esl_frames"] += 1
-    if _known_header_bug(raised):
-        COUNTS["esl_raised"] += 1  # the xfail below pins it; everything else must pass
-        raised = None
     assert raised is None, f"the ESL reader raised {raised!r} on {garbage[:80]!r}"
     assert any(isinstance(e, ChannelHungUp) and e.leg == "good-leg" for e in got), "the good frame was lost"
 
@@ -243,8 +214,8 @@ def test_ami_translation_of_odd_events_never_raises(event: str, headers: dict[st
 def test_zz_report() -> None:
     """Prints what the fuzzers injected and counted (runs after them in file order)."""
     print(
-        f"\nfuzz drill: injected {COUNTS['esl_frames']} malformed ESL streams "
-        f"({COUNTS['esl_raised']} hit the known header-line bug), {COUNTS['ami_frames']} malformed AMI streams, "
+        f"\nfuzz drill: injected {COUNTS['esl_frames']} malformed ESL streams, "
+        f"{COUNTS['ami_frames']} malformed AMI streams, "
         "(all survived), "
         f"{COUNTS['translations']} odd header sets through both translators; good frames lost: 0"
     )
