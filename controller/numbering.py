@@ -8,6 +8,7 @@ so `+1 (555) 123-4567`, `15551234567` and `+15551234567` are one number.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -39,6 +40,13 @@ def normalize_e164(raw: str, default_country: str = "US") -> str:
 
     Raises InvalidNumber for anything that is not a plausible public phone number.
     """
+    return _e164(raw, default_country)
+
+
+@functools.lru_cache(maxsize=4096)
+def _e164(raw: str, default_country: str) -> str:
+    """Cached: every recording start resolves its account's number (a few DIDs, over and over), and
+    phonenumbers' parse is a third of a decision's cost. Only results are cached, never errors."""
     text = raw.strip()
     if not text or not _DIAL_CHARS.match(text):
         raise InvalidNumber(f"not a phone number: {raw!r}")

@@ -40,6 +40,7 @@ from controller.tones import TONES, Tone
 __all__ = ["SUBSCRIBED", "FreeSwitchDriver", "Translator", "decode_event_plain"]
 
 log = logging.getLogger("callrec.freeswitch")
+_DAY_FOLDER = os.path.join("%Y", "%m", "%d")  # spool/YYYY/MM/DD/<recording id>.wav
 
 
 class FreeSwitchDriver:
@@ -177,7 +178,7 @@ class FreeSwitchDriver:
             rel = path.removeprefix(base.rstrip(os.sep) + os.sep)
         else:
             d = datetime.now(UTC)
-            rel = os.path.join(f"{d:%Y}", f"{d:%m}", f"{d:%d}", f"{req.recording_id}.wav")
+            rel = os.path.join(d.strftime(_DAY_FOLDER), f"{req.recording_id}.wav")
             path = os.path.join(base, rel)
         folder = os.path.dirname(path)
         if folder not in self._folders:  # one mkdir per day, not one stat per call
