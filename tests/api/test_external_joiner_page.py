@@ -21,6 +21,8 @@ async def test_admin_chooses_mute_for_external_conference_joiners(world: World) 
             await page.click('#tabs [data-screen="settings"]')
             await page.fill("#set-account", "joinpage")
             await page.press("#set-account", "Tab")
+            # the form shows joinpage's values (not the first account's, still loading): only then edit it
+            await expect(page.locator('#settings-form[data-account="joinpage"]')).to_have_count(1)
             await expect(page.locator("#set-external_joiner option:checked")).to_have_text("stop the recording")
             help_text = await page.locator('[data-field="external_joiner"] .help').inner_text()
             assert "EXTERNAL" in help_text and "once it has left" in help_text and "conference" in help_text

@@ -19,6 +19,8 @@ async def test_admin_sets_the_consent_announcement_and_secure_pause(world: World
         await page.click('#tabs [data-screen="settings"]')
         await page.fill("#set-account", "phonepage")
         await page.press("#set-account", "Tab")
+        # the form shows phonepage's values (not the first account's, still loading): only then edit it
+        await expect(page.locator('#settings-form[data-account="phonepage"]')).to_have_count(1)
         await expect(page.locator("#set-announcement option:checked")).to_have_text("none")
         help_text = await page.locator('[data-field="announcement"] .help').inner_text()
         assert "two-party-consent" in help_text and "CUSTOMER" in help_text

@@ -63,6 +63,7 @@ async function loadSettings() {
 
 function renderSettings(view) {
   adm.settings = view;
+  $("settings-form").dataset.account = account("set-account");  // whose values the form shows
   const values = view ? view.settings : {};
   const defaults = view ? view.defaults : {};
   $("settings-form").replaceChildren(...SETTINGS.map((s) => {
