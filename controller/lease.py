@@ -10,6 +10,9 @@ releases at once; when one dies (kill -9, host loss) its leases and its member r
 and the survivors take its nodes at their next round, i.e. within ttl + ttl/4 of the death (+ the
 PBX login). Expiry is judged by the database clock only, so instances need no clock agreement.
 
+Every database call of the loop is bounded (`within`): a round or a stop never hangs on a stuck
+connection, and stopping the loop (task cancel) always stops it.
+
 While the database is unreachable the active instance keeps acting: a standby cannot take over
 without the database either, and giving up the PBX link would lose every call of the outage. Only
 in a network partition that hides the database from the active instance alone can two instances act
@@ -21,14 +24,16 @@ prefer that (a call possibly recorded twice, both copies journaled) to losing re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
 
 from controller.assignment import Member, owner, plan
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,16 @@ async def release(pool: asyncpg.Pool, pbx: str, holder: str) -> None:
     )
 
 
+# a stopping instance: its leases released and its member row expired, in one round trip
+_LEAVE = """
+WITH released AS (
+    UPDATE pbx_leases SET expires_at = now() - interval '1 millisecond'
+    WHERE pbx = ANY($1::text[]) AND holder = $2 AND expires_at > now()
+)
+UPDATE controller_members SET expires_at = now() - interval '1 millisecond' WHERE token = $3
+"""
+
+
 async def current_holder(pool: asyncpg.Pool, pbx: str) -> str | None:
     return await pool.fetchval("SELECT holder FROM pbx_leases WHERE pbx = $1 AND expires_at > now()", pbx)
 
@@ -76,6 +91,38 @@ class NodeHooks:
 
 
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+_left_behind: set[asyncio.Task[Any]] = set()
+
+
+async def within(work: Coroutine[Any, Any, T], seconds: float) -> T:
+    """`work`'s result, or TimeoutError after `seconds`. Unlike asyncio.wait_for (Python 3.11), a cancel
+    of the caller is never swallowed when `work` finishes in the same moment (wait_for then returns the
+    result and the caller goes on as if never cancelled: a stopped lease loop would run forever), and
+    the caller never waits for the clean-up of the abandoned work (asyncpg cancelling a query sends a
+    cancel request over a new connection and resets the old one, which over a dead network takes as
+    long as TCP gives up): on timeout or cancel `work` is cancelled and finishes in the background."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except BaseException:
+        _leave_behind(task)
+        raise
+    if not done:
+        _leave_behind(task)
+        raise TimeoutError(f"no answer from the database within {seconds:.1f} s")
+    return task.result()
+
+
+def _leave_behind(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    _left_behind.add(task)  # referenced until done (a pending task only weakly referenced may be collected)
+    task.add_done_callback(_forget)
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _left_behind.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # retrieved: no "never retrieved" noise
+        log.debug("abandoned database call ended with %r", task.exception())
 
 
 class LeaseManager:
@@ -120,7 +167,7 @@ class LeaseManager:
         loop = asyncio.get_running_loop()
         try:
             # a round never hangs on a stuck connection longer than a ttl (its leases would expire)
-            members, orphaned = await asyncio.wait_for(self._heartbeat(), self.ttl)
+            members, orphaned = await within(self._heartbeat(), self.ttl)
         except _DB_ERRORS as e:
             self._unreachable(loop.time(), e)
             return
@@ -129,7 +176,7 @@ class LeaseManager:
         for node in step.release:
             await self._hand_over(node, members)
         try:
-            held = await asyncio.wait_for(acquire_many(self.pool, list(step.acquire), self.name, self.ttl), self.ttl)
+            held = await within(acquire_many(self.pool, list(step.acquire), self.name, self.ttl), self.ttl)
         except _DB_ERRORS as e:
             self._unreachable(loop.time(), e)
             return
@@ -180,7 +227,7 @@ class LeaseManager:
         log.info("lease %s: %s hands this node over to %s", node, self.name, owner(node, members))
         await self._call(node, "on_lost")
         try:
-            await release(self.pool, node, self.name)
+            await within(release(self.pool, node, self.name), self.ttl)
         except _DB_ERRORS as e:  # the lease then expires by itself within ttl
             log.warning("lease %s: release failed (%s); it expires within %.0f s", node, e, self.ttl)
 
@@ -204,15 +251,14 @@ class LeaseManager:
             )
 
     async def leave(self) -> None:
-        """Stop: close the links, release the leases and expire the member row, so peers take over
-        at their next round instead of after ttl."""
-        for node in sorted(self.active):
+        """Stop: close the links, then release the leases and expire the member row in one statement
+        (at most a ttl: a stop never hangs on the database), so peers take over at their next round
+        instead of after ttl."""
+        gone = sorted(self.active)
+        for node in gone:
             self.active.discard(node)
             await self._call(node, "on_lost")
-            with contextlib.suppress(*_DB_ERRORS):
-                await release(self.pool, node, self.name)
-        with contextlib.suppress(*_DB_ERRORS):
-            await self.pool.execute(
-                "UPDATE controller_members SET expires_at = now() - interval '1 millisecond' WHERE token = $1",
-                self.token,
-            )
+        try:
+            await within(self.pool.execute(_LEAVE, gone, self.name, self.token), self.ttl)
+        except _DB_ERRORS as e:  # the leases and the row expire by themselves within ttl
+            log.warning("leases of %s: not released at stop (%s); they expire within %.0f s", self.name, e, self.ttl)

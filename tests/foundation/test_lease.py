@@ -16,7 +16,7 @@ from collections.abc import Callable
 import asyncpg
 
 from controller.assignment import Member, assign
-from controller.lease import LeaseManager, NodeHooks, current_holder, try_acquire
+from controller.lease import LeaseManager, NodeHooks, current_holder, try_acquire, within
 from storage import db
 from tests.freeswitch.test_journal_outage import Relay, via
 
@@ -189,6 +189,56 @@ async def test_the_active_instance_keeps_acting_while_the_database_is_unreachabl
     assert links.owners() == {node: "solo"} and solo.manager.is_active(node)
     solo.task.cancel()
     await asyncio.gather(solo.task, return_exceptions=True)
+
+
+async def test_within_never_swallows_a_cancel_that_comes_as_the_work_finishes() -> None:
+    """asyncio.wait_for (Python 3.11) returns the result instead of raising when the caller is
+    cancelled right as the work finishes: the caller goes on as if never stopped."""
+
+    async def work() -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    async def caller() -> None:
+        await within(work(), 10)
+        await asyncio.sleep(30)  # a loop's next step: reached only if the cancel was swallowed
+
+    for steps in range(12):  # the cancel comes after 0, 1, ... loop steps: before, at and after the finish
+        task = asyncio.create_task(caller())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+        assert task.cancelled(), f"a cancel after {steps} loop steps did not stop the caller"
+
+
+async def test_stopping_the_lease_loop_stops_it_even_as_a_database_call_of_its_round_finishes(
+    pool: asyncpg.Pool,
+) -> None:
+    """The lease loop is cancelled at the very moment its round's first database call finishes (the
+    race behind a stop that once hung this module until the pytest timeout): it still stops, and
+    stands down (its member row expired)."""
+    links = Links()
+    node = f"{secrets.token_hex(3)}-fs-stop"
+    m = LeaseManager(pool, name=f"{node}-ctl", token=f"{node}/1", nodes={node: links.hooks("m", node)}, ttl=TTL)
+    before = asyncio.all_tasks()
+    run = asyncio.create_task(m.run())
+    for _ in range(100_000):  # the round's database calls run as tasks of their own
+        if calls := asyncio.all_tasks() - before - {run}:
+            break
+        await asyncio.sleep(0)
+    assert calls, "the round started no database call"
+    for call in calls:
+        call.add_done_callback(lambda _: run.cancel())
+    done, _ = await asyncio.wait({run}, timeout=10)
+    if not done:
+        run.cancel()
+        await asyncio.wait({run}, timeout=10)
+    assert done, "the lease loop went on after it was stopped"
+    alive = await pool.fetchval(
+        "SELECT count(*) FROM controller_members WHERE token = $1 AND expires_at > now()", m.token
+    )
+    assert alive == 0, "it stood down (member row expired)"
 
 
 def _host_port(dsn: str) -> tuple[str, int]:
