@@ -1,7 +1,8 @@
 """Which live instance should drive which PBX node: rendezvous (highest-random-weight) hashing.
 
 Pure: no I/O, no clock. `controller.lease.LeaseManager` feeds it the live members it read from
-PostgreSQL and acts on the answer. Every instance computes the same answer from the same member set,
+PostgreSQL (and the seconds their rows and the leases have left, for `next_change`) and acts on the
+answer. Every instance computes the same answer from the same member set,
 so no coordinator is needed; the lease row in PostgreSQL still decides who actually holds a node
 (two instances with momentarily different views can never both hold it).
 
@@ -90,6 +91,47 @@ def plan(
         elif node in held_set:
             release.append(node)
     return Plan(tuple(acquire), tuple(release))
+
+
+def next_change(
+    me: str,
+    my_nodes: Iterable[str],
+    members: Iterable[tuple[Member, float]],
+    leases: Mapping[str, tuple[str, float]],
+    held: Iterable[str],
+    *,
+    ttl: float,
+    within: float,
+    after: float = 0.05,
+) -> float | None:
+    """When instance `me` should run its next round, in seconds from a round's reading, if before `within`.
+
+    A round reads the live member rows and the lease rows of its nodes, each with the seconds it has
+    left (negative: expired that long ago), all by the database's clock. When a member row or a lease
+    runs out, this instance may get something to do: take a node of a dead member (once both its row
+    and the node's lease ran out), take an orphaned node, or hand one over because the spread changed.
+    Returns the first such moment + `after` (so the database has seen it pass), or None when nothing
+    new comes before `within`. `members` holds (member, seconds left); give this process's own row
+    `math.inf` (it renews its row itself). `held`: the nodes this instance drives after the round.
+    """
+    my_nodes, held_set = sorted(set(my_nodes)), set(held)
+    rows = list(members)
+
+    def todo(t: float) -> tuple[set[str], set[str]]:
+        alive = [m for m, left in rows if left > t]
+        orphaned = {n for n, (_, left) in leases.items() if left < t - ttl}
+        step = plan(me, my_nodes, alive, held_set, orphaned=orphaned)
+        free = {n for n in step.acquire if n not in leases or leases[n][0] == me or leases[n][1] < t}
+        return free - held_set, set(step.release)
+
+    take_now, hand_now = todo(0.0)
+    moments = {left for _, left in rows} | {left for _, left in leases.values()}
+    moments |= {left + ttl for _, left in leases.values()}  # a lease free for a ttl: orphaned
+    for moment in sorted(m for m in moments if 0.0 <= m and m + after < within):
+        take, hand = todo(moment + after)
+        if take - take_now or hand - hand_now:
+            return moment + after
+    return None
 
 
 def spread(assignment: Mapping[str, str]) -> dict[str, int]:

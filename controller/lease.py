@@ -6,9 +6,14 @@ Several service instances share the PBX nodes of a deployment. Each instance hea
 The holder renews its leases every round (ttl/4); when an instance joins, the nodes it should now
 drive are handed over cleanly (the old holder closes its PBX link first, then releases the lease, and
 the new owner takes it at its next round); when an instance leaves (stop) it closes its links and
-releases at once; when one dies (kill -9, host loss) its leases and its member row expire after `ttl`
-and the survivors take its nodes at their next round, i.e. within ttl + ttl/4 of the death (+ the
-PBX login). Expiry is judged by the database clock only, so instances need no clock agreement.
+releases at once; when one dies (kill -9, host loss) its leases and its member row expire `ttl` after
+its last round. A survivor does not wait for its next regular round then: each round reads how many
+seconds the other members' rows and the leases have left, and the next round is brought forward to
+the first expiry that gives this instance something to do (`assignment.next_change`). So the
+survivors take a dead instance's nodes right as its rows expire, i.e. within ttl of the death (ttl
+minus the time since its last round) + the PBX login. Expiry is judged by the database clock only
+(seconds left are computed in SQL, and only ever compared with the local clock as durations), so
+instances need no clock agreement.
 
 Every database call of the loop is bounded (`within`): a round or a stop never hangs on a stuck
 connection, and stopping the loop (task cancel) always stops it.
@@ -25,13 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
 
-from controller.assignment import Member, owner, plan
+from controller.assignment import Member, next_change, owner, plan
 
 T = TypeVar("T")
 
@@ -91,6 +97,7 @@ class NodeHooks:
 
 
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+WAKE_MARGIN = 0.05  # s after an expiry before the round that acts on it (the database must see it passed)
 _left_behind: set[asyncio.Task[Any]] = set()
 
 
@@ -125,6 +132,14 @@ def _forget(task: asyncio.Task[Any]) -> None:
         log.debug("abandoned database call ended with %r", task.exception())
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a round read, with the seconds each row had left by the database clock."""
+
+    members: list[tuple[str, Member, float]]  # live member rows: token, member, seconds left
+    leases: dict[str, tuple[str, float]]  # node -> (holder, seconds left; negative: expired that long ago)
+
+
 class LeaseManager:
     """This instance's membership heartbeat and the leases of the PBX nodes it can drive.
 
@@ -149,28 +164,44 @@ class LeaseManager:
         self.rounds = 0
         self._last_ok: float | None = None
         self._duplicate_warned = False
+        self._wake_at: float | None = None  # loop time of the next round when an expiry comes first
 
     def is_active(self, node: str) -> bool:
         return node in self.active
 
     async def run(self) -> None:
-        """Rounds every ttl/4 until cancelled; then stand down cleanly (links closed, leases released)."""
+        """Rounds every ttl/4 (sooner when an expiry calls for it) until cancelled; then stand down
+        cleanly (links closed, leases released)."""
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await self.round()
-                await asyncio.sleep(self.ttl / 4)
+                await asyncio.sleep(self.pause(loop.time()))
         finally:
             await self.leave()
+
+    def pause(self, now: float) -> float:
+        """Seconds until the next round: ttl/4, or less when a member row or lease runs out before that."""
+        period = self.ttl / 4
+        if self._wake_at is None:
+            return period
+        return min(period, max(0.0, self._wake_at - now))
 
     async def round(self) -> None:
         """Heartbeat, read the live members and the leases, then hand over / take / renew."""
         loop = asyncio.get_running_loop()
+        self._wake_at = None
         try:
             # a round never hangs on a stuck connection longer than a ttl (its leases would expire)
-            members, orphaned = await within(self._heartbeat(), self.ttl)
+            seen = await within(self._heartbeat(), self.ttl)
         except _DB_ERRORS as e:
             self._unreachable(loop.time(), e)
             return
+        # The seconds left were computed by the database before this moment: counting them from here
+        # can only make a wake-up late (by the query's round trip), never early.
+        read_at = loop.time()
+        members = [m for _, m, _ in seen.members]
+        orphaned = {node for node, (_, left) in seen.leases.items() if left < -self.ttl}
         self.members = members
         step = plan(self.name, self.nodes, members, self.active, orphaned=orphaned)
         for node in step.release:
@@ -190,8 +221,13 @@ class LeaseManager:
             self.active.add(node)
             log.info("lease %s: %s now drives this node", node, self.name)
             await self._call(node, "on_acquired")
+        lives = [(m, math.inf if token == self.token else left) for token, m, left in seen.members]
+        wake = next_change(
+            self.name, self.nodes, lives, seen.leases, self.active, ttl=self.ttl, within=self.ttl / 4, after=WAKE_MARGIN
+        )
+        self._wake_at = None if wake is None else read_at + wake
 
-    async def _heartbeat(self) -> tuple[list[Member], set[str]]:
+    async def _heartbeat(self) -> Reading:
         async with self.pool.acquire() as conn:
             await conn.execute(
                 "INSERT INTO controller_members (token, name, nodes, expires_at)"
@@ -203,14 +239,15 @@ class LeaseManager:
                 sorted(self.nodes),
                 float(self.ttl),
             )
+            # seconds left by the database clock, in the statement that judges liveness
             rows = await conn.fetch(
-                "SELECT token, name, nodes FROM controller_members WHERE expires_at > now() ORDER BY started_at"
+                "SELECT token, name, nodes, extract(epoch FROM expires_at - now())::float8 AS left_s"
+                " FROM controller_members WHERE expires_at > now() ORDER BY started_at"
             )
             leases = await conn.fetch(
-                "SELECT pbx FROM pbx_leases WHERE pbx = ANY($1::text[])"
-                " AND expires_at < now() - make_interval(secs => $2)",
+                "SELECT pbx, holder, extract(epoch FROM expires_at - now())::float8 AS left_s"
+                " FROM pbx_leases WHERE pbx = ANY($1::text[])",
                 sorted(self.nodes),
-                float(self.ttl),
             )
             if self.rounds % 200 == 0:  # rows of processes gone for a day are of no use any more
                 await conn.execute("DELETE FROM controller_members WHERE expires_at < now() - interval '1 day'")
@@ -218,8 +255,10 @@ class LeaseManager:
         if twins and not self._duplicate_warned:
             self._duplicate_warned = True
             log.error("another live instance uses node_id %r (%s): give each instance its own", self.name, twins[0])
-        members = [Member(r["name"], frozenset(r["nodes"])) for r in rows]
-        return members, {r["pbx"] for r in leases}
+        return Reading(
+            [(r["token"], Member(r["name"], frozenset(r["nodes"])), r["left_s"]) for r in rows],
+            {r["pbx"]: (r["holder"], r["left_s"]) for r in leases},
+        )
 
     async def _hand_over(self, node: str, members: list[Member]) -> None:
         """Close our link to `node` first, then release the lease: the new owner never overlaps us."""

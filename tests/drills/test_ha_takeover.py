@@ -3,7 +3,7 @@
 Exactly one is active for the node (holds its lease, is the only one connected to the PBX, the only one
 sending recording commands); kill -9 the active one mid-call → the standby takes over, adopts the
 live recordings, and every recording is stored exactly once. The takeover time is printed (the lease
-ttl is 4 s, the standby polls every ttl/4).
+ttl is 4 s; the standby's round comes at the expiry, not at its next ttl/4 round).
 """
 
 from __future__ import annotations

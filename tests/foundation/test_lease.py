@@ -191,6 +191,37 @@ async def test_the_active_instance_keeps_acting_while_the_database_is_unreachabl
     await asyncio.gather(solo.task, return_exceptions=True)
 
 
+async def test_a_survivor_takes_a_dead_members_node_as_its_rows_expire_not_at_its_next_round(
+    pool: asyncpg.Pool,
+) -> None:
+    """The survivor's regular round comes every 30 s here (ttl 120 s); the dead member's rows run out
+    1.5 s after its last round. The survivor still takes the node right then: its round is brought
+    forward to that expiry, read from the database."""
+    while True:  # names for which the dead member, not the survivor, owns the node while both live
+        tag = secrets.token_hex(3)
+        node, dead, survivor = f"{tag}-fs1", f"{tag}-dead", f"{tag}-survivor"
+        if expected([dead, survivor], [node]) == {node: dead}:
+            break
+    links = Links()
+    corpse = LeaseManager(pool, name=dead, token=f"{dead}/1", nodes={node: links.hooks(dead, node)}, ttl=1.5)
+    await corpse.round()  # its last round (member row + lease for 1.5 s); then kill -9: no leave()
+    assert corpse.is_active(node) and await current_holder(pool, node) == dead
+    links.up[node].discard(dead)  # its PBX link died with it
+    s = LeaseManager(pool, name=survivor, token=f"{survivor}/1", nodes={node: links.hooks(survivor, node)}, ttl=120)
+    task = asyncio.create_task(s.run())
+    try:
+        await until(lambda: s.rounds >= 1, 10, "the survivor's first round")
+        assert not s.is_active(node), "the dead member's lease still ran at the first round"
+        await until(lambda: s.is_active(node), 20, "taken soon after the expiry, long before the next round (30 s)")
+        assert s.rounds == 2, "taken by one round brought forward to the expiry"
+        row = await pool.fetchrow("SELECT holder, epoch FROM pbx_leases WHERE pbx = $1", node)
+        assert (row["holder"], row["epoch"]) == (survivor, 1)
+        assert links.owners() == {node: survivor} and links.overlaps == []
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_within_never_swallows_a_cancel_that_comes_as_the_work_finishes() -> None:
     """asyncio.wait_for (Python 3.11) returns the result instead of raising when the caller is
     cancelled right as the work finishes: the caller goes on as if never stopped."""
