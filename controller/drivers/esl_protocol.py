@@ -121,6 +121,8 @@ class EslProtocol(asyncio.Protocol):
         reason = self.reason
         if not reason and self._frame is not None:
             reason = f"socket closed mid-frame ({len(self._buf)} of {self._need} body bytes)"
+        elif not reason and self._buf.strip(b"\n"):
+            reason = f"socket closed mid-frame (a header block cut off after {len(self._buf)} bytes)"
         if not reason:
             reason = f"connection lost: {exc}" if exc else "connection closed by FreeSWITCH"
         self.reason = reason
@@ -192,12 +194,12 @@ class EslProtocol(asyncio.Protocol):
                 self.reason = self.reason or "FreeSWITCH sent a disconnect notice"
 
     def _reply(self, text: str) -> None:
-        while self._replies:
-            fut = self._replies.popleft()
-            if not fut.done():  # one whose waiter gave up (timeout) still takes its reply, in order
-                fut.set_result(text)
+        if not self._replies:
+            log.debug("ignoring an ESL reply nobody waits for")
             return
-        log.debug("ignoring an ESL reply nobody waits for")
+        fut = self._replies.popleft()
+        if not fut.done():  # one whose waiter gave up (timeout) still takes its reply, in order
+            fut.set_result(text)
 
 
 async def connect(

@@ -120,10 +120,20 @@ async def test_frames_cut_at_any_byte_give_the_same_events_and_replies() -> None
         assert (first.result(), second.result()) == ("+OK\n", "+OK done"), cut
 
 
-async def test_a_socket_closed_mid_frame_says_so() -> None:
+@pytest.mark.parametrize(
+    ("tail", "said"),
+    [
+        (
+            b"Content-Length: 500\nContent-Type: text/event-plain\n\nEvent-Name: CHANNEL_",
+            "socket closed mid-frame (20 of 500 body bytes)",
+        ),
+        (b"Content-Length: 500\nContent-Ty", "socket closed mid-frame (a header block cut off after 30 bytes)"),
+    ],
+)
+async def test_a_socket_closed_mid_frame_says_so(tail: bytes, said: str) -> None:
     async def pbx(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _login(reader, writer)
-        writer.write(b"Content-Length: 500\nContent-Type: text/event-plain\n\nEvent-Name: CHANNEL_")
+        writer.write(tail)
         await writer.drain()
         writer.close()
 
@@ -131,7 +141,7 @@ async def test_a_socket_closed_mid_frame_says_so() -> None:
     proto = await connect("127.0.0.1", port, "pw", lambda h: None)
     try:
         reason = await asyncio.wait_for(asyncio.shield(proto.closed), 5)
-        assert reason == "socket closed mid-frame (20 of 500 body bytes)"
+        assert reason == said
         with pytest.raises(EslLinkLost):
             proto.send("api status")
     finally:
