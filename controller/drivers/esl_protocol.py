@@ -1,11 +1,12 @@
 """FreeSWITCH Event Socket (inbound) on the asyncio loop: framing, replies in order, login.
 
 The socket is read by the service's own event loop: a frame is cut from the bytes as they arrive, an
-event's headers are parsed by greenswitch's `ESLEvent` (the parser the design names, and the one the
-bench's bare-greenswitch anchor uses), and the driver's handler runs in the same callback — so the
-command a bridge event decides (`uuid_record … start`) is written before the loop does anything else.
-An earlier driver ran greenswitch's own gevent reader in a thread of its own; waking the loop from that
-thread cost the slowest 1 % of recording starts 2-5 ms (issue #15).
+event's headers are parsed (values decoded only when read, `EventHeaders`), and the driver's handler
+runs in the same callback — so the command a bridge event decides (`uuid_record … start`) is written
+before the loop does anything else. An earlier driver ran greenswitch's gevent reader in a thread of
+its own; waking the loop from that thread cost the slowest 1 % of recording starts 2-5 ms, and
+greenswitch's whole-body decode most of the per-event cost (issue #15). greenswitch stays the bench's
+anchor (lab/bench).
 
 Framing (mod_event_socket): a header block ends with an empty line; `Content-Length` bytes of body
 follow. Replies (`command/reply`, `api/response`) come in the order the commands went out, so each
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
-from collections.abc import Callable
-
-from greenswitch.esl import ESLEvent
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import unquote
 
 log = logging.getLogger("callrec.freeswitch")
 
@@ -44,18 +46,53 @@ def _headers(block: bytes) -> dict[str, str] | None:
     return out
 
 
-def parse_event_plain(body: bytes) -> dict[str, str] | None:
-    """An `event plain` body → its headers (URL-decoded by greenswitch's parser); None if unparsable."""
-    try:
-        return ESLEvent(body.decode("utf-8", "replace")).headers  # type: ignore[no-any-return]
-    except (AttributeError, ValueError):  # first line without ": " (greenswitch: key None)
+_HEADER_LINE = re.compile(r"^([^\n:]+): ([^\n]*)", re.MULTILINE)
+
+
+class EventHeaders(Mapping[str, str]):
+    """An event's headers, each value URL-decoded when it is read. An event carries ~150 headers with
+    hundreds of %-escapes and the translator reads a dozen of them: decoding them all (greenswitch
+    does, with one `unquote` of the whole body) was most of the reader's cost (issue #15). Values
+    are decoded one by one, so an encoded newline stays inside its value (greenswitch's whole-body
+    decode splits it into a bogus line)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: dict[str, str]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        value = self._raw[name]
+        return unquote(value) if "%" in value else value
+
+    def get(self, name: str, default: Any = None) -> Any:  # Mapping's own goes through a try/except
+        value = self._raw.get(name)
+        if value is None:
+            return default
+        return unquote(value) if "%" in value else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __repr__(self) -> str:
+        return f"EventHeaders({dict(self)!r})"
+
+
+def parse_event_plain(body: bytes) -> EventHeaders | None:
+    """An `event plain` body → its headers; None if the first line is not a header."""
+    text = body.decode("utf-8", "replace")
+    if not _HEADER_LINE.match(text):
         return None
+    return EventHeaders(dict(_HEADER_LINE.findall(text)))
 
 
 class EslProtocol(asyncio.Protocol):
     """One inbound ESL connection. `on_event` gets the headers of each event, on the loop, in order."""
 
-    def __init__(self, on_event: Callable[[dict[str, str]], None], *, write_timeout: float = 5.0) -> None:
+    def __init__(self, on_event: Callable[[Mapping[str, str]], None], *, write_timeout: float = 5.0) -> None:
         self.on_event = on_event
         self.write_timeout = write_timeout
         self.transport: asyncio.Transport | None = None
@@ -203,7 +240,7 @@ class EslProtocol(asyncio.Protocol):
 
 
 async def connect(
-    host: str, port: int, password: str, on_event: Callable[[dict[str, str]], None], *, wait: float = 5.0
+    host: str, port: int, password: str, on_event: Callable[[Mapping[str, str]], None], *, wait: float = 5.0
 ) -> EslProtocol:
     """Connect and log in; raises ConnectionError with the reason (refused, rejected, wrong password)."""
     loop = asyncio.get_running_loop()

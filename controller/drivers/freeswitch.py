@@ -1,7 +1,7 @@
 """FreeSWITCH driver: the Event Socket on the service's own asyncio loop, translated into normalized
 events.
 
-The socket is read on the loop (controller.drivers.esl_protocol, greenswitch's parser): an event is
+The socket is read on the loop (controller.drivers.esl_protocol): an event is
 translated and offered to the recorder in the same callback that read it, and the command the recorder
 decides (`uuid_record … start`) is written to the socket there and then — no thread between the PBX's
 bridge event and our command. The driver translates and never decides (controller.drivers.
@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles, StartInDoubt
@@ -254,7 +254,7 @@ class FreeSwitchDriver:
     def _post(self, item: AnyEvent) -> None:
         self._pending.append(item)
 
-    def _on_event(self, headers: dict[str, str]) -> None:
+    def _on_event(self, headers: Mapping[str, str]) -> None:
         """One ESL event, on the loop as it is read: translated, then offered to the sink at once."""
         if "Event-Name" not in headers:
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -48,13 +49,15 @@ def _user(value: str) -> str:
     return v.split("@", 1)[0]
 
 
-def _variables(h: dict[str, str], *, hooks: bool = False) -> dict[str, str]:
+def _variables(h: Mapping[str, str], *, hooks: bool = False) -> dict[str, str]:
     """The variables we keep; `hooks` adds every callrec_* one (a scan of all ~150 headers, so only
     for CHANNEL_CREATE, the one event whose hook variables the state machine reads)."""
-    out = {k[9:]: v for k, v in h.items() if k.startswith("variable_callrec_")} if hooks else {}
+    # names first, values only of the headers kept (the driver's headers decode a value when read)
+    out = {k[9:]: h[k] for k in h if k.startswith("variable_callrec_")} if hooks else {}
     for name in VARIABLES_KEPT:
-        if h.get("variable_" + name):
-            out[name] = h["variable_" + name]
+        value = h.get("variable_" + name)
+        if value:
+            out[name] = value
     if "presence_id" in out and "dialed_user" not in out and h.get("Call-Direction") == "outbound":
         out["dialed_user"] = _user(out["presence_id"])
     return out
@@ -69,7 +72,7 @@ class Translator:
         self._seen_history: dict[str, str] = {}
         self._conferences: dict[str, list[str]] = {}  # conference name → member legs, in joining order
 
-    def __call__(self, h: dict[str, str], ts: float | None = None, wall: float | None = None) -> list[AnyEvent]:
+    def __call__(self, h: Mapping[str, str], ts: float | None = None, wall: float | None = None) -> list[AnyEvent]:
         ts = time.monotonic() if ts is None else ts
         wall = time.time() if wall is None else wall
         name = h.get("Event-Name", "")
@@ -102,9 +105,9 @@ class Translator:
             return [HoldChanged(p, ts, wall, leg=uid, held=name == "CHANNEL_HOLD")]
         if name == "CUSTOM" and h.get("Event-Subclass") == "callrec::policy":
             values: dict[str, str] = {}
-            for k, v in h.items():
+            for k in h:
                 key = k[9:] if k.startswith("variable_") else k
-                if key.startswith("callrec_") and v:
+                if key.startswith("callrec_") and (v := h[k]):
                     values[key[8:]] = v
             return [PolicyHint(p, ts, wall, leg=uid, values=values)]
         if name == "CUSTOM" and h.get("Event-Subclass") == "conference::maintenance":
@@ -168,7 +171,7 @@ class Translator:
             ]
         return []
 
-    def _conference(self, h: dict[str, str], ts: float, wall: float) -> list[AnyEvent]:
+    def _conference(self, h: Mapping[str, str], ts: float, wall: float) -> list[AnyEvent]:
         """mod_conference membership as bridges: a member joining is bridged with every member already
         there (`size` = members now, so a third one JOINS in the state machine), one leaving is
         unbridged from the others — the same events an Asterisk multi-party bridge gives."""

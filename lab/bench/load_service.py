@@ -22,6 +22,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from controller import service as service_mod
@@ -47,7 +48,7 @@ class ProbedFreeSwitch(FreeSwitchDriver):
         super().__init__(*a, **kw)
         self.bridged_at: dict[str, float] = {}
 
-    def _on_event(self, headers: dict[str, str]) -> None:
+    def _on_event(self, headers: Mapping[str, str]) -> None:
         if headers.get("Event-Name") == "CHANNEL_BRIDGE":
             now = time.perf_counter()
             for key in ("Bridge-A-Unique-ID", "Bridge-B-Unique-ID", "Unique-ID"):

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from controller.drivers.esl_protocol import EslLinkLost, EslProtocol, connect
+from controller.drivers.esl_protocol import EslLinkLost, EslProtocol, connect, parse_event_plain
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -146,3 +146,19 @@ async def test_a_socket_closed_mid_frame_says_so(tail: bytes, said: str) -> None
             proto.send("api status")
     finally:
         server.close()
+
+
+def test_event_values_are_decoded_one_by_one_and_an_encoded_newline_stays_in_its_value() -> None:
+    """A channel variable may hold a newline (FreeSWITCH sends it as %0A): it must neither cut the
+    value nor turn the rest of it into a header of its own (greenswitch's whole-body decode does)."""
+    body = b"Event-Name: CUSTOM\nvariable_note: first%0AUnique-ID: forged\nUnique-ID: real%20leg\nEmpty: \n\n"
+    headers = parse_event_plain(body)
+    assert headers is not None
+    assert dict(headers) == {
+        "Event-Name": "CUSTOM",
+        "variable_note": "first\nUnique-ID: forged",
+        "Unique-ID": "real leg",
+        "Empty": "",
+    }
+    assert headers.get("Unique-ID") == "real leg" and headers.get("missing", "-") == "-"
+    assert parse_event_plain(b"not a header line\nEvent-Name: X\n") is None
