@@ -1,6 +1,6 @@
 """Anchors for the recording-start latency rows: bare PBX clients reacting to the same simulator.
 
-    python -m lab.bench.anchors {freeswitch|asterisk} PORT OUT.json RECORD_DIR
+    python -m lab.bench.anchors {freeswitch|asterisk} PORT OUT.json RECORD_DIR [--password PW] [--username U]
 
 Run by `lab.bench.load_bench` in a child process, exactly where the service would run, against the
 same simulator under the same load, so `callrec ÷ anchor` says what the service adds on top of the
@@ -30,12 +30,14 @@ import time
 from typing import Any
 
 LATENCIES: list[float] = []
+BY_LEG: dict[str, float] = {}  # FreeSWITCH: recorded leg → its latency (seconds)
+WALL: dict[str, float] = {}  # FreeSWITCH: recorded leg → time.time() of its uuid_record write
 WRITTEN: dict[str, float] = {}  # FreeSWITCH: A leg → perf_counter() when its uuid_record was written
 
 
 def _dump(out: str, extra: dict[str, Any] | None = None) -> None:
     with open(out, "w") as f:
-        json.dump({"latencies": LATENCIES, **(extra or {})}, f)
+        json.dump({"latencies": LATENCIES, "by_leg": BY_LEG, "wall": WALL, **(extra or {})}, f)
 
 
 def run_freeswitch(port: int, out: str, record_dir: str, password: str = "ClueCon-lab") -> None:
@@ -53,10 +55,11 @@ def run_freeswitch(port: int, out: str, record_dir: str, password: str = "ClueCo
         def send(self, data: str) -> Any:
             if data.startswith("api uuid_record "):
                 now, leg = time.perf_counter(), data.split()[2]
-                WRITTEN[leg] = now
+                WRITTEN[leg], WALL[leg] = now, time.time()
                 t0 = self.bridged_at.pop(leg, None)
                 if t0 is not None:
                     LATENCIES.append(now - t0)
+                    BY_LEG[leg] = now - t0
             return super().send(data)
 
     conn = Stamped("127.0.0.1", port, password)
@@ -86,16 +89,16 @@ def run_freeswitch(port: int, out: str, record_dir: str, password: str = "ClueCo
     os._exit(0)  # greenswitch's stop() waits on greenlets blocked in reads
 
 
-def run_asterisk(port: int, out: str, record_dir: str) -> None:
+def run_asterisk(
+    port: int, out: str, record_dir: str, username: str = "callrec", secret: str = "callrec-secret"
+) -> None:
     import asyncio
 
     from panoramisk import Manager
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        manager = Manager(
-            loop=loop, host="127.0.0.1", port=port, username="callrec", secret="callrec-secret", events="call,user"
-        )
+        manager = Manager(loop=loop, host="127.0.0.1", port=port, username=username, secret=secret, events="call,user")
         members: dict[str, list[str]] = {}  # bridge id → channel names, in order of entry
 
         def on_enter(mgr: Any, msg: Any) -> None:
@@ -115,6 +118,9 @@ def run_asterisk(port: int, out: str, record_dir: str) -> None:
                     }
                 )
                 LATENCIES.append(time.perf_counter() - now)
+                linked = msg.get("Linkedid")
+                if isinstance(linked, str):  # the call, for lab.bench.real_pbx_latency
+                    BY_LEG[linked], WALL[linked] = LATENCIES[-1], time.time()
 
         def on_destroy(mgr: Any, msg: Any) -> None:
             members.pop(msg.get("BridgeUniqueid"), None)
@@ -138,8 +144,10 @@ if __name__ == "__main__":
     ap.add_argument("port", type=int)
     ap.add_argument("out")
     ap.add_argument("record_dir")
+    ap.add_argument("--password", help="ESL password / AMI secret (lab.bench.real_pbx_latency: a real PBX's)")
+    ap.add_argument("--username", default="callrec", help="AMI user")
     args = ap.parse_args()
     if args.pbx == "freeswitch":
-        run_freeswitch(args.port, args.out, args.record_dir)
+        run_freeswitch(args.port, args.out, args.record_dir, args.password or "ClueCon-lab")
     else:
-        run_asterisk(args.port, args.out, args.record_dir)
+        run_asterisk(args.port, args.out, args.record_dir, args.username, args.password or "callrec-secret")

@@ -38,6 +38,8 @@ STAMPS: list[float] = []  # when each of those bridges was received (perf_counte
 FIRST: list[float] = []  # seconds, bridge received → FIRST command for that call written (the decision)
 UNMATCHED = [0]
 WRITTEN: dict[str, float] = {}  # FreeSWITCH: customer leg → perf_counter() when uuid_record was written
+BY_LEG: dict[str, float] = {}  # customer leg (Asterisk: Linkedid) → its latency (s), for benches that pick calls
+WALL: dict[str, float] = {}  # the same → time.time() of that write (to set against the PBX's timestamps)
 
 
 class ProbedFreeSwitch(FreeSwitchDriver):
@@ -65,13 +67,14 @@ class ProbedFreeSwitch(FreeSwitchDriver):
         if data.startswith("api uuid_record ") and " start " in data:
             now = time.perf_counter()
             leg = data.split()[2]
-            WRITTEN[leg] = now
+            WRITTEN[leg], WALL[leg] = now, time.time()
             t0 = self.bridged_at.pop(leg, None)
             if t0 is None:
                 UNMATCHED[0] += 1
             else:
                 LATENCIES.append(now - t0)
                 STAMPS.append(t0)
+                BY_LEG[leg] = now - t0
         return super()._write(proto, data)
 
 
@@ -111,11 +114,12 @@ class ProbedAsterisk(AsteriskDriver):
             now = time.perf_counter()
             linked = self.linked.get(str(action.get("Channel")))
             t0 = self.bridged_at.pop(linked, None) if linked else None
-            if t0 is None:
+            if t0 is None or not linked:
                 UNMATCHED[0] += 1
             else:
                 LATENCIES.append(now - t0)
                 STAMPS.append(t0)
+                BY_LEG[linked], WALL[linked] = now - t0, time.time()
         return super()._write(protocol, action, as_list)
 
 
@@ -157,6 +161,8 @@ async def main(config_path: str, out: str, hold_finalize: bool) -> None:
                 "first": FIRST,
                 "unmatched": UNMATCHED[0],
                 "written": WRITTEN,
+                "by_leg": BY_LEG,
+                "wall": WALL,
                 "recorder_errors": errors[:20],
             },
         )
