@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import asyncpg
 from pyrage import x25519
 
 from controller.config import Config, EncryptionConfig, FinalizeConfig, SpoolConfig, StorageConfig
+from lab.pbx_turn import pbx_turn
 from lab.tones import TARGET_HZ, channel_timeline, read_wav, tone_frames
 from storage import crypto
 from storage.finalize import FinalizeWorker
@@ -27,17 +26,11 @@ def one_run_at_a_time(target: str) -> Iterator[None]:
 
     Real-PBX tests of several checkouts run against the same PBX on one machine, with the same test
     numbers; a controller of one run then records (and stops, and mutes) the other run's calls — seen
-    on a shared Asterisk as two MixMonitors on one channel and a wrong stop reason. An flock per PBX,
-    keyed by host and port only (never the credentials), makes concurrent runs take turns test by test.
+    on a shared Asterisk as two MixMonitors on one channel and a wrong stop reason (lab.pbx_turn).
     """
-    host_port = "_".join(target.split(":")[:2])
-    path = Path(tempfile.gettempdir()) / f"callrec-real-pbx-{host_port}.lock"
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    host, port = target.split(":")[:2]
+    with pbx_turn(host, port):
+        yield
 
 
 def make_config(tmp: Path, node_id: str) -> Config:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -50,7 +49,6 @@ import sys
 import tempfile
 import time
 import uuid as uuidlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +58,7 @@ import asyncpg
 from pyrage import x25519
 
 from controller.drivers.esl_protocol import EslProtocol, connect
+from lab.pbx_turn import pbx_turn
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DSN = os.environ.get("CALLREC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -67,18 +66,6 @@ ROUTES, PHONES = "callrec_test", "callrec_test_phones"
 DID = "+15557000101"  # inbound DID → agent 2001 (rings 1 s, answers)
 TAG = "callrec_bench_call"  # set on the handset, copied to the PBX-side loopback leg that bridges
 EVENTS = "CHANNEL_BRIDGE RECORD_START CHANNEL_HANGUP_COMPLETE"
-
-
-@contextlib.contextmanager
-def pbx_turn(host: str, port: int) -> Iterator[None]:
-    """The flock of tests.real_pbx_common.one_run_at_a_time for this PBX (tests and bench take turns)."""
-    path = Path(tempfile.gettempdir()) / f"callrec-real-pbx-{host}_{port}.lock"
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class Listener:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -72,17 +73,22 @@ class _Sink(FreeSwitchDriver):
         self.set_sink(lambda e: self.got.append(e) is None)
 
 
-async def _read_esl_async(chunks: list[bytes]) -> list[Any]:
-    driver = _Sink()
+async def _fed(protocol: Callable[[], asyncio.Protocol], chunks: list[bytes]) -> None:
+    """A reader protocol on a real socket pair, fed `chunks` as socket reads would hand them over."""
     a, b = socket.socketpair()
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_connection(lambda: EslProtocol(driver._on_event), sock=a)
+    transport, proto = await loop.create_connection(protocol, sock=a)
     try:
         for c in chunks:
             proto.data_received(c)
     finally:
         transport.close()
         b.close()
+
+
+async def _read_esl_async(chunks: list[bytes]) -> list[Any]:
+    driver = _Sink()
+    await _fed(lambda: EslProtocol(driver._on_event), chunks)
     return driver.got
 
 
@@ -145,15 +151,7 @@ GOOD_AMI = b"Event: Hangup\r\nChannel: PJSIP/2001-1\r\nUniqueid: good.1\r\nLinke
 
 async def _read_ami(chunks: list[bytes]) -> list[Any]:
     got: list[Any] = []
-    a, b = socket.socketpair()
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_connection(lambda: AmiProtocol(got.append, lambda e: None), sock=a)
-    try:
-        for c in chunks:
-            proto.data_received(c)
-    finally:
-        transport.close()
-        b.close()
+    await _fed(lambda: AmiProtocol(got.append, lambda e: None), chunks)
     return got
 
 
