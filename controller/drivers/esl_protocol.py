@@ -71,6 +71,9 @@ class EventHeaders(Mapping[str, str]):
             return default
         return unquote(value) if "%" in value else value
 
+    def __contains__(self, name: object) -> bool:  # without decoding the value (Mapping's reads it)
+        return name in self._raw
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._raw)
 
