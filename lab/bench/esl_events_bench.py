@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=5, help="alternated raw / driver timings")
     ap.add_argument("--no-db", action="store_true", help="skip the row with the PostgreSQL journal")
     args = ap.parse_args(argv)
-    from lab.bench.load_bench import print_table
+    from lab.bench.load_report import print_table
 
     print_table(asyncio.run(run(args.calls, args.dsn, not args.no_db, args.pairs)))
     return 0

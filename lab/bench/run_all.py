@@ -19,7 +19,7 @@ import sys
 
 import psutil
 
-from lab.bench import esl_events_bench, load_bench
+from lab.bench import esl_events_bench, load_bench, load_report
 
 DEFAULT_DSN = load_bench.DEFAULT_DSN
 
@@ -45,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
             await load_bench.run_paired(pbx, 100.0, concurrent, calls, args.dsn, args.repeats)
             for pbx in ("freeswitch", "asterisk")
         ]
-        table = load_bench.paired_rows(pairs, 100.0, concurrent)
+        table = load_report.paired_rows(pairs, 100.0, concurrent)
         table += await esl_events_bench.run(events_calls, args.dsn, True)
         return table
 
     table = asyncio.run(run())
     print(f"\ncallrec benchmarks on {machine()}\n")
-    load_bench.print_table(table)
+    load_report.print_table(table)
     sys.stdout.flush()
     if not args.skip_others:
         extra = {
