@@ -1,11 +1,10 @@
 """Random ids (UUID version 4) for calls and recordings, without a system call per id.
 
-`uuid.uuid4()` reads 16 bytes with `os.urandom`, which releases the GIL around its `getrandom` call.
-With the FreeSWITCH driver's gevent thread parsing events at the same moment, the event loop then
-waits to get the GIL back — up to the interpreter's switch interval — once for every call and again
-for its recording, on the way to the recording's start command (profiled under call load, issue #15).
-Here the kernel's randomness is read 4 KiB at a time (256 ids), so the same quality of ids costs one
-system call per 256.
+`uuid.uuid4()` reads 16 bytes with `os.urandom`, a system call per id (which also releases the GIL:
+with another thread busy, the event loop then waited up to the interpreter's switch interval to get it
+back) once for every call and again for its recording, on the way to the recording's start command
+(profiled under call load, issue #15). Here the kernel's randomness is read 4 KiB at a time (256 ids),
+so the same quality of ids costs one system call per 256.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ async def test_socket_closed_mid_frame_reconnects(caplog: pytest.LogCaptureFixtu
     await driver.start()
     task = asyncio.create_task(_collect(driver, events))
     try:
-        # `connected` is set on the driver's hub thread; the events reach `events` only when the
+        # `connected` is set by the driver's supervisor task; the events reach `events` only when the
         # collector task runs, so wait for the LinkDown too (a busy loop may not have run it yet)
         await _wait(lambda: driver.connects >= 2 and driver.connected and LinkDown in [type(e) for e in events])
         kinds = [type(e) for e in events]
