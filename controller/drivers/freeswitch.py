@@ -25,12 +25,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from controller.drivers.base import PbxCommandError, PbxUnavailable, RecordingRequest, SpoolFiles, StartInDoubt
-from controller.drivers.esl_protocol import EslLinkLost, EslProtocol, connect
+from controller.drivers.esl_protocol import EslLinkLost, EslProtocol, connect, decode_event_plain
 from controller.drivers.freeswitch_translate import (
     RECORDING_ID_VAR,
     SUBSCRIBED,
     Translator,
-    decode_event_plain,
     live_channels_from,
     parse_show_json,
 )

@@ -8,7 +8,6 @@ import json
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote
 
 from controller.events import (
     AnyEvent,
@@ -238,14 +237,4 @@ def live_channels_from(channels: list[dict[str, Any]], calls: list[dict[str, Any
                 variables=variables,
             )
         )
-    return out
-
-
-def decode_event_plain(body: str) -> dict[str, str]:
-    """Headers of an `event plain` body (values are URL-encoded on the wire)."""
-    out: dict[str, str] = {}
-    for line in body.split("\n"):
-        if ": " in line:
-            k, v = line.split(": ", 1)
-            out[k] = unquote(v)
     return out
