@@ -48,6 +48,7 @@ async def _receiver() -> tuple[web.AppRunner, int, list[int]]:
 async def run(dsn: str, per_minute: int, seconds: float, with_hooks: bool) -> dict[str, Any]:
     from controller.config import WebhooksConfig
     from controller.metrics import Metrics
+    from lab.journal_sample import inbound_start
     from storage import db, journal
     from storage.webhook_delivery import WebhookWorker
 
@@ -78,36 +79,7 @@ async def run(dsn: str, per_minute: int, seconds: float, with_hooks: bool) -> di
         async def one_call(i: int) -> None:
             now = time.time()
             rid = str(uuid.uuid4())
-            call = journal.CallRow(
-                str(uuid.uuid4()),
-                "bench",
-                f"leg-{i}",
-                "main",
-                "inbound",
-                "+15551230000",
-                "+15557000100",
-                "2001",
-                "",
-                now,
-                now,
-            )
-            rec = journal.RecordingRow(
-                rid,
-                "bench",
-                "freeswitch",
-                f"leg-{i}",
-                "main",
-                "inbound",
-                "+15551230000",
-                "+15557000100",
-                "2001",
-                {},
-                True,
-                {},
-                {},
-                now,
-                30,
-            )
+            call, rec = inbound_start("bench", f"leg-{i}", rid, now)
             s = time.perf_counter()
             await journal.open_recording(pool, call, rec)
             starts.append(time.perf_counter() - s)

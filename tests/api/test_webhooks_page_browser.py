@@ -10,6 +10,7 @@ from pathlib import Path
 
 from controller.config import WebhooksConfig
 from controller.metrics import Metrics
+from lab.journal_sample import inbound_start
 from storage import journal
 from storage.webhook_delivery import WebhookWorker
 from tests.api.browser import needs_chromium, no_horizontal_overflow, shot, signed_in_page
@@ -53,36 +54,7 @@ async def test_admin_adds_a_webhook_and_redelivers_a_dead_letter(world: World, t
             # a recording starts; the receiver answers 503 until the event is dead
             now = time.time()
             rid = str(uuid.uuid4())
-            call = journal.CallRow(
-                str(uuid.uuid4()),
-                "fs-page",
-                "leg-" + rid[:8],
-                "main",
-                "inbound",
-                "+15551230000",
-                "+15557000100",
-                "2001",
-                "",
-                now,
-                now,
-            )
-            rec = journal.RecordingRow(
-                rid,
-                "fs-page",
-                "freeswitch",
-                "leg-" + rid[:8],
-                "main",
-                "inbound",
-                "+15551230000",
-                "+15557000100",
-                "2001",
-                {},
-                True,
-                {},
-                {},
-                now,
-                30,
-            )
+            call, rec = inbound_start("fs-page", "leg-" + rid[:8], rid, now)
             await journal.open_recording(world.pool, call, rec)
             deadline = time.monotonic() + 20
             while (

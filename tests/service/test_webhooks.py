@@ -24,6 +24,7 @@ from controller.service import Service
 from lab import scenarios as sc
 from lab.ami_sim import AmiSimulator
 from lab.esl_sim import EslSimulator
+from lab.journal_sample import inbound_start
 from storage import db, journal, users
 from storage.webhook_signature import verify
 from tests.service.test_service import make_config
@@ -297,26 +298,7 @@ async def test_dead_letter_after_the_retry_period_then_redeliver(short_env: Env)
         wid, receiver.secret = await _create_endpoint(env, receiver.url)
         # a start the PBX refused: the journal's own writes, as the recorder makes them
         rid, now = str(uuid.uuid4()), time.time()
-        call = journal.CallRow(
-            str(uuid.uuid4()), "fs1", "leg-x", "main", "inbound", "+15551230000", "+15557000100", "2001", "", now, now
-        )
-        rec = journal.RecordingRow(
-            rid,
-            "fs1",
-            "freeswitch",
-            "leg-x",
-            "main",
-            "inbound",
-            "+15551230000",
-            "+15557000100",
-            "2001",
-            {},
-            True,
-            {},
-            {},
-            now,
-            30,
-        )
+        call, rec = inbound_start("fs1", "leg-x", rid, now)
         await journal.open_recording(env.pool, call, rec)
         await journal.fail_recording(env.pool, rid, wall=now, error="-ERR no such channel")
 
