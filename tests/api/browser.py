@@ -67,6 +67,17 @@ async def until(page: Any, js: str, timeout_s: float = 10.0) -> None:
     raise AssertionError(f"timed out waiting for {js}")
 
 
+async def open_account_settings(page: Any, account: str) -> None:
+    """The recording-settings screen with `account`'s values in its form: the form of the account
+    shown first is replaced once the typed one has loaded, so a test edits only after that."""
+    from playwright.async_api import expect
+
+    await page.click('#tabs [data-screen="settings"]')
+    await page.fill("#set-account", account)
+    await page.press("#set-account", "Tab")
+    await expect(page.locator(f'#settings-form[data-account="{account}"]')).to_have_count(1)
+
+
 async def sign_in(page: Any, base: str, token: str, name: str) -> None:
     from playwright.async_api import expect
 

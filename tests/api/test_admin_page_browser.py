@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from tests.api.browser import launch, needs_chromium, no_horizontal_overflow, shot, sign_in, until
+from tests.api.browser import (
+    launch,
+    needs_chromium,
+    no_horizontal_overflow,
+    open_account_settings,
+    shot,
+    sign_in,
+    until,
+)
 from tests.api.conftest import World
 
 pytest.importorskip("lab.esl_sim")
@@ -192,9 +200,7 @@ async def test_second_admin_saving_stale_settings_sees_the_current_values(world:
                 ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
                 page = await ctx.new_page()
                 await sign_in(page, world.base, world.tokens[user], user)
-                await page.click('#tabs [data-screen="settings"]')
-                await page.fill("#set-account", "two")
-                await page.press("#set-account", "Tab")
+                await open_account_settings(page, "two")
                 await expect(page.locator("#set-retention_days")).to_have_value("183")
                 pages.append(page)
             first, second = pages

@@ -4,7 +4,7 @@ and offered on a number's row as inherit/stop/mute."""
 
 from __future__ import annotations
 
-from tests.api.browser import needs_chromium, signed_in_page
+from tests.api.browser import needs_chromium, open_account_settings, signed_in_page
 from tests.api.conftest import World
 
 pytestmark = needs_chromium
@@ -18,11 +18,7 @@ async def test_admin_chooses_mute_for_external_conference_joiners(world: World) 
     await world.request("PUT", "/api/v1/accounts/joinpage/settings", "admin", json={})
     try:
         async with signed_in_page(world.base, world.tokens["admin"], "admin") as (page, errors):
-            await page.click('#tabs [data-screen="settings"]')
-            await page.fill("#set-account", "joinpage")
-            await page.press("#set-account", "Tab")
-            # the form shows joinpage's values (not the first account's, still loading): only then edit it
-            await expect(page.locator('#settings-form[data-account="joinpage"]')).to_have_count(1)
+            await open_account_settings(page, "joinpage")
             await expect(page.locator("#set-external_joiner option:checked")).to_have_text("stop the recording")
             help_text = await page.locator('[data-field="external_joiner"] .help').inner_text()
             assert "EXTERNAL" in help_text and "once it has left" in help_text and "conference" in help_text

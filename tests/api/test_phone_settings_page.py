@@ -5,7 +5,7 @@ account has it; a number row offers the announcement as inherit/none/beep/prompt
 
 from __future__ import annotations
 
-from tests.api.browser import needs_chromium, no_horizontal_overflow, signed_in_page
+from tests.api.browser import needs_chromium, no_horizontal_overflow, open_account_settings, signed_in_page
 from tests.api.conftest import World
 
 pytestmark = needs_chromium
@@ -16,11 +16,7 @@ async def test_admin_sets_the_consent_announcement_and_secure_pause(world: World
 
     await world.request("PUT", "/api/v1/accounts/phonepage/settings", "admin", json={})
     async with signed_in_page(world.base, world.tokens["admin"], "admin") as (page, errors):
-        await page.click('#tabs [data-screen="settings"]')
-        await page.fill("#set-account", "phonepage")
-        await page.press("#set-account", "Tab")
-        # the form shows phonepage's values (not the first account's, still loading): only then edit it
-        await expect(page.locator('#settings-form[data-account="phonepage"]')).to_have_count(1)
+        await open_account_settings(page, "phonepage")
         await expect(page.locator("#set-announcement option:checked")).to_have_text("none")
         help_text = await page.locator('[data-field="announcement"] .help').inner_text()
         assert "two-party-consent" in help_text and "CUSTOMER" in help_text
