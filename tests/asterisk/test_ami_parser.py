@@ -3,28 +3,19 @@ as the capture tool did — whole, split at random points, and one byte per read
 
 from __future__ import annotations
 
-import asyncio
 import random
-import socket
 
 import pytest
 from panoramisk.message import Message
 
 from controller.drivers.ami_protocol import AmiProtocol, chan_variables, header, header_last
 from tests.asterisk.fixtures import SCENARIOS, recv_blocks, recv_messages
+from tests.socket_feed import fed
 
 
 async def _parse(chunks: list[bytes]) -> tuple[AmiProtocol, list[Message]]:
     got: list[Message] = []
-    a, b = socket.socketpair()
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_connection(lambda: AmiProtocol(got.append, lambda e: None), sock=a)
-    try:
-        for c in chunks:
-            proto.data_received(c)
-    finally:
-        transport.close()
-        b.close()
+    proto = await fed(lambda: AmiProtocol(got.append, lambda e: None), chunks)
     return proto, got
 
 

@@ -11,9 +11,7 @@ Each property: the garbage never raises out of the reader, and a well-formed fra
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +22,7 @@ from controller.drivers.ami_translate import AmiTranslator
 from controller.drivers.esl_protocol import EslProtocol
 from controller.drivers.freeswitch import FreeSwitchDriver, Translator
 from controller.events import ChannelHungUp
+from tests.socket_feed import fed
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 COUNTS = {"esl_frames": 0, "ami_frames": 0, "ami_raised": 0, "translations": 0}
@@ -73,22 +72,9 @@ class _Sink(FreeSwitchDriver):
         self.set_sink(lambda e: self.got.append(e) is None)
 
 
-async def _fed(protocol: Callable[[], asyncio.Protocol], chunks: list[bytes]) -> None:
-    """A reader protocol on a real socket pair, fed `chunks` as socket reads would hand them over."""
-    a, b = socket.socketpair()
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_connection(protocol, sock=a)
-    try:
-        for c in chunks:
-            proto.data_received(c)
-    finally:
-        transport.close()
-        b.close()
-
-
 async def _read_esl_async(chunks: list[bytes]) -> list[Any]:
     driver = _Sink()
-    await _fed(lambda: EslProtocol(driver._on_event), chunks)
+    await fed(lambda: EslProtocol(driver._on_event), chunks)
     return driver.got
 
 
@@ -151,7 +137,7 @@ GOOD_AMI = b"Event: Hangup\r\nChannel: PJSIP/2001-1\r\nUniqueid: good.1\r\nLinke
 
 async def _read_ami(chunks: list[bytes]) -> list[Any]:
     got: list[Any] = []
-    await _fed(lambda: AmiProtocol(got.append, lambda e: None), chunks)
+    await fed(lambda: AmiProtocol(got.append, lambda e: None), chunks)
     return got
 
 
