@@ -250,8 +250,10 @@ class FreeSwitchDriver:
         """A command of the supervisor's own (subscription, resync listing), waiting for its reply."""
         return await asyncio.wait_for(self._write(proto, data), self.command_timeout)
 
-    def _post(self, item: AnyEvent) -> None:
-        self._pending.append(item)
+    def _post(self, *items: AnyEvent) -> None:
+        """Queue translated events in order and hand them to the sink (or wake `events()`)."""
+        self._pending.extend(items)
+        self._wake()
 
     def _on_event(self, headers: Mapping[str, str]) -> None:
         """One ESL event, on the loop as it is read: translated, then offered to the sink at once."""
@@ -263,8 +265,7 @@ class FreeSwitchDriver:
             log.exception("%s: cannot translate %s event", self.name, headers.get("Event-Name"))
             return
         if out:
-            self._pending.extend(out)
-            self._wake()
+            self._post(*out)
 
     async def _supervise(self) -> None:
         backoff = self.backoff_initial
@@ -277,7 +278,6 @@ class FreeSwitchDriver:
                 # LinkUp goes out BEFORE the subscription, so every event of this link follows it in
                 # the queue (the recorder tells legs learned on this link from stale ones by it).
                 self._post(LinkUp(self.name, time.monotonic(), time.time()))
-                self._wake()
                 up = True
                 reply = await self._send(proto, "event plain " + SUBSCRIBED)
                 if not reply.startswith("+OK"):
@@ -295,7 +295,6 @@ class FreeSwitchDriver:
                         self.name, time.monotonic(), time.time(), channels=tuple(live_channels_from(channels, calls))
                     )
                 )
-                self._wake()
                 reason = await asyncio.shield(proto.closed)
                 if self._running:
                     log.warning("%s: ESL link lost: %s; reconnecting", self.name, reason)
@@ -321,7 +320,6 @@ class FreeSwitchDriver:
                     proto.abort()
                 if up:
                     self._post(LinkDown(self.name, time.monotonic(), time.time(), reason=reason))
-                    self._wake()
                     if self.on_link:
                         self.on_link(False)
             if not self._running:
