@@ -93,6 +93,12 @@ def plan(
     return Plan(tuple(acquire), tuple(release))
 
 
+def orphaned_nodes(leases: Mapping[str, tuple[str, float]], ttl: float, at: float = 0.0) -> set[str]:
+    """The nodes whose lease (holder, seconds left) will have been free for a whole ttl `at` seconds
+    from the reading: nobody renewed them, so any instance may take them."""
+    return {node for node, (_, left) in leases.items() if left < at - ttl}
+
+
 def next_change(
     me: str,
     my_nodes: Iterable[str],
@@ -119,8 +125,7 @@ def next_change(
 
     def todo(t: float) -> tuple[set[str], set[str]]:
         alive = [m for m, left in rows if left > t]
-        orphaned = {n for n, (_, left) in leases.items() if left < t - ttl}
-        step = plan(me, my_nodes, alive, held_set, orphaned=orphaned)
+        step = plan(me, my_nodes, alive, held_set, orphaned=orphaned_nodes(leases, ttl, t))
         free = {n for n in step.acquire if n not in leases or leases[n][0] == me or leases[n][1] < t}
         return free - held_set, set(step.release)
 

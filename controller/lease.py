@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from controller.assignment import Member, next_change, owner, plan
+from controller.assignment import Member, next_change, orphaned_nodes, owner, plan
 
 T = TypeVar("T")
 
@@ -201,9 +201,8 @@ class LeaseManager:
         # can only make a wake-up late (by the query's round trip), never early.
         read_at = loop.time()
         members = [m for _, m, _ in seen.members]
-        orphaned = {node for node, (_, left) in seen.leases.items() if left < -self.ttl}
         self.members = members
-        step = plan(self.name, self.nodes, members, self.active, orphaned=orphaned)
+        step = plan(self.name, self.nodes, members, self.active, orphaned=orphaned_nodes(seen.leases, self.ttl))
         for node in step.release:
             await self._hand_over(node, members)
         try:
